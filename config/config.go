@@ -1,0 +1,184 @@
+// Package config holds kratos-orgs' configuration: the type, its defaults,
+// loading from a YAML file with KRATOS_ORGS_* environment overrides, and
+// validation with messages that name the key and the problem.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole configuration. Every field has a yaml key; the
+// environment variable that overrides it is KRATOS_ORGS_ followed by the key
+// path in upper case with dots as underscores (redis.key_prefix →
+// KRATOS_ORGS_REDIS_KEY_PREFIX). Lists take comma-separated values.
+type Config struct {
+	Serve       Serve       `yaml:"serve"`
+	Redis       Redis       `yaml:"redis"`
+	Kratos      Kratos      `yaml:"kratos"`
+	Admin       Admin       `yaml:"admin"`
+	Invitations Invitations `yaml:"invitations"`
+	Roles       []string    `yaml:"roles"`
+	Mail        Mail        `yaml:"mail"`
+	Templates   Templates   `yaml:"templates"`
+	Secrets     Secrets     `yaml:"secrets"`
+	Outbox      Outbox      `yaml:"outbox"`
+	Log         Log         `yaml:"log"`
+}
+
+// Serve configures the two listeners, as Kratos has them.
+type Serve struct {
+	Public          Listener      `yaml:"public"`
+	Admin           Listener      `yaml:"admin"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MaxBodyBytes limits every request body; larger bodies get 413.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// Listener is one HTTP listener.
+type Listener struct {
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+	// BaseURL is how browsers reach the public listener; links in mail start with it.
+	BaseURL string `yaml:"base_url"`
+}
+
+// Redis selects and configures the Redis deployment.
+type Redis struct {
+	// Mode is single, sentinel, cluster or embedded (an in-process Redis for
+	// development that keeps nothing on restart).
+	Mode       string   `yaml:"mode"`
+	URL        string   `yaml:"url"`   // single: redis://[user:pass@]host:port/db
+	Addrs      []string `yaml:"addrs"` // sentinel or cluster seed addresses
+	MasterName string   `yaml:"master_name"`
+	Username   string   `yaml:"username"`
+	Password   string   `yaml:"password"`
+	DB         int      `yaml:"db"`
+	KeyPrefix  string   `yaml:"key_prefix"`
+	TLS        bool     `yaml:"tls"`
+}
+
+// Kratos locates Kratos and describes its identity schema.
+type Kratos struct {
+	AdminURL  string `yaml:"admin_url"`
+	PublicURL string `yaml:"public_url"`
+	SchemaID  string `yaml:"schema_id"`
+	// EmailTrait is the dotted path of the email trait (e.g. "email").
+	EmailTrait string `yaml:"email_trait"`
+	// NameTrait is the dotted path of the display-name trait; an object with
+	// first/last is joined with a space.
+	NameTrait string        `yaml:"name_trait"`
+	Timeout   time.Duration `yaml:"timeout"`
+}
+
+// Admin protects the admin API.
+type Admin struct {
+	// APIKeys are accepted as "Authorization: Bearer <key>"; several so a key
+	// can be rotated without downtime.
+	APIKeys []string `yaml:"api_keys"`
+}
+
+// Invitations holds the invitation backend's policy.
+type Invitations struct {
+	TTL            time.Duration `yaml:"ttl"`
+	MaxTTL         time.Duration `yaml:"max_ttl"`
+	RemindInterval time.Duration `yaml:"remind_interval"`
+	// Retention keeps ended invitations listable for this long.
+	Retention            time.Duration `yaml:"retention"`
+	SuccessURL           string        `yaml:"success_url"`
+	AllowedRedirectHosts []string      `yaml:"allowed_redirect_hosts"`
+	// AcceptPath is where invitation links point on the public listener.
+	AcceptPath string `yaml:"accept_path"`
+}
+
+// Mail configures outgoing mail.
+type Mail struct {
+	Sender      string  `yaml:"sender"` // resend or log
+	FromAddress string  `yaml:"from_address"`
+	FromName    string  `yaml:"from_name"`
+	Resend      Resend  `yaml:"resend"`
+	RatePerSec  float64 `yaml:"rate_per_second"`
+}
+
+// Resend is the Resend API client configuration.
+type Resend struct {
+	APIKey  string        `yaml:"api_key"`
+	BaseURL string        `yaml:"base_url"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Templates points at an optional directory whose files override the
+// embedded templates by name.
+type Templates struct {
+	Dir string `yaml:"dir"`
+}
+
+// Secrets are keys, newest first, so they can be rotated.
+type Secrets struct {
+	// Cipher keys encrypt invitation links while they wait in the mail outbox.
+	Cipher []string `yaml:"cipher"`
+}
+
+// Outbox tunes the durable job queue (mail, index repair, cleanups).
+type Outbox struct {
+	Workers      int           `yaml:"workers"`
+	PollInterval time.Duration `yaml:"poll_interval"`
+	MaxAttempts  int           `yaml:"max_attempts"`
+	BaseBackoff  time.Duration `yaml:"base_backoff"`
+	MaxBackoff   time.Duration `yaml:"max_backoff"`
+	// ClaimAfter is how long a job may stay unacknowledged before another
+	// worker takes it over (its worker is presumed dead).
+	ClaimAfter    time.Duration `yaml:"claim_after"`
+	SweepInterval time.Duration `yaml:"sweep_interval"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or text
+}
+
+// Default returns the configuration used for every key the file and the
+// environment leave out.
+func Default() Config {
+	return Config{
+		Serve: Serve{
+			Public:          Listener{Host: "0.0.0.0", Port: 4480, BaseURL: "http://127.0.0.1:4480"},
+			Admin:           Listener{Host: "0.0.0.0", Port: 4481},
+			ShutdownTimeout: 30 * time.Second,
+			MaxBodyBytes:    1 << 20,
+		},
+		Redis: Redis{Mode: "single", URL: "redis://127.0.0.1:6379/0", KeyPrefix: "kratos-orgs:"},
+		Kratos: Kratos{
+			AdminURL:   "http://127.0.0.1:4434",
+			PublicURL:  "http://127.0.0.1:4433",
+			SchemaID:   "default",
+			EmailTrait: "email",
+			NameTrait:  "name",
+			Timeout:    10 * time.Second,
+		},
+		Invitations: Invitations{
+			TTL:            7 * 24 * time.Hour,
+			MaxTTL:         30 * 24 * time.Hour,
+			RemindInterval: time.Hour,
+			Retention:      90 * 24 * time.Hour,
+			AcceptPath:     "/invitations/accept/",
+		},
+		Roles: []string{"owner", "admin", "member"},
+		Mail: Mail{
+			Sender:     "log",
+			FromName:   "kratos-orgs",
+			Resend:     Resend{BaseURL: "https://api.resend.com/", Timeout: 30 * time.Second},
+			RatePerSec: 2,
+		},
+		Outbox: Outbox{
+			Workers:       4,
+			PollInterval:  500 * time.Millisecond,
+			MaxAttempts:   8,
+			BaseBackoff:   2 * time.Second,
+			MaxBackoff:    10 * time.Minute,
+			ClaimAfter:    2 * time.Minute,
+			SweepInterval: 30 * time.Second,
+		},
+		Log: Log{Level: "info", Format: "json"},
+	}
+}

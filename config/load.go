@@ -1,0 +1,150 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// EnvPrefix starts every environment variable that overrides a key.
+const EnvPrefix = "KRATOS_ORGS_"
+
+// Load reads the YAML file at path (none when path is empty), applies the
+// environment overrides found through getenv, and validates the result.
+// Unknown keys in the file are errors, so a typo never silently falls back
+// to a default.
+func Load(path string, getenv func(string) string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		// An empty file is io.EOF: all defaults.
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, getenv); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// EnvKeys lists every key with the environment variable that overrides it,
+// in declaration order.
+func EnvKeys() [][2]string {
+	var out [][2]string
+	walk(reflect.ValueOf(Default()), "", func(key string, _ reflect.Value) error {
+		out = append(out, [2]string{key, envName(key)})
+		return nil
+	})
+	return out
+}
+
+func envName(key string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// applyEnv walks the struct by yaml tags; each leaf has exactly one
+// environment variable, so there is no guessing which key FOO_BAR_BAZ means.
+func applyEnv(cfg *Config, getenv func(string) string) error {
+	if getenv == nil {
+		return nil
+	}
+	return walk(reflect.ValueOf(cfg).Elem(), "", func(key string, v reflect.Value) error {
+		raw := getenv(envName(key))
+		if raw == "" {
+			return nil
+		}
+		if err := setFromString(v, raw); err != nil {
+			return fmt.Errorf("config: %s (from %s): %w", key, envName(key), err)
+		}
+		return nil
+	})
+}
+
+func walk(v reflect.Value, prefix string, leaf func(key string, v reflect.Value) error) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		key := tag
+		if prefix != "" {
+			key = prefix + "." + tag
+		}
+		fv := v.Field(i)
+		if f.Type.Kind() == reflect.Struct {
+			if err := walk(fv, key, leaf); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := leaf(key, fv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+func setFromString(v reflect.Value, raw string) error {
+	if v.Type() == durationType {
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return fmt.Errorf("not a duration (like 30s, 168h): %q", raw)
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(raw)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", raw)
+		}
+		v.SetInt(n)
+	case reflect.Float64:
+		n, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", raw)
+		}
+		v.SetFloat(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %q", raw)
+		}
+		v.SetBool(b)
+	case reflect.Slice:
+		var items []string
+		for _, s := range strings.Split(raw, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				items = append(items, s)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
+	default:
+		return fmt.Errorf("unsupported type %s", v.Type())
+	}
+	return nil
+}

@@ -1,0 +1,239 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Problems is every validation failure at once, so an operator fixes the
+// file in one go.
+type Problems []string
+
+func (p Problems) Error() string {
+	return "invalid configuration:\n  - " + strings.Join(p, "\n  - ")
+}
+
+var roleName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// Validate checks the configuration and names the key of every problem.
+func (c *Config) Validate() error {
+	var p Problems
+	add := func(key, format string, args ...any) {
+		p = append(p, key+": "+fmt.Sprintf(format, args...))
+	}
+
+	for _, l := range []struct {
+		key string
+		l   Listener
+	}{{"serve.public", c.Serve.Public}, {"serve.admin", c.Serve.Admin}} {
+		if l.l.Port < 0 || l.l.Port > 65535 {
+			add(l.key+".port", "must be between 0 and 65535, got %d", l.l.Port)
+		}
+	}
+	if c.Serve.Public.Port != 0 && c.Serve.Public.Port == c.Serve.Admin.Port && c.Serve.Public.Host == c.Serve.Admin.Host {
+		add("serve.admin.port", "must differ from serve.public.port (%d)", c.Serve.Public.Port)
+	}
+	checkURL(add, "serve.public.base_url", c.Serve.Public.BaseURL, true)
+	if c.Serve.MaxBodyBytes < 1024 {
+		add("serve.max_body_bytes", "must be at least 1024, got %d", c.Serve.MaxBodyBytes)
+	}
+	if c.Serve.ShutdownTimeout <= 0 {
+		add("serve.shutdown_timeout", "must be positive")
+	}
+
+	switch c.Redis.Mode {
+	case "single":
+		if c.Redis.URL == "" && len(c.Redis.Addrs) != 1 {
+			add("redis.url", "required in single mode (or exactly one address in redis.addrs)")
+		}
+		if c.Redis.URL != "" {
+			if u, err := url.Parse(c.Redis.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+				add("redis.url", "must be a redis:// or rediss:// URL, got %q", c.Redis.URL)
+			}
+		}
+	case "sentinel":
+		if len(c.Redis.Addrs) == 0 {
+			add("redis.addrs", "required in sentinel mode: the sentinels' host:port")
+		}
+		if c.Redis.MasterName == "" {
+			add("redis.master_name", "required in sentinel mode")
+		}
+	case "cluster":
+		if len(c.Redis.Addrs) == 0 {
+			add("redis.addrs", "required in cluster mode: one or more seed nodes' host:port")
+		}
+	case "embedded":
+	default:
+		add("redis.mode", "must be single, sentinel, cluster or embedded, got %q", c.Redis.Mode)
+	}
+	if strings.ContainsAny(c.Redis.KeyPrefix, "{} \t\n") {
+		add("redis.key_prefix", "must not contain braces or spaces (braces are hash tags), got %q", c.Redis.KeyPrefix)
+	}
+
+	checkURL(add, "kratos.admin_url", c.Kratos.AdminURL, true)
+	checkURL(add, "kratos.public_url", c.Kratos.PublicURL, true)
+	if c.Kratos.SchemaID == "" {
+		add("kratos.schema_id", "required")
+	}
+	if c.Kratos.EmailTrait == "" {
+		add("kratos.email_trait", "required")
+	}
+	if c.Kratos.Timeout <= 0 {
+		add("kratos.timeout", "must be positive")
+	}
+
+	if len(c.Admin.APIKeys) == 0 {
+		add("admin.api_keys", "at least one key is required (KRATOS_ORGS_ADMIN_API_KEYS=key1,key2)")
+	}
+	for i, k := range c.Admin.APIKeys {
+		if len(k) < 16 {
+			add(fmt.Sprintf("admin.api_keys[%d]", i), "must be at least 16 characters")
+		}
+	}
+
+	inv := c.Invitations
+	if inv.MaxTTL <= 0 || inv.MaxTTL > 365*24*time.Hour {
+		add("invitations.max_ttl", "must be positive and at most 8760h, got %s", inv.MaxTTL)
+	}
+	if inv.TTL <= 0 {
+		add("invitations.ttl", "must be positive, got %s", inv.TTL)
+	} else if inv.TTL > inv.MaxTTL {
+		add("invitations.ttl", "%s exceeds invitations.max_ttl (%s)", inv.TTL, inv.MaxTTL)
+	}
+	if inv.RemindInterval < 0 {
+		add("invitations.remind_interval", "must not be negative")
+	}
+	if inv.Retention < 0 {
+		add("invitations.retention", "must not be negative")
+	}
+	if inv.SuccessURL != "" {
+		if checkURL(add, "invitations.success_url", inv.SuccessURL, true) {
+			u, _ := url.Parse(inv.SuccessURL)
+			if !slices.Contains(inv.AllowedRedirectHosts, u.Host) {
+				add("invitations.success_url", "host %q is not in invitations.allowed_redirect_hosts", u.Host)
+			}
+		}
+	}
+	for i, h := range inv.AllowedRedirectHosts {
+		if h == "" || strings.ContainsAny(h, "/ ") {
+			add(fmt.Sprintf("invitations.allowed_redirect_hosts[%d]", i), "must be a host or host:port, got %q", h)
+		}
+	}
+	if !strings.HasPrefix(inv.AcceptPath, "/") || !strings.HasSuffix(inv.AcceptPath, "/") {
+		add("invitations.accept_path", "must start and end with '/', got %q", inv.AcceptPath)
+	}
+
+	for _, must := range []string{"owner", "admin", "member"} {
+		if !slices.Contains(c.Roles, must) {
+			add("roles", "must contain %q (roles are listed from most to least privileged)", must)
+		}
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Roles {
+		if !roleName.MatchString(r) {
+			add(fmt.Sprintf("roles[%d]", i), "%q is not a valid role name (lower-case letters, digits, _ and -)", r)
+		}
+		if seen[r] {
+			add(fmt.Sprintf("roles[%d]", i), "%q is listed twice", r)
+		}
+		seen[r] = true
+	}
+	if len(c.Roles) > 0 && c.Roles[0] != "owner" {
+		add("roles", "must start with \"owner\", the most privileged role")
+	}
+
+	switch c.Mail.Sender {
+	case "log":
+	case "resend":
+		if c.Mail.Resend.APIKey == "" {
+			add("mail.resend.api_key", "required when mail.sender is resend (KRATOS_ORGS_MAIL_RESEND_API_KEY)")
+		}
+		checkURL(add, "mail.resend.base_url", c.Mail.Resend.BaseURL, true)
+		if c.Mail.Resend.Timeout <= 0 {
+			add("mail.resend.timeout", "must be positive")
+		}
+	default:
+		add("mail.sender", "must be resend or log, got %q", c.Mail.Sender)
+	}
+	if c.Mail.FromAddress == "" {
+		add("mail.from_address", "required")
+	} else if a, err := mail.ParseAddress(c.Mail.FromAddress); err != nil || a.Name != "" {
+		add("mail.from_address", "must be a bare address like invites@example.com, got %q", c.Mail.FromAddress)
+	}
+	if c.Mail.RatePerSec <= 0 {
+		add("mail.rate_per_second", "must be positive")
+	}
+
+	if len(c.Secrets.Cipher) == 0 {
+		add("secrets.cipher", "at least one key of 32 or more characters is required; it encrypts invitation links waiting in the outbox")
+	}
+	for i, k := range c.Secrets.Cipher {
+		if len(k) < 32 {
+			add(fmt.Sprintf("secrets.cipher[%d]", i), "must be at least 32 characters")
+		}
+	}
+
+	o := c.Outbox
+	if o.Workers < 1 {
+		add("outbox.workers", "must be at least 1")
+	}
+	if o.MaxAttempts < 1 {
+		add("outbox.max_attempts", "must be at least 1")
+	}
+	for _, d := range []struct {
+		key string
+		v   int64
+	}{{"outbox.poll_interval", int64(o.PollInterval)}, {"outbox.base_backoff", int64(o.BaseBackoff)},
+		{"outbox.max_backoff", int64(o.MaxBackoff)}, {"outbox.claim_after", int64(o.ClaimAfter)},
+		{"outbox.sweep_interval", int64(o.SweepInterval)}} {
+		if d.v <= 0 {
+			add(d.key, "must be positive")
+		}
+	}
+	if o.ClaimAfter > 0 && c.Mail.Resend.Timeout >= o.ClaimAfter {
+		add("outbox.claim_after", "must exceed mail.resend.timeout (%s), or a slow send is taken over while still running", c.Mail.Resend.Timeout)
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		add("log.format", "must be json or text, got %q", c.Log.Format)
+	}
+
+	if len(p) > 0 {
+		return p
+	}
+	return nil
+}
+
+func checkURL(add func(string, string, ...any), key, raw string, required bool) bool {
+	if raw == "" {
+		if required {
+			add(key, "required")
+		}
+		return false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add(key, "must be an absolute http(s) URL, got %q", raw)
+		return false
+	}
+	return true
+}
+
+// IsProblems reports whether err is a validation failure.
+func IsProblems(err error) bool {
+	var p Problems
+	return errors.As(err, &p)
+}

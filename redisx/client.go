@@ -1,0 +1,110 @@
+package redisx
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kratos-orgs/kratos-orgs/config"
+)
+
+// Open connects to the Redis deployment the configuration names and checks
+// that it answers. The returned close function also stops an embedded Redis.
+func Open(ctx context.Context, cfg config.Redis, log *slog.Logger) (redis.UniversalClient, func() error, error) {
+	opts, err := options(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	var embedded *miniredis.Miniredis
+	if cfg.Mode == "embedded" {
+		// Development only: an in-process Redis that forgets everything on
+		// exit. Production runs a real Redis with persistence.
+		embedded = miniredis.NewMiniRedis()
+		if err := embedded.Start(); err != nil {
+			return nil, nil, fmt.Errorf("redis: start embedded: %w", err)
+		}
+		log.Warn("using an embedded in-memory Redis: organizations and invitations are lost on exit; install redis-server for real use",
+			"addr", embedded.Addr())
+		opts.Addrs = []string{embedded.Addr()}
+	}
+	var client redis.UniversalClient
+	if cfg.Mode == "cluster" {
+		client = redis.NewClusterClient(opts.Cluster())
+	} else if cfg.Mode == "sentinel" {
+		client = redis.NewFailoverClient(opts.Failover())
+	} else {
+		client = redis.NewClient(opts.Simple())
+	}
+	closeAll := func() error {
+		err := client.Close()
+		if embedded != nil {
+			embedded.Close()
+		}
+		return err
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := client.Ping(pingCtx).Err(); err != nil {
+		_ = closeAll()
+		return nil, nil, fmt.Errorf("redis: ping %v: %w", opts.Addrs, err)
+	}
+	return client, closeAll, nil
+}
+
+func options(cfg config.Redis) (*redis.UniversalOptions, error) {
+	opts := &redis.UniversalOptions{
+		Addrs:      cfg.Addrs,
+		MasterName: cfg.MasterName,
+		Username:   cfg.Username,
+		Password:   cfg.Password,
+		DB:         cfg.DB,
+	}
+	if cfg.Mode == "single" && cfg.URL != "" {
+		u, err := redis.ParseURL(cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redis.url: %w", err)
+		}
+		opts.Addrs = []string{u.Addr}
+		opts.DB = u.DB
+		if u.Username != "" {
+			opts.Username = u.Username
+		}
+		if u.Password != "" {
+			opts.Password = u.Password
+		}
+		opts.TLSConfig = u.TLSConfig
+	}
+	if cfg.TLS && opts.TLSConfig == nil {
+		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if cfg.Mode != "embedded" && len(opts.Addrs) == 0 {
+		return nil, errors.New("redis: no address configured")
+	}
+	return opts, nil
+}
+
+// IsUnavailable reports whether err means Redis could not be reached or
+// answered with a transient error, as opposed to a script or data error.
+func IsUnavailable(err error) bool {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return false
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		// Server replies: only LOADING/TRYAGAIN/CLUSTERDOWN/MASTERDOWN are transient.
+		msg := rerr.Error()
+		for _, p := range []string{"LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY"} {
+			if len(msg) >= len(p) && msg[:len(p)] == p {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
