@@ -1,0 +1,69 @@
+// Package outbox is kratos-orgs' durable job queue: side effects that must
+// happen after a Redis write (sending mail, repairing cross-shard indexes,
+// deleting an abandoned Kratos identity) are written as jobs in the same
+// atomic step as the data, then carried out by workers.
+//
+// Each shard has a Redis Stream read through a consumer group. A job that
+// fails with a retryable error moves to a delayed set and comes back after a
+// backoff; after MaxAttempts it is dead-lettered. A job whose worker died
+// unacknowledged is claimed by another worker after ClaimAfter. Handlers must
+// therefore be idempotent: a job can run more than once, never zero times.
+package outbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Job is one unit of work. Lua scripts write the same JSON (short keys keep
+// streams small).
+type Job struct {
+	Kind     string `json:"k"`
+	Ref      string `json:"r"`            // the invitation or organization id
+	Subject  string `json:"i,omitempty"`  // an identity id, when the job is about one
+	Version  int    `json:"v,omitempty"`  // token version of a mail job
+	Template string `json:"t,omitempty"`  // mail template set: invitation, reminder, activation
+	Sealed   string `json:"s,omitempty"`  // the sealed token of a mail job
+	Attempt  int    `json:"a,omitempty"`  // attempts made so far
+	LastErr  string `json:"e,omitempty"`  // the last attempt's error
+	Enqueued int64  `json:"at,omitempty"` // enqueue time, unix ms
+}
+
+// Field is the stream entry field that holds the job JSON.
+const Field = "job"
+
+func decodeJob(raw string) (Job, error) {
+	var j Job
+	if err := json.Unmarshal([]byte(raw), &j); err != nil {
+		return j, fmt.Errorf("outbox: undecodable job %q: %w", raw, err)
+	}
+	return j, nil
+}
+
+func (j Job) encode() string {
+	b, _ := json.Marshal(j)
+	return string(b)
+}
+
+// RetryError asks for another attempt, no sooner than After.
+type RetryError struct {
+	Err   error
+	After time.Duration // 0 = the worker's backoff
+}
+
+func (e *RetryError) Error() string { return "retryable: " + e.Err.Error() }
+func (e *RetryError) Unwrap() error { return e.Err }
+
+// Retry marks err as worth another attempt.
+func Retry(err error, after time.Duration) error { return &RetryError{Err: err, After: after} }
+
+// IsRetry reports whether err asks for another attempt, and after how long.
+func IsRetry(err error) (time.Duration, bool) {
+	var r *RetryError
+	if errors.As(err, &r) {
+		return r.After, true
+	}
+	return 0, false
+}

@@ -1,0 +1,384 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kratos-orgs/kratos-orgs/redisx"
+)
+
+// Config tunes a Worker.
+type Config struct {
+	Group        string // consumer group name, shared by every replica
+	Consumer     string // this process' name in the group; unique per process
+	Concurrency  int
+	Batch        int
+	PollInterval time.Duration
+	MaxAttempts  int
+	BaseBackoff  time.Duration
+	MaxBackoff   time.Duration
+	ClaimAfter   time.Duration
+}
+
+// HandlerFunc carries out one job. nil means done; an error made with
+// Permanent is not retried; any other error is retried with backoff.
+type HandlerFunc func(ctx context.Context, job Job) error
+
+// DeadFunc is told when a job of its kind will not be retried any more.
+type DeadFunc func(ctx context.Context, job Job, err error)
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as not worth retrying.
+func Permanent(err error) error { return &permanentError{err} }
+
+// Observer is told what happens to jobs (metrics).
+type Observer interface {
+	JobDone(kind string, outcome string, d time.Duration) // outcome: done, retry, dead
+}
+
+// Worker reads every shard's stream and runs the registered handlers.
+type Worker struct {
+	rdb      redis.UniversalClient
+	ks       redisx.Keyspace
+	cfg      Config
+	log      *slog.Logger
+	handlers map[string]HandlerFunc
+	dead     map[string]DeadFunc
+	wake     chan struct{}
+	now      func() time.Time
+	observer Observer
+
+	groupsOnce sync.Mutex
+	groupsOK   bool
+	lastClaim  time.Time
+}
+
+// NewWorker returns a worker; register handlers before Run.
+func NewWorker(rdb redis.UniversalClient, ks redisx.Keyspace, cfg Config, log *slog.Logger) *Worker {
+	if cfg.Group == "" {
+		cfg.Group = "kratos-orgs"
+	}
+	if cfg.Consumer == "" {
+		host, _ := os.Hostname()
+		cfg.Consumer = fmt.Sprintf("%s-%d-%d", host, os.Getpid(), rand.Uint32())
+	}
+	if cfg.Concurrency < 1 {
+		cfg.Concurrency = 1
+	}
+	if cfg.Batch < 1 {
+		cfg.Batch = 32
+	}
+	if cfg.MaxAttempts < 1 {
+		cfg.MaxAttempts = 1
+	}
+	return &Worker{
+		rdb: rdb, ks: ks, cfg: cfg, log: log,
+		handlers: map[string]HandlerFunc{},
+		dead:     map[string]DeadFunc{},
+		wake:     make(chan struct{}, 1),
+		now:      time.Now,
+	}
+}
+
+// Handle registers the handler of a job kind, and optionally what to do when
+// such a job is given up.
+func (w *Worker) Handle(kind string, h HandlerFunc, onDead DeadFunc) {
+	w.handlers[kind] = h
+	if onDead != nil {
+		w.dead[kind] = onDead
+	}
+}
+
+// SetObserver installs a metrics observer.
+func (w *Worker) SetObserver(o Observer) { w.observer = o }
+
+// SetClock replaces the clock (tests).
+func (w *Worker) SetClock(now func() time.Time) { w.now = now }
+
+// Wake makes the worker look for jobs now rather than at its next poll;
+// call it after enqueueing in this process.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Enqueue adds a job to shard s from Go code (scripts XADD their own).
+func (w *Worker) Enqueue(ctx context.Context, shard int, job Job) error {
+	if job.Enqueued == 0 {
+		job.Enqueued = w.now().UnixMilli()
+	}
+	err := w.rdb.XAdd(ctx, &redis.XAddArgs{Stream: w.ks.Outbox(shard), Values: []string{Field, job.encode()}}).Err()
+	if err == nil {
+		w.Wake()
+	}
+	return err
+}
+
+// Run processes jobs until ctx ends, then waits for jobs in flight.
+func (w *Worker) Run(ctx context.Context) error {
+	ticker := time.NewTicker(w.cfg.PollInterval)
+	defer ticker.Stop()
+	for {
+		n, err := w.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("outbox poll failed", "err", err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if n > 0 && err == nil {
+			continue // more may be waiting
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		case <-w.wake:
+		}
+	}
+}
+
+// RunOnce promotes due retries, reclaims abandoned jobs when due, reads one
+// batch from every shard and runs it to completion. It returns the number of
+// jobs run. Jobs run with a context that outlives ctx's cancellation, so a
+// shutdown finishes them instead of abandoning a half-sent mail.
+func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	if err := w.ensureGroups(ctx); err != nil {
+		return 0, err
+	}
+	if err := w.promote(ctx); err != nil {
+		return 0, err
+	}
+	var msgs []entry
+	if w.now().Sub(w.lastClaim) >= w.cfg.ClaimAfter/2 {
+		claimed, err := w.reclaim(ctx)
+		if err != nil {
+			return 0, err
+		}
+		w.lastClaim = w.now()
+		msgs = append(msgs, claimed...)
+	}
+	fresh, err := w.read(ctx)
+	if err != nil {
+		return 0, err
+	}
+	msgs = append(msgs, fresh...)
+	w.runAll(context.WithoutCancel(ctx), msgs)
+	return len(msgs), nil
+}
+
+type entry struct {
+	shard int
+	id    string
+	raw   string
+}
+
+func (w *Worker) ensureGroups(ctx context.Context) error {
+	w.groupsOnce.Lock()
+	defer w.groupsOnce.Unlock()
+	if w.groupsOK {
+		return nil
+	}
+	pipe := w.rdb.Pipeline()
+	cmds := make([]*redis.StatusCmd, redisx.Shards)
+	for s := 0; s < redisx.Shards; s++ {
+		cmds[s] = pipe.XGroupCreateMkStream(ctx, w.ks.Outbox(s), w.cfg.Group, "0")
+	}
+	_, _ = pipe.Exec(ctx)
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			return fmt.Errorf("outbox: create consumer group: %w", err)
+		}
+	}
+	w.groupsOK = true
+	return nil
+}
+
+func (w *Worker) promote(ctx context.Context) error {
+	now := w.now().UnixMilli()
+	pipe := w.rdb.Pipeline()
+	for s := 0; s < redisx.Shards; s++ {
+		promoteScript.Run(ctx, pipe, []string{w.ks.OutboxDelayed(s), w.ks.Outbox(s)}, now, 100)
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil && isNoScript(err) {
+		// Scripts are not cached on a fresh or restarted server; load and retry once.
+		for s := 0; s < redisx.Shards; s++ {
+			if err := promoteScript.Run(ctx, w.rdb, []string{w.ks.OutboxDelayed(s), w.ks.Outbox(s)}, now, 100).Err(); err != nil {
+				return fmt.Errorf("outbox: promote retries: %w", err)
+			}
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("outbox: promote retries: %w", err)
+	}
+	return nil
+}
+
+func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
+
+func (w *Worker) read(ctx context.Context) ([]entry, error) {
+	pipe := w.rdb.Pipeline()
+	cmds := make([]*redis.XStreamSliceCmd, redisx.Shards)
+	for s := 0; s < redisx.Shards; s++ {
+		cmds[s] = pipe.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: w.cfg.Group, Consumer: w.cfg.Consumer,
+			Streams: []string{w.ks.Outbox(s), ">"}, Count: int64(w.cfg.Batch), Block: -1,
+		})
+	}
+	_, _ = pipe.Exec(ctx)
+	var out []entry
+	for s, c := range cmds {
+		streams, err := c.Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "NOGROUP") {
+				// The stream or group vanished (a Redis without persistence restarted).
+				w.groupsOnce.Lock()
+				w.groupsOK = false
+				w.groupsOnce.Unlock()
+			}
+			return out, fmt.Errorf("outbox: read shard %d: %w", s, err)
+		}
+		for _, st := range streams {
+			for _, m := range st.Messages {
+				raw, _ := m.Values[Field].(string)
+				out = append(out, entry{shard: s, id: m.ID, raw: raw})
+			}
+		}
+	}
+	return out, nil
+}
+
+func (w *Worker) reclaim(ctx context.Context) ([]entry, error) {
+	var out []entry
+	for s := 0; s < redisx.Shards; s++ {
+		msgs, _, err := w.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: w.ks.Outbox(s), Group: w.cfg.Group, Consumer: w.cfg.Consumer,
+			MinIdle: w.cfg.ClaimAfter, Start: "0-0", Count: int64(w.cfg.Batch),
+		}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return out, fmt.Errorf("outbox: reclaim shard %d: %w", s, err)
+		}
+		for _, m := range msgs {
+			raw, _ := m.Values[Field].(string)
+			out = append(out, entry{shard: s, id: m.ID, raw: raw})
+			w.log.Info("outbox: reclaimed a job from a worker that stopped answering", "shard", s, "entry", m.ID)
+		}
+	}
+	return out, nil
+}
+
+func (w *Worker) runAll(ctx context.Context, msgs []entry) {
+	sem := make(chan struct{}, w.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, m := range msgs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			w.runOne(ctx, m)
+		}()
+	}
+	wg.Wait()
+}
+
+func (w *Worker) runOne(ctx context.Context, m entry) {
+	start := w.now()
+	job, err := decodeJob(m.raw)
+	if err != nil {
+		w.finish(ctx, m, job, "dead", w.bury(ctx, m, Job{Kind: "undecodable", LastErr: m.raw}))
+		return
+	}
+	h, ok := w.handlers[job.Kind]
+	if !ok {
+		job.LastErr = "no handler for job kind " + job.Kind
+		w.finish(ctx, m, job, "dead", w.bury(ctx, m, job))
+		return
+	}
+	herr := safeRun(ctx, h, job)
+	outcome := "done"
+	switch {
+	case herr == nil:
+		err = ackScript.Run(ctx, w.rdb, []string{w.ks.Outbox(m.shard)}, w.cfg.Group, m.id).Err()
+	default:
+		job.Attempt++
+		job.LastErr = truncate(herr.Error(), 500)
+		after, _ := IsRetry(herr)
+		var perm *permanentError
+		if errors.As(herr, &perm) || job.Attempt >= w.cfg.MaxAttempts {
+			outcome = "dead"
+			w.log.Warn("outbox: giving up a job", "kind", job.Kind, "ref", job.Ref, "attempts", job.Attempt, "err", herr)
+			if f, ok := w.dead[job.Kind]; ok {
+				f(ctx, job, herr)
+			}
+			err = w.bury(ctx, m, job)
+		} else {
+			outcome = "retry"
+			delay := max(after, w.backoff(job.Attempt))
+			w.log.Info("outbox: job will be retried", "kind", job.Kind, "ref", job.Ref, "attempt", job.Attempt, "in", delay, "err", herr)
+			err = delayScript.Run(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
+				w.cfg.Group, m.id, job.encode(), w.now().Add(delay).UnixMilli()).Err()
+		}
+	}
+	if w.observer != nil {
+		w.observer.JobDone(job.Kind, outcome, w.now().Sub(start))
+	}
+	w.finish(ctx, m, job, outcome, err)
+}
+
+func (w *Worker) finish(_ context.Context, m entry, job Job, outcome string, err error) {
+	if err != nil {
+		// The entry stays pending; ClaimAfter brings it back.
+		w.log.Warn("outbox: could not record a job's outcome", "kind", job.Kind, "entry", m.id, "outcome", outcome, "err", err)
+	}
+}
+
+func (w *Worker) bury(ctx context.Context, m entry, job Job) error {
+	job.Sealed = "" // a dead letter never keeps a link
+	return deadScript.Run(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDead(m.shard)}, w.cfg.Group, m.id, job.encode()).Err()
+}
+
+// backoff is exponential with full jitter, capped at MaxBackoff.
+func (w *Worker) backoff(attempt int) time.Duration {
+	d := w.cfg.BaseBackoff
+	for i := 1; i < attempt && d < w.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, w.cfg.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+func safeRun(ctx context.Context, h HandlerFunc, job Job) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = Permanent(fmt.Errorf("handler panicked: %v", r))
+		}
+	}()
+	return h(ctx, job)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
