@@ -1,0 +1,65 @@
+// Package mail sends messages: through Resend in production, or to a log for
+// development. Retrying is not done here but by the outbox, which needs to
+// know whether an error is worth a retry: see SendError.
+package mail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"time"
+)
+
+// Message is one email.
+type Message struct {
+	From    string // "Display Name <address>"
+	To      []string
+	ReplyTo string
+	Subject string
+	HTML    string
+	Text    string
+	// Tags let delivery events be joined back to an invitation.
+	Tags map[string]string
+	// IdempotencyKey makes a repeated send of the same message a no-op.
+	IdempotencyKey string
+}
+
+// Sender delivers a message and returns the provider's message id.
+type Sender interface {
+	Send(ctx context.Context, m Message) (id string, err error)
+}
+
+// SendError is a delivery failure, classified.
+type SendError struct {
+	Status     int    // HTTP status, 0 for network errors
+	Name       string // provider error name, e.g. rate_limit_exceeded
+	Message    string
+	RetryAfter time.Duration
+	// Temporary failures are worth retrying: rate limits with a
+	// retry-after, 5xx, network errors, a concurrent idempotent request.
+	// Quota exhaustion and other 4xx are not.
+	Temporary bool
+}
+
+func (e *SendError) Error() string {
+	if e.Status == 0 {
+		return "mail: " + e.Message
+	}
+	return fmt.Sprintf("mail: %d %s: %s", e.Status, e.Name, e.Message)
+}
+
+// AsSendError returns the *SendError in err's chain.
+func AsSendError(err error) (*SendError, bool) {
+	var se *SendError
+	ok := errors.As(err, &se)
+	return se, ok
+}
+
+// FormatAddress renders "Name <addr>" with RFC 5322 quoting where needed.
+func FormatAddress(name, addr string) string {
+	if name == "" {
+		return addr
+	}
+	return (&mail.Address{Name: name, Address: addr}).String()
+}
