@@ -1,0 +1,255 @@
+// Package identity is kratos-orgs' adapter over the Kratos admin API
+// (github.com/ory/client-go, pinned to the generation of Kratos v1.3).
+// Kratos is the source of truth for people: identities are only created and
+// changed here.
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	ory "github.com/ory/client-go"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+)
+
+// MarkerKey is the metadata_admin key under which kratos-orgs marks the
+// identities it created.
+const MarkerKey = "kratos_orgs"
+
+// Identity is the part of a Kratos identity kratos-orgs uses.
+type Identity struct {
+	ID       string
+	Email    string
+	Name     string
+	State    string // active or inactive
+	Verified bool   // the email address is verified
+	// CreatedByUs is true when kratos-orgs created the identity for an
+	// invitation (its metadata_admin marker).
+	CreatedByUs    bool
+	MetadataPublic map[string]any
+	Traits         map[string]any
+}
+
+// Config locates Kratos and describes its identity schema.
+type Config struct {
+	AdminURL   string
+	SchemaID   string
+	EmailTrait string // dotted path
+	NameTrait  string // dotted path
+	Timeout    time.Duration
+}
+
+// Kratos talks to the Kratos admin API.
+type Kratos struct {
+	api *ory.APIClient
+	cfg Config
+	hc  *http.Client
+}
+
+// New returns an adapter for the admin API at cfg.AdminURL.
+func New(cfg Config) *Kratos {
+	hc := &http.Client{Timeout: cfg.Timeout}
+	c := ory.NewConfiguration()
+	c.Servers = ory.ServerConfigurations{{URL: strings.TrimRight(cfg.AdminURL, "/")}}
+	c.HTTPClient = hc
+	c.UserAgent = "kratos-orgs"
+	return &Kratos{api: ory.NewAPIClient(c), cfg: cfg, hc: hc}
+}
+
+// Ready checks that the Kratos admin API answers.
+func (k *Kratos) Ready(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(k.cfg.AdminURL, "/")+"/admin/health/ready", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := k.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("kratos admin: /admin/health/ready answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// FindByEmail returns the identity whose login identifier is email, or nil.
+func (k *Kratos) FindByEmail(ctx context.Context, email string) (*Identity, error) {
+	list, resp, err := k.api.IdentityAPI.ListIdentities(ctx).CredentialsIdentifier(email).Execute()
+	if err != nil {
+		return nil, kratosErr("look up identity", resp, err)
+	}
+	for i := range list {
+		id := k.convert(&list[i])
+		if strings.EqualFold(id.Email, email) {
+			return id, nil
+		}
+	}
+	return nil, nil
+}
+
+// Get reads an identity; nil when it does not exist.
+func (k *Kratos) Get(ctx context.Context, id string) (*Identity, error) {
+	got, resp, err := k.api.IdentityAPI.GetIdentity(ctx, id).Execute()
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, kratosErr("read identity", resp, err)
+	}
+	return k.convert(got), nil
+}
+
+// ErrExists means another identity already has the address.
+var ErrExists = errors.New("identity: an identity with this address exists")
+
+// CreateInvited creates an inactive identity with only the email trait and
+// kratos-orgs' marker. It cannot log in or recover until it is activated.
+func (k *Kratos) CreateInvited(ctx context.Context, email string, marker map[string]any) (*Identity, error) {
+	traits := map[string]any{}
+	setPath(traits, k.cfg.EmailTrait, email)
+	state := "inactive"
+	body := ory.CreateIdentityBody{
+		SchemaId:      k.cfg.SchemaID,
+		Traits:        traits,
+		State:         &state,
+		MetadataAdmin: map[string]any{MarkerKey: marker},
+	}
+	got, resp, err := k.api.IdentityAPI.CreateIdentity(ctx).CreateIdentityBody(body).Execute()
+	if resp != nil && resp.StatusCode == http.StatusConflict {
+		return nil, ErrExists
+	}
+	if err != nil {
+		return nil, kratosErr("create identity", resp, err)
+	}
+	return k.convert(got), nil
+}
+
+// Delete removes an identity; deleting a missing one is not an error.
+func (k *Kratos) Delete(ctx context.Context, id string) error {
+	resp, err := k.api.IdentityAPI.DeleteIdentity(ctx, id).Execute()
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return nil
+	}
+	if err != nil {
+		return kratosErr("delete identity", resp, err)
+	}
+	return nil
+}
+
+// Patch applies a JSON Patch to an identity.
+func (k *Kratos) Patch(ctx context.Context, id string, ops []ory.JsonPatch) (*Identity, error) {
+	got, resp, err := k.api.IdentityAPI.PatchIdentity(ctx, id).JsonPatch(ops).Execute()
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return nil, apperr.NotFoundf("identity_not_found", "identity %s does not exist", id)
+	}
+	if err != nil {
+		return nil, kratosErr("patch identity", resp, err)
+	}
+	return k.convert(got), nil
+}
+
+// kratosErr maps a client-go failure: no answer or a 5xx means Kratos is
+// unavailable (503, retry); anything else is a bug or a schema mismatch.
+func kratosErr(what string, resp *http.Response, err error) error {
+	if resp == nil || resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+		return apperr.Unavailablef(fmt.Errorf("kratos: %s: %w", what, err), "kratos_unavailable",
+			"the identity service (Kratos) is unavailable; try again")
+	}
+	var body string
+	var oerr *ory.GenericOpenAPIError
+	if errors.As(err, &oerr) {
+		body = string(oerr.Body())
+	}
+	if resp.StatusCode == http.StatusBadRequest {
+		return apperr.Invalidf("identity_rejected", "Kratos rejected the identity: %s", kratosMessage(body)).
+			Wrap(fmt.Errorf("kratos: %s: %d %s", what, resp.StatusCode, body))
+	}
+	return fmt.Errorf("kratos: %s: %d %s: %w", what, resp.StatusCode, body, err)
+}
+
+func kratosMessage(body string) string {
+	// Kratos errors look like {"error":{"reason":"...","message":"..."}}.
+	if i := strings.Index(body, `"reason":"`); i >= 0 {
+		rest := body[i+10:]
+		if j := strings.Index(rest, `"`); j >= 0 {
+			return rest[:j]
+		}
+	}
+	if body == "" {
+		return "no details"
+	}
+	return body
+}
+
+func (k *Kratos) convert(in *ory.Identity) *Identity {
+	out := &Identity{ID: in.Id, MetadataPublic: in.MetadataPublic}
+	if in.State != nil {
+		out.State = *in.State
+	}
+	if t, ok := in.Traits.(map[string]any); ok {
+		out.Traits = t
+		if e, ok := getPath(t, k.cfg.EmailTrait).(string); ok {
+			out.Email = strings.ToLower(strings.TrimSpace(e))
+		}
+		out.Name = displayName(getPath(t, k.cfg.NameTrait))
+	}
+	for _, a := range in.VerifiableAddresses {
+		if strings.EqualFold(a.Value, out.Email) && a.Verified {
+			out.Verified = true
+		}
+	}
+	if m, ok := in.MetadataAdmin[MarkerKey].(map[string]any); ok && m["created"] == true {
+		out.CreatedByUs = true
+	}
+	return out
+}
+
+func displayName(v any) string {
+	switch n := v.(type) {
+	case string:
+		return strings.TrimSpace(n)
+	case map[string]any:
+		var parts []string
+		for _, k := range []string{"first", "last"} {
+			if s, ok := n[k].(string); ok && strings.TrimSpace(s) != "" {
+				parts = append(parts, strings.TrimSpace(s))
+			}
+		}
+		return strings.Join(parts, " ")
+	}
+	return ""
+}
+
+func getPath(m map[string]any, path string) any {
+	if path == "" {
+		return nil
+	}
+	var cur any = m
+	for _, p := range strings.Split(path, ".") {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = mm[p]
+	}
+	return cur
+}
+
+func setPath(m map[string]any, path string, v any) {
+	parts := strings.Split(path, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[p] = next
+		}
+		m = next
+	}
+	m[parts[len(parts)-1]] = v
+}

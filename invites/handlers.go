@@ -1,0 +1,101 @@
+package invites
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kratos-orgs/kratos-orgs/httpx"
+)
+
+// AdminHandlers serve the invitation part of the admin API.
+type AdminHandlers struct {
+	svc *Service
+}
+
+// NewAdminHandlers returns the handlers.
+func NewAdminHandlers(svc *Service) *AdminHandlers { return &AdminHandlers{svc: svc} }
+
+// Register adds the routes to an admin router group (already authenticated).
+func (h *AdminHandlers) Register(r gin.IRouter) {
+	r.POST("/organizations/:org/invitations", httpx.H(h.invite))
+	r.GET("/organizations/:org/invitations", httpx.H(h.list))
+	r.GET("/invitations/:id", httpx.H(h.get))
+	r.DELETE("/invitations/:id", httpx.H(h.revoke))
+	r.POST("/invitations/:id/resend", httpx.H(h.resend))
+	r.POST("/invitations/:id/remind", httpx.H(h.remind))
+}
+
+func (h *AdminHandlers) invite(c *gin.Context) error {
+	var req InviteRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	inv, created, err := h.svc.Invite(c.Request.Context(), c.Param("org"), req)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK // the pending invitation, with a new token
+	}
+	c.JSON(status, inv)
+	return nil
+}
+
+func (h *AdminHandlers) list(c *gin.Context) error {
+	cursor, limit, err := httpx.Page(c)
+	if err != nil {
+		return err
+	}
+	page, err := h.svc.List(c.Request.Context(), c.Param("org"), Filter{
+		Status: c.Query("status"), Email: c.Query("email"), Cursor: cursor, Limit: limit,
+	})
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, page)
+	return nil
+}
+
+func (h *AdminHandlers) get(c *gin.Context) error {
+	inv, err := h.svc.Get(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, inv)
+	return nil
+}
+
+func (h *AdminHandlers) revoke(c *gin.Context) error {
+	inv, err := h.svc.Revoke(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, inv)
+	return nil
+}
+
+func (h *AdminHandlers) resend(c *gin.Context) error {
+	var req struct {
+		SendEmail *bool `json:"send_email,omitempty"`
+	}
+	if err := httpx.DecodeOptionalJSON(c, &req); err != nil {
+		return err
+	}
+	inv, err := h.svc.Resend(c.Request.Context(), c.Param("id"), req.SendEmail == nil || *req.SendEmail)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, inv)
+	return nil
+}
+
+func (h *AdminHandlers) remind(c *gin.Context) error {
+	inv, err := h.svc.Remind(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, inv)
+	return nil
+}

@@ -1,0 +1,128 @@
+// Package invites is the invitation backend (the seed's InvitationBackend
+// and RegistrationBackend): invite by email, resend, remind, revoke, expire
+// and accept, with their admin handlers and the outbox jobs that mail the
+// links and keep indexes and Kratos identities tidy.
+package invites
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/kratos-orgs/kratos-orgs/redisx"
+)
+
+// Status of an invitation. Final states never change.
+type Status string
+
+const (
+	Pending  Status = "pending"
+	Accepted Status = "accepted"
+	Revoked  Status = "revoked"
+	Expired  Status = "expired"
+)
+
+// Final reports whether s is an end state.
+func (s Status) Final() bool { return s != Pending }
+
+// Delivery states of an invitation's latest mail.
+const (
+	DeliveryQueued  = "queued"
+	DeliverySent    = "sent"
+	DeliveryFailed  = "failed"
+	DeliverySkipped = "skipped" // send_email was false: the caller delivers the link
+)
+
+// Invitation is a pending or ended invitation to join an organization.
+type Invitation struct {
+	ID             string         `json:"id"`
+	OrganizationID string         `json:"organization_id"`
+	Email          string         `json:"email"`
+	Role           string         `json:"role"`
+	Status         Status         `json:"status"`
+	Inviter        *Inviter       `json:"inviter,omitempty"`
+	Context        map[string]any `json:"context,omitempty"`
+	RedirectTo     string         `json:"redirect_to,omitempty"`
+	IdentityID     string         `json:"identity_id,omitempty"`
+	// ExistingIdentity is true when the address had a Kratos identity
+	// before the invitation; false when kratos-orgs created one for it.
+	ExistingIdentity bool       `json:"existing_identity"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
+	ExpiresAt        time.Time  `json:"expires_at"`
+	AcceptedAt       *time.Time `json:"accepted_at,omitempty"`
+	AcceptedBy       string     `json:"accepted_by,omitempty"`
+	EndedAt          *time.Time `json:"ended_at,omitempty"`
+	RemindedAt       *time.Time `json:"reminded_at,omitempty"`
+	Delivery         Delivery   `json:"delivery"`
+	// AcceptURL is only set in the response that created or rotated the
+	// token, and only when the caller delivers the link (send_email=false).
+	AcceptURL string `json:"accept_url,omitempty"`
+
+	// Not exposed.
+	identityCreated bool
+	tokenHash       string
+	tokenVersion    int
+	ttl             time.Duration
+}
+
+// Inviter is who sent the invitation.
+type Inviter struct {
+	ID   string `json:"id,omitempty"`   // a Kratos identity id
+	Name string `json:"name,omitempty"` // display name
+}
+
+// Delivery is the state of the latest invitation mail.
+type Delivery struct {
+	Status    string     `json:"status"`
+	Attempts  int        `json:"attempts"`
+	LastError string     `json:"last_error,omitempty"`
+	MessageID string     `json:"message_id,omitempty"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+}
+
+func optTime(s string) *time.Time {
+	t := redisx.MsTime(s)
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// parseInvitation reads a hash; the status read is the effective one: a
+// pending invitation past its expiry is expired even before a sweeper ran.
+func parseInvitation(h map[string]string, now time.Time) Invitation {
+	inv := Invitation{
+		ID: h["id"], OrganizationID: h["org"], Email: h["email"], Role: h["role"],
+		Status: Status(h["status"]), RedirectTo: h["redirect_to"], IdentityID: h["identity_id"],
+		ExistingIdentity: h["identity_existing"] == "1", identityCreated: h["identity_created"] == "1",
+		CreatedAt: redisx.MsTime(h["created_at"]), UpdatedAt: redisx.MsTime(h["updated_at"]),
+		ExpiresAt: redisx.MsTime(h["expires_at"]), AcceptedBy: h["accepted_by"],
+		EndedAt: optTime(h["ended_at"]), RemindedAt: optTime(h["reminded_at"]),
+		tokenHash: h["token_hash"],
+	}
+	inv.tokenVersion, _ = strconv.Atoi(h["token_version"])
+	if ms, err := strconv.ParseInt(h["ttl_ms"], 10, 64); err == nil {
+		inv.ttl = time.Duration(ms) * time.Millisecond
+	}
+	if inv.Status == Accepted {
+		inv.AcceptedAt = inv.EndedAt
+	}
+	if inv.Status == Pending && !now.Before(inv.ExpiresAt) {
+		inv.Status = Expired
+		e := inv.ExpiresAt
+		inv.EndedAt = &e
+	}
+	if h["inviter_id"] != "" || h["inviter_name"] != "" {
+		inv.Inviter = &Inviter{ID: h["inviter_id"], Name: h["inviter_name"]}
+	}
+	if c := h["context"]; c != "" && c != "null" {
+		_ = json.Unmarshal([]byte(c), &inv.Context)
+	}
+	inv.Delivery = Delivery{
+		Status: h["delivery"], LastError: h["delivery_error"], MessageID: h["delivery_id"],
+		UpdatedAt: optTime(h["delivery_at"]),
+	}
+	inv.Delivery.Attempts, _ = strconv.Atoi(h["delivery_attempts"])
+	return inv
+}

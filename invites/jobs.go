@@ -1,0 +1,221 @@
+package invites
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/mail"
+	"github.com/kratos-orgs/kratos-orgs/outbox"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
+	"github.com/kratos-orgs/kratos-orgs/templates"
+	"github.com/kratos-orgs/kratos-orgs/tokens"
+)
+
+// Mailer renders and sends invitation mail from outbox jobs.
+type Mailer struct {
+	svc      *Service
+	sender   mail.Sender
+	render   *templates.Renderer
+	from     string // bare address
+	fromName string
+}
+
+// NewMailer returns the mail job handler.
+func NewMailer(svc *Service, sender mail.Sender, render *templates.Renderer, fromAddress, fromName string) *Mailer {
+	return &Mailer{svc: svc, sender: sender, render: render, from: fromAddress, fromName: fromName}
+}
+
+// Register installs the invitation jobs on a worker.
+func (m *Mailer) Register(w *outbox.Worker, idx *AddressIndex) {
+	w.Handle("mail", m.Handle, m.GiveUp)
+	w.Handle("invitation.sync", idx.Handle, nil)
+}
+
+// Handle sends one invitation, reminder or activation mail. A job whose
+// invitation ended or whose token was rotated since is dropped: a newer job
+// carries the link that works.
+func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
+	inv, org, err := m.svc.store.GetWithOrg(ctx, job.Ref)
+	if apperr.KindOf(err) == apperr.NotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if inv.Status != Pending || inv.tokenVersion != job.Version {
+		return nil
+	}
+	token, err := m.svc.sealer.Open(job.Sealed, sealContext)
+	if err != nil {
+		return outbox.Permanent(err)
+	}
+	if tokens.Hash(token) != inv.tokenHash {
+		return nil
+	}
+	data := templates.MailData{
+		Organization: templates.Organization{ID: inv.OrganizationID, Slug: org["slug"], Name: org["name"]},
+		Invitee:      templates.Invitee{Email: inv.Email, Existing: inv.ExistingIdentity},
+		Role:         inv.Role,
+		AcceptURL:    m.svc.cfg.AcceptURL + token,
+		ExpiresAt:    inv.ExpiresAt,
+		Context:      inv.Context,
+	}
+	if inv.Inviter != nil {
+		data.Inviter = templates.Person{ID: inv.Inviter.ID, Name: inv.Inviter.Name}
+		if inv.Inviter.ID != "" {
+			who, err := m.svc.ids.Get(ctx, inv.Inviter.ID)
+			if err != nil {
+				return err // Kratos down: retry later
+			}
+			if who != nil {
+				data.Inviter.Email = who.Email
+				if data.Inviter.Name == "" {
+					data.Inviter.Name = who.Name
+				}
+			}
+		}
+	}
+	rendered, err := m.render.Mail(job.Template, data)
+	if err != nil {
+		return outbox.Permanent(err)
+	}
+	fromName := m.fromName
+	if data.Inviter.Name != "" {
+		fromName = data.Inviter.Name // the seed's "<inviter> <DEFAULT_FROM_EMAIL>"
+	}
+	msg := mail.Message{
+		From:    mail.FormatAddress(fromName, m.from),
+		To:      []string{inv.Email},
+		ReplyTo: data.Inviter.Email,
+		Subject: rendered.Subject, HTML: rendered.HTML, Text: rendered.Text,
+		Tags: map[string]string{"kind": job.Template, "invitation": inv.ID, "organization": inv.OrganizationID},
+		// One key per link: a retry after a crash or timeout never mails twice.
+		IdempotencyKey: fmt.Sprintf("kratos-orgs/%s/v%d/%s", inv.ID, job.Version, job.Template),
+	}
+	id, sendErr := m.sender.Send(ctx, msg)
+	attempts := job.Attempt + 1
+	if sendErr == nil {
+		_, err := m.svc.store.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliverySent, Attempts: attempts, MessageID: id})
+		return err // a failure here retries the send, which the idempotency key makes harmless
+	}
+	se, _ := mail.AsSendError(sendErr)
+	if se == nil || !se.Temporary {
+		_, _ = m.svc.store.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliveryFailed, Attempts: attempts, LastError: sendErr.Error()})
+		return outbox.Permanent(sendErr)
+	}
+	_, _ = m.svc.store.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliveryQueued, Attempts: attempts, LastError: sendErr.Error()})
+	return outbox.Retry(sendErr, se.RetryAfter)
+}
+
+// GiveUp marks the delivery failed when the outbox stops retrying.
+func (m *Mailer) GiveUp(ctx context.Context, job outbox.Job, err error) {
+	if job.Kind != "mail" {
+		return
+	}
+	_, _ = m.svc.store.SetDelivery(ctx, job.Ref, job.Version, Delivery{Status: DeliveryFailed, Attempts: job.Attempt, LastError: err.Error()})
+}
+
+// AddressIndex maintains, per address, the organizations with a pending
+// invitation for it (redisx key AddressPending), and deletes identities
+// kratos-orgs created once nothing is pending for them any more.
+type AddressIndex struct {
+	svc *Service
+	rdb redis.UniversalClient
+	ks  redisx.Keyspace
+}
+
+// NewAddressIndex returns the invitation.sync job handler.
+func NewAddressIndex(svc *Service, rdb redis.UniversalClient, ks redisx.Keyspace) *AddressIndex {
+	return &AddressIndex{svc: svc, rdb: rdb, ks: ks}
+}
+
+// indexScript applies one observation of an invitation to its address'
+// index, unless a later observation was applied already: two jobs racing
+// for the same invitation cannot leave the older state behind.
+// KEYS: pending set, stamps hash (same {a:email} tag). ARGV: org, add|remove,
+// stamp (ms), expiry (ms), now (ms), stamps TTL (ms).
+var indexScript = redis.NewScript(`
+local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if tonumber(ARGV[3]) < cur then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+if ARGV[2] == 'add' then
+  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
+return 1
+`)
+
+// stampsTTL outlives any job that could still be in flight.
+const stampsTTL = 60 * 24 * time.Hour
+
+// Handle brings the address index in line with an invitation.
+func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
+	observed := time.Now()
+	inv, err := x.svc.store.Get(ctx, job.Ref)
+	if apperr.KindOf(err) == apperr.NotFound {
+		return nil // purged
+	}
+	if err != nil {
+		return err
+	}
+	op := "remove"
+	if inv.Status == Pending {
+		op = "add"
+	}
+	pending, stamps := x.ks.AddressPending(inv.Email), x.ks.AddressPending(inv.Email)+":stamps"
+	err = indexScript.Run(ctx, x.rdb, []string{pending, stamps}, inv.OrganizationID, op, observed.UnixMilli(),
+		inv.ExpiresAt.UnixMilli(), time.Now().UnixMilli(), stampsTTL.Milliseconds()).Err()
+	if err != nil {
+		return err
+	}
+	if (inv.Status == Revoked || inv.Status == Expired) && inv.identityCreated && inv.IdentityID != "" {
+		return x.cleanupIdentity(ctx, inv)
+	}
+	return nil
+}
+
+// cleanupIdentity deletes the identity kratos-orgs created for an invitation
+// that ended unaccepted, if it is still inactive, still ours, and no other
+// invitation is pending for the address.
+func (x *AddressIndex) cleanupIdentity(ctx context.Context, inv Invitation) error {
+	n, err := x.rdb.ZCount(ctx, x.ks.AddressPending(inv.Email), fmt.Sprint(time.Now().UnixMilli()), "+inf").Result()
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	who, err := x.svc.ids.Get(ctx, inv.IdentityID)
+	if err != nil {
+		return err
+	}
+	if who == nil || !who.CreatedByUs || who.State != "inactive" {
+		return nil
+	}
+	if err := x.svc.ids.Delete(ctx, who.ID); err != nil {
+		return err
+	}
+	x.svc.log.Info("deleted an identity created for an invitation that ended unaccepted",
+		"identity", who.ID, "invitation", inv.ID, "status", inv.Status)
+	return nil
+}
+
+// PendingOrganizations lists the organizations with a pending invitation
+// for an address (one round trip; used by the Kratos hooks).
+func (x *AddressIndex) PendingOrganizations(ctx context.Context, email string) ([]string, error) {
+	orgIDs, err := x.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: x.ks.AddressPending(email), ByScore: true, Start: fmt.Sprint(time.Now().UnixMilli()), Stop: "+inf",
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	return orgIDs, err
+}

@@ -1,0 +1,283 @@
+package invites
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/identity"
+	"github.com/kratos-orgs/kratos-orgs/orgs"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
+	"github.com/kratos-orgs/kratos-orgs/tokens"
+)
+
+// Identities is what the backend needs from Kratos.
+type Identities interface {
+	FindByEmail(ctx context.Context, email string) (*identity.Identity, error)
+	Get(ctx context.Context, id string) (*identity.Identity, error)
+	CreateInvited(ctx context.Context, email string, marker map[string]any) (*identity.Identity, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// Organizations is what the backend needs to know about organizations.
+type Organizations interface {
+	Exists(ctx context.Context, id string) (bool, error)
+	ResolveID(ctx context.Context, idOrSlug string) (string, error)
+}
+
+// Config is the backend's policy.
+type Config struct {
+	TTL                  time.Duration
+	MaxTTL               time.Duration
+	RemindInterval       time.Duration
+	AcceptURL            string // public base URL + accept path; the token is appended
+	AllowedRedirectHosts []string
+	Roles                orgs.Roles
+}
+
+// Service is the invitation backend.
+type Service struct {
+	store  *Store
+	orgs   Organizations
+	ids    Identities
+	sealer *tokens.Sealer
+	cfg    Config
+	log    *slog.Logger
+	wake   func()
+	now    func() time.Time
+}
+
+// NewService wires the backend. wake is called after each write that
+// queued a job, so a local worker picks it up at once.
+func NewService(store *Store, o Organizations, ids Identities, sealer *tokens.Sealer, cfg Config, log *slog.Logger, wake func()) *Service {
+	if wake == nil {
+		wake = func() {}
+	}
+	return &Service{store: store, orgs: o, ids: ids, sealer: sealer, cfg: cfg, log: log, wake: wake, now: time.Now}
+}
+
+// Store exposes the store (jobs, tests).
+func (s *Service) Store() *Store { return s.store }
+
+// Duration is a JSON duration: a string like "72h" or a number of seconds.
+type Duration time.Duration
+
+// UnmarshalJSON accepts "72h30m" or 3600.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err == nil {
+		*d = Duration(time.Duration(secs * float64(time.Second)))
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`a duration is a string like "72h" or a number of seconds`)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf(`%q is not a duration like "72h"`, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// InviteRequest is the body of POST /admin/organizations/{org}/invitations.
+type InviteRequest struct {
+	Email      string         `json:"email"`
+	Role       string         `json:"role"`
+	Inviter    *Inviter       `json:"inviter,omitempty"`
+	Context    map[string]any `json:"context,omitempty"`
+	TTL        *Duration      `json:"ttl,omitempty"`
+	RedirectTo string         `json:"redirect_to,omitempty"`
+	SendEmail  *bool          `json:"send_email,omitempty"`
+}
+
+func (s *Service) validate(r *InviteRequest) (email string, ttl time.Duration, err error) {
+	if email, err = NormalizeEmail(r.Email); err != nil {
+		return "", 0, err
+	}
+	if r.Role == "" {
+		r.Role = "member"
+	}
+	if err := s.cfg.Roles.Check(r.Role); err != nil {
+		return "", 0, err
+	}
+	ttl = s.cfg.TTL
+	if r.TTL != nil {
+		ttl = time.Duration(*r.TTL)
+		if ttl < time.Minute || ttl > s.cfg.MaxTTL {
+			return "", 0, apperr.Invalidf("invalid_ttl", "ttl must be between 1m and %s, got %s", s.cfg.MaxTTL, ttl).
+				WithDetails("field", "ttl", "max", s.cfg.MaxTTL.String())
+		}
+	}
+	if r.RedirectTo != "" {
+		if err := CheckRedirect(r.RedirectTo, s.cfg.AllowedRedirectHosts); err != nil {
+			return "", 0, err
+		}
+	}
+	if err := checkInviter(r.Inviter); err != nil {
+		return "", 0, err
+	}
+	if err := checkContext(r.Context); err != nil {
+		return "", 0, err
+	}
+	return email, ttl, nil
+}
+
+// Invite invites an address to an organization (the seed's
+// invite_by_email). A pending invitation for the same organization and
+// address is reused: its token is rotated, its expiry extended and its mail
+// sent again (created=false).
+//
+// Order matters for faults: Kratos is consulted first, so when Kratos is
+// down nothing is written; the Redis step is one atomic script; an identity
+// created here is deleted again if that script does not take.
+func (s *Service) Invite(ctx context.Context, orgRef string, r InviteRequest) (inv Invitation, created bool, err error) {
+	email, ttl, err := s.validate(&r)
+	if err != nil {
+		return inv, false, err
+	}
+	org, err := s.orgs.ResolveID(ctx, orgRef)
+	if err != nil {
+		return inv, false, err
+	}
+	person, createdNow, err := s.identityFor(ctx, org, email)
+	if err != nil {
+		return inv, false, err
+	}
+	send := r.SendEmail == nil || *r.SendEmail
+	token, hash := tokens.New(redisx.ShardOf(org))
+	n := NewInvitation{
+		OrganizationID: org, Email: email, Role: r.Role, TTL: ttl, TokenHash: hash,
+		Inviter: r.Inviter, Context: r.Context, RedirectTo: r.RedirectTo,
+		IdentityID: person.ID, ExistingIdentity: !person.CreatedByUs, IdentityCreated: person.CreatedByUs,
+		SendEmail: send, Template: "invitation", Kind: "invitation",
+	}
+	if send {
+		n.SealedToken = s.sealer.Seal(token, sealContext)
+	}
+	inv, rotated, err := s.store.Create(ctx, n)
+	if err != nil {
+		if createdNow {
+			s.undoIdentity(ctx, person.ID)
+		}
+		return inv, false, err
+	}
+	s.wake()
+	if !send {
+		inv.AcceptURL = s.cfg.AcceptURL + token
+	}
+	return inv, !rotated, nil
+}
+
+// identityFor finds the Kratos identity of an address or creates an
+// inactive one. createdNow says whether this call created it.
+func (s *Service) identityFor(ctx context.Context, org, email string) (*identity.Identity, bool, error) {
+	found, err := s.ids.FindByEmail(ctx, email)
+	if err != nil || found != nil {
+		return found, false, err
+	}
+	// Creating an identity for an unknown organization would leave it behind.
+	ok, err := s.orgs.Exists(ctx, org)
+	if err != nil {
+		return nil, false, err
+	}
+	if !ok {
+		return nil, false, apperr.NotFoundf("organization_not_found", "no organization %q", org).WithDetails("organization", org)
+	}
+	created, err := s.ids.CreateInvited(ctx, email, map[string]any{
+		"created": true, "organization": org, "created_at": s.now().UTC().Format(time.RFC3339),
+	})
+	if errors.Is(err, identity.ErrExists) {
+		// Another request created it a moment ago.
+		found, err = s.ids.FindByEmail(ctx, email)
+		if err == nil && found == nil {
+			err = apperr.Unavailablef(identity.ErrExists, "kratos_unavailable", "the identity service is inconsistent; try again")
+		}
+		return found, false, err
+	}
+	return created, err == nil, err
+}
+
+func (s *Service) undoIdentity(ctx context.Context, id string) {
+	if err := s.ids.Delete(context.WithoutCancel(ctx), id); err != nil {
+		// The sync job of a later invitation, or its expiry, retries this.
+		s.log.Warn("could not delete an identity created for an invitation that was not written", "identity", id, "err", err)
+	}
+}
+
+// Get reads an invitation.
+func (s *Service) Get(ctx context.Context, id string) (Invitation, error) {
+	return s.store.Get(ctx, id)
+}
+
+// List lists an organization's invitations.
+func (s *Service) List(ctx context.Context, orgRef string, f Filter) (orgs.Page[Invitation], error) {
+	org, err := s.orgs.ResolveID(ctx, orgRef)
+	if err != nil {
+		return orgs.Page[Invitation]{}, err
+	}
+	if f.Email != "" {
+		if f.Email, err = NormalizeEmail(f.Email); err != nil {
+			return orgs.Page[Invitation]{}, err
+		}
+	}
+	switch f.Status {
+	case "":
+		f.Status = string(Pending)
+	case string(Pending), string(Accepted), string(Revoked), string(Expired), "all":
+	default:
+		return orgs.Page[Invitation]{}, apperr.Invalidf("invalid_status", "status must be pending, accepted, revoked, expired or all").
+			WithDetails("field", "status")
+	}
+	return s.store.List(ctx, org, f)
+}
+
+// Revoke ends a pending invitation; its link dies at once.
+func (s *Service) Revoke(ctx context.Context, id string) (Invitation, error) {
+	inv, err := s.store.Revoke(ctx, id)
+	if err == nil {
+		s.wake()
+	}
+	return inv, err
+}
+
+// Resend rotates the token (the old link dies), extends the expiry by the
+// invitation's TTL and mails the new link, or returns it when send is false.
+func (s *Service) Resend(ctx context.Context, id string, send bool) (Invitation, error) {
+	return s.rotate(ctx, id, Rotation{SendEmail: send}, "invitation")
+}
+
+// Remind mails a reminder with a new token, at most once per interval.
+func (s *Service) Remind(ctx context.Context, id string) (Invitation, error) {
+	return s.rotate(ctx, id, Rotation{Remind: true, RemindInterval: s.cfg.RemindInterval, SendEmail: true}, "reminder")
+}
+
+func (s *Service) rotate(ctx context.Context, id string, r Rotation, template string) (Invitation, error) {
+	if _, ok := redisx.ParseID("inv", id); !ok {
+		return Invitation{}, errNotFound(id)
+	}
+	token, hash := tokens.New(redisx.ShardOf(id))
+	r.TokenHash, r.Template = hash, template
+	if r.SendEmail {
+		r.SealedToken = s.sealer.Seal(token, sealContext)
+	}
+	inv, err := s.store.Rotate(ctx, id, r)
+	if err != nil {
+		return inv, err
+	}
+	s.wake()
+	if !r.SendEmail {
+		inv.AcceptURL = s.cfg.AcceptURL + token
+	}
+	return inv, nil
+}
+
+// sealContext separates sealed invitation tokens from anything else sealed
+// with the same keys. The mail job also checks the token against the
+// invitation's current hash, which binds it to the invitation.
+const sealContext = "kratos-orgs/invitation-token"

@@ -1,0 +1,283 @@
+package invites
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/orgs"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
+)
+
+// Store keeps invitations in Redis. Every write is one script on the
+// organization's shard: one round trip, atomic, Cluster-safe.
+type Store struct {
+	rdb       redis.UniversalClient
+	ks        redisx.Keyspace
+	retention time.Duration
+	now       func() time.Time
+}
+
+// NewStore returns a store; retention is how long ended invitations stay listable.
+func NewStore(rdb redis.UniversalClient, ks redisx.Keyspace, retention time.Duration) *Store {
+	return &Store{rdb: rdb, ks: ks, retention: retention, now: time.Now}
+}
+
+// SetClock replaces the clock (tests).
+func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
+func storeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if redisx.IsUnavailable(err) {
+		return apperr.Unavailablef(err, "redis_unavailable", "the invitation store is unavailable; try again")
+	}
+	return fmt.Errorf("invites: redis: %w", err)
+}
+
+// NewInvitation is what Create writes.
+type NewInvitation struct {
+	OrganizationID   string
+	Email            string
+	Role             string
+	TTL              time.Duration
+	TokenHash        string
+	SealedToken      string // for the mail job; empty when no mail is sent
+	Inviter          *Inviter
+	Context          map[string]any
+	RedirectTo       string
+	IdentityID       string
+	ExistingIdentity bool
+	IdentityCreated  bool
+	SendEmail        bool
+	Template         string // mail set: invitation or activation
+	Kind             string // invitation or registration
+}
+
+// Create writes an invitation, or rotates the token of the pending
+// invitation for the same organization and address (rotated=true).
+func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, rotated bool, err error) {
+	now := s.now()
+	shard := redisx.ShardOf(n.OrganizationID)
+	var inviterID, inviterName string
+	if n.Inviter != nil {
+		inviterID, inviterName = n.Inviter.ID, n.Inviter.Name
+	}
+	ctxJSON := ""
+	if len(n.Context) > 0 {
+		b, _ := json.Marshal(n.Context)
+		ctxJSON = string(b)
+	}
+	exp := now.Add(n.TTL)
+	rep, err := createScript.Run(ctx, s.rdb, []string{s.ks.Org(n.OrganizationID)}, s.ks.Args(shard, now, s.retention,
+		n.OrganizationID, redisx.NewID("inv", shard, now), n.Email, n.Role, exp.UnixMilli(), n.TTL.Milliseconds(),
+		n.TokenHash, inviterID, inviterName, ctxJSON, n.RedirectTo, n.IdentityID, b2s(n.ExistingIdentity),
+		b2s(n.IdentityCreated), b2s(n.SendEmail), n.SealedToken, n.Template, n.Kind)...)
+	if err != nil {
+		return inv, false, storeErr(err)
+	}
+	switch rep.Outcome {
+	case "org_not_found":
+		return inv, false, apperr.NotFoundf("organization_not_found", "no organization %q", n.OrganizationID).
+			WithDetails("organization", n.OrganizationID)
+	case "org_inactive":
+		return inv, false, apperr.Conflictf("organization_inactive", "the organization is not active yet")
+	case "already_member":
+		return inv, false, apperr.Conflictf("already_member", "%s is already a member of the organization", n.Email).
+			WithDetails("email", n.Email, "identity_id", n.IdentityID)
+	}
+	return parseInvitation(redisx.Hash(rep.Values[0]), now), rep.Outcome == "rotated", nil
+}
+
+func b2s(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func errNotFound(id string) error {
+	return apperr.NotFoundf("invitation_not_found", "no invitation %q", id).WithDetails("invitation", id)
+}
+
+// notPending explains why an ended invitation cannot change.
+func notPending(inv Invitation) error {
+	kind := apperr.Conflict
+	if inv.Status == Expired || inv.Status == Revoked {
+		kind = apperr.Gone
+	}
+	return apperr.New(kind, "invitation_"+string(inv.Status), "the invitation is %s", inv.Status).
+		WithDetails("status", string(inv.Status))
+}
+
+// Get reads an invitation by id.
+func (s *Store) Get(ctx context.Context, id string) (Invitation, error) {
+	if _, ok := redisx.ParseID("inv", id); !ok {
+		return Invitation{}, errNotFound(id)
+	}
+	h, err := s.rdb.HGetAll(ctx, s.ks.Invitation(id)).Result()
+	if err != nil {
+		return Invitation{}, storeErr(err)
+	}
+	if len(h) == 0 {
+		return Invitation{}, errNotFound(id)
+	}
+	return parseInvitation(h, s.now()), nil
+}
+
+// GetWithOrg reads an invitation and its organization in one round trip.
+func (s *Store) GetWithOrg(ctx context.Context, id string) (Invitation, map[string]string, error) {
+	if _, ok := redisx.ParseID("inv", id); !ok {
+		return Invitation{}, nil, errNotFound(id)
+	}
+	rep, err := readWithOrgScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)},
+		s.ks.Args(redisx.ShardOf(id), s.now(), s.retention)...)
+	if err != nil {
+		return Invitation{}, nil, storeErr(err)
+	}
+	if rep.Outcome == "not_found" {
+		return Invitation{}, nil, errNotFound(id)
+	}
+	return parseInvitation(redisx.Hash(rep.Values[0]), s.now()), redisx.Hash(rep.Values[1]), nil
+}
+
+// Revoke ends a pending invitation.
+func (s *Store) Revoke(ctx context.Context, id string) (Invitation, error) {
+	if _, ok := redisx.ParseID("inv", id); !ok {
+		return Invitation{}, errNotFound(id)
+	}
+	rep, err := revokeScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.ks.Args(redisx.ShardOf(id), s.now(), s.retention, id)...)
+	if err != nil {
+		return Invitation{}, storeErr(err)
+	}
+	return s.settle(rep, id)
+}
+
+func (s *Store) settle(rep redisx.Reply, id string) (Invitation, error) {
+	switch rep.Outcome {
+	case "not_found":
+		return Invitation{}, errNotFound(id)
+	case "not_pending":
+		return Invitation{}, notPending(parseInvitation(redisx.Hash(rep.Values[0]), s.now()))
+	}
+	return parseInvitation(redisx.Hash(rep.Values[0]), s.now()), nil
+}
+
+// Rotation asks for a new token.
+type Rotation struct {
+	Remind         bool // a reminder: keeps the expiry, rate limited
+	RemindInterval time.Duration
+	TokenHash      string
+	SealedToken    string
+	SendEmail      bool
+	Template       string
+}
+
+// Rotate replaces an invitation's token (resend or remind).
+func (s *Store) Rotate(ctx context.Context, id string, r Rotation) (Invitation, error) {
+	if _, ok := redisx.ParseID("inv", id); !ok {
+		return Invitation{}, errNotFound(id)
+	}
+	mode := "resend"
+	if r.Remind {
+		mode = "remind"
+	}
+	rep, err := rotateScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.ks.Args(redisx.ShardOf(id), s.now(), s.retention,
+		id, r.TokenHash, r.SealedToken, mode, r.RemindInterval.Milliseconds(), b2s(r.SendEmail), r.Template)...)
+	if err != nil {
+		return Invitation{}, storeErr(err)
+	}
+	if rep.Outcome == "too_soon" {
+		wait := time.Duration(redisx.Int(rep.Values[0])) * time.Millisecond
+		e := apperr.New(apperr.RateLimited, "remind_too_soon", "a reminder was sent recently; try again in %s", wait.Round(time.Second))
+		e.RetryAfter = wait
+		return Invitation{}, e
+	}
+	return s.settle(rep, id)
+}
+
+// SetDelivery records a mail outcome for a token version; it reports false
+// when the token has been rotated since.
+func (s *Store) SetDelivery(ctx context.Context, id string, version int, d Delivery) (bool, error) {
+	rep, err := deliveryScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.ks.Args(redisx.ShardOf(id), s.now(), s.retention,
+		version, d.Status, d.Attempts, d.LastError, d.MessageID)...)
+	if err != nil {
+		return false, storeErr(err)
+	}
+	return rep.Outcome == "ok", nil
+}
+
+// Filter selects invitations of an organization.
+type Filter struct {
+	Status string // pending (default), accepted, revoked, expired or all
+	Email  string
+	Cursor string
+	Limit  int
+}
+
+// List pages through an organization's invitations in creation order.
+func (s *Store) List(ctx context.Context, org string, f Filter) (orgs.Page[Invitation], error) {
+	var page orgs.Page[Invitation]
+	if _, ok := redisx.ParseID("org", org); !ok {
+		return page, apperr.NotFoundf("organization_not_found", "no organization %q", org)
+	}
+	start := "-"
+	if f.Cursor != "" {
+		start = "(" + f.Cursor
+	}
+	now := s.now()
+	rep, err := listScript.Run(ctx, s.rdb, []string{s.ks.Org(org)}, s.ks.Args(redisx.ShardOf(org), now, s.retention,
+		f.Status, f.Email, start, f.Limit+1)...)
+	if err != nil {
+		return page, storeErr(err)
+	}
+	if rep.Outcome == "org_not_found" {
+		return page, apperr.NotFoundf("organization_not_found", "no organization %q", org)
+	}
+	page.Total = redisx.Int(rep.Values[0])
+	page.Items = make([]Invitation, 0, f.Limit)
+	for _, v := range rep.Values[1:] {
+		if len(page.Items) == f.Limit {
+			page.NextCursor = page.Items[f.Limit-1].ID
+			break
+		}
+		page.Items = append(page.Items, parseInvitation(redisx.Hash(v), now))
+	}
+	return page, nil
+}
+
+// Sweep ends expired invitations and purges old ones in every shard; it
+// returns how many it expired and purged.
+func (s *Store) Sweep(ctx context.Context, batch int) (expired, purged int, err error) {
+	now := s.now()
+	for shard := 0; shard < redisx.Shards; shard++ {
+		for {
+			rep, err := sweepScript.Run(ctx, s.rdb, []string{s.ks.Due(shard)}, s.ks.Args(shard, now, s.retention, batch)...)
+			if err != nil {
+				return expired, purged, storeErr(err)
+			}
+			e, p := int(redisx.Int(rep.Values[0])), int(redisx.Int(rep.Values[1]))
+			expired += e
+			purged += p
+			if e < batch && p < batch {
+				break
+			}
+		}
+	}
+	return expired, purged, nil
+}
+
+// TokenInvitation resolves a token hash to an invitation id.
+func (s *Store) TokenInvitation(ctx context.Context, shard int, hash string) (string, error) {
+	id, err := s.rdb.Get(ctx, s.ks.Token(shard, hash)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return id, storeErr(err)
+}

@@ -1,0 +1,104 @@
+package invites
+
+import (
+	"encoding/json"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+)
+
+// MaxEmailLen is RFC 5321's limit on a forward path.
+const MaxEmailLen = 254
+
+// NormalizeEmail trims and lower-cases an address and checks that it is a
+// bare address (no display name, no comments) of at most 254 characters.
+func NormalizeEmail(raw string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(raw))
+	bad := func(why string) error {
+		return apperr.Invalidf("invalid_email", "%q is not a valid email address: %s", raw, why).WithDetails("field", "email")
+	}
+	if e == "" {
+		return "", bad("it is empty")
+	}
+	if len(e) > MaxEmailLen {
+		return "", bad("it is longer than 254 characters")
+	}
+	if !utf8.ValidString(e) {
+		return "", bad("it is not valid UTF-8")
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Address != e || a.Name != "" {
+		return "", bad("expected a bare address like name@example.com")
+	}
+	at := strings.LastIndexByte(e, '@')
+	domain := e[at+1:]
+	if at < 1 || !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") ||
+		strings.Contains(domain, "..") || strings.ContainsAny(domain, "[]") {
+		return "", bad("the domain must be a host name like example.com")
+	}
+	return e, nil
+}
+
+// CheckRedirect accepts an absolute http(s) URL on an allowed host; relative,
+// protocol-relative and foreign URLs are refused (open redirects).
+func CheckRedirect(raw string, allowedHosts []string) error {
+	bad := func(why string) error {
+		return apperr.Invalidf("invalid_redirect", "redirect_to %q is not allowed: %s", raw, why).WithDetails("field", "redirect_to")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		return bad("it must be an absolute http(s) URL")
+	}
+	if u.User != nil {
+		return bad("it must not carry credentials")
+	}
+	if strings.ContainsAny(raw, "\\\r\n\t") {
+		return bad("it contains characters browsers rewrite")
+	}
+	for _, h := range allowedHosts {
+		if strings.EqualFold(u.Host, h) {
+			return nil
+		}
+	}
+	return bad("its host is not in invitations.allowed_redirect_hosts")
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// IsUUID reports whether s looks like a Kratos identity id.
+func IsUUID(s string) bool { return uuidPattern.MatchString(s) }
+
+// Limits on free-form input.
+const (
+	MaxNameLen     = 200
+	MaxContextSize = 8 << 10
+)
+
+func checkInviter(in *Inviter) error {
+	if in == nil {
+		return nil
+	}
+	if in.ID != "" && !IsUUID(in.ID) {
+		return apperr.Invalidf("invalid_inviter", "inviter.id must be a Kratos identity id (a UUID)").WithDetails("field", "inviter.id")
+	}
+	if utf8.RuneCountInString(in.Name) > MaxNameLen || strings.ContainsAny(in.Name, "\r\n") {
+		return apperr.Invalidf("invalid_inviter", "inviter.name must be one line of at most %d characters", MaxNameLen).
+			WithDetails("field", "inviter.name")
+	}
+	return nil
+}
+
+func checkContext(c map[string]any) error {
+	if len(c) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(c)
+	if len(b) > MaxContextSize {
+		return apperr.Invalidf("invalid_context", "context must be at most %d bytes of JSON", MaxContextSize).WithDetails("field", "context")
+	}
+	return nil
+}

@@ -1,0 +1,178 @@
+package orgs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
+)
+
+var addMemberScript = redisx.NewScript(`
+-- KEYS: org. ARGV[4..]: org id, identity, role, email.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'org_not_found'} end
+local cur = redis.call('HGET', KEYS[1] .. ':members', ARGV[5])
+if cur then return {'exists', cur} end
+put_member(ARGV[4], ARGV[5], ARGV[6], ARGV[7], NOW)
+return {'ok', redis.call('HGET', KEYS[1] .. ':members', ARGV[5])}
+`)
+
+var setRoleScript = redisx.NewScript(`
+-- KEYS: org. ARGV[4..]: org id, identity, new role ('' = remove).
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'org_not_found'} end
+local ok = KEYS[1]
+local cur = redis.call('HGET', ok .. ':members', ARGV[5])
+if not cur then return {'member_not_found'} end
+local m = cjson.decode(cur)
+local role = ARGV[6]
+if m.role == 'owner' and role ~= 'owner' and redis.call('SCARD', ok .. ':owners') <= 1 then
+  return {'last_owner'}
+end
+if role == '' then
+  redis.call('HDEL', ok .. ':members', ARGV[5])
+  redis.call('ZREM', ok .. ':member_ids', ARGV[5])
+  redis.call('SREM', ok .. ':owners', ARGV[5])
+  enqueue({k = 'member.sync', r = ARGV[4], i = ARGV[5]})
+  return {'removed', cur}
+end
+if m.role == role then return {'unchanged', cur} end
+put_member(ARGV[4], ARGV[5], role, m.email, m.joined_at)
+return {'ok', redis.call('HGET', ok .. ':members', ARGV[5])}
+`)
+
+var listMembersScript = redisx.NewScript(`
+-- KEYS: org. ARGV[4..]: lexical start, limit.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'org_not_found'} end
+local ids = redis.call('ZRANGE', KEYS[1] .. ':member_ids', ARGV[4], '+', 'BYLEX', 'LIMIT', 0, tonumber(ARGV[5]))
+local out = {'ok', redis.call('ZCARD', KEYS[1] .. ':member_ids')}
+if #ids > 0 then
+  local vals = redis.call('HMGET', KEYS[1] .. ':members', unpack(ids))
+  for i, id in ipairs(ids) do
+    table.insert(out, id)
+    table.insert(out, vals[i] or '')
+  end
+end
+return out
+`)
+
+// AddMember makes an identity a member. Adding an existing member returns
+// the existing membership and added=false.
+func (s *Store) AddMember(ctx context.Context, org string, m Member) (Member, bool, error) {
+	rep, err := addMemberScript.Run(ctx, s.rdb, []string{s.ks.Org(org)},
+		s.ks.Args(redisx.ShardOf(org), s.now(), s.retention, org, m.IdentityID, m.Role, m.Email)...)
+	if err != nil {
+		return m, false, storeErr(err)
+	}
+	if rep.Outcome == "org_not_found" {
+		return m, false, errOrgNotFound(org)
+	}
+	out, err := parseMember(org, m.IdentityID, redisx.Str(rep.Values[0]))
+	return out, rep.Outcome == "ok", err
+}
+
+// SetRole changes a member's role; an organization never loses its last owner.
+func (s *Store) SetRole(ctx context.Context, org, identity, role string) (Member, error) {
+	return s.changeMember(ctx, org, identity, role)
+}
+
+// RemoveMember ends a membership; the last owner cannot leave.
+func (s *Store) RemoveMember(ctx context.Context, org, identity string) (Member, error) {
+	return s.changeMember(ctx, org, identity, "")
+}
+
+func (s *Store) changeMember(ctx context.Context, org, identity, role string) (Member, error) {
+	if _, ok := redisx.ParseID("org", org); !ok {
+		return Member{}, errOrgNotFound(org)
+	}
+	rep, err := setRoleScript.Run(ctx, s.rdb, []string{s.ks.Org(org)},
+		s.ks.Args(redisx.ShardOf(org), s.now(), s.retention, org, identity, role)...)
+	if err != nil {
+		return Member{}, storeErr(err)
+	}
+	switch rep.Outcome {
+	case "org_not_found":
+		return Member{}, errOrgNotFound(org)
+	case "member_not_found":
+		return Member{}, errMemberNotFound(org, identity)
+	case "last_owner":
+		return Member{}, apperr.Conflictf("last_owner", "an organization must keep at least one owner").
+			WithDetails("identity_id", identity)
+	}
+	return parseMember(org, identity, redisx.Str(rep.Values[0]))
+}
+
+func errMemberNotFound(org, identity string) error {
+	return apperr.NotFoundf("member_not_found", "identity %q is not a member of %q", identity, org).
+		WithDetails("identity_id", identity)
+}
+
+// Member reads one membership.
+func (s *Store) Member(ctx context.Context, org, identity string) (Member, error) {
+	if _, ok := redisx.ParseID("org", org); !ok {
+		return Member{}, errOrgNotFound(org)
+	}
+	raw, err := s.rdb.HGet(ctx, s.ks.Org(org)+":members", identity).Result()
+	if err == redis.Nil {
+		return Member{}, errMemberNotFound(org, identity)
+	}
+	if err != nil {
+		return Member{}, storeErr(err)
+	}
+	return parseMember(org, identity, raw)
+}
+
+// Members pages through an organization's members, ordered by identity id.
+func (s *Store) Members(ctx context.Context, org, cursor string, limit int) (Page[Member], error) {
+	var page Page[Member]
+	if _, ok := redisx.ParseID("org", org); !ok {
+		return page, errOrgNotFound(org)
+	}
+	start := "-"
+	if cursor != "" {
+		start = "(" + cursor
+	}
+	rep, err := listMembersScript.Run(ctx, s.rdb, []string{s.ks.Org(org)},
+		s.ks.Args(redisx.ShardOf(org), s.now(), s.retention, start, limit+1)...)
+	if err != nil {
+		return page, storeErr(err)
+	}
+	if rep.Outcome == "org_not_found" {
+		return page, errOrgNotFound(org)
+	}
+	page.Total = redisx.Int(rep.Values[0])
+	rest := rep.Values[1:]
+	page.Items = make([]Member, 0, len(rest)/2)
+	for i := 0; i+1 < len(rest); i += 2 {
+		if len(page.Items) == limit {
+			page.NextCursor = page.Items[limit-1].IdentityID
+			break
+		}
+		m, err := parseMember(org, redisx.Str(rest[i]), redisx.Str(rest[i+1]))
+		if err != nil {
+			return page, err
+		}
+		page.Items = append(page.Items, m)
+	}
+	return page, nil
+}
+
+type memberRecord struct {
+	Role      string `json:"role"`
+	Email     string `json:"email"`
+	JoinedAt  int64  `json:"joined_at"`
+	UpdatedAt int64  `json:"updated_at"`
+}
+
+func parseMember(org, identity, raw string) (Member, error) {
+	var r memberRecord
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		return Member{}, fmt.Errorf("orgs: member %s of %s: %w", identity, org, err)
+	}
+	return Member{
+		OrganizationID: org, IdentityID: identity, Email: r.Email, Role: r.Role,
+		JoinedAt: redisx.MsTime(fmt.Sprint(r.JoinedAt)), UpdatedAt: redisx.MsTime(fmt.Sprint(r.UpdatedAt)),
+	}, nil
+}

@@ -1,0 +1,67 @@
+// Package orgs holds organizations and their memberships: the types, the
+// Redis store, the service with its rules (slugs, roles, the last owner) and
+// the admin API handlers.
+package orgs
+
+import (
+	"slices"
+	"time"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+)
+
+// Organization states. A registration creates a pending organization that
+// its activation link makes active.
+const (
+	StateActive  = "active"
+	StatePending = "pending"
+)
+
+// Organization is a group of Kratos identities.
+type Organization struct {
+	ID        string         `json:"id"`
+	Slug      string         `json:"slug"`
+	Name      string         `json:"name"`
+	Metadata  map[string]any `json:"metadata"`
+	State     string         `json:"state"`
+	CreatedAt time.Time      `json:"created_at"`
+	UpdatedAt time.Time      `json:"updated_at"`
+}
+
+// Member is one identity's membership of an organization.
+type Member struct {
+	OrganizationID string    `json:"organization_id"`
+	IdentityID     string    `json:"identity_id"`
+	Email          string    `json:"email,omitempty"`
+	Role           string    `json:"role"`
+	JoinedAt       time.Time `json:"joined_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// Roles are ordered from most to least privileged; "owner", "admin" and
+// "member" are always present, more come from configuration.
+type Roles []string
+
+// Valid reports whether role is known.
+func (r Roles) Valid(role string) bool { return slices.Contains(r, role) }
+
+// Check returns an invalid_role error for an unknown role.
+func (r Roles) Check(role string) error {
+	if !r.Valid(role) {
+		return apperr.Invalidf("invalid_role", "unknown role %q", role).WithDetails("role", role, "allowed", []string(r))
+	}
+	return nil
+}
+
+// AtLeast reports whether role is as privileged as min or more.
+func (r Roles) AtLeast(role, min string) bool {
+	i, j := slices.Index(r, role), slices.Index(r, min)
+	return i >= 0 && j >= 0 && i <= j
+}
+
+// Page is one page of a listing.
+type Page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+	Total      int64  `json:"total"`
+}

@@ -1,0 +1,387 @@
+package orgs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
+)
+
+// Store keeps organizations and memberships in Redis. Each method is one
+// script on one shard, plus an idempotent write to the global slug index
+// where a slug is involved.
+type Store struct {
+	rdb       redis.UniversalClient
+	ks        redisx.Keyspace
+	retention time.Duration
+	now       func() time.Time
+
+	// exists caches organizations known to exist, so that inviting a person
+	// new to Kratos does not cost a Redis round trip before the identity is
+	// created. A stale entry is harmless: the invitation script checks again
+	// and the caller undoes the identity.
+	mu     sync.Mutex
+	exists map[string]time.Time
+}
+
+// NewStore returns a store; retention is how long ended invitations of a
+// deleted organization are kept.
+func NewStore(rdb redis.UniversalClient, ks redisx.Keyspace, retention time.Duration) *Store {
+	return &Store{rdb: rdb, ks: ks, retention: retention, now: time.Now, exists: map[string]time.Time{}}
+}
+
+// SetClock replaces the clock (tests).
+func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
+const existsCacheTTL = 30 * time.Second
+
+func storeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if redisx.IsUnavailable(err) {
+		return apperr.Unavailablef(err, "redis_unavailable", "the organization store is unavailable; try again")
+	}
+	return fmt.Errorf("orgs: redis: %w", err)
+}
+
+var claimSlugScript = redis.NewScript(`
+-- KEYS: slugs, orgs. ARGV: base, explicit (1/0), org id.
+local base, id = ARGV[1], ARGV[3]
+if ARGV[2] == '1' then
+  if redis.call('HSETNX', KEYS[1], base, id) == 0 then return {'taken'} end
+  redis.call('ZADD', KEYS[2], 0, id)
+  return {'ok', base}
+end
+for n = 1, 100000 do
+  local s = base
+  if n > 1 then s = base .. '-' .. n end
+  if redis.call('HSETNX', KEYS[1], s, id) == 1 then
+    redis.call('ZADD', KEYS[2], 0, id)
+    return {'ok', s}
+  end
+end
+return {'exhausted'}
+`)
+
+var releaseSlugScript = redis.NewScript(`
+-- KEYS: slugs, orgs. ARGV: slug, org id, drop from listing (1/0).
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+if ARGV[3] == '1' then redis.call('ZREM', KEYS[2], ARGV[2]) end
+return 1
+`)
+
+var createScript = redisx.NewScript(`
+-- KEYS: org. ARGV[4..]: id, slug, name, metadata, state, owner id, owner email.
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
+redis.call('HSET', KEYS[1], 'id', ARGV[4], 'slug', ARGV[5], 'name', ARGV[6], 'metadata', ARGV[7],
+  'state', ARGV[8], 'created_at', NOW, 'updated_at', NOW)
+if ARGV[9] ~= '' then put_member(ARGV[4], ARGV[9], 'owner', ARGV[10], NOW) end
+return {'ok', flat(KEYS[1])}
+`)
+
+// Create stores a new organization, claiming a unique slug: the given one
+// (explicit) or one derived from base with -2, -3... appended as needed.
+func (s *Store) Create(ctx context.Context, o Organization, explicitSlug bool, owner *Member) (Organization, error) {
+	now := s.now()
+	shard := redisx.RandomShard()
+	o.ID = redisx.NewID("org", shard, now)
+	res, err := claimSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, o.Slug, b2s(explicitSlug), o.ID).Slice()
+	if err != nil {
+		return o, storeErr(err)
+	}
+	switch res[0] {
+	case "taken":
+		return o, apperr.Conflictf("slug_taken", "the slug %q is taken", o.Slug).WithDetails("slug", o.Slug)
+	case "exhausted":
+		return o, apperr.Conflictf("slug_taken", "no free slug derived from %q", o.Slug)
+	}
+	o.Slug = res[1].(string)
+	meta, _ := json.Marshal(o.Metadata)
+	var ownerID, ownerEmail string
+	if owner != nil {
+		ownerID, ownerEmail = owner.IdentityID, owner.Email
+	}
+	rep, err := createScript.Run(ctx, s.rdb, []string{s.ks.Org(o.ID)},
+		s.ks.Args(shard, now, s.retention, o.ID, o.Slug, o.Name, string(meta), o.State, ownerID, ownerEmail)...)
+	if err != nil {
+		// Give the slug back; the organization was not written.
+		_ = releaseSlugScript.Run(context.WithoutCancel(ctx), s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, o.Slug, o.ID, "1").Err()
+		return o, storeErr(err)
+	}
+	s.remember(o.ID)
+	return parseOrg(redisx.Hash(rep.Values[0]))
+}
+
+func b2s(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func (s *Store) remember(id string) {
+	s.mu.Lock()
+	s.exists[id] = s.now().Add(existsCacheTTL)
+	if len(s.exists) > 100000 {
+		clear(s.exists) // crude bound; the cache is only an optimization
+	}
+	s.mu.Unlock()
+}
+
+func (s *Store) forget(id string) {
+	s.mu.Lock()
+	delete(s.exists, id)
+	s.mu.Unlock()
+}
+
+// Exists reports whether an organization exists, answering from a short
+// cache when it can (see Store.exists).
+func (s *Store) Exists(ctx context.Context, id string) (bool, error) {
+	s.mu.Lock()
+	until, ok := s.exists[id]
+	s.mu.Unlock()
+	if ok && s.now().Before(until) {
+		return true, nil
+	}
+	if _, valid := redisx.ParseID("org", id); !valid {
+		return false, nil
+	}
+	n, err := s.rdb.Exists(ctx, s.ks.Org(id)).Result()
+	if err != nil {
+		return false, storeErr(err)
+	}
+	if n == 1 {
+		s.remember(id)
+	}
+	return n == 1, nil
+}
+
+// Get reads an organization by id.
+func (s *Store) Get(ctx context.Context, id string) (Organization, error) {
+	if _, ok := redisx.ParseID("org", id); !ok {
+		return Organization{}, errOrgNotFound(id)
+	}
+	h, err := s.rdb.HGetAll(ctx, s.ks.Org(id)).Result()
+	if err != nil {
+		return Organization{}, storeErr(err)
+	}
+	if len(h) == 0 {
+		return Organization{}, errOrgNotFound(id)
+	}
+	return parseOrg(h)
+}
+
+// Resolve finds an organization by id or slug.
+func (s *Store) Resolve(ctx context.Context, idOrSlug string) (Organization, error) {
+	if _, ok := redisx.ParseID("org", idOrSlug); ok {
+		return s.Get(ctx, idOrSlug)
+	}
+	if !ValidSlug(idOrSlug) {
+		return Organization{}, errOrgNotFound(idOrSlug)
+	}
+	id, err := s.rdb.HGet(ctx, s.ks.Slugs(), idOrSlug).Result()
+	if errors.Is(err, redis.Nil) {
+		return Organization{}, errOrgNotFound(idOrSlug)
+	}
+	if err != nil {
+		return Organization{}, storeErr(err)
+	}
+	return s.Get(ctx, id)
+}
+
+// ResolveID is Resolve when only the id is needed: an id costs nothing.
+func (s *Store) ResolveID(ctx context.Context, idOrSlug string) (string, error) {
+	if _, ok := redisx.ParseID("org", idOrSlug); ok {
+		return idOrSlug, nil
+	}
+	o, err := s.Resolve(ctx, idOrSlug)
+	return o.ID, err
+}
+
+func errOrgNotFound(ref string) error {
+	return apperr.NotFoundf("organization_not_found", "no organization %q", ref).WithDetails("organization", ref)
+}
+
+// List pages through all organizations in creation order.
+func (s *Store) List(ctx context.Context, cursor string, limit int) (Page[Organization], error) {
+	var page Page[Organization]
+	start := "-"
+	if cursor != "" {
+		start = "(" + cursor
+	}
+	pipe := s.rdb.Pipeline()
+	idsCmd := pipe.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.ks.Orgs(), Start: start, Stop: "+", ByLex: true, Count: int64(limit + 1)})
+	totalCmd := pipe.ZCard(ctx, s.ks.Orgs())
+	if _, err := pipe.Exec(ctx); err != nil {
+		return page, storeErr(err)
+	}
+	ids := idsCmd.Val()
+	page.Total = totalCmd.Val()
+	if len(ids) > limit {
+		ids = ids[:limit]
+		page.NextCursor = ids[len(ids)-1]
+	}
+	pipe = s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, s.ks.Org(id))
+	}
+	if len(ids) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return page, storeErr(err)
+		}
+	}
+	page.Items = make([]Organization, 0, len(ids))
+	for _, c := range cmds {
+		if len(c.Val()) == 0 {
+			continue // being created or deleted right now
+		}
+		o, err := parseOrg(c.Val())
+		if err != nil {
+			return page, err
+		}
+		page.Items = append(page.Items, o)
+	}
+	return page, nil
+}
+
+var updateScript = redisx.NewScript(`
+-- KEYS: org. ARGV[4..]: name or '', metadata JSON or '', slug or '', state or ''.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
+local old = redis.call('HGET', KEYS[1], 'slug')
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'name', ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'metadata', ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'slug', ARGV[6]) end
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'state', ARGV[7]) end
+redis.call('HSET', KEYS[1], 'updated_at', NOW)
+return {'ok', old, flat(KEYS[1])}
+`)
+
+// Update is a partial update; empty fields are left alone.
+type Update struct {
+	Name     *string
+	Slug     *string
+	Metadata map[string]any
+	State    *string
+}
+
+// Update changes an organization. A new slug is claimed before the record
+// changes and the old one released after, so the organization is always
+// reachable by one of them.
+func (s *Store) Update(ctx context.Context, id string, u Update) (Organization, error) {
+	if _, ok := redisx.ParseID("org", id); !ok {
+		return Organization{}, errOrgNotFound(id)
+	}
+	var name, meta, slug, state string
+	if u.Name != nil {
+		name = *u.Name
+	}
+	if u.Metadata != nil {
+		b, _ := json.Marshal(u.Metadata)
+		meta = string(b)
+	}
+	if u.State != nil {
+		state = *u.State
+	}
+	if u.Slug != nil {
+		cur, err := s.Get(ctx, id)
+		if err != nil {
+			return cur, err
+		}
+		if cur.Slug != *u.Slug {
+			res, err := claimSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, *u.Slug, "1", id).Slice()
+			if err != nil {
+				return cur, storeErr(err)
+			}
+			if res[0] == "taken" {
+				return cur, apperr.Conflictf("slug_taken", "the slug %q is taken", *u.Slug).WithDetails("slug", *u.Slug)
+			}
+			slug = *u.Slug
+		}
+	}
+	rep, err := updateScript.Run(ctx, s.rdb, []string{s.ks.Org(id)},
+		s.ks.Args(redisx.ShardOf(id), s.now(), s.retention, name, meta, slug, state)...)
+	if err != nil {
+		return Organization{}, storeErr(err)
+	}
+	if rep.Outcome == "not_found" {
+		if slug != "" {
+			_ = releaseSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, slug, id, "0").Err()
+		}
+		return Organization{}, errOrgNotFound(id)
+	}
+	if old := redisx.Str(rep.Values[0]); slug != "" && old != slug {
+		_ = releaseSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, old, id, "0").Err()
+	}
+	return parseOrg(redisx.Hash(rep.Values[1]))
+}
+
+var deleteScript = redisx.NewScript(`
+-- KEYS: org. ARGV[4]: org id.
+local org = ARGV[4]
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
+local ok = KEYS[1]
+local slug = redis.call('HGET', ok, 'slug')
+local pending = redis.call('ZRANGE', ok .. ':inv:st:pending', 0, -1)
+local revoked = 0
+for _, id in ipairs(pending) do
+  if current_status(id) == 'pending' then end_invitation(id, 'revoked'); revoked = revoked + 1 end
+end
+for _, identity in ipairs(redis.call('ZRANGE', ok .. ':member_ids', 0, -1)) do
+  enqueue({k = 'member.sync', r = org, i = identity})
+end
+for _, id in ipairs(redis.call('ZRANGE', ok .. ':inv:ids', 0, -1)) do
+  local email = redis.call('HGET', k_inv(id), 'email')
+  if email then redis.call('DEL', ok .. ':inv:addr:' .. email) end
+end
+redis.call('DEL', ok, ok .. ':members', ok .. ':member_ids', ok .. ':owners', ok .. ':inv:ids',
+  ok .. ':inv:st:pending', ok .. ':inv:st:accepted', ok .. ':inv:st:revoked', ok .. ':inv:st:expired',
+  ok .. ':inv:pending', ok .. ':inv:email')
+return {'ok', slug, revoked}
+`)
+
+// Delete removes an organization: its pending invitations are revoked (their
+// links die at once), its memberships removed; ended invitations stay
+// readable by id until their retention passes. It returns how many
+// invitations were revoked.
+func (s *Store) Delete(ctx context.Context, id string) (int, error) {
+	if _, ok := redisx.ParseID("org", id); !ok {
+		return 0, errOrgNotFound(id)
+	}
+	rep, err := deleteScript.Run(ctx, s.rdb, []string{s.ks.Org(id)}, s.ks.Args(redisx.ShardOf(id), s.now(), s.retention, id)...)
+	if err != nil {
+		return 0, storeErr(err)
+	}
+	if rep.Outcome == "not_found" {
+		return 0, errOrgNotFound(id)
+	}
+	s.forget(id)
+	if err := releaseSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, redisx.Str(rep.Values[0]), id, "1").Err(); err != nil {
+		return 0, storeErr(err)
+	}
+	return int(redisx.Int(rep.Values[1])), nil
+}
+
+func parseOrg(h map[string]string) (Organization, error) {
+	o := Organization{
+		ID: h["id"], Slug: h["slug"], Name: h["name"], State: h["state"],
+		CreatedAt: redisx.MsTime(h["created_at"]), UpdatedAt: redisx.MsTime(h["updated_at"]),
+	}
+	if m := h["metadata"]; m != "" && m != "null" {
+		if err := json.Unmarshal([]byte(m), &o.Metadata); err != nil {
+			return o, fmt.Errorf("orgs: organization %s: bad metadata: %w", o.ID, err)
+		}
+	}
+	if o.Metadata == nil {
+		o.Metadata = map[string]any{}
+	}
+	return o, nil
+}

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kratos-orgs/kratos-orgs/httpx"
+	"github.com/kratos-orgs/kratos-orgs/invites"
+	"github.com/kratos-orgs/kratos-orgs/orgs"
+)
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// routes registers every route of both listeners. The admin listener is
+// never exposed publicly (the chart's ingress only routes the public one).
+func (s *Server) routes() (public, admin *gin.Engine) {
+	maxBody := s.cfg.Serve.MaxBodyBytes
+
+	public = newEngine()
+	public.Use(httpx.Common("public", s.log, maxBody, nil))
+	s.health(public)
+
+	admin = newEngine()
+	admin.Use(httpx.Common("admin", s.log, maxBody, nil))
+	s.health(admin)
+	api := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys))
+	orgs.NewAdminHandlers(s.Orgs).Register(api)
+	invites.NewAdminHandlers(s.Invites).Register(api)
+	return public, admin
+}
+
+func newEngine() *gin.Engine {
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.NoRoute(httpx.NotFound)
+	e.NoMethod(httpx.MethodNotAllowed)
+	return e
+}
+
+// health serves Ory's health endpoints: alive answers while the process
+// runs; ready when Redis and the Kratos admin API answer and the server is
+// not shutting down.
+func (s *Server) health(e *gin.Engine) {
+	e.GET("/health/alive", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/health/ready", func(c *gin.Context) {
+		if s.draining.Load() {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "errors": gin.H{"server": "shutting down"}})
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+		defer cancel()
+		problems := gin.H{}
+		if err := s.rdb.Ping(ctx).Err(); err != nil {
+			problems["redis"] = err.Error()
+		}
+		if err := s.ids.Ready(ctx); err != nil {
+			problems["kratos"] = err.Error()
+		}
+		if len(problems) > 0 {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "errors": problems})
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	})
+}

@@ -1,0 +1,267 @@
+// Package server wires kratos-orgs together: it builds every part from the
+// configuration, registers all routes in one place (routes.go) and runs the
+// two listeners, the outbox worker and the expiry sweeper until shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kratos-orgs/kratos-orgs/config"
+	"github.com/kratos-orgs/kratos-orgs/identity"
+	"github.com/kratos-orgs/kratos-orgs/invites"
+	"github.com/kratos-orgs/kratos-orgs/mail"
+	"github.com/kratos-orgs/kratos-orgs/orgs"
+	"github.com/kratos-orgs/kratos-orgs/outbox"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
+	"github.com/kratos-orgs/kratos-orgs/templates"
+	"github.com/kratos-orgs/kratos-orgs/tokens"
+)
+
+// Identities is everything kratos-orgs needs from Kratos.
+type Identities interface {
+	invites.Identities
+	Ready(ctx context.Context) error
+}
+
+// Options are the dependencies; nil ones are built from Config.
+type Options struct {
+	Config     config.Config
+	Logger     *slog.Logger
+	Redis      redis.UniversalClient // nil: open from Config.Redis
+	Identities Identities            // nil: the Kratos admin API from Config.Kratos
+	Sender     mail.Sender           // nil: from Config.Mail
+	MailLog    io.Writer             // where the log sender prints (default stderr)
+}
+
+// Server is a wired kratos-orgs.
+type Server struct {
+	cfg        config.Config
+	log        *slog.Logger
+	rdb        redis.UniversalClient
+	closeRedis func() error
+	ks         redisx.Keyspace
+	ids        Identities
+
+	Orgs      *orgs.Service
+	Invites   *invites.Service
+	Addresses *invites.AddressIndex
+	Members   *orgs.IdentityIndex
+	Worker    *outbox.Worker
+	Templates *templates.Renderer
+
+	public, admin *gin.Engine
+	draining      atomic.Bool
+
+	mu        sync.Mutex
+	addrs     map[string]string
+	listening chan struct{}
+}
+
+// New builds a server.
+func New(ctx context.Context, o Options) (*Server, error) {
+	cfg := o.Config
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: log, ks: redisx.Keyspace{Prefix: cfg.Redis.KeyPrefix}, addrs: map[string]string{}, listening: make(chan struct{})}
+
+	render, err := templates.New(cfg.Templates.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s.Templates = render
+	sealer, err := tokens.NewSealer(cfg.Secrets.Cipher)
+	if err != nil {
+		return nil, err
+	}
+	sender := o.Sender
+	if sender == nil {
+		if sender, err = newSender(cfg.Mail, o.MailLog); err != nil {
+			return nil, err
+		}
+	}
+	s.ids = o.Identities
+	if s.ids == nil {
+		s.ids = identity.New(identity.Config{
+			AdminURL: cfg.Kratos.AdminURL, SchemaID: cfg.Kratos.SchemaID,
+			EmailTrait: cfg.Kratos.EmailTrait, NameTrait: cfg.Kratos.NameTrait, Timeout: cfg.Kratos.Timeout,
+		})
+	}
+	s.rdb, s.closeRedis = o.Redis, func() error { return nil }
+	if s.rdb == nil {
+		if s.rdb, s.closeRedis, err = redisx.Open(ctx, cfg.Redis, log); err != nil {
+			return nil, err
+		}
+	}
+
+	s.Worker = outbox.NewWorker(s.rdb, s.ks, outbox.Config{
+		Concurrency: cfg.Outbox.Workers, PollInterval: cfg.Outbox.PollInterval, MaxAttempts: cfg.Outbox.MaxAttempts,
+		BaseBackoff: cfg.Outbox.BaseBackoff, MaxBackoff: cfg.Outbox.MaxBackoff, ClaimAfter: cfg.Outbox.ClaimAfter,
+	}, log.With("component", "outbox"))
+
+	orgStore := orgs.NewStore(s.rdb, s.ks, cfg.Invitations.Retention)
+	s.Orgs = orgs.NewService(orgStore, s.ids, orgs.Roles(cfg.Roles), s.Worker.Wake)
+	s.Invites = invites.NewService(invites.NewStore(s.rdb, s.ks, cfg.Invitations.Retention), orgStore, s.ids, sealer,
+		invites.Config{
+			TTL: cfg.Invitations.TTL, MaxTTL: cfg.Invitations.MaxTTL, RemindInterval: cfg.Invitations.RemindInterval,
+			AcceptURL:            trimSlash(cfg.Serve.Public.BaseURL) + cfg.Invitations.AcceptPath,
+			AllowedRedirectHosts: cfg.Invitations.AllowedRedirectHosts, Roles: orgs.Roles(cfg.Roles),
+		}, log, s.Worker.Wake)
+	s.Addresses = invites.NewAddressIndex(s.Invites, s.rdb, s.ks)
+	invites.NewMailer(s.Invites, sender, render, cfg.Mail.FromAddress, cfg.Mail.FromName).Register(s.Worker, s.Addresses)
+	s.Members = orgs.NewIdentityIndex(s.rdb, s.ks)
+	s.Members.Register(s.Worker)
+
+	s.public, s.admin = s.routes()
+	return s, nil
+}
+
+func trimSlash(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '/' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func newSender(cfg config.Mail, w io.Writer) (mail.Sender, error) {
+	switch cfg.Sender {
+	case "resend":
+		return mail.NewResendSender(mail.ResendConfig{
+			APIKey: cfg.Resend.APIKey, BaseURL: cfg.Resend.BaseURL, Timeout: cfg.Resend.Timeout, RatePerSecond: cfg.RatePerSec,
+		})
+	case "log":
+		if w == nil {
+			w = os.Stderr
+		}
+		return mail.NewLogSender(w), nil
+	}
+	return nil, fmt.Errorf("server: unknown mail sender %q", cfg.Sender)
+}
+
+// Redis returns the client (CLI, tests).
+func (s *Server) Redis() redis.UniversalClient { return s.rdb }
+
+// Keyspace returns the key layout in use.
+func (s *Server) Keyspace() redisx.Keyspace { return s.ks }
+
+// PublicHandler and AdminHandler expose the two routers (tests, benchmarks).
+func (s *Server) PublicHandler() http.Handler { return s.public }
+
+// AdminHandler is the admin router.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
+
+// Addr returns the bound address of a listener ("public" or "admin") once
+// Run has started listening.
+func (s *Server) Addr(name string) string {
+	<-s.listening
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrs[name]
+}
+
+// Run serves until ctx ends, then shuts down gracefully: readiness turns
+// 503, in-flight requests finish (within serve.shutdown_timeout), the worker
+// finishes its jobs in flight.
+func (s *Server) Run(ctx context.Context) error {
+	type srv struct {
+		name string
+		hs   *http.Server
+		ln   net.Listener
+	}
+	var servers []srv
+	for _, l := range []struct {
+		name string
+		cfg  config.Listener
+		h    http.Handler
+	}{{"public", s.cfg.Serve.Public, s.public}, {"admin", s.cfg.Serve.Admin, s.admin}} {
+		ln, err := net.Listen("tcp", net.JoinHostPort(l.cfg.Host, strconv.Itoa(l.cfg.Port)))
+		if err != nil {
+			for _, sv := range servers {
+				sv.ln.Close()
+			}
+			return fmt.Errorf("server: listen %s: %w", l.name, err)
+		}
+		s.mu.Lock()
+		s.addrs[l.name] = ln.Addr().String()
+		s.mu.Unlock()
+		servers = append(servers, srv{l.name, &http.Server{
+			Handler: l.h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+		}, ln})
+	}
+	close(s.listening)
+
+	errs := make(chan error, len(servers))
+	for _, sv := range servers {
+		s.log.Info("listening", "listener", sv.name, "addr", sv.ln.Addr().String())
+		go func() {
+			if err := sv.hs.Serve(sv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("server: %s: %w", sv.name, err)
+			}
+		}()
+	}
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = s.Worker.Run(workCtx) }()
+	go func() { defer wg.Done(); s.sweep(workCtx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	s.log.Info("shutting down")
+	s.draining.Store(true)
+	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Serve.ShutdownTimeout)
+	defer cancel()
+	for _, sv := range servers {
+		if err := sv.hs.Shutdown(shutCtx); err != nil {
+			s.log.Warn("shutdown did not finish in time", "listener", sv.name, "err", err)
+		}
+	}
+	stopWork()
+	wg.Wait()
+	s.log.Info("stopped")
+	return runErr
+}
+
+// sweep ends expired invitations regularly; readers already see them as
+// expired, the sweep runs their side effects (index, identity cleanup).
+func (s *Server) sweep(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Outbox.SweepInterval)
+	defer t.Stop()
+	for {
+		expired, purged, err := s.Invites.Store().Sweep(ctx, 200)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("sweep failed", "err", err)
+		case expired+purged > 0:
+			s.log.Info("swept invitations", "expired", expired, "purged", purged)
+			s.Worker.Wake()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Close releases the Redis connection (and stops an embedded Redis).
+func (s *Server) Close() error { return s.closeRedis() }
