@@ -118,7 +118,7 @@ return {'ok'}
 // the organization's invitations that are past their expiry, so the status
 // filter and the total are exact.
 // KEYS: org hash. ARGV[4..]: status (pending|accepted|revoked|expired|all),
-// email or ”, lexical start, limit (one more than the page).
+// email or empty, lexical start, limit (one more than the page).
 var listScript = redisx.NewScript(`
 local ok = KEYS[1]
 if redis.call('EXISTS', ok) == 0 then return {'org_not_found'} end

@@ -33,7 +33,7 @@ func (x *IdentityIndex) Register(w *outbox.Worker) { w.Handle("member.sync", x.H
 // identityIndexScript applies one observation of a membership unless a
 // later one was applied already.
 // KEYS: orgs hash, stamps hash (same {i:identity} tag). ARGV: org, role
-// (” = not a member), stamp (ms).
+// (empty = not a member), stamp (ms).
 var identityIndexScript = redis.NewScript(`
 local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if tonumber(ARGV[3]) < cur then return 0 end
