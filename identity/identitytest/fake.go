@@ -1,0 +1,142 @@
+// Package identitytest is an in-memory stand-in for the Kratos admin API,
+// for unit tests and benchmarks. End-to-end tests use a real Kratos.
+package identitytest
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/identity"
+)
+
+// Fake keeps identities in memory. Set Down to make every call fail as if
+// Kratos were unreachable.
+type Fake struct {
+	mu      sync.Mutex
+	byID    map[string]*identity.Identity
+	Down    bool
+	Calls   map[string]int
+	Deleted []string
+}
+
+// New returns an empty fake.
+func New() *Fake {
+	return &Fake{byID: map[string]*identity.Identity{}, Calls: map[string]int{}}
+}
+
+func (f *Fake) call(name string) error {
+	f.Calls[name]++
+	if f.Down {
+		return apperr.Unavailablef(fmt.Errorf("fake kratos is down"), "kratos_unavailable", "the identity service (Kratos) is unavailable; try again")
+	}
+	return nil
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// SetDown switches the outage on or off.
+func (f *Fake) SetDown(down bool) { f.mu.Lock(); f.Down = down; f.mu.Unlock() }
+
+// Add stores an identity as an existing person (active, not ours).
+func (f *Fake) Add(email, name string) *identity.Identity {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := &identity.Identity{ID: newUUID(), Email: strings.ToLower(email), Name: name, State: "active"}
+	f.byID[id.ID] = id
+	return clone(id)
+}
+
+func clone(i *identity.Identity) *identity.Identity {
+	c := *i
+	return &c
+}
+
+// Ready implements the readiness check.
+func (f *Fake) Ready(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.call("Ready")
+}
+
+// FindByEmail looks an address up.
+func (f *Fake) FindByEmail(_ context.Context, email string) (*identity.Identity, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("FindByEmail"); err != nil {
+		return nil, err
+	}
+	for _, i := range f.byID {
+		if strings.EqualFold(i.Email, email) {
+			return clone(i), nil
+		}
+	}
+	return nil, nil
+}
+
+// Get reads an identity.
+func (f *Fake) Get(_ context.Context, id string) (*identity.Identity, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("Get"); err != nil {
+		return nil, err
+	}
+	if i, ok := f.byID[id]; ok {
+		return clone(i), nil
+	}
+	return nil, nil
+}
+
+// CreateInvited creates an inactive identity marked as ours.
+func (f *Fake) CreateInvited(_ context.Context, email string, _ map[string]any) (*identity.Identity, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("CreateInvited"); err != nil {
+		return nil, err
+	}
+	for _, i := range f.byID {
+		if strings.EqualFold(i.Email, email) {
+			return nil, identity.ErrExists
+		}
+	}
+	i := &identity.Identity{ID: newUUID(), Email: strings.ToLower(email), State: "inactive", CreatedByUs: true}
+	f.byID[i.ID] = i
+	return clone(i), nil
+}
+
+// Delete removes an identity.
+func (f *Fake) Delete(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("Delete"); err != nil {
+		return err
+	}
+	delete(f.byID, id)
+	f.Deleted = append(f.Deleted, id)
+	return nil
+}
+
+// Count is the number of identities stored.
+func (f *Fake) Count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.byID)
+}
+
+// Activate marks an identity active (as accepting would).
+func (f *Fake) Activate(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i, ok := f.byID[id]; ok {
+		i.State = "active"
+	}
+}
