@@ -127,11 +127,12 @@ type AddressIndex struct {
 	svc *Service
 	rdb redis.UniversalClient
 	ks  redisx.Keyspace
+	now func() time.Time
 }
 
 // NewAddressIndex returns the invitation.sync job handler.
 func NewAddressIndex(svc *Service, rdb redis.UniversalClient, ks redisx.Keyspace) *AddressIndex {
-	return &AddressIndex{svc: svc, rdb: rdb, ks: ks}
+	return &AddressIndex{svc: svc, rdb: rdb, ks: ks, now: time.Now}
 }
 
 // indexScript applies one observation of an invitation to its address'
@@ -158,7 +159,7 @@ const stampsTTL = 60 * 24 * time.Hour
 
 // Handle brings the address index in line with an invitation.
 func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
-	observed := time.Now()
+	observed := x.now()
 	inv, err := x.svc.store.Get(ctx, job.Ref)
 	if apperr.KindOf(err) == apperr.NotFound {
 		return nil // purged
@@ -172,7 +173,7 @@ func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 	}
 	pending, stamps := x.ks.AddressPending(inv.Email), x.ks.AddressPending(inv.Email)+":stamps"
 	err = indexScript.Run(ctx, x.rdb, []string{pending, stamps}, inv.OrganizationID, op, observed.UnixMilli(),
-		inv.ExpiresAt.UnixMilli(), time.Now().UnixMilli(), stampsTTL.Milliseconds()).Err()
+		inv.ExpiresAt.UnixMilli(), x.now().UnixMilli(), stampsTTL.Milliseconds()).Err()
 	if err != nil {
 		return err
 	}
@@ -186,7 +187,7 @@ func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 // that ended unaccepted, if it is still inactive, still ours, and no other
 // invitation is pending for the address.
 func (x *AddressIndex) cleanupIdentity(ctx context.Context, inv Invitation) error {
-	n, err := x.rdb.ZCount(ctx, x.ks.AddressPending(inv.Email), fmt.Sprint(time.Now().UnixMilli()), "+inf").Result()
+	n, err := x.rdb.ZCount(ctx, x.ks.AddressPending(inv.Email), "("+fmt.Sprint(x.now().UnixMilli()), "+inf").Result()
 	if err != nil {
 		return err
 	}
@@ -212,7 +213,7 @@ func (x *AddressIndex) cleanupIdentity(ctx context.Context, inv Invitation) erro
 // for an address (one round trip; used by the Kratos hooks).
 func (x *AddressIndex) PendingOrganizations(ctx context.Context, email string) ([]string, error) {
 	orgIDs, err := x.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
-		Key: x.ks.AddressPending(email), ByScore: true, Start: fmt.Sprint(time.Now().UnixMilli()), Stop: "+inf",
+		Key: x.ks.AddressPending(email), ByScore: true, Start: "(" + fmt.Sprint(x.now().UnixMilli()), Stop: "+inf",
 	}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil

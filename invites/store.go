@@ -91,8 +91,10 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 	case "already_member":
 		return inv, false, apperr.Conflictf("already_member", "%s is already a member of the organization", n.Email).
 			WithDetails("email", n.Email, "identity_id", n.IdentityID)
+	case "created", "rotated":
+		return parseInvitation(redisx.Hash(rep.Values[0]), now), rep.Outcome == "rotated", nil
 	}
-	return parseInvitation(redisx.Hash(rep.Values[0]), now), rep.Outcome == "rotated", nil
+	return inv, false, unexpected(rep)
 }
 
 func b2s(b bool) string {
@@ -165,8 +167,14 @@ func (s *Store) settle(rep redisx.Reply, id string) (Invitation, error) {
 		return Invitation{}, errNotFound(id)
 	case "not_pending":
 		return Invitation{}, notPending(parseInvitation(redisx.Hash(rep.Values[0]), s.now()))
+	case "ok":
+		return parseInvitation(redisx.Hash(rep.Values[0]), s.now()), nil
 	}
-	return parseInvitation(redisx.Hash(rep.Values[0]), s.now()), nil
+	return Invitation{}, unexpected(rep)
+}
+
+func unexpected(rep redisx.Reply) error {
+	return fmt.Errorf("invites: unexpected script outcome %q", rep.Outcome)
 }
 
 // Rotation asks for a new token.
