@@ -18,6 +18,7 @@ import (
 type Fake struct {
 	mu      sync.Mutex
 	byID    map[string]*identity.Identity
+	byEmail map[string]string
 	Down    bool
 	Calls   map[string]int
 	Deleted []string
@@ -25,7 +26,7 @@ type Fake struct {
 
 // New returns an empty fake.
 func New() *Fake {
-	return &Fake{byID: map[string]*identity.Identity{}, Calls: map[string]int{}}
+	return &Fake{byID: map[string]*identity.Identity{}, byEmail: map[string]string{}, Calls: map[string]int{}}
 }
 
 func (f *Fake) call(name string) error {
@@ -53,6 +54,7 @@ func (f *Fake) Add(email, name string) *identity.Identity {
 	defer f.mu.Unlock()
 	id := &identity.Identity{ID: newUUID(), Email: strings.ToLower(email), Name: name, State: "active"}
 	f.byID[id.ID] = id
+	f.byEmail[id.Email] = id.ID
 	return clone(id)
 }
 
@@ -75,10 +77,8 @@ func (f *Fake) FindByEmail(_ context.Context, email string) (*identity.Identity,
 	if err := f.call("FindByEmail"); err != nil {
 		return nil, err
 	}
-	for _, i := range f.byID {
-		if strings.EqualFold(i.Email, email) {
-			return clone(i), nil
-		}
+	if id, ok := f.byEmail[strings.ToLower(email)]; ok {
+		return clone(f.byID[id]), nil
 	}
 	return nil, nil
 }
@@ -103,13 +103,12 @@ func (f *Fake) CreateInvited(_ context.Context, email string, _ map[string]any) 
 	if err := f.call("CreateInvited"); err != nil {
 		return nil, err
 	}
-	for _, i := range f.byID {
-		if strings.EqualFold(i.Email, email) {
-			return nil, identity.ErrExists
-		}
+	if _, ok := f.byEmail[strings.ToLower(email)]; ok {
+		return nil, identity.ErrExists
 	}
 	i := &identity.Identity{ID: newUUID(), Email: strings.ToLower(email), State: "inactive", CreatedByUs: true}
 	f.byID[i.ID] = i
+	f.byEmail[i.Email] = i.ID
 	return clone(i), nil
 }
 
@@ -119,6 +118,9 @@ func (f *Fake) Delete(_ context.Context, id string) error {
 	defer f.mu.Unlock()
 	if err := f.call("Delete"); err != nil {
 		return err
+	}
+	if i, ok := f.byID[id]; ok {
+		delete(f.byEmail, i.Email)
 	}
 	delete(f.byID, id)
 	f.Deleted = append(f.Deleted, id)

@@ -1,0 +1,167 @@
+// Command dev runs kratos-orgs for development (make dev): a Redis (a local
+// redis-server when installed, else the embedded one), Kratos v1.3.1 on
+// SQLite, and the sidecar with mail printed to the terminal. It creates a
+// demo organization and invitation and prints the link to follow.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/config"
+	"github.com/kratos-orgs/kratos-orgs/invites"
+	"github.com/kratos-orgs/kratos-orgs/orgs"
+	"github.com/kratos-orgs/kratos-orgs/server"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "dev:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	state := filepath.Join(root, ".cache", "dev")
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		return err
+	}
+	cfg, err := config.Load(filepath.Join(root, "config", "dev.yaml"), os.Getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	var children []*exec.Cmd
+	defer func() {
+		for _, c := range children {
+			_ = c.Process.Signal(syscall.SIGTERM)
+			_, _ = c.Process.Wait()
+		}
+	}()
+
+	// Redis: a real server keeps data across restarts of make dev.
+	if bin, err := exec.LookPath("redis-server"); err == nil {
+		port := "6390"
+		c := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--dir", state,
+			"--appendonly", "yes", "--save", "", "--logfile", filepath.Join(state, "redis.log"))
+		if err := c.Start(); err != nil {
+			return fmt.Errorf("start redis-server: %w", err)
+		}
+		children = append(children, c)
+		cfg.Redis.Mode, cfg.Redis.URL = "single", "redis://127.0.0.1:"+port+"/0"
+		fmt.Fprintf(os.Stderr, "redis:  redis-server on 127.0.0.1:%s (data in .cache/dev)\n", port)
+	} else {
+		cfg.Redis.Mode = "embedded"
+		fmt.Fprintln(os.Stderr, "redis:  redis-server is not installed; using an embedded in-memory Redis (install redis-server to keep data)")
+	}
+
+	// Kratos on SQLite, migrated first.
+	kratos := filepath.Join(root, ".cache", "bin", "kratos")
+	if _, err := os.Stat(kratos); err != nil {
+		return errors.New("the Kratos binary is missing: run `make kratos` (or just `make dev`)")
+	}
+	env := append(os.Environ(), "DSN=sqlite://"+filepath.Join(state, "kratos.db")+"?_fk=true&mode=rwc")
+	migrate := exec.Command(kratos, "migrate", "sql", "-e", "--yes", "-c", "kratos.yml")
+	migrate.Dir, migrate.Env = filepath.Join(root, "config", "kratos"), env
+	if out, err := migrate.CombinedOutput(); err != nil {
+		return fmt.Errorf("kratos migrate: %v\n%s", err, out)
+	}
+	serve := exec.Command(kratos, "serve", "-c", "kratos.yml", "--dev")
+	serve.Dir, serve.Env = filepath.Join(root, "config", "kratos"), env
+	kratosLog, err := os.Create(filepath.Join(state, "kratos.log"))
+	if err != nil {
+		return err
+	}
+	defer kratosLog.Close()
+	serve.Stdout, serve.Stderr = kratosLog, kratosLog
+	if err := serve.Start(); err != nil {
+		return fmt.Errorf("start kratos: %w", err)
+	}
+	children = append(children, serve)
+	if err := waitReady(ctx, cfg.Kratos.AdminURL+"/admin/health/ready"); err != nil {
+		return fmt.Errorf("kratos did not start (see .cache/dev/kratos.log): %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "kratos: public %s, admin %s (SQLite in .cache/dev, log in .cache/dev/kratos.log)\n", cfg.Kratos.PublicURL, cfg.Kratos.AdminURL)
+
+	srv, err := server.New(ctx, server.Options{Config: cfg, Logger: log, MailLog: os.Stdout})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+
+	if err := demo(ctx, srv, cfg); err != nil {
+		return err
+	}
+	return <-done
+}
+
+func waitReady(ctx context.Context, url string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return errors.New("not ready after 60s")
+}
+
+// demo creates the demo organization (once) and a fresh invitation; the
+// log sender prints its mail with the link.
+func demo(ctx context.Context, srv *server.Server, cfg config.Config) error {
+	o, err := srv.Orgs.Store().Resolve(ctx, "demo")
+	if apperr.KindOf(err) == apperr.NotFound {
+		o, err = srv.Orgs.Create(ctx, orgs.CreateRequest{Name: "Demo Organization", Slug: "demo"}, orgs.StateActive)
+	}
+	if err != nil {
+		return fmt.Errorf("demo organization: %w", err)
+	}
+	inv, _, err := srv.Invites.Invite(ctx, o.ID, invites.InviteRequest{
+		Email: "newcomer@example.com", Role: "admin", Inviter: &invites.Inviter{Name: "The kratos-orgs demo"},
+	})
+	if err != nil {
+		return fmt.Errorf("demo invitation: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, `
+kratos-orgs is running.
+  public listener  %s
+  admin listener   http://%s  (API key: %s)
+
+Demo organization %q (%s); invitation %s for %s.
+Its mail is printed below by the log sender: open the link in a browser.
+
+Try the admin API:
+  curl -s -H 'Authorization: Bearer %s' http://%s/admin/organizations/demo/invitations
+
+Press Ctrl-C to stop.
+`, cfg.Serve.Public.BaseURL, srv.Addr("admin"), cfg.Admin.APIKeys[0], o.Name, o.ID, inv.ID, inv.Email,
+		cfg.Admin.APIKeys[0], srv.Addr("admin"))
+	return nil
+}
