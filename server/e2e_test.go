@@ -387,9 +387,9 @@ func TestEndToEndBadInput(t *testing.T) {
 	path := "/admin/organizations/bad-input/invitations"
 	cases := []struct {
 		name, method, path, ctype, body string
-		headers                          []string
-		status                           int
-		code                             string
+		headers                         []string
+		status                          int
+		code                            string
 	}{
 		{"malformed email", "POST", path, "application/json", `{"email":"nope"}`, nil, 400, "invalid_email"},
 		{"unknown role", "POST", path, "application/json", `{"email":"a@example.com","role":"king"}`, nil, 400, "invalid_role"},
