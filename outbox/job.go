@@ -37,7 +37,7 @@ const Field = "job"
 func decodeJob(raw string) (Job, error) {
 	var j Job
 	if err := json.Unmarshal([]byte(raw), &j); err != nil {
-		return j, fmt.Errorf("outbox: undecodable job %q: %w", raw, err)
+		return j, fmt.Errorf("outbox: undecodable job (%d bytes): %w", len(raw), err)
 	}
 	return j, nil
 }

@@ -13,19 +13,22 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 `)
 
-// delayScript replaces an entry by a delayed retry, atomically.
+// delayScript replaces an entry by a delayed retry, atomically. It does
+// nothing (returns 0) when the entry is no longer pending: another worker
+// took it over while this one was presumed dead, and owns its outcome.
 // KEYS: stream, delayed. ARGV: group, entry id, job JSON, due (unix ms).
 var delayScript = redis.NewScript(`
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 return 1
 `)
 
-// deadScript moves an entry to the dead-letter stream, atomically.
+// deadScript moves an entry to the dead-letter stream, atomically; like
+// delayScript it leaves an entry another worker took over alone.
 // KEYS: stream, dead. ARGV: group, entry id, job JSON.
 var deadScript = redis.NewScript(`
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*', 'job', ARGV[3])
 return 1

@@ -64,6 +64,9 @@ type Worker struct {
 	groupsOnce sync.Mutex
 	groupsOK   bool
 	lastClaim  time.Time
+	// claimFrom is XAUTOCLAIM's cursor per shard, so that idle entries far
+	// behind many in-flight ones are reached in later rounds.
+	claimFrom [redisx.Shards]string
 }
 
 // NewWorker returns a worker; register handlers before Run.
@@ -83,6 +86,18 @@ func NewWorker(rdb redis.UniversalClient, ks redisx.Keyspace, cfg Config, log *s
 	}
 	if cfg.MaxAttempts < 1 {
 		cfg.MaxAttempts = 1
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 500 * time.Millisecond
+	}
+	if cfg.ClaimAfter <= 0 {
+		cfg.ClaimAfter = 2 * time.Minute
+	}
+	if cfg.BaseBackoff <= 0 {
+		cfg.BaseBackoff = time.Second
+	}
+	if cfg.MaxBackoff < cfg.BaseBackoff {
+		cfg.MaxBackoff = cfg.BaseBackoff
 	}
 	return &Worker{
 		rdb: rdb, ks: ks, cfg: cfg, log: log,
@@ -164,22 +179,27 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	if err := w.promote(ctx); err != nil {
 		return 0, err
 	}
+	// A failing shard does not hold up the others: whatever was claimed or
+	// read is now pending on this consumer and is run in this round (dropping
+	// it would leave it waiting ClaimAfter); the error is returned after.
 	var msgs []entry
+	var errs []error
 	if w.now().Sub(w.lastClaim) >= w.cfg.ClaimAfter/2 {
 		claimed, err := w.reclaim(ctx)
 		if err != nil {
-			return 0, err
+			errs = append(errs, err)
+		} else {
+			w.lastClaim = w.now()
 		}
-		w.lastClaim = w.now()
 		msgs = append(msgs, claimed...)
 	}
 	fresh, err := w.read(ctx)
 	if err != nil {
-		return 0, err
+		errs = append(errs, err)
 	}
 	msgs = append(msgs, fresh...)
 	w.runAll(context.WithoutCancel(ctx), msgs)
-	return len(msgs), nil
+	return len(msgs), errors.Join(errs...)
 }
 
 type entry struct {
@@ -244,19 +264,18 @@ func (w *Worker) read(ctx context.Context) ([]entry, error) {
 	}
 	_, _ = pipe.Exec(ctx)
 	var out []entry
+	var firstErr error
 	for s, c := range cmds {
 		streams, err := c.Result()
 		if errors.Is(err, redis.Nil) {
 			continue
 		}
 		if err != nil {
-			if strings.HasPrefix(err.Error(), "NOGROUP") {
-				// The stream or group vanished (a Redis without persistence restarted).
-				w.groupsOnce.Lock()
-				w.groupsOK = false
-				w.groupsOnce.Unlock()
+			w.noGroup(err)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("outbox: read shard %d: %w", s, err)
 			}
-			return out, fmt.Errorf("outbox: read shard %d: %w", s, err)
+			continue // the entries read from the other shards still run
 		}
 		for _, st := range streams {
 			for _, m := range st.Messages {
@@ -265,17 +284,37 @@ func (w *Worker) read(ctx context.Context) ([]entry, error) {
 			}
 		}
 	}
-	return out, nil
+	return out, firstErr
+}
+
+// noGroup notes that a stream or its group vanished (FLUSHALL, a Redis
+// without persistence restarted), so that the next round re-creates them.
+func (w *Worker) noGroup(err error) {
+	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
+		w.groupsOnce.Lock()
+		w.groupsOK = false
+		w.groupsOnce.Unlock()
+	}
 }
 
 func (w *Worker) reclaim(ctx context.Context) ([]entry, error) {
 	var out []entry
 	for s := 0; s < redisx.Shards; s++ {
-		msgs, _, err := w.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		start := w.claimFrom[s]
+		if start == "" {
+			start = "0-0"
+		}
+		msgs, next, err := w.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 			Stream: w.ks.Outbox(s), Group: w.cfg.Group, Consumer: w.cfg.Consumer,
-			MinIdle: w.cfg.ClaimAfter, Start: "0-0", Count: int64(w.cfg.Batch),
+			MinIdle: w.cfg.ClaimAfter, Start: start, Count: int64(w.cfg.Batch),
 		}).Result()
+		if err == nil {
+			w.claimFrom[s] = next // "0-0" again once the scan wrapped around
+		}
 		if err != nil && !errors.Is(err, redis.Nil) {
+			// Without this, a reclaim that is due fails the same way every
+			// round and read, which would notice, is never reached.
+			w.noGroup(err)
 			return out, fmt.Errorf("outbox: reclaim shard %d: %w", s, err)
 		}
 		for _, m := range msgs {
@@ -305,13 +344,19 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 	start := w.now()
 	job, err := decodeJob(m.raw)
 	if err != nil {
-		w.finish(ctx, m, job, "dead", w.bury(ctx, m, Job{Kind: "undecodable", LastErr: m.raw}))
+		// Not the raw entry: it may hold a sealed link.
+		job = Job{Kind: "undecodable", LastErr: truncate(err.Error(), 200)}
+		_, err = w.bury(ctx, m, job)
+		w.observe(job.Kind, "dead", start)
+		w.finish(ctx, m, job, "dead", err)
 		return
 	}
 	h, ok := w.handlers[job.Kind]
 	if !ok {
 		job.LastErr = "no handler for job kind " + job.Kind
-		w.finish(ctx, m, job, "dead", w.bury(ctx, m, job))
+		_, err = w.bury(ctx, m, job)
+		w.observe(job.Kind, "dead", start)
+		w.finish(ctx, m, job, "dead", err)
 		return
 	}
 	herr := safeRun(ctx, h, job)
@@ -327,10 +372,11 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 		if errors.As(herr, &perm) || job.Attempt >= w.cfg.MaxAttempts {
 			outcome = "dead"
 			w.log.Warn("outbox: giving up a job", "kind", job.Kind, "ref", job.Ref, "attempts", job.Attempt, "err", herr)
-			if f, ok := w.dead[job.Kind]; ok {
+			var buried bool
+			buried, err = w.bury(ctx, m, job)
+			if f, ok := w.dead[job.Kind]; ok && buried {
 				f(ctx, job, herr)
 			}
-			err = w.bury(ctx, m, job)
 		} else {
 			outcome = "retry"
 			delay := max(after, w.backoff(job.Attempt))
@@ -339,10 +385,14 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 				w.cfg.Group, m.id, job.encode(), w.now().Add(delay).UnixMilli()).Err()
 		}
 	}
-	if w.observer != nil {
-		w.observer.JobDone(job.Kind, outcome, w.now().Sub(start))
-	}
+	w.observe(job.Kind, outcome, start)
 	w.finish(ctx, m, job, outcome, err)
+}
+
+func (w *Worker) observe(kind, outcome string, start time.Time) {
+	if w.observer != nil {
+		w.observer.JobDone(kind, outcome, w.now().Sub(start))
+	}
 }
 
 func (w *Worker) finish(_ context.Context, m entry, job Job, outcome string, err error) {
@@ -352,9 +402,11 @@ func (w *Worker) finish(_ context.Context, m entry, job Job, outcome string, err
 	}
 }
 
-func (w *Worker) bury(ctx context.Context, m entry, job Job) error {
+// bury dead-letters an entry; false means another worker owns it now.
+func (w *Worker) bury(ctx context.Context, m entry, job Job) (bool, error) {
 	job.Sealed = "" // a dead letter never keeps a link
-	return deadScript.Run(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDead(m.shard)}, w.cfg.Group, m.id, job.encode()).Err()
+	n, err := deadScript.Run(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDead(m.shard)}, w.cfg.Group, m.id, job.encode()).Int()
+	return n == 1, err
 }
 
 // backoff is exponential with full jitter, capped at MaxBackoff.
