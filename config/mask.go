@@ -33,7 +33,7 @@ func maskURLPassword(raw string) string {
 		return raw
 	}
 	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "****")
+		u.User = url.UserPassword(u.User.Username(), "masked")
 	}
 	return u.String()
 }

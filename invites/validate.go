@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
@@ -17,18 +18,28 @@ const MaxEmailLen = 254
 // NormalizeEmail trims and lower-cases an address and checks that it is a
 // bare address (no display name, no comments) of at most 254 characters.
 func NormalizeEmail(raw string) (string, error) {
-	e := strings.ToLower(strings.TrimSpace(raw))
 	bad := func(why string) error {
 		return apperr.Invalidf("invalid_email", "%q is not a valid email address: %s", raw, why).WithDetails("field", "email")
 	}
+	// Checked before lower-casing, which would turn invalid bytes into U+FFFD.
+	if !utf8.ValidString(raw) {
+		return "", bad("it is not valid UTF-8")
+	}
+	e := strings.ToLower(strings.TrimSpace(raw))
 	if e == "" {
 		return "", bad("it is empty")
 	}
 	if len(e) > MaxEmailLen {
 		return "", bad("it is longer than 254 characters")
 	}
-	if !utf8.ValidString(e) {
-		return "", bad("it is not valid UTF-8")
+	// net/mail rejects ASCII controls but lets C1 controls (U+0080-U+009F) through.
+	if strings.ContainsFunc(e, unicode.IsControl) {
+		return "", bad("it contains control characters")
+	}
+	// Format characters (bidi overrides, zero-width joiners) make an address
+	// display as something it is not.
+	if strings.ContainsFunc(e, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) {
+		return "", bad("it contains invisible formatting characters")
 	}
 	a, err := mail.ParseAddress(e)
 	if err != nil || a.Address != e || a.Name != "" {
@@ -37,10 +48,28 @@ func NormalizeEmail(raw string) (string, error) {
 	at := strings.LastIndexByte(e, '@')
 	domain := e[at+1:]
 	if at < 1 || !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") ||
-		strings.Contains(domain, "..") || strings.ContainsAny(domain, "[]") {
+		strings.Contains(domain, "..") || strings.ContainsAny(domain, "[]") || !hostLabels(domain) {
 		return "", bad("the domain must be a host name like example.com")
 	}
 	return e, nil
+}
+
+// hostLabels reports whether every label of a lower-cased domain is made of
+// letters, digits and inner hyphens; net/mail's atoms also allow !#$%&'*+/=?^_`{|}~
+// and leading or trailing hyphens. Non-ASCII letters stay allowed
+// (internationalized domain names).
+func hostLabels(domain string) bool {
+	for _, label := range strings.Split(domain, ".") {
+		if strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return false
+		}
+		for _, r := range label {
+			if r < utf8.RuneSelf && r != '-' && (r < '0' || r > '9') && (r < 'a' || r > 'z') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // CheckRedirect accepts an absolute http(s) URL on an allowed host; relative,

@@ -34,7 +34,9 @@ func Slugify(name string) string {
 				b.WriteByte('-')
 			}
 			hyphen = false
-			b.WriteRune(r)
+			// NFKD can turn a letter without a lower case (ℌ, ᴬ) into an
+			// upper-case ASCII one, so lower-case again here.
+			b.WriteRune(unicode.ToLower(r))
 		default:
 			hyphen = true
 		}

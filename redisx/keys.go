@@ -30,7 +30,7 @@
 //	P{s}:outbox:delayed               ZSET   job JSON → due time (ms), retries with backoff
 //	P{s}:outbox:dead                  STREAM jobs that ran out of attempts
 //
-//	P{a:<email>}:pending              ZSET   org id → expiry (ms) of its pending invitation
+//	P{a:<sha256(email)>}:pending      ZSET   org id → expiry (ms) of its pending invitation
 //	P{i:<identity>}:orgs              HASH   org id → role
 //
 // The last two are indexes across organizations. They are written by outbox
@@ -39,6 +39,8 @@
 package redisx
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
 )
 
@@ -90,9 +92,12 @@ func (k Keyspace) OutboxDead(s int) string { return k.Shard(s) + "outbox:dead" }
 // Due holds the expiry of every pending invitation of shard s.
 func (k Keyspace) Due(s int) string { return k.Shard(s) + "due" }
 
-// AddressPending maps org id → expiry of the pending invitation for an address.
+// AddressPending maps org id → expiry of the pending invitation for an
+// address. The address is hashed: key names carry no personal data, and
+// braces in an address cannot change the hash tag.
 func (k Keyspace) AddressPending(email string) string {
-	return k.Prefix + "{a:" + email + "}:pending"
+	sum := sha256.Sum256([]byte(email))
+	return k.Prefix + "{a:" + hex.EncodeToString(sum[:16]) + "}:pending"
 }
 
 // IdentityOrgs maps org id → role for one Kratos identity.

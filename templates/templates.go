@@ -226,7 +226,9 @@ func (r *Renderer) HasPage(name string) bool { _, ok := r.pages[name]; return ok
 // Render renders any template by name with sample data (the CLI's preview).
 func (r *Renderer) Render(w io.Writer, name string) error {
 	for _, set := range MailSets {
-		if strings.HasPrefix(name, set+"_") {
+		// Exact names only: a typo such as invitation_body.htm is unknown,
+		// not a preview of the HTML body.
+		if name == set+"_subject.txt" || name == set+"_body.txt" || name == set+"_body.html" {
 			m, err := r.Mail(set, SampleMailData(set))
 			if err != nil {
 				return err
@@ -241,6 +243,10 @@ func (r *Renderer) Render(w io.Writer, name string) error {
 			}
 			return err
 		}
+	}
+	if name == "layout.html" {
+		// The layout has no page of its own: preview it around the message page.
+		name = "message.html"
 	}
 	if r.HasPage(name) {
 		return r.Page(w, name, SamplePageData(name))

@@ -1,0 +1,542 @@
+package config
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	testAPIKey  = "admin-key-0123456789abcdef"
+	testAPIKey2 = "admin-key-fedcba9876543210"
+	testCipher  = "cipher-secret-0123456789abcdef0123456789"
+)
+
+// valid returns a configuration that passes Validate.
+func valid() Config {
+	c := Default()
+	c.Admin.APIKeys = []string{testAPIKey}
+	c.Secrets.Cipher = []string{testCipher}
+	c.Mail.FromAddress = "invites@example.com"
+	return c
+}
+
+// env turns a map into a getenv function.
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// requiredEnv holds what Default lacks for Validate to pass.
+func requiredEnv() map[string]string {
+	return map[string]string{
+		"KRATOS_ORGS_ADMIN_API_KEYS":    testAPIKey,
+		"KRATOS_ORGS_SECRETS_CIPHER":    testCipher,
+		"KRATOS_ORGS_MAIL_FROM_ADDRESS": "invites@example.com",
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kratos-orgs.yml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestDefaultIsValidOnceSecretsAreSet(t *testing.T) {
+	t.Parallel()
+	c := valid()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("valid config rejected: %v", err)
+	}
+	d := Default()
+	err := d.Validate()
+	if err == nil {
+		t.Fatal("Default() without keys, cipher and sender address passed validation")
+	}
+	for _, key := range []string{"admin.api_keys", "secrets.cipher", "mail.from_address"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error %q does not mention %s", err, key)
+		}
+	}
+}
+
+func TestLoadFileAppliesDefaults(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, `
+serve:
+  public:
+    port: 8080
+    base_url: https://orgs.example.com
+admin:
+  api_keys: [`+testAPIKey+`, `+testAPIKey2+`]
+secrets:
+  cipher: [`+testCipher+`]
+mail:
+  from_address: invites@example.com
+invitations:
+  ttl: 48h
+`)
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	// From the file.
+	if c.Serve.Public.Port != 8080 || c.Serve.Public.BaseURL != "https://orgs.example.com" {
+		t.Errorf("serve.public = %+v, want port 8080 and the file's base_url", c.Serve.Public)
+	}
+	if !slices.Equal(c.Admin.APIKeys, []string{testAPIKey, testAPIKey2}) {
+		t.Errorf("admin.api_keys = %q", c.Admin.APIKeys)
+	}
+	if c.Invitations.TTL != 48*time.Hour {
+		t.Errorf("invitations.ttl = %s, want 48h", c.Invitations.TTL)
+	}
+	// Defaults for everything else, including siblings of keys the file set.
+	d := Default()
+	if c.Serve.Public.Host != d.Serve.Public.Host {
+		t.Errorf("serve.public.host = %q, want default %q", c.Serve.Public.Host, d.Serve.Public.Host)
+	}
+	if c.Invitations.MaxTTL != d.Invitations.MaxTTL || c.Invitations.AcceptPath != d.Invitations.AcceptPath {
+		t.Errorf("invitations defaults lost: %+v", c.Invitations)
+	}
+	if !reflect.DeepEqual(c.Redis, d.Redis) {
+		t.Errorf("redis = %+v, want defaults %+v", c.Redis, d.Redis)
+	}
+	if !reflect.DeepEqual(c.Outbox, d.Outbox) || !reflect.DeepEqual(c.Roles, d.Roles) || c.Log != d.Log {
+		t.Errorf("outbox/roles/log not defaulted: %+v %v %+v", c.Outbox, c.Roles, c.Log)
+	}
+}
+
+func TestLoadEmptyFileIsAllDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Load(writeFile(t, ""), env(requiredEnv()))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := valid()
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("empty file:\n got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestLoadNoPath(t *testing.T) {
+	t.Parallel()
+	c, err := Load("", env(requiredEnv()))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if !reflect.DeepEqual(c, valid()) {
+		t.Errorf("got %+v", c)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "absent.yml")
+	_, err := Load(path, env(requiredEnv()))
+	if err == nil || !strings.Contains(err.Error(), "absent.yml") {
+		t.Fatalf("err = %v, want an error naming the file", err)
+	}
+}
+
+func TestLoadUnknownKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		content string
+		want    []string
+	}{
+		{
+			name:    "nested typo",
+			content: "redis:\n  mode: single\n  key_prefx: x\n",
+			want:    []string{"key_prefx", "line 3"},
+		},
+		{
+			name:    "top-level typo",
+			content: "log:\n  level: info\ninvitation:\n  ttl: 1h\n",
+			want:    []string{"invitation", "line 3"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeFile(t, tt.content)
+			_, err := Load(path, env(requiredEnv()))
+			if err == nil {
+				t.Fatal("unknown key accepted")
+			}
+			for _, w := range append(tt.want, path) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadWrongTypeInFile(t *testing.T) {
+	t.Parallel()
+	_, err := Load(writeFile(t, "serve:\n  public:\n    port: lots\n"), env(requiredEnv()))
+	if err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("err = %v, want an error with the line", err)
+	}
+}
+
+func TestLoadEnvOverrides(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, `
+redis:
+  key_prefix: "from-file:"
+serve:
+  public:
+    port: 9000
+`)
+	e := requiredEnv()
+	e["KRATOS_ORGS_REDIS_KEY_PREFIX"] = "from-env:"                                   // string
+	e["KRATOS_ORGS_SERVE_PUBLIC_PORT"] = "9100"                                       // int
+	e["KRATOS_ORGS_SERVE_MAX_BODY_BYTES"] = "4096"                                    // int64
+	e["KRATOS_ORGS_INVITATIONS_TTL"] = "36h"                                          // duration
+	e["KRATOS_ORGS_MAIL_RATE_PER_SECOND"] = "7.5"                                     // float
+	e["KRATOS_ORGS_REDIS_TLS"] = "true"                                               // bool
+	e["KRATOS_ORGS_ADMIN_API_KEYS"] = " " + testAPIKey + " ,, " + testAPIKey2 + " , " // list
+	c, err := Load(path, env(e))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.Redis.KeyPrefix != "from-env:" {
+		t.Errorf("redis.key_prefix = %q, want the environment's over the file's", c.Redis.KeyPrefix)
+	}
+	if c.Serve.Public.Port != 9100 {
+		t.Errorf("serve.public.port = %d, want 9100", c.Serve.Public.Port)
+	}
+	if c.Serve.MaxBodyBytes != 4096 {
+		t.Errorf("serve.max_body_bytes = %d, want 4096", c.Serve.MaxBodyBytes)
+	}
+	if c.Invitations.TTL != 36*time.Hour {
+		t.Errorf("invitations.ttl = %s, want 36h", c.Invitations.TTL)
+	}
+	if c.Mail.RatePerSec != 7.5 {
+		t.Errorf("mail.rate_per_second = %v, want 7.5", c.Mail.RatePerSec)
+	}
+	if !c.Redis.TLS {
+		t.Error("redis.tls = false, want true")
+	}
+	if !slices.Equal(c.Admin.APIKeys, []string{testAPIKey, testAPIKey2}) {
+		t.Errorf("admin.api_keys = %q, want the two trimmed keys", c.Admin.APIKeys)
+	}
+	// Untouched keys keep the file's or the default value.
+	if c.Redis.Mode != "single" || c.Serve.Admin.Port != 4481 {
+		t.Errorf("unrelated keys changed: redis.mode=%q serve.admin.port=%d", c.Redis.Mode, c.Serve.Admin.Port)
+	}
+}
+
+func TestLoadBadEnvValue(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env, key, value string
+	}{
+		{"KRATOS_ORGS_INVITATIONS_TTL", "invitations.ttl", "7days"},
+		{"KRATOS_ORGS_OUTBOX_POLL_INTERVAL", "outbox.poll_interval", "500"},
+		{"KRATOS_ORGS_SERVE_PUBLIC_PORT", "serve.public.port", "http"},
+		{"KRATOS_ORGS_MAIL_RATE_PER_SECOND", "mail.rate_per_second", "fast"},
+		{"KRATOS_ORGS_REDIS_TLS", "redis.tls", "yes please"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env, func(t *testing.T) {
+			t.Parallel()
+			e := requiredEnv()
+			e[tt.env] = tt.value
+			_, err := Load("", env(e))
+			if err == nil {
+				t.Fatalf("%s=%q accepted", tt.env, tt.value)
+			}
+			for _, w := range []string{tt.env, tt.key, tt.value} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if IsProblems(err) {
+				t.Errorf("a parse error is reported as a validation problem: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadValidates(t *testing.T) {
+	t.Parallel()
+	e := requiredEnv()
+	e["KRATOS_ORGS_REDIS_MODE"] = "galaxy"
+	_, err := Load("", env(e))
+	if !IsProblems(err) || !strings.Contains(err.Error(), "redis.mode") {
+		t.Fatalf("err = %v, want a validation problem naming redis.mode", err)
+	}
+}
+
+func TestEnvKeys(t *testing.T) {
+	t.Parallel()
+	keys := EnvKeys()
+	if !slices.Contains(keys, [2]string{"redis.key_prefix", "KRATOS_ORGS_REDIS_KEY_PREFIX"}) {
+		t.Error("EnvKeys lacks redis.key_prefix → KRATOS_ORGS_REDIS_KEY_PREFIX")
+	}
+	for _, want := range [][2]string{
+		{"admin.api_keys", "KRATOS_ORGS_ADMIN_API_KEYS"},
+		{"mail.resend.api_key", "KRATOS_ORGS_MAIL_RESEND_API_KEY"},
+		{"serve.public.base_url", "KRATOS_ORGS_SERVE_PUBLIC_BASE_URL"},
+		{"roles", "KRATOS_ORGS_ROLES"},
+	} {
+		if !slices.Contains(keys, want) {
+			t.Errorf("EnvKeys lacks %v", want)
+		}
+	}
+	seen := map[string]bool{}
+	for _, kv := range keys {
+		if !strings.HasPrefix(kv[1], EnvPrefix) {
+			t.Errorf("%s: variable %s lacks the prefix", kv[0], kv[1])
+		}
+		if seen[kv[1]] {
+			t.Errorf("variable %s is listed twice", kv[1])
+		}
+		seen[kv[1]] = true
+	}
+	// Struct-valued keys are not leaves.
+	for _, kv := range keys {
+		if kv[0] == "serve" || kv[0] == "serve.public" || kv[0] == "mail.resend" {
+			t.Errorf("EnvKeys lists the section %s", kv[0])
+		}
+	}
+}
+
+// Every variable EnvKeys lists must be one that Load reads.
+func TestEnvKeysAreRead(t *testing.T) {
+	t.Parallel()
+	read := map[string]bool{}
+	_, _ = Load("", func(name string) string { read[name] = true; return "" })
+	for _, kv := range EnvKeys() {
+		if !read[kv[1]] {
+			t.Errorf("Load never reads %s", kv[1])
+		}
+	}
+	if len(read) != len(EnvKeys()) {
+		t.Errorf("Load reads %d variables, EnvKeys lists %d", len(read), len(EnvKeys()))
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		edit func(c *Config)
+		want string // a substring of the error: the key, usually with its message
+	}{
+		{"ttl zero", func(c *Config) { c.Invitations.TTL = 0 }, "invitations.ttl: must be positive"},
+		{"ttl over max", func(c *Config) { c.Invitations.TTL = 31 * 24 * time.Hour }, "invitations.ttl: 744h0m0s exceeds invitations.max_ttl"},
+		{"max ttl over a year", func(c *Config) { c.Invitations.MaxTTL = 366 * 24 * time.Hour }, "invitations.max_ttl:"},
+		{"negative remind interval", func(c *Config) { c.Invitations.RemindInterval = -time.Second }, "invitations.remind_interval:"},
+		{"negative retention", func(c *Config) { c.Invitations.Retention = -time.Second }, "invitations.retention:"},
+		{"success url host not allowed", func(c *Config) {
+			c.Invitations.SuccessURL = "https://app.example.com/welcome"
+			c.Invitations.AllowedRedirectHosts = []string{"other.example.com"}
+		}, `invitations.success_url: host "app.example.com" is not in invitations.allowed_redirect_hosts`},
+		{"success url relative", func(c *Config) { c.Invitations.SuccessURL = "/welcome" }, "invitations.success_url: must be an absolute"},
+		{"redirect host with path", func(c *Config) { c.Invitations.AllowedRedirectHosts = []string{"ok.example.com", "bad.example.com/x"} }, "invitations.allowed_redirect_hosts[1]:"},
+		{"accept path without trailing slash", func(c *Config) { c.Invitations.AcceptPath = "/accept" }, "invitations.accept_path:"},
+		{"unknown redis mode", func(c *Config) { c.Redis.Mode = "galaxy" }, `redis.mode: must be single, sentinel, cluster or embedded, got "galaxy"`},
+		{"redis url scheme", func(c *Config) { c.Redis.URL = "http://127.0.0.1:6379" }, "redis.url: must be a redis://"},
+		{"redis single without url", func(c *Config) { c.Redis.URL = "" }, "redis.url: required"},
+		{"sentinel without addrs", func(c *Config) { c.Redis.Mode = "sentinel"; c.Redis.MasterName = "m" }, "redis.addrs: required in sentinel mode"},
+		{"sentinel without master", func(c *Config) { c.Redis.Mode = "sentinel"; c.Redis.Addrs = []string{"h:26379"} }, "redis.master_name:"},
+		{"cluster without addrs", func(c *Config) { c.Redis.Mode = "cluster" }, "redis.addrs: required in cluster mode"},
+		{"key prefix with brace", func(c *Config) { c.Redis.KeyPrefix = "app{x}:" }, "redis.key_prefix:"},
+		{"no api keys", func(c *Config) { c.Admin.APIKeys = nil }, "admin.api_keys: at least one key"},
+		{"short api key", func(c *Config) { c.Admin.APIKeys = []string{testAPIKey, "short"} }, "admin.api_keys[1]: must be at least 16"},
+		{"resend without key", func(c *Config) { c.Mail.Sender = "resend" }, "mail.resend.api_key: required when mail.sender is resend"},
+		{"resend with bad base url", func(c *Config) {
+			c.Mail.Sender = "resend"
+			c.Mail.Resend.APIKey = "re_123"
+			c.Mail.Resend.BaseURL = "api.resend"
+		}, "mail.resend.base_url:"},
+		{"unknown sender", func(c *Config) { c.Mail.Sender = "smtp" }, `mail.sender: must be resend or log, got "smtp"`},
+		{"from address with name", func(c *Config) { c.Mail.FromAddress = "Invites <invites@example.com>" }, "mail.from_address: must be a bare address"},
+		{"no from address", func(c *Config) { c.Mail.FromAddress = "" }, "mail.from_address: required"},
+		{"zero mail rate", func(c *Config) { c.Mail.RatePerSec = 0 }, "mail.rate_per_second:"},
+		{"no cipher", func(c *Config) { c.Secrets.Cipher = nil }, "secrets.cipher: at least one key"},
+		{"short cipher", func(c *Config) { c.Secrets.Cipher = []string{"0123456789abcdef0123456789abcde"} }, "secrets.cipher[0]: must be at least 32"},
+		{"roles missing owner", func(c *Config) { c.Roles = []string{"admin", "member"} }, `roles: must contain "owner"`},
+		{"roles missing member", func(c *Config) { c.Roles = []string{"owner", "admin"} }, `roles: must contain "member"`},
+		{"owner not first", func(c *Config) { c.Roles = []string{"admin", "owner", "member"} }, `roles: must start with "owner"`},
+		{"duplicate role", func(c *Config) { c.Roles = []string{"owner", "admin", "member", "admin"} }, `roles[3]: "admin" is listed twice`},
+		{"bad role name", func(c *Config) { c.Roles = []string{"owner", "admin", "member", "Billing"} }, `roles[3]: "Billing" is not a valid role name`},
+		{"port out of range", func(c *Config) { c.Serve.Public.Port = 70000 }, "serve.public.port: must be between 0 and 65535"},
+		{"same port twice", func(c *Config) { c.Serve.Admin.Port = c.Serve.Public.Port }, "serve.admin.port: must differ"},
+		{"tiny body limit", func(c *Config) { c.Serve.MaxBodyBytes = 100 }, "serve.max_body_bytes:"},
+		{"no shutdown timeout", func(c *Config) { c.Serve.ShutdownTimeout = 0 }, "serve.shutdown_timeout:"},
+		{"base url not http", func(c *Config) { c.Serve.Public.BaseURL = "ftp://example.com" }, "serve.public.base_url: must be an absolute http(s) URL"},
+		{"kratos admin url missing", func(c *Config) { c.Kratos.AdminURL = "" }, "kratos.admin_url: required"},
+		{"kratos public url without host", func(c *Config) { c.Kratos.PublicURL = "http://" }, "kratos.public_url:"},
+		{"kratos schema id", func(c *Config) { c.Kratos.SchemaID = "" }, "kratos.schema_id:"},
+		{"kratos email trait", func(c *Config) { c.Kratos.EmailTrait = "" }, "kratos.email_trait:"},
+		{"kratos timeout", func(c *Config) { c.Kratos.Timeout = 0 }, "kratos.timeout:"},
+		{"no workers", func(c *Config) { c.Outbox.Workers = 0 }, "outbox.workers:"},
+		{"no attempts", func(c *Config) { c.Outbox.MaxAttempts = 0 }, "outbox.max_attempts:"},
+		{"zero poll interval", func(c *Config) { c.Outbox.PollInterval = 0 }, "outbox.poll_interval:"},
+		{"zero sweep interval", func(c *Config) { c.Outbox.SweepInterval = 0 }, "outbox.sweep_interval:"},
+		{"claim before send timeout", func(c *Config) { c.Outbox.ClaimAfter = c.Mail.Resend.Timeout }, "outbox.claim_after: must exceed mail.resend.timeout"},
+		{"log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level:"},
+		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := valid()
+			tt.edit(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatalf("accepted; want an error containing %q", tt.want)
+			}
+			if !IsProblems(err) {
+				t.Errorf("error %T is not Problems", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateAccepts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		edit func(c *Config)
+	}{
+		{"defaults with secrets", func(c *Config) {}},
+		{"success url on an allowed host", func(c *Config) {
+			c.Invitations.SuccessURL = "https://app.example.com:8443/welcome"
+			c.Invitations.AllowedRedirectHosts = []string{"other.example.com", "app.example.com:8443"}
+		}},
+		{"resend with key", func(c *Config) { c.Mail.Sender = "resend"; c.Mail.Resend.APIKey = "re_123" }},
+		{"sentinel", func(c *Config) {
+			c.Redis.Mode = "sentinel"
+			c.Redis.URL = ""
+			c.Redis.Addrs = []string{"s1:26379", "s2:26379"}
+			c.Redis.MasterName = "mymaster"
+		}},
+		{"cluster", func(c *Config) { c.Redis.Mode = "cluster"; c.Redis.Addrs = []string{"n1:6379"} }},
+		{"embedded", func(c *Config) { c.Redis.Mode = "embedded"; c.Redis.URL = "" }},
+		{"single by one address", func(c *Config) { c.Redis.URL = ""; c.Redis.Addrs = []string{"h:6379"} }},
+		{"rediss url", func(c *Config) { c.Redis.URL = "rediss://u:p@h:6380/1" }},
+		{"extra role", func(c *Config) { c.Roles = []string{"owner", "admin", "billing_admin", "member"} }},
+		{"random ports", func(c *Config) { c.Serve.Public.Port = 0; c.Serve.Admin.Port = 0 }},
+		{"several keys", func(c *Config) {
+			c.Admin.APIKeys = []string{testAPIKey, testAPIKey2}
+			c.Secrets.Cipher = []string{testCipher, testCipher + "-old"}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := valid()
+			tt.edit(&c)
+			if err := c.Validate(); err != nil {
+				t.Errorf("rejected: %v", err)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	c := valid()
+	c.Redis.Mode = "galaxy"
+	c.Log.Format = "xml"
+	c.Admin.APIKeys = nil
+	err := c.Validate()
+	p, ok := err.(Problems)
+	if !ok {
+		t.Fatalf("err = %T %v, want Problems", err, err)
+	}
+	if len(p) != 3 {
+		t.Errorf("got %d problems, want 3: %q", len(p), p)
+	}
+	for _, key := range []string{"redis.mode", "log.format", "admin.api_keys"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error lacks %s: %v", key, err)
+		}
+	}
+}
+
+func TestMasked(t *testing.T) {
+	t.Parallel()
+	c := valid()
+	c.Admin.APIKeys = []string{testAPIKey, testAPIKey2}
+	c.Secrets.Cipher = []string{testCipher}
+	c.Mail.Resend.APIKey = "re_supersecret"
+	c.Redis.Password = "redis-pass-secret"
+	c.Redis.URL = "redis://alice:url-pass-secret@redis.internal:6379/2"
+	c.Redis.Username = "alice"
+
+	m := Masked(c)
+
+	dump := strings.Join([]string{
+		strings.Join(m.Admin.APIKeys, ","), strings.Join(m.Secrets.Cipher, ","),
+		m.Mail.Resend.APIKey, m.Redis.Password, m.Redis.URL,
+	}, "|")
+	for _, secret := range []string{testAPIKey, testAPIKey2, testCipher, "re_supersecret", "redis-pass-secret", "url-pass-secret"} {
+		if strings.Contains(dump, secret) {
+			t.Errorf("masked config still holds %q: %s", secret, dump)
+		}
+	}
+	if len(m.Admin.APIKeys) != 2 || m.Admin.APIKeys[0] != "****" || m.Admin.APIKeys[1] != "****" {
+		t.Errorf("admin.api_keys = %q, want two masked entries", m.Admin.APIKeys)
+	}
+	if len(m.Secrets.Cipher) != 1 || m.Secrets.Cipher[0] != "****" {
+		t.Errorf("secrets.cipher = %q", m.Secrets.Cipher)
+	}
+	if m.Mail.Resend.APIKey != "****" || m.Redis.Password != "****" {
+		t.Errorf("resend key %q, redis password %q: want ****", m.Mail.Resend.APIKey, m.Redis.Password)
+	}
+	u, err := url.Parse(m.Redis.URL)
+	if err != nil {
+		t.Fatalf("masked redis.url %q does not parse: %v", m.Redis.URL, err)
+	}
+	if pw, _ := u.User.Password(); pw != "masked" || u.User.Username() != "alice" || u.Host != "redis.internal:6379" || u.Path != "/2" {
+		t.Errorf("redis.url = %q, want user, host and db kept and the password masked", m.Redis.URL)
+	}
+
+	// Everything else is kept.
+	if m.Redis.Username != "alice" || m.Mail.FromAddress != c.Mail.FromAddress || m.Redis.KeyPrefix != c.Redis.KeyPrefix ||
+		m.Serve != c.Serve || m.Invitations.TTL != c.Invitations.TTL || !slices.Equal(m.Roles, c.Roles) ||
+		m.Mail.Resend.BaseURL != c.Mail.Resend.BaseURL {
+		t.Errorf("masking changed non-secret fields:\n got %+v\nwant %+v", m, c)
+	}
+
+	// The original is untouched (the slices are not shared).
+	if c.Admin.APIKeys[0] != testAPIKey || c.Secrets.Cipher[0] != testCipher || c.Redis.Password != "redis-pass-secret" {
+		t.Errorf("Masked modified its argument: %+v", c)
+	}
+}
+
+func TestMaskedLeavesEmptyAndPasswordlessValues(t *testing.T) {
+	t.Parallel()
+	c := valid()
+	c.Redis.URL = "redis://bob@redis.internal:6379/0"
+	c.Mail.Resend.APIKey = ""
+	c.Redis.Password = ""
+	m := Masked(c)
+	if m.Redis.URL != c.Redis.URL {
+		t.Errorf("redis.url without password changed to %q", m.Redis.URL)
+	}
+	if m.Mail.Resend.APIKey != "" || m.Redis.Password != "" {
+		t.Errorf("empty secrets became %q and %q; an unset secret should look unset", m.Mail.Resend.APIKey, m.Redis.Password)
+	}
+	c.Redis.URL = "redis://127.0.0.1:6379/0"
+	if got := Masked(c).Redis.URL; got != c.Redis.URL {
+		t.Errorf("redis.url without user info changed to %q", got)
+	}
+}
