@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,9 +23,15 @@ import (
 // address, so each one also creates a (fake) identity. It reports invites/s.
 //
 //	go test -run=NONE -bench=InviteHTTP -benchtime=5s ./server/
+//
+// BENCH_REDIS_ADDR=host:port runs it against another Redis (e.g. one with
+// the persistence settings of production) instead of a throwaway one.
 func BenchmarkInviteHTTP(b *testing.B) {
-	r := testenv.SharedRedis(b)
-	cfg := testConfig(r.Addr, "http://127.0.0.1:1", "http://127.0.0.1:1", "http://127.0.0.1:1/")
+	addr := os.Getenv("BENCH_REDIS_ADDR")
+	if addr == "" {
+		addr = testenv.SharedRedis(b).Addr
+	}
+	cfg := testConfig(addr, "http://127.0.0.1:1", "http://127.0.0.1:1", "http://127.0.0.1:1/")
 	cfg.Mail.Sender = "log"
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv, err := New(context.Background(), Options{Config: cfg, Logger: log, Identities: identitytest.New(), Sender: mail.NewLogSender(io.Discard)})

@@ -24,8 +24,12 @@ type Redis struct {
 	Addr string
 	dir  string
 	port int
-	cmd  *exec.Cmd
-	mu   sync.Mutex
+	// durable servers append every write to disk before answering, so a
+	// kill -9 loses nothing acknowledged (restart tests); the shared one
+	// keeps nothing on disk, like a cache, and is much faster.
+	durable bool
+	cmd     *exec.Cmd
+	mu      sync.Mutex
 }
 
 func redisBinary() (string, error) {
@@ -49,11 +53,11 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// StartRedis starts a private redis-server for one test (fault tests kill
-// and restart it) and stops it when the test ends.
+// StartRedis starts a private, durable redis-server for one test (fault
+// tests kill and restart it) and stops it when the test ends.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	r, err := startRedis(t.TempDir())
+	r, err := startRedis(t.TempDir(), true)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -61,7 +65,7 @@ func StartRedis(t testing.TB) *Redis {
 	return r
 }
 
-func startRedis(dir string) (*Redis, error) {
+func startRedis(dir string, durable bool) (*Redis, error) {
 	bin, err := redisBinary()
 	if err != nil {
 		return nil, err
@@ -72,7 +76,7 @@ func startRedis(dir string) (*Redis, error) {
 		if err != nil {
 			return nil, err
 		}
-		r := &Redis{dir: dir, port: port, Addr: "127.0.0.1:" + strconv.Itoa(port)}
+		r := &Redis{dir: dir, port: port, durable: durable, Addr: "127.0.0.1:" + strconv.Itoa(port)}
 		if err := r.start(bin); err != nil {
 			lastErr = err
 			continue
@@ -83,12 +87,16 @@ func startRedis(dir string) (*Redis, error) {
 }
 
 func (r *Redis) start(bin string) error {
-	// appendonly lets restart tests prove that nothing acknowledged is lost.
-	cmd := exec.Command(bin,
+	persistence := []string{"--appendonly", "no"}
+	if r.durable {
+		persistence = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	args := append([]string{
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--dir", r.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-		"--protected-mode", "no", "--loglevel", "warning",
-		"--logfile", filepath.Join(r.dir, "redis.log"))
+		"--dir", r.dir, "--save", "", "--protected-mode", "no", "--loglevel", "warning",
+		"--logfile", filepath.Join(r.dir, "redis.log"),
+	}, persistence...)
+	cmd := exec.Command(bin, args...)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -169,7 +177,7 @@ func SharedRedis(t testing.TB) *Redis {
 			sharedErr = err
 			return
 		}
-		shared, sharedErr = startRedis(dir)
+		shared, sharedErr = startRedis(dir, false)
 	})
 	if sharedErr != nil {
 		t.Fatalf("testenv: %v", sharedErr)
