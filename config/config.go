@@ -17,6 +17,8 @@ type Config struct {
 	Kratos      Kratos      `yaml:"kratos"`
 	Admin       Admin       `yaml:"admin"`
 	Invitations Invitations `yaml:"invitations"`
+	Accept      Accept      `yaml:"accept"`
+	Register    Register    `yaml:"registration"`
 	Roles       []string    `yaml:"roles"`
 	Mail        Mail        `yaml:"mail"`
 	Templates   Templates   `yaml:"templates"`
@@ -88,6 +90,39 @@ type Invitations struct {
 	AllowedRedirectHosts []string      `yaml:"allowed_redirect_hosts"`
 	// AcceptPath is where invitation links point on the public listener.
 	AcceptPath string `yaml:"accept_path"`
+}
+
+// Accept configures how a person accepting an invitation or activating a
+// registration ends up logged in to Kratos.
+type Accept struct {
+	// LoginMode is kratos_settings (an admin recovery link; Kratos asks for
+	// a password on its settings page) or password (the accept form takes
+	// the password and the page completes a Kratos browser login).
+	LoginMode string `yaml:"login_mode"`
+	// Fields are asked of a person new to Kratos and written as traits
+	// (the seed's form_class).
+	Fields            []Field `yaml:"fields"`
+	PasswordMinLength int     `yaml:"password_min_length"`
+	// ClaimTimeout bounds the Kratos calls of one acceptance; a claim older
+	// than this is released so the link works again.
+	ClaimTimeout time.Duration `yaml:"claim_timeout"`
+}
+
+// Field is one form field mapped to an identity trait.
+type Field struct {
+	Trait     string `yaml:"trait"` // dotted trait path, e.g. name.first
+	Label     string `yaml:"label"`
+	Required  bool   `yaml:"required"`
+	MaxLength int    `yaml:"max_length"`
+}
+
+// Register configures sign-up with a new organization (the seed's
+// RegistrationBackend).
+type Register struct {
+	Enabled      bool   `yaml:"enabled"`
+	Path         string `yaml:"path"`          // the sign-up form
+	ActivatePath string `yaml:"activate_path"` // activation links
+	SuccessURL   string `yaml:"success_url"`   // after activation (default invitations.success_url)
 }
 
 // Mail configures outgoing mail.
@@ -163,7 +198,17 @@ func Default() Config {
 			Retention:      90 * 24 * time.Hour,
 			AcceptPath:     "/invitations/accept/",
 		},
-		Roles: []string{"owner", "admin", "member"},
+		Accept: Accept{
+			LoginMode: "kratos_settings",
+			Fields: []Field{
+				{Trait: "name.first", Label: "First name", MaxLength: 100},
+				{Trait: "name.last", Label: "Last name", MaxLength: 100},
+			},
+			PasswordMinLength: 8,
+			ClaimTimeout:      time.Minute,
+		},
+		Register: Register{Enabled: true, Path: "/register", ActivatePath: "/register/activate/"},
+		Roles:    []string{"owner", "admin", "member"},
 		Mail: Mail{
 			Sender:     "log",
 			FromName:   "kratos-orgs",

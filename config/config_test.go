@@ -540,3 +540,15 @@ func TestMaskedLeavesEmptyAndPasswordlessValues(t *testing.T) {
 		t.Errorf("redis.url without user info changed to %q", got)
 	}
 }
+
+func TestEnvCannotSetListsOfObjects(t *testing.T) {
+	_, err := Load("", func(k string) string {
+		if k == "KRATOS_ORGS_ACCEPT_FIELDS" {
+			return "name.first"
+		}
+		return ""
+	})
+	if err == nil || !strings.Contains(err.Error(), "accept.fields") || !strings.Contains(err.Error(), "KRATOS_ORGS_ACCEPT_FIELDS") {
+		t.Fatalf("err = %v", err)
+	}
+}

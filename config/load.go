@@ -136,6 +136,9 @@ func setFromString(v reflect.Value, raw string) error {
 		}
 		v.SetBool(b)
 	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("a list of objects cannot come from the environment; set it in the file")
+		}
 		var items []string
 		for _, s := range strings.Split(raw, ",") {
 			if s = strings.TrimSpace(s); s != "" {

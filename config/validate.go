@@ -19,7 +19,10 @@ func (p Problems) Error() string {
 	return "invalid configuration:\n  - " + strings.Join(p, "\n  - ")
 }
 
-var roleName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+var (
+	roleName  = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+	traitPath = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+)
 
 // Validate checks the configuration and names the key of every problem.
 func (c *Config) Validate() error {
@@ -127,6 +130,49 @@ func (c *Config) Validate() error {
 	}
 	if !strings.HasPrefix(inv.AcceptPath, "/") || !strings.HasSuffix(inv.AcceptPath, "/") {
 		add("invitations.accept_path", "must start and end with '/', got %q", inv.AcceptPath)
+	}
+
+	switch c.Accept.LoginMode {
+	case "kratos_settings", "password":
+	default:
+		add("accept.login_mode", "must be kratos_settings or password, got %q", c.Accept.LoginMode)
+	}
+	for i, f := range c.Accept.Fields {
+		key := fmt.Sprintf("accept.fields[%d]", i)
+		if !traitPath.MatchString(f.Trait) {
+			add(key+".trait", "must be a dotted trait path like name.first, got %q", f.Trait)
+		}
+		if f.Trait == c.Kratos.EmailTrait {
+			add(key+".trait", "must not be the email trait: the invited address is fixed")
+		}
+		if f.Label == "" {
+			add(key+".label", "required")
+		}
+		if f.MaxLength < 0 || f.MaxLength > 1000 {
+			add(key+".max_length", "must be between 0 (default 200) and 1000")
+		}
+	}
+	if c.Accept.PasswordMinLength < 8 || c.Accept.PasswordMinLength > 256 {
+		add("accept.password_min_length", "must be between 8 and 256, got %d", c.Accept.PasswordMinLength)
+	}
+	if c.Accept.ClaimTimeout < 5*time.Second {
+		add("accept.claim_timeout", "must be at least 5s")
+	}
+	if c.Register.Enabled {
+		for _, p := range []struct{ key, v string }{{"registration.path", c.Register.Path}, {"registration.activate_path", c.Register.ActivatePath}} {
+			if !strings.HasPrefix(p.v, "/") {
+				add(p.key, "must start with '/', got %q", p.v)
+			}
+		}
+		if !strings.HasSuffix(c.Register.ActivatePath, "/") {
+			add("registration.activate_path", "must end with '/', got %q", c.Register.ActivatePath)
+		}
+	}
+	if c.Register.SuccessURL != "" && checkURL(add, "registration.success_url", c.Register.SuccessURL, true) {
+		u, _ := url.Parse(c.Register.SuccessURL)
+		if !slices.Contains(inv.AllowedRedirectHosts, u.Host) {
+			add("registration.success_url", "host %q is not in invitations.allowed_redirect_hosts", u.Host)
+		}
 	}
 
 	for _, must := range []string{"owner", "admin", "member"} {

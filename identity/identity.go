@@ -38,6 +38,7 @@ type Identity struct {
 // Config locates Kratos and describes its identity schema.
 type Config struct {
 	AdminURL   string
+	PublicURL  string
 	SchemaID   string
 	EmailTrait string // dotted path
 	NameTrait  string // dotted path
@@ -46,9 +47,10 @@ type Config struct {
 
 // Kratos talks to the Kratos admin API.
 type Kratos struct {
-	api *ory.APIClient
-	cfg Config
-	hc  *http.Client
+	api    *ory.APIClient // admin API
+	public *ory.APIClient // public API (sessions)
+	cfg    Config
+	hc     *http.Client
 }
 
 // New returns an adapter for the admin API at cfg.AdminURL.
@@ -58,7 +60,11 @@ func New(cfg Config) *Kratos {
 	c.Servers = ory.ServerConfigurations{{URL: strings.TrimRight(cfg.AdminURL, "/")}}
 	c.HTTPClient = hc
 	c.UserAgent = "kratos-orgs"
-	return &Kratos{api: ory.NewAPIClient(c), cfg: cfg, hc: hc}
+	p := ory.NewConfiguration()
+	p.Servers = ory.ServerConfigurations{{URL: strings.TrimRight(cfg.PublicURL, "/")}}
+	p.HTTPClient = hc
+	p.UserAgent = "kratos-orgs"
+	return &Kratos{api: ory.NewAPIClient(c), public: ory.NewAPIClient(p), cfg: cfg, hc: hc}
 }
 
 // Ready checks that the Kratos admin API answers.

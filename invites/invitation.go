@@ -20,6 +20,9 @@ const (
 	Accepted Status = "accepted"
 	Revoked  Status = "revoked"
 	Expired  Status = "expired"
+
+	// accepting is stored while an acceptance runs; it reads as pending.
+	accepting Status = "accepting"
 )
 
 // Final reports whether s is an end state.
@@ -60,6 +63,8 @@ type Invitation struct {
 	AcceptURL string `json:"accept_url,omitempty"`
 
 	// Not exposed.
+	claimed         bool // being accepted right now
+	kind            string
 	identityCreated bool
 	tokenHash       string
 	tokenVersion    int
@@ -99,7 +104,7 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 		CreatedAt: redisx.MsTime(h["created_at"]), UpdatedAt: redisx.MsTime(h["updated_at"]),
 		ExpiresAt: redisx.MsTime(h["expires_at"]), AcceptedBy: h["accepted_by"],
 		EndedAt: optTime(h["ended_at"]), RemindedAt: optTime(h["reminded_at"]),
-		tokenHash: h["token_hash"],
+		tokenHash: h["token_hash"], kind: h["kind"],
 	}
 	inv.tokenVersion, _ = strconv.Atoi(h["token_version"])
 	if ms, err := strconv.ParseInt(h["ttl_ms"], 10, 64); err == nil {
@@ -107,6 +112,10 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 	}
 	if inv.Status == Accepted {
 		inv.AcceptedAt = inv.EndedAt
+	}
+	if inv.Status == accepting {
+		// Being accepted right now: still pending to everyone else.
+		inv.Status, inv.claimed = Pending, true
 	}
 	if inv.Status == Pending && !now.Before(inv.ExpiresAt) {
 		inv.Status = Expired

@@ -33,7 +33,34 @@ func NewMailer(svc *Service, sender mail.Sender, render *templates.Renderer, fro
 // Register installs the invitation jobs on a worker.
 func (m *Mailer) Register(w *outbox.Worker, idx *AddressIndex) {
 	w.Handle("mail", m.Handle, m.GiveUp)
+	w.Handle("notice", m.Notice, nil)
 	w.Handle("invitation.sync", idx.Handle, nil)
+}
+
+// Notice mails a person who already has an account and asked to register
+// an organization: log in and create it from there. No link is issued.
+func (m *Mailer) Notice(ctx context.Context, job outbox.Job) error {
+	rendered, err := m.render.Mail(job.Template, templates.MailData{
+		Organization: templates.Organization{Name: job.Name},
+		Invitee:      templates.Invitee{Email: job.Ref, Existing: true},
+		LoginURL:     m.svc.cfg.LoginURL,
+	})
+	if err != nil {
+		return outbox.Permanent(err)
+	}
+	_, err = m.sender.Send(ctx, mail.Message{
+		From: mail.FormatAddress(m.fromName, m.from), To: []string{job.Ref},
+		Subject: rendered.Subject, HTML: rendered.HTML, Text: rendered.Text,
+		Tags:           map[string]string{"kind": "notice"},
+		IdempotencyKey: fmt.Sprintf("kratos-orgs/notice/%d/%s", job.Enqueued, tokens.Hash(job.Ref)[:16]),
+	})
+	if se, ok := mail.AsSendError(err); ok && se.Temporary {
+		return outbox.Retry(err, se.RetryAfter)
+	}
+	if err != nil {
+		return outbox.Permanent(err)
+	}
+	return nil
 }
 
 // Handle sends one invitation, reminder or activation mail. A job whose
@@ -177,7 +204,16 @@ func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 	if err != nil {
 		return err
 	}
-	if (inv.Status == Revoked || inv.Status == Expired) && inv.identityCreated && inv.IdentityID != "" {
+	if inv.Status != Revoked && inv.Status != Expired {
+		return nil
+	}
+	if inv.kind == "registration" {
+		// An abandoned sign-up leaves no organization behind.
+		if err := x.svc.orgs.DeleteIfPending(ctx, inv.OrganizationID); err != nil {
+			return err
+		}
+	}
+	if inv.identityCreated && inv.IdentityID != "" {
 		return x.cleanupIdentity(ctx, inv)
 	}
 	return nil

@@ -31,7 +31,9 @@ local fields = {'role', ARGV[7], 'expires_at', exp, 'ttl_ms', ARGV[9], 'token_ha
 
 local id = redis.call('HGET', ok .. ':inv:email', email)
 local outcome = 'rotated'
-if id and current_status(id) == 'pending' then
+local st = id and current_status(id)
+if st == 'accepting' then return {'accepting'} end
+if st == 'pending' then
   local ik = k_inv(id)
   local old = redis.call('HMGET', ik, 'token_hash', 'token_version')
   redis.call('DEL', k_tok(old[1]))
@@ -50,6 +52,7 @@ end
 redis.call('ZADD', ok .. ':inv:pending', exp, id)
 redis.call('ZADD', P .. 'due', exp, id)
 redis.call('SET', k_tok(th), id, 'PX', exp - NOW)
+remember_token(th, id, exp)
 local ik = k_inv(id)
 if ARGV[18] == '1' then
   enqueue({k = 'mail', r = id, v = tonumber(redis.call('HGET', ik, 'token_version')), t = ARGV[20], s = ARGV[19]})
@@ -96,6 +99,7 @@ if ARGV[9] == '1' then delivery = 'queued' end
 redis.call('HSET', ik, 'token_hash', th, 'token_version', ver, 'expires_at', exp, 'updated_at', NOW,
   'delivery', delivery, 'delivery_attempts', 0, 'delivery_error', '', 'delivery_id', '', 'delivery_at', NOW)
 redis.call('SET', k_tok(th), id, 'PX', exp - NOW)
+remember_token(th, id, exp)
 redis.call('ZADD', k_org(f[6]) .. ':inv:pending', exp, id)
 redis.call('ZADD', P .. 'due', exp, id)
 if ARGV[9] == '1' then enqueue({k = 'mail', r = id, v = ver, t = ARGV[10], s = ARGV[6]}) end
@@ -166,6 +170,10 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', NOW, 'BYSCORE', 'LIMIT
   if st == 'expired' then expired = expired + 1 end
   -- end_invitation already left the set; drop what is not pending any more
   if st ~= 'pending' then redis.call('ZREM', KEYS[1], id) end
+end
+-- A claim whose process died mid-acceptance: the link works again.
+for _, id in ipairs(redis.call('ZRANGE', P .. 'claims', '-inf', NOW, 'BYSCORE', 'LIMIT', 0, n)) do
+  release_claim(id)
 end
 for _, id in ipairs(redis.call('ZRANGE', P .. 'purge', '-inf', NOW, 'BYSCORE', 'LIMIT', 0, n)) do
   local ik = k_inv(id)

@@ -27,6 +27,9 @@ type Identities interface {
 type Organizations interface {
 	Exists(ctx context.Context, id string) (bool, error)
 	ResolveID(ctx context.Context, idOrSlug string) (string, error)
+	// DeleteIfPending removes an organization whose registration was
+	// never activated.
+	DeleteIfPending(ctx context.Context, id string) error
 }
 
 // Config is the backend's policy.
@@ -37,6 +40,8 @@ type Config struct {
 	AcceptURL            string // public base URL + accept path; the token is appended
 	AllowedRedirectHosts []string
 	Roles                orgs.Roles
+	EmailTrait           string // dotted path of the email trait
+	LoginURL             string // where mail sends people who already have an account
 }
 
 // Service is the invitation backend.
@@ -49,6 +54,8 @@ type Service struct {
 	log    *slog.Logger
 	wake   func()
 	now    func() time.Time
+
+	emailTrait string
 }
 
 // NewService wires the backend. wake is called after each write that
@@ -57,7 +64,11 @@ func NewService(store *Store, o Organizations, ids Identities, sealer *tokens.Se
 	if wake == nil {
 		wake = func() {}
 	}
-	return &Service{store: store, orgs: o, ids: ids, sealer: sealer, cfg: cfg, log: log, wake: wake, now: time.Now}
+	trait := cfg.EmailTrait
+	if trait == "" {
+		trait = "email"
+	}
+	return &Service{store: store, orgs: o, ids: ids, sealer: sealer, cfg: cfg, log: log, wake: wake, now: time.Now, emailTrait: trait}
 }
 
 // Store exposes the store (jobs, tests).

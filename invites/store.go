@@ -91,6 +91,8 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 	case "already_member":
 		return inv, false, apperr.Conflictf("already_member", "%s is already a member of the organization", n.Email).
 			WithDetails("email", n.Email, "identity_id", n.IdentityID)
+	case "accepting":
+		return inv, false, apperr.Conflictf("invitation_accepting", "the pending invitation for %s is being accepted right now", n.Email)
 	case "created", "rotated":
 		return parseInvitation(redisx.Hash(rep.Values[0]), now), rep.Outcome == "rotated", nil
 	}

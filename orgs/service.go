@@ -53,7 +53,8 @@ type CreateRequest struct {
 	OwnerIdentityID string `json:"owner_identity_id,omitempty"`
 }
 
-func checkName(name string) (string, error) {
+// CheckName validates and trims an organization name.
+func CheckName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
 		return "", apperr.Invalidf("invalid_name", "name is required").WithDetails("field", "name")
@@ -72,7 +73,8 @@ func checkMetadata(m map[string]any) error {
 	return nil
 }
 
-func checkSlug(slug string) error {
+// CheckSlug validates an explicit slug.
+func CheckSlug(slug string) error {
 	if !ValidSlug(slug) {
 		return apperr.Invalidf("invalid_slug", "slug must be lower-case letters and digits separated by single hyphens, at most %d characters", MaxSlugLen).
 			WithDetails("field", "slug")
@@ -100,14 +102,14 @@ func (s *Service) lookupIdentity(ctx context.Context, field, id string) (*identi
 // Create makes an organization; a missing slug is derived from the name and
 // made unique (acme, acme-2, ...).
 func (s *Service) Create(ctx context.Context, r CreateRequest, state string) (Organization, error) {
-	name, err := checkName(r.Name)
+	name, err := CheckName(r.Name)
 	if err != nil {
 		return Organization{}, err
 	}
 	explicit := r.Slug != ""
 	slug := r.Slug
 	if explicit {
-		if err := checkSlug(slug); err != nil {
+		if err := CheckSlug(slug); err != nil {
 			return Organization{}, err
 		}
 	} else {
@@ -142,14 +144,14 @@ type UpdateRequest struct {
 func (s *Service) Update(ctx context.Context, ref string, r UpdateRequest) (Organization, error) {
 	var u Update
 	if r.Name != nil {
-		name, err := checkName(*r.Name)
+		name, err := CheckName(*r.Name)
 		if err != nil {
 			return Organization{}, err
 		}
 		u.Name = &name
 	}
 	if r.Slug != nil {
-		if err := checkSlug(*r.Slug); err != nil {
+		if err := CheckSlug(*r.Slug); err != nil {
 			return Organization{}, err
 		}
 		u.Slug = r.Slug

@@ -179,6 +179,12 @@ func (s *Store) Get(ctx context.Context, id string) (Organization, error) {
 	return parseOrg(h)
 }
 
+// SlugTaken reports whether a slug belongs to an organization.
+func (s *Store) SlugTaken(ctx context.Context, slug string) (bool, error) {
+	n, err := s.rdb.HExists(ctx, s.ks.Slugs(), slug).Result()
+	return n, storeErr(err)
+}
+
 // Resolve finds an organization by id or slug.
 func (s *Store) Resolve(ctx context.Context, idOrSlug string) (Organization, error) {
 	if _, ok := redisx.ParseID("org", idOrSlug); ok {
@@ -325,9 +331,10 @@ func (s *Store) Update(ctx context.Context, id string, u Update) (Organization, 
 }
 
 var deleteScript = redisx.NewScript(`
--- KEYS: org. ARGV[4]: org id.
+-- KEYS: org. ARGV[4]: org id, ARGV[5]: only if pending (1/0).
 local org = ARGV[4]
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
+if ARGV[5] == '1' and redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return {'active'} end
 local ok = KEYS[1]
 local slug = redis.call('HGET', ok, 'slug')
 local pending = redis.call('ZRANGE', ok .. ':inv:st:pending', 0, -1)
@@ -353,15 +360,34 @@ return {'ok', slug, revoked}
 // readable by id until their retention passes. It returns how many
 // invitations were revoked.
 func (s *Store) Delete(ctx context.Context, id string) (int, error) {
+	return s.delete(ctx, id, false)
+}
+
+// DeleteIfPending deletes an organization that was never activated (an
+// abandoned registration); an active one is left alone.
+func (s *Store) DeleteIfPending(ctx context.Context, id string) error {
+	_, err := s.delete(ctx, id, true)
+	if apperr.KindOf(err) == apperr.NotFound || errors.Is(err, errActive) {
+		return nil
+	}
+	return err
+}
+
+var errActive = errors.New("orgs: organization is active")
+
+func (s *Store) delete(ctx context.Context, id string, onlyPending bool) (int, error) {
 	if _, ok := redisx.ParseID("org", id); !ok {
 		return 0, errOrgNotFound(id)
 	}
-	rep, err := deleteScript.Run(ctx, s.rdb, []string{s.ks.Org(id)}, s.ks.Args(redisx.ShardOf(id), s.now(), s.retention, id)...)
+	rep, err := deleteScript.Run(ctx, s.rdb, []string{s.ks.Org(id)}, s.ks.Args(redisx.ShardOf(id), s.now(), s.retention, id, b2s(onlyPending))...)
 	if err != nil {
 		return 0, storeErr(err)
 	}
-	if rep.Outcome == "not_found" {
+	switch rep.Outcome {
+	case "not_found":
 		return 0, errOrgNotFound(id)
+	case "active":
+		return 0, errActive
 	}
 	s.forget(id)
 	if err := releaseSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, redisx.Str(rep.Values[0]), id, "1").Err(); err != nil {

@@ -72,6 +72,27 @@ local function current_status(id)
   return f[1]
 end
 
+-- remember_token keeps, past the token's life, which invitation it was
+-- for: a dead link then explains itself (expired, revoked, replaced,
+-- accepted) instead of looking forged. It never makes a token valid.
+local function remember_token(hash, id, exp)
+  redis.call('SET', P .. 'tokinfo:' .. hash, id, 'PX', exp - NOW + math.max(RETENTION, 86400000))
+end
+
+-- release_claim puts an invitation that was being accepted back to
+-- pending, with its link alive again (unless it expired meanwhile).
+local function release_claim(id)
+  local ik = k_inv(id)
+  redis.call('ZREM', P .. 'claims', id)
+  if redis.call('HGET', ik, 'status') ~= 'accepting' then return false end
+  local f = redis.call('HMGET', ik, 'token_hash', 'expires_at')
+  redis.call('HSET', ik, 'status', 'pending', 'claim_until', '', 'updated_at', NOW)
+  if tonumber(f[2]) > NOW then
+    redis.call('SET', k_tok(f[1]), id, 'PX', tonumber(f[2]) - NOW)
+  end
+  return true
+end
+
 -- add_member writes a membership; the caller checked it does not exist.
 local function put_member(org, identity, role, email, joined)
   local ok = k_org(org)

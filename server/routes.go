@@ -3,13 +3,17 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"sort"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/kratos-orgs/kratos-orgs/httpx"
 	"github.com/kratos-orgs/kratos-orgs/invites"
+	"github.com/kratos-orgs/kratos-orgs/kratosui"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
+	"github.com/kratos-orgs/kratos-orgs/templates"
 )
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -22,6 +26,13 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	public = newEngine()
 	public.Use(httpx.Common("public", s.log, maxBody, nil))
 	s.health(public)
+	kratos := origin(s.cfg.Kratos.PublicURL)
+	pages := public.Group("", httpx.PageHeaders([]string{kratos}, []string{kratos}))
+	invites.NewPages(s.Acceptor, s.Registrar, s.Templates, httpx.NewCSRF(s.cfg.Secrets.Cipher[0], s.cfg.Serve.Public.BaseURL), invites.PagesConfig{
+		AcceptPath: s.cfg.Invitations.AcceptPath, ActivatePath: s.cfg.Register.ActivatePath, RegisterPath: s.cfg.Register.Path,
+		PublicBaseURL: s.cfg.Serve.Public.BaseURL, KratosPublicURL: s.cfg.Kratos.PublicURL,
+	}).Register(pages)
+	kratosui.New(s.cfg.Kratos.PublicURL, s.cfg.Serve.Public.BaseURL, s.Templates, s.ids, memberships{s}).Register(pages)
 
 	admin = newEngine()
 	admin.Use(httpx.Common("admin", s.log, maxBody, nil))
@@ -30,6 +41,34 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	orgs.NewAdminHandlers(s.Orgs).Register(api)
 	invites.NewAdminHandlers(s.Invites).Register(api)
 	return public, admin
+}
+
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// memberships lists an identity's organizations for the welcome page.
+type memberships struct{ s *Server }
+
+func (m memberships) OrganizationsOf(ctx context.Context, identityID string) ([]templates.WelcomeOrg, error) {
+	roles, err := m.s.Members.Organizations(ctx, identityID)
+	if err != nil {
+		return nil, err
+	}
+	var out []templates.WelcomeOrg
+	for id, role := range roles {
+		o, err := m.s.Orgs.Store().Get(ctx, id)
+		if err != nil {
+			continue // deleted since
+		}
+		out = append(out, templates.WelcomeOrg{Name: o.Name, Role: role})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 func newEngine() *gin.Engine {

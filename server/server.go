@@ -34,7 +34,10 @@ import (
 // Identities is everything kratos-orgs needs from Kratos.
 type Identities interface {
 	invites.Identities
+	invites.Accounts
 	Ready(ctx context.Context) error
+	// Schema returns the identity schema, to check forms before writing.
+	Schema(ctx context.Context) (map[string]any, error)
 }
 
 // Options are the dependencies; nil ones are built from Config.
@@ -58,6 +61,8 @@ type Server struct {
 
 	Orgs      *orgs.Service
 	Invites   *invites.Service
+	Acceptor  *invites.Acceptor
+	Registrar *invites.Registrar
 	Addresses *invites.AddressIndex
 	Members   *orgs.IdentityIndex
 	Worker    *outbox.Worker
@@ -98,7 +103,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.ids = o.Identities
 	if s.ids == nil {
 		s.ids = identity.New(identity.Config{
-			AdminURL: cfg.Kratos.AdminURL, SchemaID: cfg.Kratos.SchemaID,
+			AdminURL: cfg.Kratos.AdminURL, PublicURL: cfg.Kratos.PublicURL, SchemaID: cfg.Kratos.SchemaID,
 			EmailTrait: cfg.Kratos.EmailTrait, NameTrait: cfg.Kratos.NameTrait, Timeout: cfg.Kratos.Timeout,
 		})
 	}
@@ -121,7 +126,25 @@ func New(ctx context.Context, o Options) (*Server, error) {
 			TTL: cfg.Invitations.TTL, MaxTTL: cfg.Invitations.MaxTTL, RemindInterval: cfg.Invitations.RemindInterval,
 			AcceptURL:            trimSlash(cfg.Serve.Public.BaseURL) + cfg.Invitations.AcceptPath,
 			AllowedRedirectHosts: cfg.Invitations.AllowedRedirectHosts, Roles: orgs.Roles(cfg.Roles),
+			EmailTrait: cfg.Kratos.EmailTrait,
+			LoginURL:   trimSlash(cfg.Kratos.PublicURL) + "/self-service/login/browser",
 		}, log, s.Worker.Wake)
+	success := cfg.Invitations.SuccessURL
+	if success == "" {
+		success = trimSlash(cfg.Serve.Public.BaseURL) + "/welcome"
+	}
+	regSuccess := cfg.Register.SuccessURL
+	if regSuccess == "" {
+		regSuccess = success
+	}
+	s.Acceptor = invites.NewAcceptor(s.Invites, s.ids, identity.NewSchemaValidator(s.ids.Schema, 5*time.Minute), invites.AcceptConfig{
+		LoginMode: cfg.Accept.LoginMode, Fields: cfg.Accept.Fields, PasswordMinLength: cfg.Accept.PasswordMinLength,
+		ClaimTimeout: cfg.Accept.ClaimTimeout, SuccessURL: success, RegistrationSuccessURL: regSuccess,
+		KratosPublicURL: cfg.Kratos.PublicURL,
+	})
+	if cfg.Register.Enabled {
+		s.Registrar = invites.NewRegistrar(s.Invites, orgStore, s.Worker, s.rdb, s.ks)
+	}
 	s.Addresses = invites.NewAddressIndex(s.Invites, s.rdb, s.ks)
 	invites.NewMailer(s.Invites, sender, render, cfg.Mail.FromAddress, cfg.Mail.FromName).Register(s.Worker, s.Addresses)
 	s.Members = orgs.NewIdentityIndex(s.rdb, s.ks)

@@ -9,7 +9,9 @@ type MailData struct {
 	Invitee      Invitee
 	Role         string
 	AcceptURL    string
-	ExpiresAt    time.Time
+	// LoginURL is where a person who already has an account signs in.
+	LoginURL  string
+	ExpiresAt time.Time
 	// Context holds the invitation's extra variables (the seed's **kwargs).
 	Context map[string]any
 }
@@ -43,25 +45,120 @@ func SampleMailData(set string) MailData {
 		Invitee:      Invitee{Email: "grace@example.com"},
 		Role:         "admin",
 		AcceptURL:    "https://orgs.example.com/invitations/accept/0SAMPLE-TOKEN",
+		LoginURL:     "https://auth.example.com/self-service/login/browser",
 		ExpiresAt:    time.Date(2030, 1, 8, 12, 0, 0, 0, time.UTC),
 		Context:      map[string]any{"team": "Platform"},
 	}
 }
 
+// Base is what every page's data carries.
+type Base struct {
+	// Nonce is the request's Content-Security-Policy nonce for the page's
+	// own style and script.
+	Nonce string
+}
+
 // MessagePage is the data of message.html: a title, some text and an
 // optional button.
 type MessagePage struct {
+	Base
 	Title      string
 	Paragraphs []string
 	LinkURL    string
 	LinkText   string
 }
 
+// FieldView is one form field of accept.html.
+type FieldView struct {
+	Name, Label, Value, Error, Autocomplete string
+	Required                                bool
+	MaxLength                               int
+}
+
+// AcceptPage is the data of accept.html (a person new to Kratos).
+type AcceptPage struct {
+	Base
+	Organization, Inviter, Role, Email string
+	Action, CSRF, Error                string
+	Fields                             []FieldView
+	PasswordMode                       bool
+	PasswordMin                        int
+	PasswordError                      string
+	KratosPublicURL                    string
+}
+
+// JoinPage is the data of join.html (a person with a Kratos account).
+type JoinPage struct {
+	Base
+	Organization, Inviter, Role, Email string
+	Action, CSRF, Error                string
+}
+
+// RegisterPage is the data of register.html.
+type RegisterPage struct {
+	Base
+	Action, CSRF, Error string
+	Name, Slug, Email   string
+	Errors              map[string]string
+}
+
+// FlowPage is the data of kratos_flow.html, a Kratos self-service flow.
+type FlowPage struct {
+	Base
+	Title, Action, Method string
+	Messages              []FlowMessage
+	Forms                 []FlowForm
+	Links                 []FlowLink
+}
+
+// FlowForm is one group of nodes rendered as its own form.
+type FlowForm struct{ Nodes []FlowNode }
+
+// FlowNode is a Kratos UI node.
+type FlowNode struct {
+	Kind                                            string // hidden, input, submit, text
+	ID, Name, InputType, Value, Label, Autocomplete string
+	Required, Disabled, Secondary                   bool
+	Messages                                        []FlowMessage
+}
+
+// FlowMessage is a Kratos UI message.
+type FlowMessage struct{ Type, Text string }
+
+// FlowLink is a link under a flow's form.
+type FlowLink struct{ URL, Text string }
+
+// WelcomePage is the data of welcome.html.
+type WelcomePage struct {
+	Base
+	Name, Email   string
+	Organizations []WelcomeOrg
+	LogoutURL     string
+}
+
+// WelcomeOrg is one membership on welcome.html.
+type WelcomeOrg struct{ Name, Role string }
+
 // SamplePageData returns preview data for a page.
 func SamplePageData(name string) any {
+	base := Base{Nonce: "sample-nonce"}
 	switch name {
 	case "message.html":
-		return MessagePage{Title: "This invitation has expired", Paragraphs: []string{"Ask Ada Lovelace for a new invitation."}}
+		return MessagePage{Base: base, Title: "This invitation has expired", Paragraphs: []string{"Ask Ada Lovelace for a new invitation."}}
+	case "accept.html":
+		return AcceptPage{Base: base, Organization: "Acme & Co", Inviter: "Ada Lovelace", Role: "admin", Email: "grace@example.com",
+			Action: "/invitations/accept/0SAMPLE", CSRF: "sample", PasswordMode: true, PasswordMin: 8, KratosPublicURL: "https://auth.example.com",
+			Fields: []FieldView{{Name: "name.first", Label: "First name", Required: true, MaxLength: 100}}}
+	case "join.html":
+		return JoinPage{Base: base, Organization: "Acme & Co", Inviter: "Ada Lovelace", Role: "admin", Email: "grace@example.com", Action: "/x", CSRF: "sample"}
+	case "register.html":
+		return RegisterPage{Base: base, Action: "/register", CSRF: "sample", Errors: map[string]string{"slug": "That address is taken."}}
+	case "kratos_flow.html":
+		return FlowPage{Base: base, Title: "Sign in", Action: "https://auth.example.com/self-service/login?flow=1", Method: "POST",
+			Forms: []FlowForm{{Nodes: []FlowNode{{Kind: "input", ID: "1", Name: "identifier", InputType: "email", Label: "E-Mail"},
+				{Kind: "submit", Name: "method", Value: "password", Label: "Sign in"}}}}}
+	case "welcome.html":
+		return WelcomePage{Base: base, Name: "Grace", Email: "grace@example.com", Organizations: []WelcomeOrg{{Name: "Acme & Co", Role: "admin"}}}
 	}
-	return nil
+	return base
 }

@@ -54,9 +54,15 @@ func TestNewParsesEveryEmbeddedTemplate(t *testing.T) {
 	if want := embeddedNames(t); !slices.Equal(names, want) {
 		t.Errorf("Names() = %q, want %q", names, want)
 	}
-	// Three files per mail set, plus the layout and the message page.
-	if len(names) != 3*len(MailSets)+2 {
-		t.Errorf("%d templates, want %d", len(names), 3*len(MailSets)+2)
+	// Three files per mail set, plus the layout and the pages.
+	pages := []string{"accept.html", "join.html", "kratos_flow.html", "message.html", "register.html", "welcome.html"}
+	if len(names) != 3*len(MailSets)+1+len(pages) {
+		t.Errorf("%d templates, want %d", len(names), 3*len(MailSets)+1+len(pages))
+	}
+	for _, p := range pages {
+		if !r.HasPage(p) {
+			t.Errorf("HasPage(%s) = false", p)
+		}
 	}
 	for _, set := range MailSets {
 		for _, suffix := range []string{"_subject.txt", "_body.txt", "_body.html"} {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/identity"
@@ -134,11 +135,44 @@ func (f *Fake) Count() int {
 	return len(f.byID)
 }
 
-// Activate marks an identity active (as accepting would).
-func (f *Fake) Activate(id string) {
+// MarkActive marks an identity active directly.
+func (f *Fake) MarkActive(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if i, ok := f.byID[id]; ok {
 		i.State = "active"
 	}
+}
+
+// Activate marks the identity active and its address verified.
+func (f *Fake) Activate(_ context.Context, id string, a identity.Activation) (*identity.Identity, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("Activate"); err != nil {
+		return nil, err
+	}
+	i, ok := f.byID[id]
+	if !ok {
+		return nil, apperr.NotFoundf("identity_not_found", "identity %s does not exist", id)
+	}
+	i.State, i.Verified = "active", true
+	return clone(i), nil
+}
+
+// RecoveryLink returns a fake link.
+func (f *Fake) RecoveryLink(_ context.Context, id, returnTo string, _ time.Duration) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("RecoveryLink"); err != nil {
+		return "", err
+	}
+	return "http://kratos.invalid/self-service/recovery?identity=" + id + "&return_to=" + returnTo, nil
+}
+
+// Whoami knows no sessions.
+func (f *Fake) Whoami(context.Context, string, string) (*identity.Session, error) { return nil, nil }
+
+// Schema accepts any traits.
+func (f *Fake) Schema(context.Context) (map[string]any, error) {
+	return map[string]any{"type": "object"}, nil
 }

@@ -66,11 +66,28 @@ func KratosConfigDir() (string, error) {
 	return filepath.Join(root, "config", "kratos"), nil
 }
 
+// SidecarURL is where config/kratos/kratos.yml expects kratos-orgs.
+const SidecarURL = "http://127.0.0.1:4480"
+
 // StartKratos starts a private Kratos for one test. env adds Kratos
 // configuration overrides (e.g. SELFSERVICE_FLOWS_..._URL).
 func StartKratos(t testing.TB, env map[string]string) *Kratos {
+	return StartKratosFor(t, SidecarURL, env)
+}
+
+// StartKratosFor starts a private Kratos whose UI, return URLs, CORS and
+// webhooks point at a kratos-orgs running at sidecarURL (the committed
+// configuration, with its address replaced).
+func StartKratosFor(t testing.TB, sidecarURL string, env map[string]string) *Kratos {
 	t.Helper()
-	k, err := startKratos(env)
+	dir, err := KratosConfigDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sidecarURL != SidecarURL {
+		dir = rewriteConfig(t, dir, sidecarURL)
+	}
+	k, err := startKratosIn(dir, env)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -83,12 +100,41 @@ func StartKratos(t testing.TB, env map[string]string) *Kratos {
 	return k
 }
 
+// rewriteConfig copies the Kratos configuration directory with every
+// mention of the default sidecar address replaced.
+func rewriteConfig(t testing.TB, from, sidecarURL string) string {
+	t.Helper()
+	to := t.TempDir()
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.ReplaceAll(b, []byte(SidecarURL), []byte(sidecarURL))
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return to
+}
+
 func startKratos(env map[string]string) (*Kratos, error) {
-	bin, err := KratosBinary()
+	dir, err := KratosConfigDir()
 	if err != nil {
 		return nil, err
 	}
-	dir, err := KratosConfigDir()
+	return startKratosIn(dir, env)
+}
+
+func startKratosIn(dir string, env map[string]string) (*Kratos, error) {
+	bin, err := KratosBinary()
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,181 @@
+// Package e2e holds the journeys a person takes through kratos-orgs in a
+// real browser, against a real Kratos and Redis: accepting invitations in
+// both login modes, joining with an existing account, registering an
+// organization. Each journey ends by asking Kratos and Redis for proof.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kratos-orgs/kratos-orgs/config"
+	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
+	"github.com/kratos-orgs/kratos-orgs/invites"
+	"github.com/kratos-orgs/kratos-orgs/mail/resendtest"
+	"github.com/kratos-orgs/kratos-orgs/orgs"
+	"github.com/kratos-orgs/kratos-orgs/server"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+type stack struct {
+	t      *testing.T
+	base   string // the sidecar's public URL
+	srv    *server.Server
+	kratos *testenv.Kratos
+	resend *resendtest.Server
+	cfg    config.Config
+}
+
+func startStack(t *testing.T, loginMode string) *stack {
+	t.Helper()
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	st := &stack{t: t, base: base, kratos: testenv.StartKratosFor(t, base, nil), resend: resendtest.New(t, "re_e2e")}
+	r := testenv.SharedRedis(t)
+	cfg := config.Default()
+	cfg.Serve.Public = config.Listener{Host: "127.0.0.1", Port: port, BaseURL: base}
+	cfg.Serve.Admin = config.Listener{Host: "127.0.0.1", Port: 0}
+	cfg.Redis.URL, cfg.Redis.KeyPrefix = "redis://"+r.Addr+"/0", testenv.UniquePrefix(t)
+	cfg.Kratos.AdminURL, cfg.Kratos.PublicURL = st.kratos.AdminURL, st.kratos.PublicURL
+	cfg.Admin.APIKeys = []string{"browser-e2e-admin-key-0123"}
+	cfg.Invitations.AllowedRedirectHosts = []string{fmt.Sprintf("127.0.0.1:%d", port)}
+	cfg.Accept.LoginMode = loginMode
+	cfg.Accept.Fields[0].Required = true
+	cfg.Mail = config.Mail{Sender: "resend", FromAddress: "invites@example.com", FromName: "Example",
+		Resend: config.Resend{APIKey: "re_e2e", BaseURL: st.resend.URL(), Timeout: 5 * time.Second}, RatePerSec: 100}
+	cfg.Secrets.Cipher = []string{"browser-e2e-cipher-secret-0123456789"}
+	cfg.Outbox.PollInterval = 20 * time.Millisecond
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	st.cfg = cfg
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, server.Options{Config: cfg, Logger: log})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	st.srv = srv
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	srv.Addr("public")
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = srv.Close()
+	})
+	return st
+}
+
+func (st *stack) org(name string) orgs.Organization {
+	st.t.Helper()
+	o, err := st.srv.Orgs.Create(context.Background(), orgs.CreateRequest{Name: name}, orgs.StateActive)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	return o
+}
+
+func (st *stack) invite(org orgs.Organization, email, role string) invites.Invitation {
+	st.t.Helper()
+	inv, _, err := st.srv.Invites.Invite(context.Background(), org.ID, invites.InviteRequest{
+		Email: email, Role: role, Inviter: &invites.Inviter{Name: "Ada Lovelace"},
+	})
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	return inv
+}
+
+var linkRE = regexp.MustCompile(`https?://127\.0\.0\.1:\d+/(?:invitations/accept|register/activate)/[A-Za-z0-9_-]+`)
+
+// link waits for the n-th mail and returns the link in it.
+func (st *stack) link(n int) string {
+	st.t.Helper()
+	mails := st.resend.WaitForEmails(st.t, n, 10*time.Second)
+	l := linkRE.FindString(mails[n-1].Text)
+	if l == "" {
+		st.t.Fatalf("no link in mail:\n%s", mails[n-1].Text)
+	}
+	return l
+}
+
+// kratosIdentity reads an identity straight from the Kratos admin API.
+func (st *stack) kratosIdentity(email string) map[string]any {
+	st.t.Helper()
+	resp, err := http.Get(st.kratos.AdminURL + "/admin/identities?credentials_identifier=" + email)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list []map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&list)
+	if len(list) != 1 {
+		st.t.Fatalf("%d identities for %s", len(list), email)
+	}
+	return list[0]
+}
+
+// whoami asks Kratos whose session a cookie header carries.
+func (st *stack) whoami(cookie string) map[string]any {
+	st.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, st.kratos.PublicURL+"/sessions/whoami", nil)
+	req.Header.Set("Cookie", cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	var s map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&s)
+	return s
+}
+
+// proveMember checks the membership in Redis.
+func (st *stack) proveMember(org orgs.Organization, identityID, role string) {
+	st.t.Helper()
+	m, err := st.srv.Orgs.Store().Member(context.Background(), org.ID, identityID)
+	if err != nil || m.Role != role {
+		st.t.Fatalf("membership of %s in %s: %+v %v (want role %s)", identityID, org.Name, m, err, role)
+	}
+}
+
+// proveVerifiedActive checks the identity in Kratos.
+func (st *stack) proveVerifiedActive(email string) map[string]any {
+	st.t.Helper()
+	id := st.kratosIdentity(email)
+	if id["state"] != "active" {
+		st.t.Fatalf("identity %s is %v", email, id["state"])
+	}
+	verified := false
+	for _, a := range id["verifiable_addresses"].([]any) {
+		a := a.(map[string]any)
+		if strings.EqualFold(a["value"].(string), email) && a["verified"] == true {
+			verified = true
+		}
+	}
+	if !verified {
+		st.t.Fatalf("address %s is not verified: %v", email, id["verifiable_addresses"])
+	}
+	return id
+}

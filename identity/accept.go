@@ -1,0 +1,130 @@
+package identity
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	ory "github.com/ory/client-go"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+)
+
+// Activation is what accepting an invitation changes on an identity.
+type Activation struct {
+	Email    string         // the invited address, marked verified
+	Traits   map[string]any // merged into the identity's traits (dotted paths)
+	Password string         // set when not empty
+}
+
+// Activate writes the submitted traits, marks the invited address verified
+// (the link proved the mailbox), sets the password when given and makes the
+// identity active. It is idempotent, so a retried acceptance is safe.
+func (k *Kratos) Activate(ctx context.Context, id string, a Activation) (*Identity, error) {
+	cur, resp, err := k.api.IdentityAPI.GetIdentity(ctx, id).Execute()
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return nil, apperr.NotFoundf("identity_not_found", "identity %s does not exist", id)
+	}
+	if err != nil {
+		return nil, kratosErr("read identity", resp, err)
+	}
+	traits, _ := cur.Traits.(map[string]any)
+	if traits == nil {
+		traits = map[string]any{}
+	}
+	for path, v := range a.Traits {
+		setPath(traits, path, v)
+	}
+	if a.Password != "" {
+		// The password is a credential: only a full update can set it.
+		body := ory.UpdateIdentityBody{
+			SchemaId: cur.SchemaId, State: "active", Traits: traits,
+			MetadataPublic: cur.MetadataPublic, MetadataAdmin: cur.MetadataAdmin,
+			Credentials: &ory.IdentityWithCredentials{Password: &ory.IdentityWithCredentialsPassword{
+				Config: &ory.IdentityWithCredentialsPasswordConfig{Password: &a.Password},
+			}},
+		}
+		if _, resp, err := k.api.IdentityAPI.UpdateIdentity(ctx, id).UpdateIdentityBody(body).Execute(); err != nil {
+			return nil, kratosErr("set password", resp, err)
+		}
+	}
+	ops := []ory.JsonPatch{
+		{Op: "replace", Path: "/traits", Value: traits},
+		{Op: "replace", Path: "/state", Value: "active"},
+	}
+	for i, addr := range cur.VerifiableAddresses {
+		if strings.EqualFold(addr.Value, a.Email) && !addr.Verified {
+			ops = append(ops,
+				ory.JsonPatch{Op: "replace", Path: fmt.Sprintf("/verifiable_addresses/%d/verified", i), Value: true},
+				ory.JsonPatch{Op: "replace", Path: fmt.Sprintf("/verifiable_addresses/%d/status", i), Value: "completed"},
+			)
+		}
+	}
+	return k.Patch(ctx, id, ops)
+}
+
+// RecoveryLink returns an admin recovery link: following it gives the
+// browser a Kratos session and the settings page, then return_to.
+func (k *Kratos) RecoveryLink(ctx context.Context, id, returnTo string, expiresIn time.Duration) (string, error) {
+	exp := fmt.Sprintf("%ds", int(expiresIn.Seconds()))
+	link, resp, err := k.api.IdentityAPI.CreateRecoveryLinkForIdentity(ctx).ReturnTo(returnTo).
+		CreateRecoveryLinkForIdentityBody(ory.CreateRecoveryLinkForIdentityBody{IdentityId: id, ExpiresIn: &exp}).Execute()
+	if err != nil {
+		return "", kratosErr("create recovery link", resp, err)
+	}
+	return link.RecoveryLink, nil
+}
+
+// Session is the part of a Kratos session kratos-orgs uses.
+type Session struct {
+	ID       string
+	Identity *Identity
+	// Addresses are the identity's verifiable addresses (lower-cased) and
+	// whether each is verified.
+	Addresses map[string]bool
+}
+
+// Whoami asks Kratos whose session a browser cookie header or a session
+// token belongs to; nil when there is none (or it is not active).
+func (k *Kratos) Whoami(ctx context.Context, cookie, sessionToken string) (*Session, error) {
+	if cookie == "" && sessionToken == "" {
+		return nil, nil
+	}
+	req := k.public.FrontendAPI.ToSession(ctx)
+	if cookie != "" {
+		req = req.Cookie(cookie)
+	}
+	if sessionToken != "" {
+		req = req.XSessionToken(sessionToken)
+	}
+	s, resp, err := req.Execute()
+	if resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, kratosErr("whoami", resp, err)
+	}
+	if s.Identity == nil || (s.Active != nil && !*s.Active) {
+		return nil, nil
+	}
+	out := &Session{ID: s.Id, Identity: k.convert(s.Identity), Addresses: map[string]bool{}}
+	for _, a := range s.Identity.VerifiableAddresses {
+		v := strings.ToLower(a.Value)
+		out.Addresses[v] = out.Addresses[v] || a.Verified
+	}
+	return out, nil
+}
+
+// Schema returns the identity schema kratos-orgs creates identities with.
+func (k *Kratos) Schema(ctx context.Context) (map[string]any, error) {
+	schema, resp, err := k.api.IdentityAPI.GetIdentitySchema(ctx, k.cfg.SchemaID).Execute()
+	if err != nil {
+		return nil, kratosErr("read identity schema", resp, err)
+	}
+	return schema, nil
+}
+
+// EmailTrait is the dotted path of the email trait.
+func (k *Kratos) EmailTrait() string { return k.cfg.EmailTrait }

@@ -1,0 +1,305 @@
+package invites
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/config"
+	"github.com/kratos-orgs/kratos-orgs/identity"
+)
+
+// Accounts is what acceptance needs from Kratos.
+type Accounts interface {
+	Activate(ctx context.Context, id string, a identity.Activation) (*identity.Identity, error)
+	RecoveryLink(ctx context.Context, id, returnTo string, expiresIn time.Duration) (string, error)
+	Whoami(ctx context.Context, cookie, sessionToken string) (*identity.Session, error)
+}
+
+// TraitChecker validates traits against the identity schema.
+type TraitChecker interface {
+	Validate(ctx context.Context, traits map[string]any) error
+}
+
+// AcceptConfig is the acceptance policy.
+type AcceptConfig struct {
+	LoginMode              string // kratos_settings or password
+	Fields                 []config.Field
+	PasswordMinLength      int
+	ClaimTimeout           time.Duration
+	SuccessURL             string // invitations' default landing page
+	RegistrationSuccessURL string
+	KratosPublicURL        string
+}
+
+// Acceptor turns a link into a membership and a Kratos session.
+type Acceptor struct {
+	svc      *Service
+	accounts Accounts
+	traits   TraitChecker
+	cfg      AcceptConfig
+}
+
+// NewAcceptor wires acceptance.
+func NewAcceptor(svc *Service, accounts Accounts, traits TraitChecker, cfg AcceptConfig) *Acceptor {
+	return &Acceptor{svc: svc, accounts: accounts, traits: traits, cfg: cfg}
+}
+
+// Config returns the acceptance policy.
+func (a *Acceptor) Config() AcceptConfig { return a.cfg }
+
+// Form is what a person new to Kratos submits.
+type Form struct {
+	Values    map[string]string // by trait path
+	Password  string
+	Password2 string
+}
+
+// FieldErrors map a form field (trait path, "password") to a message.
+type FieldErrors map[string]string
+
+func (e FieldErrors) Error() string { return "the form has errors" }
+
+// Handoff says how the browser continues once the acceptance is written.
+type Handoff struct {
+	// RedirectTo is where to send the browser (a Kratos recovery link, or
+	// Kratos' login with return_to).
+	RedirectTo string
+	// Login is set in password mode: the page logs in with the password it
+	// still holds and then goes to ReturnTo.
+	Login    bool
+	Username string
+	ReturnTo string
+	// AlreadyMember is set when the person was a member before.
+	AlreadyMember bool
+	Organization  map[string]string
+}
+
+// successURL is where an accepted invitation lands: its own validated
+// redirect_to, else the configured page.
+func (a *Acceptor) successURL(inv Invitation) string {
+	if inv.RedirectTo != "" {
+		return inv.RedirectTo
+	}
+	if inv.kind == "registration" && a.cfg.RegistrationSuccessURL != "" {
+		return a.cfg.RegistrationSuccessURL
+	}
+	return a.cfg.SuccessURL
+}
+
+// IsNewPerson reports whether the invitation is for an identity
+// kratos-orgs created (which has no way to log in yet).
+func IsNewPerson(inv Invitation) bool { return inv.identityCreated }
+
+// Kind is "invitation" or "registration".
+func Kind(inv Invitation) string { return inv.kind }
+
+// CheckForm validates a new person's form without side effects.
+func (a *Acceptor) CheckForm(ctx context.Context, inv Invitation, f Form) (map[string]any, error) {
+	errs := FieldErrors{}
+	traits := map[string]any{}
+	for _, field := range a.cfg.Fields {
+		v := strings.TrimSpace(f.Values[field.Trait])
+		limit := field.MaxLength
+		if limit == 0 {
+			limit = 200
+		}
+		switch {
+		case v == "" && field.Required:
+			errs[field.Trait] = field.Label + " is required."
+		case utf8.RuneCountInString(v) > limit:
+			errs[field.Trait] = field.Label + " is too long."
+		case strings.ContainsFunc(v, unicode.IsControl):
+			errs[field.Trait] = field.Label + " contains characters that are not allowed."
+		case v != "":
+			traits[field.Trait] = v
+		}
+	}
+	if a.cfg.LoginMode == "password" {
+		if msg := checkPassword(f.Password, f.Password2, inv.Email, a.cfg.PasswordMinLength); msg != "" {
+			errs["password"] = msg
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	doc := map[string]any{}
+	for path, v := range traits {
+		setTrait(doc, path, v)
+	}
+	setTrait(doc, a.svc.emailTrait, inv.Email)
+	if err := a.traits.Validate(ctx, doc); err != nil {
+		if e, ok := apperr.As(err); ok && e.Code == "invalid_traits" {
+			fields, _ := e.Details["fields"].(map[string]any)
+			for k, v := range fields {
+				errs[k] = strings.ToUpper(v.(string)[:1]) + v.(string)[1:] + "."
+			}
+			if len(errs) == 0 {
+				errs[""] = e.Message
+			}
+			return nil, errs
+		}
+		return nil, err
+	}
+	return traits, nil
+}
+
+func checkPassword(p, p2, email string, min int) string {
+	switch {
+	case utf8.RuneCountInString(p) < min:
+		return "Choose a password of at least " + strconv.Itoa(min) + " characters."
+	case len(p) > 1024:
+		return "That password is too long."
+	case p != p2:
+		return "The two passwords differ."
+	}
+	lp, le := strings.ToLower(p), strings.ToLower(email)
+	local := le[:strings.IndexByte(le, '@')]
+	if strings.Contains(le, lp) || (len(local) >= 3 && strings.Contains(lp, local)) {
+		return "The password is too similar to your email address."
+	}
+	if strings.Count(p, p[:1]) == len(p) {
+		return "Choose a less predictable password."
+	}
+	return ""
+}
+
+func setTrait(m map[string]any, path string, v any) {
+	parts := strings.Split(path, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[p] = next
+		}
+		m = next
+	}
+	m[parts[len(parts)-1]] = v
+}
+
+// AcceptNew completes the acceptance of a person new to Kratos: the token
+// is consumed, the identity activated with the form's traits and its
+// address verified, the membership written, and the browser handed to
+// Kratos for a session. If Kratos fails after the token was consumed, the
+// claim is released and the link works again.
+func (a *Acceptor) AcceptNew(ctx context.Context, token string, f Form) (Handoff, error) {
+	link, err := a.svc.store.LookupToken(ctx, token)
+	if err != nil {
+		return Handoff{}, err
+	}
+	if !link.Live {
+		return Handoff{}, errLinkUsed()
+	}
+	if !link.Invitation.identityCreated {
+		return Handoff{}, apperr.New(apperr.Forbidden, "existing_account", "this invitation is for an existing account: log in to accept it")
+	}
+	traits, err := a.CheckForm(ctx, link.Invitation, f)
+	if err != nil {
+		return Handoff{}, err
+	}
+	inv, err := a.svc.store.Claim(ctx, token, a.cfg.ClaimTimeout)
+	if err != nil {
+		return Handoff{}, err
+	}
+	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ClaimTimeout)
+	defer cancel()
+	release := func(cause error) (Handoff, error) {
+		if rerr := a.svc.store.Release(kctx, inv.ID); rerr != nil {
+			a.svc.log.Warn("could not release an acceptance claim; the sweeper will", "invitation", inv.ID, "err", rerr)
+		}
+		return Handoff{}, cause
+	}
+	act := identity.Activation{Email: inv.Email, Traits: traits}
+	if a.cfg.LoginMode == "password" {
+		act.Password = f.Password
+	}
+	if _, err := a.accounts.Activate(kctx, inv.IdentityID, act); err != nil {
+		return release(err)
+	}
+	success := a.successURL(inv)
+	h := Handoff{ReturnTo: success}
+	if a.cfg.LoginMode == "password" {
+		h.Login, h.Username = true, inv.Email
+		h.RedirectTo = strings.TrimRight(a.cfg.KratosPublicURL, "/") + "/self-service/login/browser?return_to=" + url.QueryEscape(success)
+	} else {
+		link, err := a.accounts.RecoveryLink(kctx, inv.IdentityID, success, 15*time.Minute)
+		if err != nil {
+			return release(err)
+		}
+		h.RedirectTo = link
+	}
+	fin, err := a.svc.store.Finalize(kctx, inv.ID, inv.IdentityID, inv.Email)
+	if err != nil {
+		if apperr.CodeOf(err) == "organization_deleted" {
+			return Handoff{}, err
+		}
+		return release(err)
+	}
+	a.svc.wake()
+	h.AlreadyMember, h.Organization = fin.AlreadyMember, fin.Organization
+	return h, nil
+}
+
+// ErrWrongAccount means the session belongs to someone the invitation was
+// not sent to.
+var ErrWrongAccount = apperr.New(apperr.Forbidden, "wrong_account", "this invitation was sent to another address")
+
+// ErrUnverified means the session has the address but has not verified it.
+var ErrUnverified = apperr.New(apperr.Forbidden, "address_unverified", "verify your email address first")
+
+// CheckSession says whether a session may accept an invitation: its
+// identity must have the invited address, verified.
+func CheckSession(inv Invitation, s *identity.Session) error {
+	verified, has := s.Addresses[inv.Email]
+	switch {
+	case !has:
+		return ErrWrongAccount
+	case !verified:
+		return ErrUnverified
+	}
+	return nil
+}
+
+// Join accepts an invitation for a person who already has a Kratos
+// identity and is logged in as the invited address.
+func (a *Acceptor) Join(ctx context.Context, token string, s *identity.Session) (Handoff, error) {
+	link, err := a.svc.store.LookupToken(ctx, token)
+	if err != nil {
+		return Handoff{}, err
+	}
+	if !link.Live {
+		return Handoff{}, errLinkUsed()
+	}
+	if err := CheckSession(link.Invitation, s); err != nil {
+		return Handoff{}, err
+	}
+	inv, err := a.svc.store.Claim(ctx, token, a.cfg.ClaimTimeout)
+	if err != nil {
+		return Handoff{}, err
+	}
+	fin, err := a.svc.store.Finalize(context.WithoutCancel(ctx), inv.ID, s.Identity.ID, inv.Email)
+	if err != nil {
+		if !errors.Is(err, context.Canceled) && apperr.CodeOf(err) != "organization_deleted" {
+			_ = a.svc.store.Release(context.WithoutCancel(ctx), inv.ID)
+		}
+		return Handoff{}, err
+	}
+	a.svc.wake()
+	return Handoff{RedirectTo: a.successURL(inv), ReturnTo: a.successURL(inv), AlreadyMember: fin.AlreadyMember, Organization: fin.Organization}, nil
+}
+
+// Whoami exposes the session lookup to the pages.
+func (a *Acceptor) Whoami(ctx context.Context, cookie, token string) (*identity.Session, error) {
+	return a.accounts.Whoami(ctx, cookie, token)
+}
+
+// Lookup resolves a link for the pages.
+func (a *Acceptor) Lookup(ctx context.Context, token string) (Link, error) {
+	return a.svc.store.LookupToken(ctx, token)
+}

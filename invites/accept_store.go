@@ -1,0 +1,103 @@
+package invites
+
+import (
+	"context"
+	"time"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
+	"github.com/kratos-orgs/kratos-orgs/tokens"
+)
+
+// Link is what a token in a link leads to.
+type Link struct {
+	Invitation   Invitation
+	Organization map[string]string // the organization's stored fields (empty when it is gone)
+	Live         bool              // the token is the invitation's live one
+}
+
+// LookupToken resolves a link's token without consuming it. An unknown or
+// malformed token is invitation_not_found; a dead one still finds its
+// invitation so the page can say why it no longer works.
+func (s *Store) LookupToken(ctx context.Context, token string) (Link, error) {
+	shard, hash, ok := tokens.Parse(token)
+	if !ok {
+		return Link{}, errLinkNotFound()
+	}
+	rep, err := lookupScript.Run(ctx, s.rdb, []string{s.ks.Token(shard, hash)}, s.ks.Args(shard, s.now(), s.retention, hash)...)
+	if err != nil {
+		return Link{}, storeErr(err)
+	}
+	if rep.Outcome == "unknown" {
+		return Link{}, errLinkNotFound()
+	}
+	inv := parseInvitation(redisx.Hash(rep.Values[0]), s.now())
+	return Link{
+		Invitation:   inv,
+		Organization: redisx.Hash(rep.Values[1]),
+		Live:         rep.Outcome == "live" && inv.tokenHash == hash && inv.Status == Pending && !inv.claimed,
+	}, nil
+}
+
+func errLinkNotFound() error {
+	return apperr.NotFoundf("link_not_found", "this invitation link is not valid")
+}
+
+// errLinkUsed is what every POST but the winning one gets.
+func errLinkUsed() error {
+	return apperr.Conflictf("link_used", "this invitation link has just been used")
+}
+
+// Claim consumes a token: exactly one of concurrent claims succeeds; the
+// invitation then waits in 'accepting' for Finalize or Release.
+func (s *Store) Claim(ctx context.Context, token string, timeout time.Duration) (Invitation, error) {
+	shard, hash, ok := tokens.Parse(token)
+	if !ok {
+		return Invitation{}, errLinkNotFound()
+	}
+	now := s.now()
+	rep, err := claimScript.Run(ctx, s.rdb, []string{s.ks.Token(shard, hash)},
+		s.ks.Args(shard, now, s.retention, hash, now.Add(timeout).UnixMilli())...)
+	if err != nil {
+		return Invitation{}, storeErr(err)
+	}
+	if rep.Outcome != "ok" {
+		return Invitation{}, errLinkUsed()
+	}
+	return parseInvitation(redisx.Hash(rep.Values[0]), now), nil
+}
+
+// Release gives a claimed invitation back: its link works again.
+func (s *Store) Release(ctx context.Context, id string) error {
+	_, err := releaseScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.ks.Args(redisx.ShardOf(id), s.now(), s.retention, id)...)
+	return storeErr(err)
+}
+
+// Finalized is the outcome of an acceptance.
+type Finalized struct {
+	Invitation    Invitation
+	AlreadyMember bool
+	Organization  map[string]string
+}
+
+// Finalize completes a claimed acceptance for an identity.
+func (s *Store) Finalize(ctx context.Context, id, identityID, email string) (Finalized, error) {
+	rep, err := finalizeScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)},
+		s.ks.Args(redisx.ShardOf(id), s.now(), s.retention, id, identityID, email)...)
+	if err != nil {
+		return Finalized{}, storeErr(err)
+	}
+	switch rep.Outcome {
+	case "ok":
+		return Finalized{
+			Invitation:    parseInvitation(redisx.Hash(rep.Values[0]), s.now()),
+			AlreadyMember: redisx.Int(rep.Values[1]) == 1,
+			Organization:  redisx.Hash(rep.Values[2]),
+		}, nil
+	case "org_gone":
+		return Finalized{}, apperr.New(apperr.Gone, "organization_deleted", "the organization was deleted")
+	default:
+		// The claim expired and was released (or taken) meanwhile.
+		return Finalized{}, errLinkUsed()
+	}
+}

@@ -1,0 +1,332 @@
+package invites
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/httpx"
+	"github.com/kratos-orgs/kratos-orgs/identity"
+	"github.com/kratos-orgs/kratos-orgs/templates"
+)
+
+// PagesConfig locates the pages.
+type PagesConfig struct {
+	AcceptPath      string // e.g. /invitations/accept/
+	ActivatePath    string // e.g. /register/activate/ (empty: registration off)
+	RegisterPath    string
+	PublicBaseURL   string
+	KratosPublicURL string
+}
+
+// Pages serve the invitation links and the registration form.
+type Pages struct {
+	acc    *Acceptor
+	reg    *Registrar
+	render httpx.PageRenderer
+	csrf   *httpx.CSRF
+	cfg    PagesConfig
+}
+
+// NewPages wires the pages; reg may be nil (registration disabled).
+func NewPages(acc *Acceptor, reg *Registrar, render httpx.PageRenderer, csrf *httpx.CSRF, cfg PagesConfig) *Pages {
+	cfg.PublicBaseURL = strings.TrimRight(cfg.PublicBaseURL, "/")
+	cfg.KratosPublicURL = strings.TrimRight(cfg.KratosPublicURL, "/")
+	return &Pages{acc: acc, reg: reg, render: render, csrf: csrf, cfg: cfg}
+}
+
+// Register adds the routes to the public router.
+func (p *Pages) Register(r gin.IRouter) {
+	r.GET(p.cfg.AcceptPath+":token", p.show)
+	r.POST(p.cfg.AcceptPath+":token", p.submit)
+	if p.reg != nil {
+		r.GET(p.cfg.ActivatePath+":token", p.show)
+		r.POST(p.cfg.ActivatePath+":token", p.submit)
+		r.GET(p.cfg.RegisterPath, p.showRegister)
+		r.POST(p.cfg.RegisterPath, p.submitRegister)
+	}
+}
+
+func (p *Pages) message(c *gin.Context, status int, title string, paragraphs []string, linkURL, linkText string) {
+	httpx.RenderPage(c, p.render, status, "message.html", templates.MessagePage{
+		Base: templates.Base{Nonce: httpx.Nonce(c)}, Title: title, Paragraphs: paragraphs, LinkURL: linkURL, LinkText: linkText,
+	})
+}
+
+func (p *Pages) loginURL(returnTo string) string {
+	return p.cfg.KratosPublicURL + "/self-service/login/browser?return_to=" + url.QueryEscape(returnTo)
+}
+
+// failure explains an error as a page; the text never says whether an
+// address has an account.
+func (p *Pages) failure(c *gin.Context, err error) {
+	status := httpx.PageStatus(err)
+	switch apperr.CodeOf(err) {
+	case "link_not_found", "invitation_not_found":
+		p.message(c, http.StatusNotFound, "This link is not valid",
+			[]string{"Check that you opened the whole link from the email. If it still does not work, ask for a new invitation."}, "", "")
+	case "link_used":
+		p.message(c, http.StatusConflict, "This link has just been used",
+			[]string{"The invitation was accepted a moment ago, possibly in another tab. Sign in to continue."}, p.loginURL(p.cfg.PublicBaseURL+"/welcome"), "Sign in")
+	case "csrf_invalid":
+		p.message(c, http.StatusForbidden, "Please try again",
+			[]string{"The form expired or did not come from this page. Open the link from the email again."}, "", "")
+	case "organization_deleted":
+		p.message(c, http.StatusGone, "This organization no longer exists", []string{"The organization was deleted before the invitation was accepted."}, "", "")
+	case "existing_account":
+		p.message(c, http.StatusForbidden, "Sign in to accept", []string{err.(*apperr.Error).Message}, "", "")
+	default:
+		if status >= 500 {
+			httpx.Logger(c).Error("acceptance failed", "err", err)
+			p.message(c, status, "Something went wrong on our side",
+				[]string{"Nothing was changed and your link still works. Please try again in a minute."}, c.Request.URL.Path, "Try again")
+			return
+		}
+		p.message(c, status, "This did not work", []string{messageOf(err)}, "", "")
+	}
+}
+
+func messageOf(err error) string {
+	if e, ok := apperr.As(err); ok {
+		return strings.ToUpper(e.Message[:1]) + e.Message[1:] + "."
+	}
+	return "Please try again."
+}
+
+// dead explains a link that no longer works.
+func (p *Pages) dead(c *gin.Context, link Link) {
+	inv := link.Invitation
+	who := "the person who invited you"
+	if inv.Inviter != nil && inv.Inviter.Name != "" {
+		who = inv.Inviter.Name
+	}
+	what := "invitation"
+	if inv.kind == "registration" {
+		what, who = "activation link", "us by signing up again"
+	}
+	switch {
+	case inv.Status == Accepted:
+		p.message(c, http.StatusGone, "This "+what+" was already used",
+			[]string{"It has been accepted. Sign in to continue."}, p.loginURL(p.acc.successURL(inv)), "Sign in")
+	case inv.Status == Revoked:
+		p.message(c, http.StatusGone, "This "+what+" was withdrawn", []string{"Ask " + who + " for a new one if you still need it."}, "", "")
+	case inv.Status == Expired:
+		p.message(c, http.StatusGone, "This "+what+" has expired", []string{"Ask " + who + " for a new one: links work for a limited time."}, "", "")
+	case inv.claimed:
+		p.message(c, http.StatusConflict, "This "+what+" is being accepted", []string{"It is being accepted right now, possibly in another tab."}, "", "")
+	default:
+		p.message(c, http.StatusGone, "This link was replaced", []string{"A newer " + what + " was sent. Use the link in the most recent email."}, "", "")
+	}
+}
+
+func (p *Pages) show(c *gin.Context) {
+	token := c.Param("token")
+	link, err := p.acc.Lookup(c.Request.Context(), token)
+	if err != nil {
+		p.failure(c, err)
+		return
+	}
+	if !link.Live {
+		p.dead(c, link)
+		return
+	}
+	if IsNewPerson(link.Invitation) {
+		p.acceptForm(c, link, Form{}, nil)
+		return
+	}
+	s, ok := p.session(c)
+	if !ok {
+		return
+	}
+	if err := CheckSession(link.Invitation, s); err != nil {
+		p.wrongSession(c, err, s)
+		return
+	}
+	p.joinForm(c, link, s, "")
+}
+
+// session returns the visitor's Kratos session, or redirects to Kratos'
+// login (returning here) and reports false.
+func (p *Pages) session(c *gin.Context) (*identity.Session, bool) {
+	s, err := p.acc.Whoami(c.Request.Context(), c.GetHeader("Cookie"), "")
+	if err != nil {
+		p.failure(c, err)
+		return nil, false
+	}
+	if s == nil {
+		c.Redirect(http.StatusSeeOther, p.loginURL(p.cfg.PublicBaseURL+c.Request.URL.Path))
+		return nil, false
+	}
+	return s, true
+}
+
+func (p *Pages) wrongSession(c *gin.Context, err error, s *identity.Session) {
+	if errors.Is(err, ErrUnverified) {
+		p.message(c, http.StatusForbidden, "Verify your email address first",
+			[]string{"You are signed in with the invited address, but it is not verified yet. Verify it, then open the invitation link again."},
+			p.cfg.KratosPublicURL+"/self-service/verification/browser?return_to="+url.QueryEscape(p.cfg.PublicBaseURL+c.Request.URL.Path), "Verify my address")
+		return
+	}
+	p.message(c, http.StatusForbidden, "This invitation was sent to another address",
+		[]string{"You are signed in as " + s.Identity.Email + ". Sign out, then open the link again and sign in with the address the invitation was sent to."}, "", "")
+}
+
+func (p *Pages) names(link Link) (org, inviter string) {
+	org = link.Organization["name"]
+	if link.Invitation.Inviter != nil {
+		inviter = link.Invitation.Inviter.Name
+	}
+	return org, inviter
+}
+
+func (p *Pages) acceptForm(c *gin.Context, link Link, f Form, errs FieldErrors) {
+	org, inviter := p.names(link)
+	cfg := p.acc.Config()
+	page := templates.AcceptPage{
+		Base: templates.Base{Nonce: httpx.Nonce(c)}, Organization: org, Inviter: inviter, Role: link.Invitation.Role,
+		Email: link.Invitation.Email, Action: c.Request.URL.Path, CSRF: p.csrf.Token(c, link.Invitation.ID),
+		PasswordMode: cfg.LoginMode == "password", PasswordMin: cfg.PasswordMinLength, KratosPublicURL: p.cfg.KratosPublicURL,
+		PasswordError: errs["password"], Error: errs[""],
+	}
+	for _, field := range cfg.Fields {
+		max := field.MaxLength
+		if max == 0 {
+			max = 200
+		}
+		page.Fields = append(page.Fields, templates.FieldView{
+			Name: field.Trait, Label: field.Label, Value: f.Values[field.Trait], Error: errs[field.Trait],
+			Required: field.Required, MaxLength: max, Autocomplete: autocomplete(field.Trait),
+		})
+	}
+	status := http.StatusOK
+	if len(errs) > 0 {
+		status = http.StatusBadRequest
+	}
+	httpx.RenderPage(c, p.render, status, "accept.html", page)
+}
+
+func autocomplete(trait string) string {
+	switch trait {
+	case "name.first":
+		return "given-name"
+	case "name.last":
+		return "family-name"
+	case "name":
+		return "name"
+	}
+	return "off"
+}
+
+func (p *Pages) joinForm(c *gin.Context, link Link, s *identity.Session, msg string) {
+	org, inviter := p.names(link)
+	httpx.RenderPage(c, p.render, http.StatusOK, "join.html", templates.JoinPage{
+		Base: templates.Base{Nonce: httpx.Nonce(c)}, Organization: org, Inviter: inviter, Role: link.Invitation.Role,
+		Email: s.Identity.Email, Action: c.Request.URL.Path, CSRF: p.csrf.Token(c, link.Invitation.ID), Error: msg,
+	})
+}
+
+func (p *Pages) submit(c *gin.Context) {
+	token := c.Param("token")
+	link, err := p.acc.Lookup(c.Request.Context(), token)
+	if err != nil {
+		p.failure(c, err)
+		return
+	}
+	if !link.Live {
+		p.dead(c, link)
+		return
+	}
+	if err := p.csrf.Check(c, link.Invitation.ID); err != nil {
+		p.failure(c, err)
+		return
+	}
+	if IsNewPerson(link.Invitation) {
+		p.submitNew(c, token, link)
+		return
+	}
+	s, ok := p.session(c)
+	if !ok {
+		return
+	}
+	h, err := p.acc.Join(c.Request.Context(), token, s)
+	if err != nil {
+		if errors.Is(err, ErrWrongAccount) || errors.Is(err, ErrUnverified) {
+			p.wrongSession(c, err, s)
+			return
+		}
+		p.failure(c, err)
+		return
+	}
+	org := h.Organization["name"]
+	if h.AlreadyMember {
+		p.message(c, http.StatusOK, "You are already a member of "+org,
+			[]string{"The invitation has been used up; nothing else changed."}, h.ReturnTo, "Continue")
+		return
+	}
+	c.Redirect(http.StatusSeeOther, h.RedirectTo)
+}
+
+func (p *Pages) submitNew(c *gin.Context, token string, link Link) {
+	f := Form{Values: map[string]string{}, Password: c.PostForm("password"), Password2: c.PostForm("password2")}
+	for _, field := range p.acc.Config().Fields {
+		f.Values[field.Trait] = c.PostForm(field.Trait)
+	}
+	h, err := p.acc.AcceptNew(c.Request.Context(), token, f)
+	var fe FieldErrors
+	if errors.As(err, &fe) {
+		p.acceptForm(c, link, f, fe)
+		return
+	}
+	if err != nil {
+		p.failure(c, err)
+		return
+	}
+	if h.Login && c.GetHeader("Accept") == "application/json" {
+		// The page's script signs in with the password it still holds.
+		c.JSON(http.StatusOK, gin.H{"username": h.Username, "return_to": h.ReturnTo, "login_url": h.RedirectTo})
+		return
+	}
+	c.Redirect(http.StatusSeeOther, h.RedirectTo)
+}
+
+func (p *Pages) registerForm(c *gin.Context, status int, page templates.RegisterPage) {
+	page.Base = templates.Base{Nonce: httpx.Nonce(c)}
+	page.Action = p.cfg.RegisterPath
+	page.CSRF = p.csrf.Token(c, "register")
+	httpx.RenderPage(c, p.render, status, "register.html", page)
+}
+
+func (p *Pages) showRegister(c *gin.Context) {
+	p.registerForm(c, http.StatusOK, templates.RegisterPage{})
+}
+
+func (p *Pages) submitRegister(c *gin.Context) {
+	if err := p.csrf.Check(c, "register"); err != nil {
+		p.failure(c, err)
+		return
+	}
+	req := RegisterRequest{OrganizationName: c.PostForm("name"), Slug: strings.TrimSpace(c.PostForm("slug")), Email: c.PostForm("email")}
+	err := p.reg.Register(c.Request.Context(), req)
+	if err != nil {
+		e, ok := apperr.As(err)
+		if ok && (e.Kind == apperr.Invalid || e.Code == "slug_taken") {
+			field := map[string]string{"invalid_name": "name", "invalid_slug": "slug", "slug_taken": "slug", "invalid_email": "email"}[e.Code]
+			page := templates.RegisterPage{Name: req.OrganizationName, Slug: req.Slug, Email: req.Email, Errors: map[string]string{}}
+			if field == "" {
+				page.Error = messageOf(err)
+			} else {
+				page.Errors[field] = messageOf(err)
+			}
+			p.registerForm(c, httpx.PageStatus(err), page)
+			return
+		}
+		p.failure(c, err)
+		return
+	}
+	p.message(c, http.StatusOK, "Check your email",
+		[]string{"If the address can be used, a message is on its way to " + strings.TrimSpace(req.Email) + ". It explains how to continue."}, "", "")
+}

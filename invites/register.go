@@ -1,0 +1,126 @@
+package invites
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/orgs"
+	"github.com/kratos-orgs/kratos-orgs/outbox"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
+	"github.com/kratos-orgs/kratos-orgs/tokens"
+)
+
+// OrgRegistry is what registration needs to create organizations.
+type OrgRegistry interface {
+	Create(ctx context.Context, o orgs.Organization, explicitSlug bool, owner *orgs.Member) (orgs.Organization, error)
+	SlugTaken(ctx context.Context, slug string) (bool, error)
+	DeleteIfPending(ctx context.Context, id string) error
+}
+
+// Enqueuer adds a job to the outbox.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, shard int, job outbox.Job) error
+}
+
+// Registrar is the registration backend: a new person signs up with a new
+// organization and activates both from a mailed link.
+type Registrar struct {
+	svc      *Service
+	orgs     OrgRegistry
+	outbox   Enqueuer
+	rdb      redis.UniversalClient
+	ks       redisx.Keyspace
+	cooldown time.Duration
+}
+
+// NewRegistrar wires registration.
+func NewRegistrar(svc *Service, o OrgRegistry, q Enqueuer, rdb redis.UniversalClient, ks redisx.Keyspace) *Registrar {
+	return &Registrar{svc: svc, orgs: o, outbox: q, rdb: rdb, ks: ks, cooldown: time.Minute}
+}
+
+// RegisterRequest is the sign-up form.
+type RegisterRequest struct {
+	OrganizationName string
+	Slug             string
+	Email            string
+}
+
+// Register signs up a new organization. It answers the same way whether or
+// not the address has an account: a person new to Kratos gets an activation
+// link; an existing one gets a mail telling them to log in and create the
+// organization from there. Repeats for an address within a minute are
+// ignored, so the form cannot be used to flood a mailbox.
+func (r *Registrar) Register(ctx context.Context, req RegisterRequest) error {
+	name, err := orgs.CheckName(req.OrganizationName)
+	if err != nil {
+		return err
+	}
+	email, err := NormalizeEmail(req.Email)
+	if err != nil {
+		return err
+	}
+	slug, explicit := orgs.Slugify(name), req.Slug != ""
+	if explicit {
+		if err := orgs.CheckSlug(req.Slug); err != nil {
+			return err
+		}
+		slug = req.Slug
+		// Checked before anything depends on the address, so the answer
+		// does not reveal whether it has an account.
+		taken, err := r.orgs.SlugTaken(ctx, slug)
+		if err != nil {
+			return err
+		}
+		if taken {
+			return apperr.Conflictf("slug_taken", "the address %q is taken", slug).WithDetails("field", "slug")
+		}
+	}
+	first, err := r.rdb.SetNX(ctx, r.ks.AddressPending(email)+":register", "1", r.cooldown).Result()
+	if err != nil {
+		return storeErr(err)
+	}
+	if !first {
+		return nil
+	}
+	person, err := r.svc.ids.FindByEmail(ctx, email)
+	if err != nil {
+		return err
+	}
+	if person != nil && !(person.CreatedByUs && person.State == "inactive") {
+		return r.outbox.Enqueue(ctx, redisx.RandomShard(), outbox.Job{Kind: "notice", Ref: email, Template: "activation", Name: name})
+	}
+	createdNow := false
+	if person == nil {
+		person, err = r.svc.ids.CreateInvited(ctx, email, map[string]any{"created": true, "registration": true, "created_at": r.svc.now().UTC().Format(time.RFC3339)})
+		if err != nil {
+			return err
+		}
+		createdNow = true
+	}
+	org, err := r.orgs.Create(ctx, orgs.Organization{Name: name, Slug: slug, State: orgs.StatePending}, explicit,
+		&orgs.Member{IdentityID: person.ID, Email: email, Role: "owner"})
+	if err != nil {
+		if createdNow {
+			r.svc.undoIdentity(ctx, person.ID)
+		}
+		return err
+	}
+	token, hash := tokens.New(redisx.ShardOf(org.ID))
+	_, _, err = r.svc.store.Create(ctx, NewInvitation{
+		OrganizationID: org.ID, Email: email, Role: "owner", TTL: r.svc.cfg.TTL, TokenHash: hash,
+		SealedToken: r.svc.sealer.Seal(token, sealContext), IdentityID: person.ID, IdentityCreated: true,
+		SendEmail: true, Template: "activation", Kind: "registration",
+	})
+	if err != nil {
+		_ = r.orgs.DeleteIfPending(context.WithoutCancel(ctx), org.ID)
+		if createdNow {
+			r.svc.undoIdentity(ctx, person.ID)
+		}
+		return err
+	}
+	r.svc.wake()
+	return nil
+}

@@ -1,0 +1,312 @@
+// Package kratosui is the small self-service UI kratos-orgs serves for
+// Kratos (login, registration, settings, recovery, verification, errors)
+// plus a welcome page. With it the invitation flows end in a real Kratos
+// session without deploying a separate UI; a deployment that has its own UI
+// points Kratos' ui_url settings there instead.
+//
+// Pages render the flow Kratos returns (its nodes become form fields); the
+// forms post straight to Kratos, which owns CSRF and validation.
+package kratosui
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kratos-orgs/kratos-orgs/httpx"
+	"github.com/kratos-orgs/kratos-orgs/identity"
+	"github.com/kratos-orgs/kratos-orgs/templates"
+)
+
+// Sessions resolves the visitor's Kratos session.
+type Sessions interface {
+	Whoami(ctx context.Context, cookie, sessionToken string) (*identity.Session, error)
+}
+
+// Memberships lists an identity's organizations by name and role.
+type Memberships interface {
+	OrganizationsOf(ctx context.Context, identityID string) ([]templates.WelcomeOrg, error)
+}
+
+// UI serves the pages.
+type UI struct {
+	kratos   string // public URL, no trailing slash
+	base     string // kratos-orgs' public base URL
+	hc       *http.Client
+	render   httpx.PageRenderer
+	sessions Sessions
+	members  Memberships
+}
+
+// New returns the UI for a Kratos public API.
+func New(kratosPublicURL, publicBaseURL string, render httpx.PageRenderer, s Sessions, m Memberships) *UI {
+	return &UI{
+		kratos: strings.TrimRight(kratosPublicURL, "/"), base: strings.TrimRight(publicBaseURL, "/"),
+		hc: &http.Client{Timeout: 10 * time.Second}, render: render, sessions: s, members: m,
+	}
+}
+
+var titles = map[string]string{
+	"login": "Sign in", "registration": "Create your account", "settings": "Your account",
+	"recovery": "Recover your account", "verification": "Verify your email address",
+}
+
+// Register adds the routes to the public router.
+func (u *UI) Register(r gin.IRouter) {
+	r.GET("/kratos/error", u.errorPage)
+	r.GET("/kratos/:flow", u.flow)
+	r.GET("/welcome", u.welcome)
+	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/welcome") })
+}
+
+type flowJSON struct {
+	ID       string `json:"id"`
+	ReturnTo string `json:"return_to"`
+	UI       struct {
+		Action   string     `json:"action"`
+		Method   string     `json:"method"`
+		Nodes    []nodeJSON `json:"nodes"`
+		Messages []msgJSON  `json:"messages"`
+	} `json:"ui"`
+}
+
+type nodeJSON struct {
+	Type       string `json:"type"`
+	Group      string `json:"group"`
+	Attributes struct {
+		Name         string          `json:"name"`
+		Type         string          `json:"type"`
+		Value        json.RawMessage `json:"value"`
+		Required     bool            `json:"required"`
+		Disabled     bool            `json:"disabled"`
+		Autocomplete string          `json:"autocomplete"`
+		Text         *msgJSON        `json:"text"`
+		Href         string          `json:"href"`
+		Title        *msgJSON        `json:"title"`
+	} `json:"attributes"`
+	Messages []msgJSON `json:"messages"`
+	Meta     struct {
+		Label *msgJSON `json:"label"`
+	} `json:"meta"`
+}
+
+type msgJSON struct {
+	ID   int    `json:"id"`
+	Text string `json:"text"`
+	Type string `json:"type"`
+}
+
+// kratosGet calls the Kratos public API with the browser's cookies.
+func (u *UI) kratosGet(c *gin.Context, path string, out any) (int, error) {
+	req, err := http.NewRequestWithContext(c.Request.Context(), http.MethodGet, u.kratos+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if cookie := c.GetHeader("Cookie"); cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	resp, err := u.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode == http.StatusOK && out != nil {
+		if err := json.Unmarshal(body, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("kratos: %s: %w", path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func (u *UI) unavailable(c *gin.Context, err error) {
+	httpx.Logger(c).Error("kratos public API failed", "err", err)
+	httpx.RenderPage(c, u.render, http.StatusServiceUnavailable, "message.html", templates.MessagePage{
+		Base: templates.Base{Nonce: httpx.Nonce(c)}, Title: "Sign-in is unavailable",
+		Paragraphs: []string{"The identity service did not answer. Please try again in a minute."},
+	})
+}
+
+func (u *UI) flow(c *gin.Context) {
+	kind := c.Param("flow")
+	title, ok := titles[kind]
+	if !ok {
+		httpx.NotFound(c)
+		return
+	}
+	id := c.Query("flow")
+	restart := u.kratos + "/self-service/" + kind + "/browser"
+	if rt := c.Query("return_to"); rt != "" {
+		restart += "?return_to=" + url.QueryEscape(rt)
+	}
+	if id == "" {
+		c.Redirect(http.StatusSeeOther, restart)
+		return
+	}
+	var f flowJSON
+	status, err := u.kratosGet(c, "/self-service/"+kind+"/flows?id="+url.QueryEscape(id), &f)
+	switch {
+	case err != nil || status >= 500:
+		u.unavailable(c, fmt.Errorf("get %s flow: status %d: %v", kind, status, err))
+		return
+	case status != http.StatusOK:
+		// Expired, unknown, or not this browser's flow: start a new one.
+		c.Redirect(http.StatusSeeOther, restart)
+		return
+	}
+	httpx.RenderPage(c, u.render, http.StatusOK, "kratos_flow.html", u.page(c, kind, title, f))
+}
+
+func (u *UI) page(c *gin.Context, kind, title string, f flowJSON) templates.FlowPage {
+	p := templates.FlowPage{Base: templates.Base{Nonce: httpx.Nonce(c)}, Title: title, Action: f.UI.Action, Method: f.UI.Method}
+	for _, m := range f.UI.Messages {
+		p.Messages = append(p.Messages, message(m))
+	}
+	var shared []templates.FlowNode
+	groups := map[string][]templates.FlowNode{}
+	var order []string
+	for i, n := range f.UI.Nodes {
+		fn, ok := node(i, n)
+		if !ok {
+			continue
+		}
+		if n.Group == "default" {
+			shared = append(shared, fn)
+			continue
+		}
+		if _, seen := groups[n.Group]; !seen {
+			order = append(order, n.Group)
+		}
+		groups[n.Group] = append(groups[n.Group], fn)
+	}
+	// One form per method, each with the shared nodes (CSRF token,
+	// identifier), as Kratos' reference UI does.
+	for _, g := range order {
+		p.Forms = append(p.Forms, templates.FlowForm{Nodes: append(append([]templates.FlowNode{}, shared...), groups[g]...)})
+	}
+	if len(order) == 0 && len(shared) > 0 {
+		p.Forms = append(p.Forms, templates.FlowForm{Nodes: shared})
+	}
+	switch kind {
+	case "login":
+		p.Links = []templates.FlowLink{{URL: "/kratos/recovery", Text: "Forgot your password?"}}
+	case "settings":
+		if f.ReturnTo != "" {
+			p.Links = []templates.FlowLink{{URL: f.ReturnTo, Text: "Continue"}}
+		}
+	}
+	return p
+}
+
+func message(m msgJSON) templates.FlowMessage {
+	t := m.Type
+	if t != "error" {
+		t = "info"
+	}
+	text := m.Text
+	if m.ID == 1060001 {
+		// Kratos' "You successfully recovered your account" also greets a
+		// person arriving from an invitation: say what matters to them.
+		text = "Welcome! Choose a password to finish setting up your account."
+	}
+	return templates.FlowMessage{Type: t, Text: text}
+}
+
+func node(i int, n nodeJSON) (templates.FlowNode, bool) {
+	a := n.Attributes
+	fn := templates.FlowNode{ID: fmt.Sprint(i), Name: a.Name, Value: rawValue(a.Value), Required: a.Required, Disabled: a.Disabled, Autocomplete: a.Autocomplete}
+	if n.Meta.Label != nil {
+		fn.Label = n.Meta.Label.Text
+	}
+	for _, m := range n.Messages {
+		fn.Messages = append(fn.Messages, message(m))
+	}
+	switch n.Type {
+	case "input":
+		switch a.Type {
+		case "hidden":
+			fn.Kind = "hidden"
+		case "submit", "button":
+			if a.Type == "button" {
+				return fn, false // needs Kratos' scripts (passkeys); not offered here
+			}
+			fn.Kind = "submit"
+			if fn.Label == "" {
+				fn.Label = "Continue"
+			}
+			fn.Secondary = n.Group == "code" || n.Group == "link"
+		default:
+			fn.Kind, fn.InputType = "input", a.Type
+		}
+	case "text":
+		if a.Text == nil {
+			return fn, false
+		}
+		fn.Kind, fn.Value = "text", a.Text.Text
+	default:
+		return fn, false // images and scripts (TOTP, WebAuthn) need more than this UI offers
+	}
+	return fn, true
+}
+
+func rawValue(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(raw)
+}
+
+func (u *UI) errorPage(c *gin.Context) {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+			Reason  string `json:"reason"`
+		} `json:"error"`
+	}
+	text := "Something went wrong."
+	if id := c.Query("id"); id != "" {
+		if status, err := u.kratosGet(c, "/self-service/errors?id="+url.QueryEscape(id), &e); err == nil && status == http.StatusOK {
+			text = strings.TrimSpace(e.Error.Reason + " " + e.Error.Message)
+		}
+	}
+	httpx.RenderPage(c, u.render, http.StatusOK, "message.html", templates.MessagePage{
+		Base: templates.Base{Nonce: httpx.Nonce(c)}, Title: "Something went wrong", Paragraphs: []string{text},
+		LinkURL: "/welcome", LinkText: "Start again",
+	})
+}
+
+func (u *UI) welcome(c *gin.Context) {
+	s, err := u.sessions.Whoami(c.Request.Context(), c.GetHeader("Cookie"), "")
+	if err != nil {
+		u.unavailable(c, err)
+		return
+	}
+	if s == nil {
+		c.Redirect(http.StatusSeeOther, u.kratos+"/self-service/login/browser?return_to="+url.QueryEscape(u.base+"/welcome"))
+		return
+	}
+	page := templates.WelcomePage{Base: templates.Base{Nonce: httpx.Nonce(c)}, Name: s.Identity.Name, Email: s.Identity.Email}
+	if page.Organizations, err = u.members.OrganizationsOf(c.Request.Context(), s.Identity.ID); err != nil {
+		u.unavailable(c, err)
+		return
+	}
+	var logout struct {
+		URL string `json:"logout_url"`
+	}
+	if status, err := u.kratosGet(c, "/self-service/logout/browser", &logout); err == nil && status == http.StatusOK {
+		page.LogoutURL = logout.URL
+	}
+	httpx.RenderPage(c, u.render, http.StatusOK, "welcome.html", page)
+}
