@@ -179,3 +179,24 @@ func (st *stack) proveVerifiedActive(email string) map[string]any {
 	}
 	return id
 }
+
+// createPerson makes an existing Kratos account with a password and a
+// verified address (or not), as if they had signed up long ago.
+func (st *stack) createPerson(email, password string, verified bool) string {
+	st.t.Helper()
+	body := fmt.Sprintf(`{"schema_id":"default","traits":{"email":%q,"name":{"first":"Existing"}},
+		"credentials":{"password":{"config":{"password":%q}}},
+		"verifiable_addresses":[{"value":%q,"via":"email","verified":%v,"status":%q}]}`,
+		email, password, email, verified, map[bool]string{true: "completed", false: "pending"}[verified])
+	resp, err := http.Post(st.kratos.AdminURL+"/admin/identities", "application/json", strings.NewReader(body))
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != http.StatusCreated {
+		st.t.Fatalf("create person: %d %v", resp.StatusCode, out)
+	}
+	return out["id"].(string)
+}

@@ -19,7 +19,10 @@ local ok = KEYS[1]
 local org, email, exp, th = ARGV[4], ARGV[6], tonumber(ARGV[8]), ARGV[10]
 if redis.call('EXISTS', ok) == 0 then return {'org_not_found'} end
 if ARGV[21] == 'invitation' and redis.call('HGET', ok, 'state') ~= 'active' then return {'org_inactive'} end
-if ARGV[15] ~= '' and redis.call('HEXISTS', ok .. ':members', ARGV[15]) == 1 then return {'already_member'} end
+-- A registration's owner is a member of the pending organization already.
+if ARGV[21] == 'invitation' and ARGV[15] ~= '' and redis.call('HEXISTS', ok .. ':members', ARGV[15]) == 1 then
+  return {'already_member'}
+end
 
 local delivery = 'skipped'
 if ARGV[18] == '1' then delivery = 'queued' end

@@ -171,3 +171,24 @@ func (b *Browser) Shot(name string) string {
 	_ = os.WriteFile(path, png, 0o644)
 	return path
 }
+
+// WaitText waits until the text of the first element matching css matches
+// pattern (for submits that stay on the same URL) and returns it.
+func (b *Browser) WaitText(css, pattern string) string {
+	b.t.Helper()
+	re := regexp.MustCompile(pattern)
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(b.Ctx, 2*time.Second)
+		last, _ = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css)))
+		cancel()
+		if re.MatchString(last) {
+			return last
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Shot("failure")
+	b.t.Fatalf("browser (at %s): text of %s is %q, never matched %s", b.Location(), css, last, pattern)
+	return ""
+}
