@@ -200,3 +200,9 @@ func (st *stack) createPerson(email, password string, verified bool) string {
 	}
 	return out["id"].(string)
 }
+
+func invitationWithInviter(email, inviter string) invites.InviteRequest {
+	return invites.InviteRequest{Email: email, Role: "member", Inviter: &invites.Inviter{Name: inviter}}
+}
+
+func sleep() { time.Sleep(50 * time.Millisecond) }

@@ -73,7 +73,7 @@ func WriteError(c *gin.Context, err error) {
 		if e.RetryAfter > 0 {
 			c.Header("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()+0.999)))
 		}
-		if e.Kind == apperr.Unauthorized {
+		if e.Kind == apperr.Unauthorized && e.Code == "unauthorized" {
 			c.Header("WWW-Authenticate", `Bearer realm="kratos-orgs admin"`)
 		}
 	}

@@ -34,12 +34,17 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	}).Register(pages)
 	kratosui.New(s.cfg.Kratos.PublicURL, s.cfg.Serve.Public.BaseURL, s.Templates, s.ids, memberships{s}).Register(pages)
 
+	// The API org admins call from their own product, with their session.
+	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()))
+	orgs.NewAPIHandlers(s.Orgs, s.Members).Register(sessionAPI)
+	invites.NewAPIHandlers(s.Invites, s.Orgs).Register(sessionAPI)
+
 	admin = newEngine()
 	admin.Use(httpx.Common("admin", s.log, maxBody, nil))
 	s.health(admin)
-	api := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys))
-	orgs.NewAdminHandlers(s.Orgs).Register(api)
-	invites.NewAdminHandlers(s.Invites).Register(api)
+	adminAPI := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys))
+	orgs.NewAdminHandlers(s.Orgs).Register(adminAPI)
+	invites.NewAdminHandlers(s.Invites).Register(adminAPI)
 	return public, admin
 }
 
@@ -49,6 +54,25 @@ func origin(raw string) string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// caller resolves a Kratos session for the API.
+func (s *Server) caller(ctx context.Context, cookie, token string) (*httpx.Caller, error) {
+	sess, err := s.ids.Whoami(ctx, cookie, token)
+	if err != nil || sess == nil {
+		return nil, err
+	}
+	return &httpx.Caller{IdentityID: sess.Identity.ID, Email: sess.Identity.Email, Name: sess.Identity.Name}, nil
+}
+
+// apiOrigins may send cookie-authenticated changes: the public origin and
+// the applications invitations redirect to.
+func (s *Server) apiOrigins() []string {
+	out := []string{origin(s.cfg.Serve.Public.BaseURL)}
+	for _, h := range s.cfg.Invitations.AllowedRedirectHosts {
+		out = append(out, "https://"+h, "http://"+h)
+	}
+	return out
 }
 
 // memberships lists an identity's organizations for the welcome page.

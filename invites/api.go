@@ -1,0 +1,137 @@
+package invites
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/httpx"
+	"github.com/kratos-orgs/kratos-orgs/orgs"
+)
+
+// APIHandlers serve the invitation part of the session-authenticated API:
+// owners and admins invite, list, revoke and resend, within their role.
+type APIHandlers struct {
+	svc  *Service
+	orgs *orgs.Service
+}
+
+// NewAPIHandlers returns the handlers.
+func NewAPIHandlers(svc *Service, o *orgs.Service) *APIHandlers { return &APIHandlers{svc: svc, orgs: o} }
+
+// Register adds the routes to a session-authenticated group.
+func (h *APIHandlers) Register(r gin.IRouter) {
+	r.POST("/organizations/:org/invitations", httpx.H(h.invite))
+	r.GET("/organizations/:org/invitations", httpx.H(h.list))
+	r.DELETE("/organizations/:org/invitations/:id", httpx.H(h.revoke))
+	r.POST("/organizations/:org/invitations/:id/resend", httpx.H(h.resend))
+}
+
+func (h *APIHandlers) admin(c *gin.Context) (orgs.Organization, orgs.Member, error) {
+	return h.orgs.Authorize(c.Request.Context(), c.Param("org"), httpx.CallerOf(c).IdentityID, "admin")
+}
+
+// APIInviteRequest is the body of POST /api/organizations/{org}/invitations;
+// the inviter is the caller.
+type APIInviteRequest struct {
+	Email      string         `json:"email"`
+	Role       string         `json:"role"`
+	Context    map[string]any `json:"context,omitempty"`
+	TTL        *Duration      `json:"ttl,omitempty"`
+	RedirectTo string         `json:"redirect_to,omitempty"`
+}
+
+func (h *APIHandlers) invite(c *gin.Context) error {
+	var req APIInviteRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	o, me, err := h.admin(c)
+	if err != nil {
+		return err
+	}
+	if req.Role == "" {
+		req.Role = "member"
+	}
+	if err := h.svc.cfg.Roles.Check(req.Role); err != nil {
+		return err
+	}
+	if err := h.orgs.CheckCeiling(me.Role, req.Role); err != nil {
+		return err
+	}
+	who := httpx.CallerOf(c)
+	inv, created, err := h.svc.Invite(c.Request.Context(), o.ID, InviteRequest{
+		Email: req.Email, Role: req.Role, Context: req.Context, TTL: req.TTL, RedirectTo: req.RedirectTo,
+		Inviter: &Inviter{ID: who.IdentityID, Name: who.Name},
+	})
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+	}
+	c.JSON(status, inv)
+	return nil
+}
+
+func (h *APIHandlers) list(c *gin.Context) error {
+	cursor, limit, err := httpx.Page(c)
+	if err != nil {
+		return err
+	}
+	o, _, err := h.admin(c)
+	if err != nil {
+		return err
+	}
+	page, err := h.svc.List(c.Request.Context(), o.ID, Filter{Status: c.Query("status"), Email: c.Query("email"), Cursor: cursor, Limit: limit})
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, page)
+	return nil
+}
+
+// own loads an invitation of the organization, within the caller's role.
+func (h *APIHandlers) own(c *gin.Context) (Invitation, error) {
+	o, me, err := h.admin(c)
+	if err != nil {
+		return Invitation{}, err
+	}
+	inv, err := h.svc.Get(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return inv, err
+	}
+	if inv.OrganizationID != o.ID {
+		return inv, errNotFound(c.Param("id"))
+	}
+	if err := h.orgs.CheckCeiling(me.Role, inv.Role); err != nil {
+		return inv, apperr.New(apperr.Forbidden, "role_ceiling", "this invitation grants a role above yours")
+	}
+	return inv, nil
+}
+
+func (h *APIHandlers) revoke(c *gin.Context) error {
+	if _, err := h.own(c); err != nil {
+		return err
+	}
+	inv, err := h.svc.Revoke(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, inv)
+	return nil
+}
+
+func (h *APIHandlers) resend(c *gin.Context) error {
+	if _, err := h.own(c); err != nil {
+		return err
+	}
+	inv, err := h.svc.Resend(c.Request.Context(), c.Param("id"), true)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, inv)
+	return nil
+}
