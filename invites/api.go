@@ -18,7 +18,9 @@ type APIHandlers struct {
 }
 
 // NewAPIHandlers returns the handlers.
-func NewAPIHandlers(svc *Service, o *orgs.Service) *APIHandlers { return &APIHandlers{svc: svc, orgs: o} }
+func NewAPIHandlers(svc *Service, o *orgs.Service) *APIHandlers {
+	return &APIHandlers{svc: svc, orgs: o}
+}
 
 // Register adds the routes to a session-authenticated group.
 func (h *APIHandlers) Register(r gin.IRouter) {
