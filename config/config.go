@@ -20,6 +20,7 @@ type Config struct {
 	Accept      Accept      `yaml:"accept"`
 	Register    Register    `yaml:"registration"`
 	Roles       []string    `yaml:"roles"`
+	Hooks       Hooks       `yaml:"hooks"`
 	Mail        Mail        `yaml:"mail"`
 	Templates   Templates   `yaml:"templates"`
 	Secrets     Secrets     `yaml:"secrets"`
@@ -117,12 +118,27 @@ type Field struct {
 }
 
 // Register configures sign-up with a new organization (the seed's
-// RegistrationBackend).
+// RegistrationBackend) and who may sign up through Kratos itself.
 type Register struct {
-	Enabled      bool   `yaml:"enabled"`
-	Path         string `yaml:"path"`          // the sign-up form
-	ActivatePath string `yaml:"activate_path"` // activation links
-	SuccessURL   string `yaml:"success_url"`   // after activation (default invitations.success_url)
+	// Mode decides Kratos sign-ups (the registration webhook): open,
+	// invite_only (a pending invitation for the address, or a valid
+	// invite_token) or domains (an address in allowed_domains, or invited).
+	Mode           string   `yaml:"mode"`
+	AllowedDomains []string `yaml:"allowed_domains"`
+	Enabled        bool     `yaml:"enabled"`
+	Path           string   `yaml:"path"`          // the sign-up form
+	ActivatePath   string   `yaml:"activate_path"` // activation links
+	SuccessURL     string   `yaml:"success_url"`   // after activation (default invitations.success_url)
+}
+
+// Hooks configures the Kratos webhooks on the admin listener.
+type Hooks struct {
+	// Secret authenticates Kratos: the X-Kratos-Orgs-Secret header
+	// (Kratos' api_key auth) or the password of basic auth.
+	Secret string `yaml:"secret"`
+	// AcceptOnVerifiedAddress turns pending invitations into memberships
+	// once Kratos shows the address verified.
+	AcceptOnVerifiedAddress bool `yaml:"accept_on_verified_address"`
 }
 
 // Mail configures outgoing mail.
@@ -207,7 +223,8 @@ func Default() Config {
 			PasswordMinLength: 8,
 			ClaimTimeout:      time.Minute,
 		},
-		Register: Register{Enabled: true, Path: "/register", ActivatePath: "/register/activate/"},
+		Register: Register{Mode: "open", Enabled: true, Path: "/register", ActivatePath: "/register/activate/"},
+		Hooks:    Hooks{AcceptOnVerifiedAddress: true},
 		Roles:    []string{"owner", "admin", "member"},
 		Mail: Mail{
 			Sender:     "log",

@@ -158,6 +158,23 @@ func (c *Config) Validate() error {
 	if c.Accept.ClaimTimeout < 5*time.Second {
 		add("accept.claim_timeout", "must be at least 5s")
 	}
+	switch c.Register.Mode {
+	case "open", "invite_only":
+	case "domains":
+		if len(c.Register.AllowedDomains) == 0 {
+			add("registration.allowed_domains", "required when registration.mode is domains")
+		}
+	default:
+		add("registration.mode", "must be open, invite_only or domains, got %q", c.Register.Mode)
+	}
+	for i, d := range c.Register.AllowedDomains {
+		if d == "" || strings.ContainsAny(d, "@/ ") || d != strings.ToLower(d) {
+			add(fmt.Sprintf("registration.allowed_domains[%d]", i), "must be a lower-case domain like example.com, got %q", d)
+		}
+	}
+	if c.Hooks.Secret != "" && len(c.Hooks.Secret) < 16 {
+		add("hooks.secret", "must be at least 16 characters")
+	}
 	if c.Register.Enabled {
 		for _, p := range []struct{ key, v string }{{"registration.path", c.Register.Path}, {"registration.activate_path", c.Register.ActivatePath}} {
 			if !strings.HasPrefix(p.v, "/") {

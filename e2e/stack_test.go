@@ -30,24 +30,31 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 type stack struct {
 	t      *testing.T
 	base   string // the sidecar's public URL
+	admin  string // the sidecar's admin URL
 	srv    *server.Server
 	kratos *testenv.Kratos
 	resend *resendtest.Server
 	cfg    config.Config
 }
 
-func startStack(t *testing.T, loginMode string) *stack {
+func startStack(t *testing.T, loginMode string, mutate ...func(*config.Config)) *stack {
 	t.Helper()
 	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	adminPort, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	st := &stack{t: t, base: base, kratos: testenv.StartKratosFor(t, base, nil), resend: resendtest.New(t, "re_e2e")}
+	admin := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
+	st := &stack{t: t, base: base, admin: admin, kratos: testenv.StartKratosFor(t, base, admin, nil), resend: resendtest.New(t, "re_e2e")}
 	r := testenv.SharedRedis(t)
 	cfg := config.Default()
 	cfg.Serve.Public = config.Listener{Host: "127.0.0.1", Port: port, BaseURL: base}
-	cfg.Serve.Admin = config.Listener{Host: "127.0.0.1", Port: 0}
+	cfg.Serve.Admin = config.Listener{Host: "127.0.0.1", Port: adminPort}
+	cfg.Hooks.Secret = testenv.HooksSecret
 	cfg.Redis.URL, cfg.Redis.KeyPrefix = "redis://"+r.Addr+"/0", testenv.UniquePrefix(t)
 	cfg.Kratos.AdminURL, cfg.Kratos.PublicURL = st.kratos.AdminURL, st.kratos.PublicURL
 	cfg.Admin.APIKeys = []string{"browser-e2e-admin-key-0123"}
@@ -58,6 +65,9 @@ func startStack(t *testing.T, loginMode string) *stack {
 		Resend: config.Resend{APIKey: "re_e2e", BaseURL: st.resend.URL(), Timeout: 5 * time.Second}, RatePerSec: 100}
 	cfg.Secrets.Cipher = []string{"browser-e2e-cipher-secret-0123456789"}
 	cfg.Outbox.PollInterval = 20 * time.Millisecond
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -69,6 +70,13 @@ func (x *CSRF) Token(c *gin.Context, binding string) string {
 // Check verifies a submitted form's token and, when the browser sent one,
 // its Origin.
 func (x *CSRF) Check(c *gin.Context, binding string) error {
+	if err := c.Request.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errTooLarge(mbe.Limit)
+		}
+		return apperr.Invalidf("invalid_form", "the form could not be read")
+	}
 	bad := apperr.New(apperr.Forbidden, "csrf_invalid", "the form expired or did not come from this site; reload the page and try again")
 	if o := c.GetHeader("Origin"); o != "" && o != "null" && !strings.EqualFold(o, x.origin) {
 		return bad

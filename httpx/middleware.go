@@ -38,21 +38,23 @@ func Common(listener string, log *slog.Logger, maxBody int64, obs RequestObserve
 		l := log.With("request_id", id, "listener", listener)
 		c.Set(loggerKey, l)
 		if c.Request.ContentLength > maxBody {
-			WriteError(c, errTooLarge(maxBody))
+			// Refused without reading, in the route's own error format
+			// (the API's, or Kratos' for webhooks): the body reader fails.
+			c.Request.Body = tooLarge{maxBody}
 		} else {
 			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
-			func() {
-				defer func() {
-					if r := recover(); r != nil {
-						l.Error("panic while handling a request", "panic", fmt.Sprint(r))
-						if !c.Writer.Written() {
-							WriteError(c, fmt.Errorf("panic: %v", r))
-						}
-					}
-				}()
-				c.Next()
-			}()
 		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					l.Error("panic while handling a request", "panic", fmt.Sprint(r))
+					if !c.Writer.Written() {
+						WriteError(c, fmt.Errorf("panic: %v", r))
+					}
+				}
+			}()
+			c.Next()
+		}()
 		route := c.FullPath()
 		if route == "" {
 			route = "unmatched"
@@ -74,6 +76,12 @@ func Common(listener string, log *slog.Logger, maxBody int64, obs RequestObserve
 		l.Log(c.Request.Context(), level, "request", attrs...)
 	}
 }
+
+// tooLarge is the body of a request whose Content-Length is over the limit.
+type tooLarge struct{ limit int64 }
+
+func (t tooLarge) Read([]byte) (int, error) { return 0, &http.MaxBytesError{Limit: t.limit} }
+func (t tooLarge) Close() error             { return nil }
 
 func newRequestID() string {
 	var b [12]byte

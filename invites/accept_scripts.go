@@ -63,3 +63,19 @@ if already == 0 then put_member(f[2], identity, f[3], ARGV[6], NOW) end
 if f[4] == 'registration' then redis.call('HSET', ok, 'state', 'active', 'updated_at', NOW) end
 return {'ok', flat(KEYS[1]), already, flat(ok)}
 `)
+
+// acceptAddressScript turns the pending invitation of an organization for
+// an address into a membership, without a token: Kratos has shown the
+// address verified. An invitation being accepted on a page is left alone.
+// KEYS: org hash. ARGV[4..]: email, identity id.
+var acceptAddressScript = redisx.NewScript(`
+local ok = KEYS[1]
+local id = redis.call('HGET', ok .. ':inv:email', ARGV[4])
+if not id or current_status(id) ~= 'pending' then return {'none'} end
+local f = redis.call('HMGET', k_inv(id), 'org', 'role', 'kind')
+local already = redis.call('HEXISTS', ok .. ':members', ARGV[5])
+end_invitation(id, 'accepted', ARGV[5])
+if already == 0 then put_member(f[1], ARGV[5], f[2], ARGV[4], NOW) end
+if f[3] == 'registration' then redis.call('HSET', ok, 'state', 'active', 'updated_at', NOW) end
+return {'ok', id, already}
+`)

@@ -75,6 +75,8 @@ func (p *Pages) failure(c *gin.Context, err error) {
 	case "csrf_invalid":
 		p.message(c, http.StatusForbidden, "Please try again",
 			[]string{"The form expired or did not come from this page. Open the link from the email again."}, "", "")
+	case "body_too_large":
+		p.message(c, http.StatusRequestEntityTooLarge, "This form is too large", []string{"Shorten what you entered and try again."}, "", "")
 	case "organization_deleted":
 		p.message(c, http.StatusGone, "This organization no longer exists", []string{"The organization was deleted before the invitation was accepted."}, "", "")
 	case "existing_account":

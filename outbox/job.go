@@ -26,6 +26,7 @@ type Job struct {
 	Version  int    `json:"v,omitempty"`  // token version of a mail job
 	Template string `json:"t,omitempty"`  // mail template set: invitation, reminder, activation
 	Name     string `json:"n,omitempty"`  // an organization name, for notices
+	Email    string `json:"m,omitempty"`  // an address, for jobs about one
 	Sealed   string `json:"s,omitempty"`  // the sealed token of a mail job
 	Attempt  int    `json:"a,omitempty"`  // attempts made so far
 	LastErr  string `json:"e,omitempty"`  // the last attempt's error

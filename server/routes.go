@@ -45,6 +45,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	adminAPI := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys))
 	orgs.NewAdminHandlers(s.Orgs).Register(adminAPI)
 	invites.NewAdminHandlers(s.Invites).Register(adminAPI)
+	s.Hooks.Register(admin)
 	return public, admin
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kratos-orgs/kratos-orgs/config"
+	"github.com/kratos-orgs/kratos-orgs/hooks"
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/invites"
 	"github.com/kratos-orgs/kratos-orgs/mail"
@@ -38,6 +39,7 @@ type Identities interface {
 	Ready(ctx context.Context) error
 	// Schema returns the identity schema, to check forms before writing.
 	Schema(ctx context.Context) (map[string]any, error)
+	orgs.IdentityPatcher
 }
 
 // Options are the dependencies; nil ones are built from Config.
@@ -65,6 +67,8 @@ type Server struct {
 	Registrar *invites.Registrar
 	Addresses *invites.AddressIndex
 	Members   *orgs.IdentityIndex
+	Claims    *orgs.Claims
+	Hooks     *hooks.Handlers
 	Worker    *outbox.Worker
 	Templates *templates.Renderer
 
@@ -149,6 +153,13 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	invites.NewMailer(s.Invites, sender, render, cfg.Mail.FromAddress, cfg.Mail.FromName).Register(s.Worker, s.Addresses)
 	s.Members = orgs.NewIdentityIndex(s.rdb, s.ks)
 	s.Members.Register(s.Worker)
+	s.Claims = orgs.NewClaims(s.Members, orgStore, s.ids)
+	s.Claims.Register(s.Worker)
+	s.Hooks = hooks.New(hooks.Config{
+		Secret: cfg.Hooks.Secret, Mode: cfg.Register.Mode, AllowedDomains: cfg.Register.AllowedDomains,
+		EmailTrait: cfg.Kratos.EmailTrait, AcceptOnVerifiedAddress: cfg.Hooks.AcceptOnVerifiedAddress,
+	}, s.Invites, s.Addresses, orgStore, s.ids, s.Worker, render, s.rdb, s.ks, log.With("component", "hooks"))
+	s.Hooks.RegisterJobs(s.Worker)
 
 	s.public, s.admin = s.routes()
 	return s, nil

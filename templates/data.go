@@ -162,3 +162,15 @@ func SamplePageData(name string) any {
 	}
 	return base
 }
+
+// HookData is what Kratos webhook message templates see.
+type HookData struct {
+	Email   string
+	Domains string // the allowed domains, comma-separated
+	Reason  string // what was wrong with a malformed request
+}
+
+// SampleHookData is used to check hook templates at start-up.
+func SampleHookData() HookData {
+	return HookData{Email: "grace@example.com", Domains: "example.com", Reason: "the email trait is missing"}
+}

@@ -23,7 +23,7 @@ import (
 	"time"
 )
 
-//go:embed mail/* pages/*
+//go:embed mail/* pages/* hooks/*
 var embedded embed.FS
 
 // MailSets are the mail kinds; each has <set>_subject.txt, <set>_body.html
@@ -35,6 +35,7 @@ type Renderer struct {
 	text  map[string]*texttemplate.Template // subjects and text bodies
 	html  map[string]*htmltemplate.Template // html bodies
 	pages map[string]*htmltemplate.Template // pages, each with the layout
+	hooks map[string]*texttemplate.Template // Kratos webhook messages
 	// Sources says where each template came from (embedded or a file path).
 	Sources map[string]string
 }
@@ -55,6 +56,7 @@ func New(overrideDir string) (*Renderer, error) {
 		text:    map[string]*texttemplate.Template{},
 		html:    map[string]*htmltemplate.Template{},
 		pages:   map[string]*htmltemplate.Template{},
+		hooks:   map[string]*texttemplate.Template{},
 		Sources: sources,
 	}
 	where := func(name string, err error) error {
@@ -74,6 +76,16 @@ func New(overrideDir string) (*Renderer, error) {
 			return nil, where(name, err)
 		}
 		r.html[name] = t
+	}
+	for name := range sources {
+		if !strings.HasPrefix(name, "hook_") {
+			continue
+		}
+		t, err := texttemplate.New(name).Option("missingkey=error").Parse(files[name])
+		if err != nil {
+			return nil, where(name, err)
+		}
+		r.hooks[name] = t
 	}
 	layout, ok := files["layout.html"]
 	if !ok {
@@ -110,7 +122,7 @@ func isPage(name string) bool {
 func collect(overrideDir string) (map[string]string, map[string]string, error) {
 	files := map[string]string{}
 	sources := map[string]string{}
-	for _, dir := range []string{"mail", "pages"} {
+	for _, dir := range []string{"mail", "pages", "hooks"} {
 		entries, err := fs.ReadDir(embedded, dir)
 		if err != nil {
 			return nil, nil, err
@@ -223,6 +235,21 @@ func (r *Renderer) Page(w io.Writer, name string, data any) error {
 // HasPage reports whether a page template exists.
 func (r *Renderer) HasPage(name string) bool { _, ok := r.pages[name]; return ok }
 
+// HookMessage renders the text of a Kratos webhook message
+// (hook_<reason>.txt), on one line.
+func (r *Renderer) HookMessage(reason string, data HookData) string {
+	name := "hook_" + reason + ".txt"
+	t, ok := r.hooks[name]
+	if !ok {
+		return reason
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		return reason
+	}
+	return strings.Join(strings.Fields(b.String()), " ")
+}
+
 // Render renders any template by name with sample data (the CLI's preview).
 func (r *Renderer) Render(w io.Writer, name string) error {
 	for _, set := range MailSets {
@@ -244,6 +271,12 @@ func (r *Renderer) Render(w io.Writer, name string) error {
 			return err
 		}
 	}
+	if strings.HasPrefix(name, "hook_") {
+		if _, ok := r.hooks[name]; ok {
+			_, err := fmt.Fprintln(w, r.HookMessage(strings.TrimSuffix(strings.TrimPrefix(name, "hook_"), ".txt"), SampleHookData()))
+			return err
+		}
+	}
 	if name == "layout.html" {
 		// The layout has no page of its own: preview it around the message page.
 		name = "message.html"
@@ -262,6 +295,11 @@ func (r *Renderer) selfCheck() error {
 			if _, err := r.Mail(set, d); err != nil {
 				return err
 			}
+		}
+	}
+	for name, t := range r.hooks {
+		if err := t.Execute(io.Discard, SampleHookData()); err != nil {
+			return fmt.Errorf("templates: %s: %w", r.Sources[name], err)
 		}
 	}
 	for name := range r.pages {

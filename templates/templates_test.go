@@ -34,7 +34,7 @@ func overrides(t *testing.T, files map[string]string) string {
 func embeddedNames(t *testing.T) []string {
 	t.Helper()
 	var names []string
-	for _, dir := range []string{"mail", "pages"} {
+	for _, dir := range []string{"mail", "pages", "hooks"} {
 		entries, err := fs.ReadDir(embedded, dir)
 		if err != nil {
 			t.Fatal(err)
@@ -56,8 +56,9 @@ func TestNewParsesEveryEmbeddedTemplate(t *testing.T) {
 	}
 	// Three files per mail set, plus the layout and the pages.
 	pages := []string{"accept.html", "join.html", "kratos_flow.html", "message.html", "register.html", "welcome.html"}
-	if len(names) != 3*len(MailSets)+1+len(pages) {
-		t.Errorf("%d templates, want %d", len(names), 3*len(MailSets)+1+len(pages))
+	const hookMessages = 7
+	if len(names) != 3*len(MailSets)+1+len(pages)+hookMessages {
+		t.Errorf("%d templates, want %d", len(names), 3*len(MailSets)+1+len(pages)+hookMessages)
 	}
 	for _, p := range pages {
 		if !r.HasPage(p) {
@@ -434,5 +435,19 @@ func TestRenderUnknownName(t *testing.T) {
 	}
 	if err := r.Page(&bytes.Buffer{}, "nope.html", nil); err == nil {
 		t.Error("Page of an unknown page succeeded")
+	}
+}
+
+func TestHookMessagesAreOneLineAndOverridable(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hook_not_invited.txt"), []byte("Nope,\n{{.Email}}\nis not on the list.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := mustNew(t, dir)
+	if got := r.HookMessage("not_invited", HookData{Email: "a@b.io"}); got != "Nope, a@b.io is not on the list." {
+		t.Fatalf("override = %q", got)
+	}
+	if got := r.HookMessage("domain_not_allowed", HookData{Domains: "example.com, example.org"}); got != "Sign-up is limited to addresses at example.com, example.org." {
+		t.Fatalf("default = %q", got)
 	}
 }

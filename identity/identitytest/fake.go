@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	ory "github.com/ory/client-go"
+
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/identity"
 )
@@ -175,4 +177,23 @@ func (f *Fake) Whoami(context.Context, string, string) (*identity.Session, error
 // Schema accepts any traits.
 func (f *Fake) Schema(context.Context) (map[string]any, error) {
 	return map[string]any{"type": "object"}, nil
+}
+
+// Patch applies add/replace of /metadata_public (what kratos-orgs patches).
+func (f *Fake) Patch(_ context.Context, id string, ops []ory.JsonPatch) (*identity.Identity, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("Patch"); err != nil {
+		return nil, err
+	}
+	i, ok := f.byID[id]
+	if !ok {
+		return nil, apperr.NotFoundf("identity_not_found", "identity %s does not exist", id)
+	}
+	for _, op := range ops {
+		if op.Path == "/metadata_public" {
+			i.MetadataPublic, _ = op.Value.(map[string]any)
+		}
+	}
+	return clone(i), nil
 }

@@ -66,26 +66,33 @@ func KratosConfigDir() (string, error) {
 	return filepath.Join(root, "config", "kratos"), nil
 }
 
-// SidecarURL is where config/kratos/kratos.yml expects kratos-orgs.
-const SidecarURL = "http://127.0.0.1:4480"
+// SidecarURL and SidecarAdminURL are where config/kratos/kratos.yml
+// expects kratos-orgs' public and admin listeners.
+const (
+	SidecarURL      = "http://127.0.0.1:4480"
+	SidecarAdminURL = "http://127.0.0.1:4481"
+)
+
+// HooksSecret is the webhook secret of config/kratos/kratos.yml.
+const HooksSecret = "dev-hooks-secret-change-me-0123"
 
 // StartKratos starts a private Kratos for one test. env adds Kratos
 // configuration overrides (e.g. SELFSERVICE_FLOWS_..._URL).
 func StartKratos(t testing.TB, env map[string]string) *Kratos {
-	return StartKratosFor(t, SidecarURL, env)
+	return StartKratosFor(t, SidecarURL, SidecarAdminURL, env)
 }
 
 // StartKratosFor starts a private Kratos whose UI, return URLs, CORS and
-// webhooks point at a kratos-orgs running at sidecarURL (the committed
-// configuration, with its address replaced).
-func StartKratosFor(t testing.TB, sidecarURL string, env map[string]string) *Kratos {
+// webhooks point at a kratos-orgs whose listeners run at publicURL and
+// adminURL (the committed configuration, with the addresses replaced).
+func StartKratosFor(t testing.TB, publicURL, adminURL string, env map[string]string) *Kratos {
 	t.Helper()
 	dir, err := KratosConfigDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sidecarURL != SidecarURL {
-		dir = rewriteConfig(t, dir, sidecarURL)
+	if publicURL != SidecarURL || adminURL != SidecarAdminURL {
+		dir = rewriteConfig(t, dir, publicURL, adminURL)
 	}
 	k, err := startKratosIn(dir, env)
 	if err != nil {
@@ -102,7 +109,7 @@ func StartKratosFor(t testing.TB, sidecarURL string, env map[string]string) *Kra
 
 // rewriteConfig copies the Kratos configuration directory with every
 // mention of the default sidecar address replaced.
-func rewriteConfig(t testing.TB, from, sidecarURL string) string {
+func rewriteConfig(t testing.TB, from, publicURL, adminURL string) string {
 	t.Helper()
 	to := t.TempDir()
 	entries, err := os.ReadDir(from)
@@ -117,7 +124,8 @@ func rewriteConfig(t testing.TB, from, sidecarURL string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b = bytes.ReplaceAll(b, []byte(SidecarURL), []byte(sidecarURL))
+		b = bytes.ReplaceAll(b, []byte(SidecarURL), []byte(publicURL))
+		b = bytes.ReplaceAll(b, []byte(SidecarAdminURL), []byte(adminURL))
 		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
