@@ -1,6 +1,7 @@
 package config
 
 import (
+	"gopkg.in/yaml.v3"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -480,14 +481,18 @@ func TestMasked(t *testing.T) {
 	c.Redis.Password = "redis-pass-secret"
 	c.Redis.URL = "redis://alice:url-pass-secret@redis.internal:6379/2"
 	c.Redis.Username = "alice"
+	c.Hooks.Secret = "hooks-secret-value-0123"
 
 	m := Masked(c)
 
-	dump := strings.Join([]string{
-		strings.Join(m.Admin.APIKeys, ","), strings.Join(m.Secrets.Cipher, ","),
-		m.Mail.Resend.APIKey, m.Redis.Password, m.Redis.URL,
-	}, "|")
-	for _, secret := range []string{testAPIKey, testAPIKey2, testCipher, "re_supersecret", "redis-pass-secret", "url-pass-secret"} {
+	// The whole printed configuration, so a secret added later and not
+	// masked fails here.
+	out, err := yaml.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := string(out)
+	for _, secret := range []string{testAPIKey, testAPIKey2, testCipher, "re_supersecret", "redis-pass-secret", "url-pass-secret", "hooks-secret-value-0123"} {
 		if strings.Contains(dump, secret) {
 			t.Errorf("masked config still holds %q: %s", secret, dump)
 		}
@@ -497,6 +502,9 @@ func TestMasked(t *testing.T) {
 	}
 	if len(m.Secrets.Cipher) != 1 || m.Secrets.Cipher[0] != "****" {
 		t.Errorf("secrets.cipher = %q", m.Secrets.Cipher)
+	}
+	if m.Hooks.Secret != "****" {
+		t.Errorf("hooks.secret %q: want ****", m.Hooks.Secret)
 	}
 	if m.Mail.Resend.APIKey != "****" || m.Redis.Password != "****" {
 		t.Errorf("resend key %q, redis password %q: want ****", m.Mail.Resend.APIKey, m.Redis.Password)

@@ -137,7 +137,7 @@ func inviteOnly(c *config.Config) { c.Register.Mode = "invite_only" }
 func TestInviteOnlySignUpWithoutInvitationIsRefused(t *testing.T) {
 	st := startStack(t, "kratos_settings", inviteOnly)
 	status, flow := st.signUp("stranger@example.com", nil)
-	if status != http.StatusBadRequest || !has(nodeMessages(flow), 4000100) {
+	if status != http.StatusBadRequest || !has(nodeMessages(flow), 4000100) || !has(nodeMessages(flow), 4000101) {
 		t.Fatalf("sign-up without invitation: %d, messages %v", status, nodeMessages(flow))
 	}
 	text := fmt.Sprint(flow["ui"])

@@ -191,13 +191,15 @@ func (h *Handlers) registrationPre(c *gin.Context) {
 	if len(pending) == 0 {
 		switch h.cfg.Mode {
 		case "invite_only":
-			refuse(c, http.StatusForbidden, "#/traits/"+strings.ReplaceAll(h.cfg.EmailTrait, ".", "/"), MsgNotInvited, "not_invited",
-				h.render.HookMessage("not_invited", templates.HookData{Email: email}))
+			data := templates.HookData{Email: email}
+			refuseAll(c, http.StatusForbidden,
+				instanceMessages{InstancePtr: h.emailPtr(), Messages: []message{msg(MsgNotInvited, "not_invited", h.render.HookMessage("not_invited", data))}},
+				instanceMessages{InstancePtr: "#/", Messages: []message{msg(MsgInviteOnly, "invite_only", h.render.HookMessage("invite_only", data))}})
 			return
 		case "domains":
 			domain := email[strings.LastIndexByte(email, '@')+1:]
 			if !slices.Contains(h.cfg.AllowedDomains, domain) {
-				refuse(c, http.StatusForbidden, "#/traits/"+strings.ReplaceAll(h.cfg.EmailTrait, ".", "/"), MsgDomainNotAllowed, "domain_not_allowed",
+				refuse(c, http.StatusForbidden, h.emailPtr(), MsgDomainNotAllowed, "domain_not_allowed",
 					h.render.HookMessage("domain_not_allowed", templates.HookData{Email: email, Domains: strings.Join(h.cfg.AllowedDomains, ", ")}))
 				return
 			}
@@ -216,7 +218,7 @@ func (h *Handlers) registrationPre(c *gin.Context) {
 
 func (h *Handlers) preWithToken(c *gin.Context, b Body, email, token string) {
 	ctx := c.Request.Context()
-	ptr := "#/traits/" + strings.ReplaceAll(h.cfg.EmailTrait, ".", "/")
+	ptr := h.emailPtr()
 	link, err := h.invites.Lookup(ctx, token)
 	switch {
 	case apperr.KindOf(err) == apperr.NotFound:
@@ -250,6 +252,11 @@ func (h *Handlers) preWithToken(c *gin.Context, b Body, email, token string) {
 	}
 	change.Identity.MetadataAdmin = map[string]any{identity.MarkerKey: map[string]any{"pending_invitation": link.Invitation.ID}}
 	c.JSON(http.StatusOK, change)
+}
+
+// emailPtr points Kratos at the email field of the form.
+func (h *Handlers) emailPtr() string {
+	return "#/traits/" + strings.ReplaceAll(h.cfg.EmailTrait, ".", "/")
 }
 
 // removePlaceholder deletes the inactive identity kratos-orgs created for

@@ -44,11 +44,16 @@ type message struct {
 // refuse interrupts a flow with one message. Always 4xx: Kratos retries a
 // 5xx and then drops the message.
 func refuse(c *gin.Context, status int, pointer string, id int, reason, text string) {
-	c.Header("Content-Type", "application/json")
-	body, _ := json.Marshal(messages{Messages: []instanceMessages{{
-		InstancePtr: pointer,
-		Messages:    []message{{ID: id, Text: text, Type: "error", Context: map[string]any{"reason": reason}}},
-	}}})
+	refuseAll(c, status, instanceMessages{InstancePtr: pointer, Messages: []message{msg(id, reason, text)}})
+}
+
+func msg(id int, reason, text string) message {
+	return message{ID: id, Text: text, Type: "error", Context: map[string]any{"reason": reason}}
+}
+
+// refuseAll interrupts with messages on several nodes ("#/" is the flow).
+func refuseAll(c *gin.Context, status int, m ...instanceMessages) {
+	body, _ := json.Marshal(messages{Messages: m})
 	c.Data(status, "application/json", body)
 	c.Abort()
 }
