@@ -14,6 +14,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,25 @@ type stack struct {
 	kratos *testenv.Kratos
 	resend *resendtest.Server
 	cfg    config.Config
+	logs   *logBuffer // everything the sidecar logged
+}
+
+// logBuffer collects log output from several goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func startStack(t *testing.T, loginMode string, mutate ...func(*config.Config)) *stack {
@@ -72,10 +92,12 @@ func startStack(t *testing.T, loginMode string, mutate ...func(*config.Config)) 
 		t.Fatal(err)
 	}
 	st.cfg = cfg
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st.logs = &logBuffer{}
+	var out io.Writer = st.logs
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		out = io.MultiWriter(st.logs, os.Stderr)
 	}
+	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, server.Options{Config: cfg, Logger: log})
 	if err != nil {

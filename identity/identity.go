@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -53,9 +54,18 @@ type Kratos struct {
 	hc     *http.Client
 }
 
-// New returns an adapter for the admin API at cfg.AdminURL.
-func New(cfg Config) *Kratos {
-	hc := &http.Client{Timeout: cfg.Timeout}
+// Observer is told about every call to Kratos (metrics).
+type Observer interface {
+	KratosCall(operation, outcome string, d time.Duration)
+}
+
+// New returns an adapter for the admin API at cfg.AdminURL; obs may be nil.
+func New(cfg Config, obs Observer) *Kratos {
+	var rt http.RoundTripper = http.DefaultTransport
+	if obs != nil {
+		rt = observed{base: rt, obs: obs}
+	}
+	hc := &http.Client{Timeout: cfg.Timeout, Transport: rt}
 	c := ory.NewConfiguration()
 	c.Servers = ory.ServerConfigurations{{URL: strings.TrimRight(cfg.AdminURL, "/")}}
 	c.HTTPClient = hc
@@ -258,4 +268,29 @@ func setPath(m map[string]any, path string, v any) {
 		m = next
 	}
 	m[parts[len(parts)-1]] = v
+}
+
+// observed times each call to Kratos. The operation is the method and the
+// path with ids replaced, so label values stay few.
+type observed struct {
+	base http.RoundTripper
+	obs  Observer
+}
+
+var idSegment = regexp.MustCompile(`/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
+
+func (o observed) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := o.base.RoundTrip(req)
+	outcome := "ok"
+	switch {
+	case err != nil:
+		outcome = "network"
+	case resp.StatusCode >= 500:
+		outcome = "server_error"
+	case resp.StatusCode >= 400 && resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusUnauthorized:
+		outcome = "client_error"
+	}
+	o.obs.KratosCall(req.Method+" "+idSegment.ReplaceAllString(req.URL.Path, "/{id}"), outcome, time.Since(start))
+	return resp, err
 }

@@ -16,6 +16,11 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/tokens"
 )
 
+// MailObserver is told the result of every send attempt (metrics).
+type MailObserver interface {
+	MailResult(result, class string)
+}
+
 // Mailer renders and sends invitation mail from outbox jobs.
 type Mailer struct {
 	svc      *Service
@@ -23,6 +28,17 @@ type Mailer struct {
 	render   *templates.Renderer
 	from     string // bare address
 	fromName string
+	observer MailObserver
+}
+
+// SetObserver installs a metrics observer.
+func (m *Mailer) SetObserver(o MailObserver) { m.observer = o }
+
+// observe records an attempt: result is sent, retry or failed.
+func (m *Mailer) observe(result string, err error) {
+	if m.observer != nil {
+		m.observer.MailResult(result, mail.Class(err))
+	}
 }
 
 // NewMailer returns the mail job handler.
@@ -55,11 +71,14 @@ func (m *Mailer) Notice(ctx context.Context, job outbox.Job) error {
 		IdempotencyKey: fmt.Sprintf("kratos-orgs/notice/%d/%s", job.Enqueued, tokens.Hash(job.Ref)[:16]),
 	})
 	if se, ok := mail.AsSendError(err); ok && se.Temporary {
+		m.observe("retry", err)
 		return outbox.Retry(err, se.RetryAfter)
 	}
 	if err != nil {
+		m.observe("failed", err)
 		return outbox.Permanent(err)
 	}
+	m.observe("sent", nil)
 	return nil
 }
 
@@ -127,14 +146,17 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 	id, sendErr := m.sender.Send(ctx, msg)
 	attempts := job.Attempt + 1
 	if sendErr == nil {
+		m.observe("sent", nil)
 		_, err := m.svc.store.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliverySent, Attempts: attempts, MessageID: id})
 		return err // a failure here retries the send, which the idempotency key makes harmless
 	}
 	se, _ := mail.AsSendError(sendErr)
 	if se == nil || !se.Temporary {
+		m.observe("failed", sendErr)
 		_, _ = m.svc.store.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliveryFailed, Attempts: attempts, LastError: sendErr.Error()})
 		return outbox.Permanent(sendErr)
 	}
+	m.observe("retry", sendErr)
 	_, _ = m.svc.store.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliveryQueued, Attempts: attempts, LastError: sendErr.Error()})
 	return outbox.Retry(sendErr, se.RetryAfter)
 }

@@ -56,6 +56,7 @@ redis.call('ZADD', ok .. ':inv:pending', exp, id)
 redis.call('ZADD', P .. 'due', exp, id)
 redis.call('SET', k_tok(th), id, 'PX', exp - NOW)
 remember_token(th, id, exp)
+redis.call('HINCRBY', P .. 'stats', outcome, 1)
 local ik = k_inv(id)
 if ARGV[18] == '1' then
   enqueue({k = 'mail', r = id, v = tonumber(redis.call('HGET', ik, 'token_version')), t = ARGV[20], s = ARGV[19]})

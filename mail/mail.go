@@ -63,3 +63,23 @@ func FormatAddress(name, addr string) string {
 	}
 	return (&mail.Address{Name: name, Address: addr}).String()
 }
+
+// Class names the kind of a send result for metrics: ok, rate_limited,
+// quota, client_error, server_error or network.
+func Class(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	se, ok := AsSendError(err)
+	switch {
+	case !ok || se.Status == 0:
+		return "network"
+	case se.Name == "daily_quota_exceeded" || se.Name == "monthly_quota_exceeded":
+		return "quota"
+	case se.Status == 429:
+		return "rate_limited"
+	case se.Status >= 500:
+		return "server_error"
+	}
+	return "client_error"
+}

@@ -29,6 +29,7 @@
 //	P{s}:outbox                       STREAM jobs (mail, index repair, cleanup)
 //	P{s}:outbox:delayed               ZSET   job JSON → due time (ms), retries with backoff
 //	P{s}:outbox:dead                  STREAM jobs that ran out of attempts
+//	P{s}:stats                        HASH   invitation events (created, rotated, accepted, ...) → count
 //
 //	P{a:<sha256(email)>}:pending      ZSET   org id → expiry (ms) of its pending invitation
 //	P{i:<identity>}:orgs              HASH   org id → role
@@ -88,6 +89,9 @@ func (k Keyspace) OutboxDelayed(s int) string { return k.Shard(s) + "outbox:dela
 
 // OutboxDead holds jobs that ran out of attempts in shard s.
 func (k Keyspace) OutboxDead(s int) string { return k.Shard(s) + "outbox:dead" }
+
+// Stats counts invitation events in shard s (metrics).
+func (k Keyspace) Stats(s int) string { return k.Shard(s) + "stats" }
 
 // Due holds the expiry of every pending invitation of shard s.
 func (k Keyspace) Due(s int) string { return k.Shard(s) + "due" }

@@ -57,6 +57,7 @@ local function end_invitation(id, status, by)
   end
   redis.call('ZREM', P .. 'due', id)
   if RETENTION > 0 then redis.call('ZADD', P .. 'purge', NOW + RETENTION, id) end
+  redis.call('HINCRBY', P .. 'stats', status, 1)
   enqueue({k = 'invitation.sync', r = id})
 end
 

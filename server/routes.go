@@ -24,7 +24,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	maxBody := s.cfg.Serve.MaxBodyBytes
 
 	public = newEngine()
-	public.Use(httpx.Common("public", s.log, maxBody, nil))
+	public.Use(httpx.Common("public", s.log, maxBody, s.Metrics))
 	s.health(public)
 	kratos := origin(s.cfg.Kratos.PublicURL)
 	pages := public.Group("", httpx.PageHeaders([]string{kratos}, []string{kratos}))
@@ -40,7 +40,8 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	invites.NewAPIHandlers(s.Invites, s.Orgs).Register(sessionAPI)
 
 	admin = newEngine()
-	admin.Use(httpx.Common("admin", s.log, maxBody, nil))
+	admin.Use(httpx.Common("admin", s.log, maxBody, s.Metrics))
+	admin.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
 	s.health(admin)
 	adminAPI := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys))
 	orgs.NewAdminHandlers(s.Orgs).Register(adminAPI)

@@ -25,6 +25,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/invites"
 	"github.com/kratos-orgs/kratos-orgs/mail"
+	"github.com/kratos-orgs/kratos-orgs/metrics"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/outbox"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
@@ -69,6 +70,7 @@ type Server struct {
 	Members   *orgs.IdentityIndex
 	Claims    *orgs.Claims
 	Hooks     *hooks.Handlers
+	Metrics   *metrics.Metrics
 	Worker    *outbox.Worker
 	Templates *templates.Renderer
 
@@ -104,24 +106,26 @@ func New(ctx context.Context, o Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.ids = o.Identities
-	if s.ids == nil {
-		s.ids = identity.New(identity.Config{
-			AdminURL: cfg.Kratos.AdminURL, PublicURL: cfg.Kratos.PublicURL, SchemaID: cfg.Kratos.SchemaID,
-			EmailTrait: cfg.Kratos.EmailTrait, NameTrait: cfg.Kratos.NameTrait, Timeout: cfg.Kratos.Timeout,
-		})
-	}
 	s.rdb, s.closeRedis = o.Redis, func() error { return nil }
 	if s.rdb == nil {
 		if s.rdb, s.closeRedis, err = redisx.Open(ctx, cfg.Redis, log); err != nil {
 			return nil, err
 		}
 	}
+	s.Metrics = metrics.New(s.rdb, s.ks)
+	s.ids = o.Identities
+	if s.ids == nil {
+		s.ids = identity.New(identity.Config{
+			AdminURL: cfg.Kratos.AdminURL, PublicURL: cfg.Kratos.PublicURL, SchemaID: cfg.Kratos.SchemaID,
+			EmailTrait: cfg.Kratos.EmailTrait, NameTrait: cfg.Kratos.NameTrait, Timeout: cfg.Kratos.Timeout,
+		}, s.Metrics)
+	}
 
 	s.Worker = outbox.NewWorker(s.rdb, s.ks, outbox.Config{
 		Concurrency: cfg.Outbox.Workers, PollInterval: cfg.Outbox.PollInterval, MaxAttempts: cfg.Outbox.MaxAttempts,
 		BaseBackoff: cfg.Outbox.BaseBackoff, MaxBackoff: cfg.Outbox.MaxBackoff, ClaimAfter: cfg.Outbox.ClaimAfter,
 	}, log.With("component", "outbox"))
+	s.Worker.SetObserver(s.Metrics)
 
 	orgStore := orgs.NewStore(s.rdb, s.ks, cfg.Invitations.Retention)
 	s.Orgs = orgs.NewService(orgStore, s.ids, orgs.Roles(cfg.Roles), s.Worker.Wake)
@@ -150,7 +154,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		s.Registrar = invites.NewRegistrar(s.Invites, orgStore, s.Worker, s.rdb, s.ks)
 	}
 	s.Addresses = invites.NewAddressIndex(s.Invites, s.rdb, s.ks)
-	invites.NewMailer(s.Invites, sender, render, cfg.Mail.FromAddress, cfg.Mail.FromName).Register(s.Worker, s.Addresses)
+	mailer := invites.NewMailer(s.Invites, sender, render, cfg.Mail.FromAddress, cfg.Mail.FromName)
+	mailer.SetObserver(s.Metrics)
+	mailer.Register(s.Worker, s.Addresses)
 	s.Members = orgs.NewIdentityIndex(s.rdb, s.ks)
 	s.Members.Register(s.Worker)
 	s.Claims = orgs.NewClaims(s.Members, orgStore, s.ids)
