@@ -93,9 +93,20 @@ func (a *Acceptor) successURL(inv Invitation) string {
 	return a.cfg.SuccessURL
 }
 
-// IsNewPerson reports whether the invitation is for an identity
-// kratos-orgs created (which has no way to log in yet).
-func IsNewPerson(inv Invitation) bool { return inv.identityCreated }
+// NewPerson reports whether the invitation is for an identity kratos-orgs
+// created and that still waits for its person. When the person signed up
+// through Kratos meanwhile, that placeholder is gone: they accept like
+// anyone with an account, logged in.
+func (a *Acceptor) NewPerson(ctx context.Context, inv Invitation) (bool, error) {
+	if !inv.identityCreated {
+		return false, nil
+	}
+	who, err := a.svc.ids.Get(ctx, inv.IdentityID)
+	if err != nil {
+		return false, err
+	}
+	return who != nil && who.State == "inactive", nil
+}
 
 // Kind is "invitation" or "registration".
 func Kind(inv Invitation) string { return inv.kind }

@@ -136,7 +136,12 @@ func (p *Pages) show(c *gin.Context) {
 		p.dead(c, link)
 		return
 	}
-	if IsNewPerson(link.Invitation) {
+	newPerson, err := p.acc.NewPerson(c.Request.Context(), link.Invitation)
+	if err != nil {
+		p.failure(c, err)
+		return
+	}
+	if newPerson {
 		p.acceptForm(c, link, Form{}, nil)
 		return
 	}
@@ -246,7 +251,12 @@ func (p *Pages) submit(c *gin.Context) {
 		p.failure(c, err)
 		return
 	}
-	if IsNewPerson(link.Invitation) {
+	newPerson, err := p.acc.NewPerson(c.Request.Context(), link.Invitation)
+	if err != nil {
+		p.failure(c, err)
+		return
+	}
+	if newPerson {
 		p.submitNew(c, token, link)
 		return
 	}
