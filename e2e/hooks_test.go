@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
 	"github.com/kratos-orgs/kratos-orgs/invites"
@@ -392,4 +394,39 @@ func TestLoginRefreshesClaimsAndEmailChangeKeepsInvitations(t *testing.T) {
 	if orgIDs, _ := st.srv.Addresses.PendingOrganizations(context.Background(), "moved@example.com"); len(orgIDs) != 0 {
 		t.Fatalf("the new address inherited invitations: %v", orgIDs)
 	}
+}
+
+// Invited, then signed up through Kratos without the link (the
+// placeholder made way), then clicked the mailed link after all: the page
+// treats them as the account holder they now are.
+func TestLinkAfterSigningUpThroughKratos(t *testing.T) {
+	st := startStack(t, "kratos_settings")
+	org := st.org("Late Clicker")
+	st.invite(org, "late.clicker@example.com", "member")
+	link := st.link(1)
+	if status, out := st.signUp("late.clicker@example.com", nil); status != 200 {
+		t.Fatalf("sign-up: %d %v", status, out)
+	}
+	id := st.kratosIdentity("late.clicker@example.com")["id"].(string)
+	b := testenv.NewBrowser(t)
+	b.Do(chromedp.Navigate(link))
+	b.WaitURL(`/kratos/login\?flow=`)
+	login(b, "late.clicker@example.com", "Correct-Horse-Battery-9")
+	b.WaitURL(`/invitations/accept/`)
+	// Signed up without the link, the address is not proven yet.
+	b.WaitText("h1", `^Verify your email address first$`)
+	b.Shot("verify-first")
+	_, action := st.kratosFlow("verification", "")
+	st.submit(action, map[string]any{"method": "code", "email": "late.clicker@example.com"}, "")
+	if status, body := st.submit(action, map[string]any{"method": "code", "code": st.courierCode("late.clicker@example.com")}, ""); status != 200 {
+		t.Fatalf("verification: %d %v", status, body)
+	}
+	// Verifying turned the invitation into a membership; the link is used up.
+	eventuallyTrue(t, "the verification accepted the invitation", func() bool {
+		_, err := st.srv.Orgs.Store().Member(context.Background(), org.ID, id)
+		return err == nil
+	})
+	st.proveMember(org, id, "member")
+	b.Do(chromedp.Navigate(link))
+	b.WaitText("h1", `already used`)
 }
