@@ -134,7 +134,7 @@ func (h *Handlers) decode(c *gin.Context) (Body, string, bool) {
 		return bad(http.StatusBadRequest, "the webhook body does not match the jsonnet template kratos-orgs expects")
 	}
 	// The address, when the traits carry a valid one ("" otherwise).
-	addr, _ := trait(b.Traits, h.cfg.EmailTrait).(string)
+	addr, _ := identity.Trait(b.Traits, h.cfg.EmailTrait).(string)
 	email, _ := invites.NormalizeEmail(addr)
 	return b, email, true
 }
@@ -147,18 +147,6 @@ func (h *Handlers) needEmail(c *gin.Context, email string) bool {
 		return false
 	}
 	return true
-}
-
-func trait(m map[string]any, path string) any {
-	var cur any = m
-	for _, p := range strings.Split(path, ".") {
-		mm, ok := cur.(map[string]any)
-		if !ok {
-			return nil
-		}
-		cur = mm[p]
-	}
-	return cur
 }
 
 // unavailableStatus answers when Redis or Kratos is down: a 4xx even

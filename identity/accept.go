@@ -35,7 +35,7 @@ func (k *Kratos) Activate(ctx context.Context, id string, a Activation) (*Identi
 		traits = map[string]any{}
 	}
 	for path, v := range a.Traits {
-		setPath(traits, path, v)
+		SetTrait(traits, path, v)
 	}
 	if a.Password != "" {
 		// The password is a credential: only a full update can set it.

@@ -128,7 +128,7 @@ var ErrExists = errors.New("identity: an identity with this address exists")
 // kratos-orgs' marker. It cannot log in or recover until it is activated.
 func (k *Kratos) CreateInvited(ctx context.Context, email string, marker map[string]any) (*Identity, error) {
 	traits := map[string]any{}
-	setPath(traits, k.cfg.EmailTrait, email)
+	SetTrait(traits, k.cfg.EmailTrait, email)
 	state := "inactive"
 	body := ory.CreateIdentityBody{
 		SchemaId:      k.cfg.SchemaID,
@@ -210,10 +210,10 @@ func (k *Kratos) convert(in *ory.Identity) *Identity {
 	}
 	if t, ok := in.Traits.(map[string]any); ok {
 		out.Traits = t
-		if e, ok := getPath(t, k.cfg.EmailTrait).(string); ok {
+		if e, ok := Trait(t, k.cfg.EmailTrait).(string); ok {
 			out.Email = strings.ToLower(strings.TrimSpace(e))
 		}
-		out.Name = displayName(getPath(t, k.cfg.NameTrait))
+		out.Name = displayName(Trait(t, k.cfg.NameTrait))
 	}
 	for _, a := range in.VerifiableAddresses {
 		if strings.EqualFold(a.Value, out.Email) && a.Verified {
@@ -242,7 +242,8 @@ func displayName(v any) string {
 	return ""
 }
 
-func getPath(m map[string]any, path string) any {
+// Trait reads a dotted trait path ("name.first") from a traits object.
+func Trait(m map[string]any, path string) any {
 	if path == "" {
 		return nil
 	}
@@ -257,7 +258,8 @@ func getPath(m map[string]any, path string) any {
 	return cur
 }
 
-func setPath(m map[string]any, path string, v any) {
+// SetTrait writes a dotted trait path, creating the objects on the way.
+func SetTrait(m map[string]any, path string, v any) {
 	parts := strings.Split(path, ".")
 	for _, p := range parts[:len(parts)-1] {
 		next, ok := m[p].(map[string]any)

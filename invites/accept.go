@@ -142,9 +142,9 @@ func (a *Acceptor) CheckForm(ctx context.Context, inv Invitation, f Form) (map[s
 	}
 	doc := map[string]any{}
 	for path, v := range traits {
-		setTrait(doc, path, v)
+		identity.SetTrait(doc, path, v)
 	}
-	setTrait(doc, a.svc.emailTrait, inv.Email)
+	identity.SetTrait(doc, a.svc.emailTrait, inv.Email)
 	if err := a.traits.Validate(ctx, doc); err != nil {
 		if e, ok := apperr.As(err); ok && e.Code == "invalid_traits" {
 			fields, _ := e.Details["fields"].(map[string]any)
@@ -179,19 +179,6 @@ func checkPassword(p, p2, email string, min int) string {
 		return "Choose a less predictable password."
 	}
 	return ""
-}
-
-func setTrait(m map[string]any, path string, v any) {
-	parts := strings.Split(path, ".")
-	for _, p := range parts[:len(parts)-1] {
-		next, ok := m[p].(map[string]any)
-		if !ok {
-			next = map[string]any{}
-			m[p] = next
-		}
-		m = next
-	}
-	m[parts[len(parts)-1]] = v
 }
 
 // AcceptNew completes the acceptance of a person new to Kratos: the token

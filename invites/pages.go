@@ -136,9 +136,8 @@ func (p *Pages) show(c *gin.Context) {
 		p.dead(c, link)
 		return
 	}
-	newPerson, err := p.acc.NewPerson(c.Request.Context(), link.Invitation)
-	if err != nil {
-		p.failure(c, err)
+	newPerson, ok := p.newPerson(c, link)
+	if !ok {
 		return
 	}
 	if newPerson {
@@ -154,6 +153,17 @@ func (p *Pages) show(c *gin.Context) {
 		return
 	}
 	p.joinForm(c, link, s, "")
+}
+
+// newPerson decides between the new-person form and the account-holder
+// flow; false for ok means a failure page was written.
+func (p *Pages) newPerson(c *gin.Context, link Link) (newPerson, ok bool) {
+	newPerson, err := p.acc.NewPerson(c.Request.Context(), link.Invitation)
+	if err != nil {
+		p.failure(c, err)
+		return false, false
+	}
+	return newPerson, true
 }
 
 // session returns the visitor's Kratos session, or redirects to Kratos'
@@ -251,9 +261,8 @@ func (p *Pages) submit(c *gin.Context) {
 		p.failure(c, err)
 		return
 	}
-	newPerson, err := p.acc.NewPerson(c.Request.Context(), link.Invitation)
-	if err != nil {
-		p.failure(c, err)
+	newPerson, ok := p.newPerson(c, link)
+	if !ok {
 		return
 	}
 	if newPerson {

@@ -31,15 +31,7 @@ func NewStore(rdb redis.UniversalClient, ks redisx.Keyspace, retention time.Dura
 // SetClock replaces the clock (tests).
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
-func storeErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	if redisx.IsUnavailable(err) {
-		return apperr.Unavailablef(err, "redis_unavailable", "the invitation store is unavailable; try again")
-	}
-	return fmt.Errorf("invites: redis: %w", err)
-}
+func storeErr(err error) error { return redisx.StoreError(err, "invitation store") }
 
 // NewInvitation is what Create writes.
 type NewInvitation struct {

@@ -42,15 +42,7 @@ func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 const existsCacheTTL = 30 * time.Second
 
-func storeErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	if redisx.IsUnavailable(err) {
-		return apperr.Unavailablef(err, "redis_unavailable", "the organization store is unavailable; try again")
-	}
-	return fmt.Errorf("orgs: redis: %w", err)
-}
+func storeErr(err error) error { return redisx.StoreError(err, "organization store") }
 
 var claimSlugScript = redis.NewScript(`
 -- KEYS: slugs, orgs. ARGV: base, explicit (1/0), org id.

@@ -11,6 +11,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/config"
 )
 
@@ -107,4 +108,17 @@ func IsUnavailable(err error) bool {
 		return false
 	}
 	return true
+}
+
+// StoreError maps a Redis failure for callers: an outage becomes a 503
+// redis_unavailable naming what is unavailable; anything else is wrapped
+// as an internal error.
+func StoreError(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if IsUnavailable(err) {
+		return apperr.Unavailablef(err, "redis_unavailable", "the %s is unavailable; try again", what)
+	}
+	return fmt.Errorf("%s: redis: %w", what, err)
 }
