@@ -68,7 +68,7 @@ func (st *stack) api(token, method, path string, body any, headers ...string) ap
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient.Do(req)
 	if err != nil {
 		st.t.Fatal(err)
 	}

@@ -304,7 +304,7 @@ func (st *stack) hook(path, body, secret string) (int, map[string]any) {
 	if secret != "" {
 		req.Header.Set("X-Kratos-Orgs-Secret", secret)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient.Do(req)
 	if err != nil {
 		st.t.Fatal(err)
 	}

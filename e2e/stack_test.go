@@ -22,11 +22,27 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
 	"github.com/kratos-orgs/kratos-orgs/invites"
 	"github.com/kratos-orgs/kratos-orgs/mail/resendtest"
+	"github.com/kratos-orgs/kratos-orgs/openapi/openapitest"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/server"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+// recorder checks every response the tests get through apiClient (the org
+// admins' API, the webhooks) and the pages' client against
+// openapi/openapi.yaml; TestMain fails the run on a mismatch.
+var (
+	recorder  = openapitest.NewRecorder(nil)
+	apiClient = &http.Client{Transport: recorder.Transport(http.DefaultTransport)}
+)
+
+func TestMain(m *testing.M) {
+	code := testenv.Main(m)
+	if err := recorder.Err(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: responses do not match the OpenAPI document:", err)
+		code = max(code, 1)
+	}
+	os.Exit(code)
+}
 
 type stack struct {
 	t      *testing.T
@@ -70,6 +86,8 @@ func startStack(t *testing.T, loginMode string, mutate ...func(*config.Config)) 
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	admin := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
 	st := &stack{t: t, base: base, admin: admin, kratos: testenv.StartKratosFor(t, base, admin, nil), resend: resendtest.New(t, "re_e2e")}
+	t.Cleanup(recorder.Listener("public", base))
+	t.Cleanup(recorder.Listener("admin", admin))
 	r := testenv.SharedRedis(t)
 	cfg := config.Default()
 	cfg.Serve.Public = config.Listener{Host: "127.0.0.1", Port: port, BaseURL: base}

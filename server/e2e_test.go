@@ -19,10 +19,26 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
 	"github.com/kratos-orgs/kratos-orgs/mail/resendtest"
+	"github.com/kratos-orgs/kratos-orgs/openapi/openapitest"
 	"github.com/kratos-orgs/kratos-orgs/tokens"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+// recorder checks every response the tests get through apiClient (the
+// admin API, health) against openapi/openapi.yaml; TestMain fails the run
+// on a mismatch.
+var (
+	recorder  = openapitest.NewRecorder(nil)
+	apiClient = &http.Client{Transport: recorder.Transport(http.DefaultTransport)}
+)
+
+func TestMain(m *testing.M) {
+	code := testenv.Main(m)
+	if err := recorder.Err(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: responses do not match the OpenAPI document:", err)
+		code = max(code, 1)
+	}
+	os.Exit(code)
+}
 
 const adminKey = "e2e-admin-key-0123456789"
 
@@ -106,6 +122,8 @@ func startStackWith(t *testing.T, redisAddr string, k *testenv.Kratos, mutate ..
 	go func() { done <- srv.Run(ctx) }()
 	st.admin = "http://" + srv.Addr("admin")
 	st.public = "http://" + srv.Addr("public")
+	t.Cleanup(recorder.Listener("admin", st.admin))
+	t.Cleanup(recorder.Listener("public", st.public))
 	st.rdb = redis.NewClient(&redis.Options{Addr: redisAddr})
 	stopped := false
 	st.stop = func() {
@@ -176,7 +194,7 @@ func (st *stack) do(method, path, contentType, body string, headers ...string) r
 			req.Header.Set(headers[i], headers[i+1])
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient.Do(req)
 	if err != nil {
 		st.t.Fatal(err)
 	}
@@ -452,7 +470,7 @@ func TestEndToEndKratosUnreachable(t *testing.T) {
 	if after := keys(); after != before {
 		t.Fatalf("Kratos down, yet %d → %d keys", before, after)
 	}
-	ready, _ := http.Get(st.admin + "/health/ready")
+	ready, _ := apiClient.Get(st.admin + "/health/ready")
 	body, _ := io.ReadAll(ready.Body)
 	ready.Body.Close()
 	if ready.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "kratos") {
@@ -464,7 +482,7 @@ func TestEndToEndHealth(t *testing.T) {
 	st := startStack(t)
 	for _, base := range []string{st.admin, st.public} {
 		for _, p := range []string{"/health/alive", "/health/ready"} {
-			resp, err := http.Get(base + p)
+			resp, err := apiClient.Get(base + p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -475,7 +493,7 @@ func TestEndToEndHealth(t *testing.T) {
 		}
 	}
 	// The admin API is not served on the public listener.
-	resp, _ := http.Get(st.public + "/admin/organizations")
+	resp, _ := apiClient.Get(st.public + "/admin/organizations")
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("public /admin/organizations = %d, want 404", resp.StatusCode)

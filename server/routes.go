@@ -12,6 +12,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/httpx"
 	"github.com/kratos-orgs/kratos-orgs/invites"
 	"github.com/kratos-orgs/kratos-orgs/kratosui"
+	"github.com/kratos-orgs/kratos-orgs/openapi"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/templates"
 )
@@ -43,6 +44,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	admin.Use(httpx.Common("admin", s.log, maxBody, s.Metrics))
 	admin.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
 	s.health(admin)
+	admin.GET("/openapi.yaml", openapi.Serve)
 	adminAPI := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys))
 	orgs.NewAdminHandlers(s.Orgs).Register(adminAPI)
 	invites.NewAdminHandlers(s.Invites).Register(adminAPI)
