@@ -73,21 +73,36 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
+// startStack starts Kratos and kratos-orgs wired to each other. Their
+// addresses must be known before either starts, so ports come from
+// FreePort; if one was taken meanwhile, the whole start is tried again.
 func startStack(t *testing.T, loginMode string, mutate ...func(*config.Config)) *stack {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		st, err := tryStartStack(t, loginMode, mutate)
+		if err == nil {
+			return st
+		}
+		if attempt == 3 {
+			t.Fatalf("kratos-orgs did not start: %v", err)
+		}
+		t.Logf("start attempt %d: %v; trying other ports", attempt, err)
+	}
+}
+
+func tryStartStack(t *testing.T, loginMode string, mutate []func(*config.Config)) (*stack, error) {
 	t.Helper()
 	port, err := testenv.FreePort()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	adminPort, err := testenv.FreePort()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	admin := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
 	st := &stack{t: t, base: base, admin: admin, kratos: testenv.StartKratosFor(t, base, admin, nil), resend: resendtest.New(t, "re_e2e")}
-	t.Cleanup(recorder.Listener("public", base))
-	t.Cleanup(recorder.Listener("admin", admin))
 	r := testenv.SharedRedis(t)
 	cfg := config.Default()
 	cfg.Serve.Public = config.Listener{Host: "127.0.0.1", Port: port, BaseURL: base}
@@ -125,13 +140,22 @@ func startStack(t *testing.T, loginMode string, mutate ...func(*config.Config)) 
 	st.srv = srv
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	srv.Addr("public")
+	select {
+	case <-srv.Listening():
+	case err := <-done:
+		cancel()
+		_ = srv.Close()
+		st.kratos.Stop()
+		return nil, err
+	}
+	t.Cleanup(recorder.Listener("public", base))
+	t.Cleanup(recorder.Listener("admin", admin))
 	t.Cleanup(func() {
 		cancel()
 		<-done
 		_ = srv.Close()
 	})
-	return st
+	return st, nil
 }
 
 func (st *stack) org(name string) orgs.Organization {

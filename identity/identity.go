@@ -182,11 +182,22 @@ func kratosErr(what string, resp *http.Response, err error) error {
 	if errors.As(err, &oerr) {
 		body = string(oerr.Body())
 	}
+	// Kratos reports some database conflicts (SQLite locks, serialization
+	// failures) as 400: they are transient, so retry rather than refuse.
+	if resp.StatusCode == http.StatusBadRequest && transientDB(body) {
+		return apperr.Unavailablef(fmt.Errorf("kratos: %s: %s", what, body), "kratos_unavailable",
+			"the identity service (Kratos) is busy; try again")
+	}
 	if resp.StatusCode == http.StatusBadRequest {
 		return apperr.Invalidf("identity_rejected", "Kratos rejected the identity: %s", kratosMessage(body)).
 			Wrap(fmt.Errorf("kratos: %s: %d %s", what, resp.StatusCode, body))
 	}
 	return fmt.Errorf("kratos: %s: %d %s: %w", what, resp.StatusCode, body, err)
+}
+
+func transientDB(body string) bool {
+	b := strings.ToLower(body)
+	return strings.Contains(b, "serialize access") || strings.Contains(b, "database is locked") || strings.Contains(b, "table is locked")
 }
 
 func kratosMessage(body string) string {

@@ -127,6 +127,10 @@ func (h *APIHandlers) revoke(c *gin.Context) error {
 }
 
 func (h *APIHandlers) resend(c *gin.Context) error {
+	var none struct{} // no fields: a body with any is refused
+	if err := httpx.DecodeOptionalJSON(c, &none); err != nil {
+		return err
+	}
 	if _, err := h.own(c); err != nil {
 		return err
 	}

@@ -92,6 +92,10 @@ func (h *AdminHandlers) resend(c *gin.Context) error {
 }
 
 func (h *AdminHandlers) remind(c *gin.Context) error {
+	var none struct{} // no fields: a body with any is refused
+	if err := httpx.DecodeOptionalJSON(c, &none); err != nil {
+		return err
+	}
 	inv, err := h.svc.Remind(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		return err

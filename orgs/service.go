@@ -94,7 +94,7 @@ func (s *Service) lookupIdentity(ctx context.Context, field, id string) (*identi
 		return nil, err
 	}
 	if who == nil {
-		return nil, apperr.Invalidf("identity_not_found", "no Kratos identity %s", id).WithDetails("field", field)
+		return nil, apperr.Invalidf("unknown_identity", "no Kratos identity %s", id).WithDetails("field", field)
 	}
 	return who, nil
 }

@@ -205,6 +205,9 @@ func (s *Server) PublicHandler() http.Handler { return s.public }
 // AdminHandler is the admin router.
 func (s *Server) AdminHandler() http.Handler { return s.admin }
 
+// Listening is closed once Run has bound both listeners.
+func (s *Server) Listening() <-chan struct{} { return s.listening }
+
 // Addr returns the bound address of a listener ("public" or "admin") once
 // Run has started listening.
 func (s *Server) Addr(name string) string {

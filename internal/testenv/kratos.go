@@ -21,6 +21,7 @@ type Kratos struct {
 	cmd       *exec.Cmd
 	out       *bytes.Buffer
 	mu        sync.Mutex
+	dbDir     string
 }
 
 // RepoRoot finds the module root (the directory with the project's go.mod).
@@ -141,7 +142,20 @@ func startKratos(env map[string]string) (*Kratos, error) {
 	return startKratosIn(dir, env)
 }
 
+// startKratosIn starts Kratos, retrying with fresh ports: a port handed
+// out by FreePort can be taken by another process before Kratos binds it.
 func startKratosIn(dir string, env map[string]string) (*Kratos, error) {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var k *Kratos
+		if k, err = startKratosOnce(dir, env); err == nil {
+			return k, nil
+		}
+	}
+	return nil, err
+}
+
+func startKratosOnce(dir string, env map[string]string) (*Kratos, error) {
 	bin, err := KratosBinary()
 	if err != nil {
 		return nil, err
@@ -159,10 +173,26 @@ func startKratosIn(dir string, env map[string]string) (*Kratos, error) {
 		AdminURL:  "http://127.0.0.1:" + strconv.Itoa(adm),
 		out:       &bytes.Buffer{},
 	}
+	// A SQLite file in WAL mode, not DSN=memory: Kratos' in-memory database
+	// is shared-cache SQLite, which fails concurrent writers with "table is
+	// locked" and made browser journeys flaky.
+	dbDir, err := os.MkdirTemp("", "kratos-db-")
+	if err != nil {
+		return nil, err
+	}
+	k.dbDir = dbDir
+	dsn := "DSN=sqlite://" + filepath.Join(dbDir, "kratos.db") + "?_fk=true&mode=rwc&_journal_mode=WAL&_busy_timeout=10000"
+	migrate := exec.Command(bin, "migrate", "sql", "-e", "--yes", "-c", "kratos.yml")
+	migrate.Dir = dir
+	migrate.Env = append(os.Environ(), dsn)
+	if out, err := migrate.CombinedOutput(); err != nil {
+		_ = os.RemoveAll(dbDir)
+		return nil, fmt.Errorf("kratos migrate: %v\n%s", err, out)
+	}
 	cmd := exec.Command(bin, "serve", "-c", "kratos.yml", "--dev")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
-		"DSN=memory",
+		dsn,
 		"SERVE_PUBLIC_PORT="+strconv.Itoa(pub), "SERVE_PUBLIC_BASE_URL="+k.PublicURL+"/",
 		"SERVE_ADMIN_PORT="+strconv.Itoa(adm), "SERVE_ADMIN_BASE_URL="+k.AdminURL+"/",
 		"LOG_LEVEL=warning",
@@ -185,20 +215,27 @@ func startKratosIn(dir string, env map[string]string) (*Kratos, error) {
 			return nil, fmt.Errorf("kratos exited during start-up:\n%s", k.Output())
 		default:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, k.AdminURL+"/admin/health/ready", nil)
-		resp, err := http.DefaultClient.Do(req)
-		cancel()
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return k, nil
-			}
+		// Ready means both listeners answer: the admin one alone could be up
+		// while the public one failed to bind.
+		if answers(k.AdminURL+"/admin/health/ready") && answers(k.PublicURL+"/health/alive") {
+			return k, nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	k.Stop()
 	return nil, fmt.Errorf("kratos did not become ready within 60s:\n%s", k.Output())
+}
+
+func answers(url string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 type syncWriter struct{ k *Kratos }
@@ -216,10 +253,13 @@ func (k *Kratos) Output() string {
 	return k.out.String()
 }
 
-// Stop kills Kratos.
+// Stop kills Kratos and removes its database.
 func (k *Kratos) Stop() {
 	if k.cmd != nil && k.cmd.Process != nil {
-		_ = k.cmd.Process.Kill()
+		_ = k.cmd.Process.Kill() // SIGKILL: nothing writes the database after this
+	}
+	if k.dbDir != "" {
+		_ = os.RemoveAll(k.dbDir)
 	}
 }
 
