@@ -186,11 +186,10 @@ func checkPassword(p, p2, email string, min int) string {
 // address verified, the membership written, and the browser handed to
 // Kratos for a session. If Kratos fails after the token was consumed, the
 // claim is released and the link works again.
-func (a *Acceptor) AcceptNew(ctx context.Context, token string, f Form) (Handoff, error) {
-	link, err := a.svc.store.LookupToken(ctx, token)
-	if err != nil {
-		return Handoff{}, err
-	}
+//
+// link is the token's lookup, which the caller has made already; the claim
+// checks again, atomically.
+func (a *Acceptor) AcceptNew(ctx context.Context, token string, link Link, f Form) (Handoff, error) {
 	if !link.Live {
 		return Handoff{}, errLinkUsed()
 	}
@@ -266,11 +265,7 @@ func CheckSession(inv Invitation, s *identity.Session) error {
 
 // Join accepts an invitation for a person who already has a Kratos
 // identity and is logged in as the invited address.
-func (a *Acceptor) Join(ctx context.Context, token string, s *identity.Session) (Handoff, error) {
-	link, err := a.svc.store.LookupToken(ctx, token)
-	if err != nil {
-		return Handoff{}, err
-	}
+func (a *Acceptor) Join(ctx context.Context, token string, link Link, s *identity.Session) (Handoff, error) {
 	if !link.Live {
 		return Handoff{}, errLinkUsed()
 	}

@@ -24,6 +24,15 @@ type traitsOK struct{}
 
 func (traitsOK) Validate(context.Context, map[string]any) error { return nil }
 
+// acceptNew looks the link up, as the page does, and accepts it.
+func acceptNew(h *harness, acc *Acceptor, token string, f Form) (Handoff, error) {
+	link, err := acc.Lookup(h.ctx, token)
+	if err != nil {
+		return Handoff{}, err
+	}
+	return acc.AcceptNew(h.ctx, token, link, f)
+}
+
 func tokenOf(t *testing.T, inv Invitation) string {
 	t.Helper()
 	tok, ok := strings.CutPrefix(inv.AcceptURL, testAcceptURL)
@@ -41,7 +50,7 @@ func TestKratosFailureAfterClaimReleasesTheLink(t *testing.T) {
 	inv := h.mustInvite("new@example.com", sendEmail(false))
 	token := tokenOf(t, inv)
 	h.ids.SetDown(true)
-	_, err := acc.AcceptNew(h.ctx, token, Form{Values: map[string]string{"name.first": "Grace"}})
+	_, err := acceptNew(h, acc, token, Form{Values: map[string]string{"name.first": "Grace"}})
 	if apperr.KindOf(err) != apperr.Unavailable {
 		t.Fatalf("err = %v, want unavailable (a retry page)", err)
 	}
@@ -53,7 +62,7 @@ func TestKratosFailureAfterClaimReleasesTheLink(t *testing.T) {
 		t.Fatal("a membership survived the failed acceptance")
 	}
 	h.ids.SetDown(false)
-	hand, err := acc.AcceptNew(h.ctx, token, Form{Values: map[string]string{"name.first": "Grace"}})
+	hand, err := acceptNew(h, acc, token, Form{Values: map[string]string{"name.first": "Grace"}})
 	if err != nil || !strings.Contains(hand.RedirectTo, "recovery") {
 		t.Fatalf("the retry: %+v %v", hand, err)
 	}
@@ -89,7 +98,7 @@ func TestCrashMidAcceptanceIsReleasedBySweeper(t *testing.T) {
 	if link, err := acc.Lookup(h.ctx, token); err != nil || !link.Live {
 		t.Fatalf("the sweeper did not release the claim: %+v %v", link, err)
 	}
-	if _, err := acc.AcceptNew(h.ctx, token, Form{Values: map[string]string{"name.first": "Grace"}}); err != nil {
+	if _, err := acceptNew(h, acc, token, Form{Values: map[string]string{"name.first": "Grace"}}); err != nil {
 		t.Fatalf("accepting after the release: %v", err)
 	}
 }
@@ -107,7 +116,7 @@ func TestConcurrentAcceptancesOneWins(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := acc.AcceptNew(h.ctx, token, Form{Values: map[string]string{"name.first": "G"}, Password: "long enough pw", Password2: "long enough pw"})
+			_, err := acceptNew(h, acc, token, Form{Values: map[string]string{"name.first": "G"}, Password: "long enough pw", Password2: "long enough pw"})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

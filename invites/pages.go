@@ -125,15 +125,25 @@ func (p *Pages) dead(c *gin.Context, link Link) {
 	}
 }
 
-func (p *Pages) show(c *gin.Context) {
+// liveLink resolves the link of the request; false means a page saying
+// why it does not work was written.
+func (p *Pages) liveLink(c *gin.Context) (string, Link, bool) {
 	token := c.Param("token")
 	link, err := p.acc.Lookup(c.Request.Context(), token)
 	if err != nil {
 		p.failure(c, err)
-		return
+		return "", link, false
 	}
 	if !link.Live {
 		p.dead(c, link)
+		return "", link, false
+	}
+	return token, link, true
+}
+
+func (p *Pages) show(c *gin.Context) {
+	_, link, ok := p.liveLink(c)
+	if !ok {
 		return
 	}
 	newPerson, ok := p.newPerson(c, link)
@@ -247,14 +257,8 @@ func (p *Pages) joinForm(c *gin.Context, link Link, s *identity.Session, msg str
 }
 
 func (p *Pages) submit(c *gin.Context) {
-	token := c.Param("token")
-	link, err := p.acc.Lookup(c.Request.Context(), token)
-	if err != nil {
-		p.failure(c, err)
-		return
-	}
-	if !link.Live {
-		p.dead(c, link)
+	token, link, ok := p.liveLink(c)
+	if !ok {
 		return
 	}
 	if err := p.csrf.Check(c, link.Invitation.ID); err != nil {
@@ -273,7 +277,7 @@ func (p *Pages) submit(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h, err := p.acc.Join(c.Request.Context(), token, s)
+	h, err := p.acc.Join(c.Request.Context(), token, link, s)
 	if err != nil {
 		if errors.Is(err, ErrWrongAccount) || errors.Is(err, ErrUnverified) {
 			p.wrongSession(c, err, s)
@@ -296,7 +300,7 @@ func (p *Pages) submitNew(c *gin.Context, token string, link Link) {
 	for _, field := range p.acc.Config().Fields {
 		f.Values[field.Trait] = c.PostForm(field.Trait)
 	}
-	h, err := p.acc.AcceptNew(c.Request.Context(), token, f)
+	h, err := p.acc.AcceptNew(c.Request.Context(), token, link, f)
 	var fe FieldErrors
 	if errors.As(err, &fe) {
 		p.acceptForm(c, link, f, fe)
