@@ -14,7 +14,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -52,25 +51,7 @@ type stack struct {
 	kratos *testenv.Kratos
 	resend *resendtest.Server
 	cfg    config.Config
-	logs   *logBuffer // everything the sidecar logged
-}
-
-// logBuffer collects log output from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs   *testenv.LogBuffer // everything the sidecar logged
 }
 
 // startStack starts Kratos and kratos-orgs wired to each other. Their
@@ -125,7 +106,7 @@ func tryStartStack(t *testing.T, loginMode string, mutate []func(*config.Config)
 		t.Fatal(err)
 	}
 	st.cfg = cfg
-	st.logs = &logBuffer{}
+	st.logs = &testenv.LogBuffer{}
 	var out io.Writer = st.logs
 	if testing.Verbose() {
 		out = io.MultiWriter(st.logs, os.Stderr)

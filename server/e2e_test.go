@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -52,25 +51,8 @@ type stack struct {
 	kratos *testenv.Kratos
 	resend *resendtest.Server
 	rdb    *redis.Client
-	logs   *syncBuffer
+	logs   *testenv.LogBuffer
 	stop   func()
-}
-
-type syncBuffer struct {
-	mu chan struct{}
-	b  bytes.Buffer
-}
-
-func newSyncBuffer() *syncBuffer { return &syncBuffer{mu: make(chan struct{}, 1)} }
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu <- struct{}{}
-	defer func() { <-s.mu }()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string {
-	s.mu <- struct{}{}
-	defer func() { <-s.mu }()
-	return s.b.String()
 }
 
 func testConfig(redisAddr, kratosAdmin, kratosPublic, resendURL string) config.Config {
@@ -102,7 +84,7 @@ func startStack(t *testing.T, mutate ...func(*config.Config)) *stack {
 
 func startStackWith(t *testing.T, redisAddr string, k *testenv.Kratos, mutate ...func(*config.Config)) *stack {
 	t.Helper()
-	st := &stack{t: t, kratos: k, resend: resendtest.New(t, "re_e2e"), logs: newSyncBuffer()}
+	st := &stack{t: t, kratos: k, resend: resendtest.New(t, "re_e2e"), logs: &testenv.LogBuffer{}}
 	st.cfg = testConfig(redisAddr, k.AdminURL, k.PublicURL, st.resend.URL())
 	for _, m := range mutate {
 		m(&st.cfg)
