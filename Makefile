@@ -45,10 +45,20 @@ chart-test:
 image:
 	docker build -t ghcr.io/kratos-orgs/kratos-orgs:dev .
 
-lint:
+STATICCHECK := .cache/bin/staticcheck
+STATICCHECK_VERSION := v0.8.2
+
+$(STATICCHECK):
+	GOBIN=$(abspath $(dir $@)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# gofmt, go vet, staticcheck (pinned, installed from the module proxy) and a
+# tidy go.mod.
+lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.cache/*')); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
+	$(GO) mod tidy -diff
 
 bench:
 	$(GO) test -run=NONE -bench=. -benchtime=3s ./server/
