@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kratos-orgs/kratos-orgs/config"
+	kratosconf "github.com/kratos-orgs/kratos-orgs/config/kratos"
 	"github.com/kratos-orgs/kratos-orgs/invites"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/server"
@@ -31,9 +32,17 @@ func main() {
 	}
 }
 
+// cli holds what every command shares: the configuration path and the
+// process' streams and environment.
+type cli struct {
+	cfgPath        string
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
 // newRoot builds the command tree; cobra parses flags and prints help.
 func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
-	var cfgPath string
+	c := &cli{stdout: stdout, stderr: stderr, getenv: getenv}
 	root := &cobra.Command{
 		Use:           "kratos-orgs",
 		Short:         "Organizations and email invitations for Ory Kratos",
@@ -42,37 +51,45 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.PersistentFlags().StringVarP(&cfgPath, "config", "c", "", "configuration file (YAML); KRATOS_ORGS_* environment variables override it")
+	root.PersistentFlags().StringVarP(&c.cfgPath, "config", "c", "", "configuration file (YAML); KRATOS_ORGS_* environment variables override it")
+	root.AddCommand(c.serveCmd(), c.checkConfigCmd(), c.kratosConfigCmd(), c.templatesCmd(), c.orgsCmd(), c.inviteCmd())
+	return root
+}
 
-	load := func() (config.Config, error) { return config.Load(cfgPath, getenv) }
-	open := func(ctx context.Context) (*server.Server, error) {
-		cfg, err := load()
-		if err != nil {
-			return nil, err
-		}
-		return server.New(ctx, server.Options{Config: cfg, Logger: newLogger(cfg.Log, stderr)})
+func (c *cli) load() (config.Config, error) { return config.Load(c.cfgPath, c.getenv) }
+
+// open builds a server (Redis, Kratos, mail) from the configuration.
+func (c *cli) open(ctx context.Context) (*server.Server, error) {
+	cfg, err := c.load()
+	if err != nil {
+		return nil, err
 	}
+	return server.New(ctx, server.Options{Config: cfg, Logger: newLogger(cfg.Log, c.stderr)})
+}
 
-	root.AddCommand(&cobra.Command{
+func (c *cli) serveCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "serve",
 		Short: "Run the public and admin listeners, the mail worker and the expiry sweeper",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			s, err := open(ctx)
+			s, err := c.open(ctx)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
 			return s.Run(ctx)
 		},
-	})
+	}
+}
 
-	root.AddCommand(&cobra.Command{
+func (c *cli) checkConfigCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "check-config",
 		Short: "Validate the configuration and print the effective values (secrets masked)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := load()
+			cfg, err := c.load()
 			if err != nil {
 				return err
 			}
@@ -83,11 +100,13 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "# configuration is valid\n%s", out)
+			fmt.Fprintf(c.stdout, "# configuration is valid\n%s", out)
 			return nil
 		},
-	})
+	}
+}
 
+func (c *cli) templatesCmd() *cobra.Command {
 	tpl := &cobra.Command{Use: "templates", Short: "Work with mail and page templates"}
 	tpl.AddCommand(&cobra.Command{
 		Use:   "render NAME",
@@ -95,20 +114,22 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := ""
-			if cfg, err := load(); err == nil {
+			if cfg, err := c.load(); err == nil {
 				dir = cfg.Templates.Dir
-			} else if cfgPath != "" {
+			} else if c.cfgPath != "" {
 				return err
 			}
 			r, err := templates.New(dir)
 			if err != nil {
 				return err
 			}
-			return r.Render(stdout, args[0])
+			return r.Render(c.stdout, args[0])
 		},
 	})
-	root.AddCommand(tpl)
+	return tpl
+}
 
+func (c *cli) orgsCmd() *cobra.Command {
 	orgsCmd := &cobra.Command{Use: "orgs", Short: "Manage organizations"}
 	var slug, owner string
 	create := &cobra.Command{
@@ -116,7 +137,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 		Short: "Create an organization",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := open(cmd.Context())
+			s, err := c.open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -125,7 +146,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s\t%s\t%s\n", o.ID, o.Slug, o.Name)
+			fmt.Fprintf(c.stdout, "%s\t%s\t%s\n", o.ID, o.Slug, o.Name)
 			return nil
 		},
 	}
@@ -135,82 +156,152 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 		Use:   "list",
 		Short: "List organizations",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := open(cmd.Context())
+			s, err := c.open(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			cursor := ""
-			for {
-				page, err := s.Orgs.Store().List(cmd.Context(), cursor, 100)
-				if err != nil {
-					return err
-				}
-				for _, o := range page.Items {
-					fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", o.ID, o.Slug, o.State, o.Name)
-				}
-				if page.NextCursor == "" {
-					return nil
-				}
-				cursor = page.NextCursor
-			}
+			return listOrgs(cmd.Context(), s, c.stdout)
 		},
 	})
-	root.AddCommand(orgsCmd)
+	return orgsCmd
+}
 
-	var org, role, inviterName string
-	var noEmail bool
-	var ttl time.Duration
+func listOrgs(ctx context.Context, s *server.Server, w io.Writer) error {
+	cursor := ""
+	for {
+		page, err := s.Orgs.Store().List(ctx, cursor, 100)
+		if err != nil {
+			return err
+		}
+		for _, o := range page.Items {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", o.ID, o.Slug, o.State, o.Name)
+		}
+		if page.NextCursor == "" {
+			return nil
+		}
+		cursor = page.NextCursor
+	}
+}
+
+// inviteFlags are the invite command's options.
+type inviteFlags struct {
+	org, role, inviterName string
+	noEmail                bool
+	ttl                    time.Duration
+}
+
+func (c *cli) inviteCmd() *cobra.Command {
+	var f inviteFlags
 	invite := &cobra.Command{
 		Use:   "invite --org ORG EMAIL...",
 		Short: "Invite addresses to an organization (mail goes out through the outbox)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if org == "" {
+			if f.org == "" {
 				return errors.New("--org is required")
 			}
-			s, err := open(cmd.Context())
+			s, err := c.open(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			var failed int
-			for _, email := range args {
-				req := invites.InviteRequest{Email: email, Role: role}
-				if inviterName != "" {
-					req.Inviter = &invites.Inviter{Name: inviterName}
-				}
-				if ttl > 0 {
-					d := invites.Duration(ttl)
-					req.TTL = &d
-				}
-				send := !noEmail
-				req.SendEmail = &send
-				inv, _, err := s.Invites.Invite(cmd.Context(), org, req)
-				if err != nil {
-					failed++
-					fmt.Fprintf(stderr, "%s\terror: %v\n", email, err)
-					continue
-				}
-				line := []string{inv.ID, inv.Email, inv.Role, string(inv.Status)}
-				if inv.AcceptURL != "" {
-					line = append(line, inv.AcceptURL)
-				}
-				fmt.Fprintln(stdout, strings.Join(line, "\t"))
-			}
-			if failed > 0 {
-				return fmt.Errorf("%d of %d invitations failed", failed, len(args))
-			}
-			return nil
+			return c.invite(cmd.Context(), s, f, args)
 		},
 	}
-	invite.Flags().StringVar(&org, "org", "", "organization id or slug")
-	invite.Flags().StringVar(&role, "role", "member", "role to grant")
-	invite.Flags().StringVar(&inviterName, "inviter", "", "inviter display name shown in the mail")
-	invite.Flags().DurationVar(&ttl, "ttl", 0, "how long the link is valid (default: invitations.ttl)")
-	invite.Flags().BoolVar(&noEmail, "no-email", false, "print the accept link instead of mailing it")
-	root.AddCommand(invite)
-	return root
+	invite.Flags().StringVar(&f.org, "org", "", "organization id or slug")
+	invite.Flags().StringVar(&f.role, "role", "member", "role to grant")
+	invite.Flags().StringVar(&f.inviterName, "inviter", "", "inviter display name shown in the mail")
+	invite.Flags().DurationVar(&f.ttl, "ttl", 0, "how long the link is valid (default: invitations.ttl)")
+	invite.Flags().BoolVar(&f.noEmail, "no-email", false, "print the accept link instead of mailing it")
+	return invite
+}
+
+// invite invites each address, printing a line per invitation and an
+// error line per failure.
+func (c *cli) invite(ctx context.Context, s *server.Server, f inviteFlags, emails []string) error {
+	var failed int
+	for _, email := range emails {
+		req := invites.InviteRequest{Email: email, Role: f.role}
+		if f.inviterName != "" {
+			req.Inviter = &invites.Inviter{Name: f.inviterName}
+		}
+		if f.ttl > 0 {
+			d := invites.Duration(f.ttl)
+			req.TTL = &d
+		}
+		send := !f.noEmail
+		req.SendEmail = &send
+		inv, _, err := s.Invites.Invite(ctx, f.org, req)
+		if err != nil {
+			failed++
+			fmt.Fprintf(c.stderr, "%s\terror: %v\n", email, err)
+			continue
+		}
+		line := []string{inv.ID, inv.Email, inv.Role, string(inv.Status)}
+		if inv.AcceptURL != "" {
+			line = append(line, inv.AcceptURL)
+		}
+		fmt.Fprintln(c.stdout, strings.Join(line, "\t"))
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d invitations failed", failed, len(emails))
+	}
+	return nil
+}
+
+func (c *cli) kratosConfigCmd() *cobra.Command {
+	var o kratosconf.Options
+	cmd := &cobra.Command{
+		Use:   "kratos-config",
+		Short: "Print a Kratos configuration (kratos.yml) wired to this kratos-orgs",
+		Long: `Prints a Kratos v1.3 configuration whose UI pages, return URLs and webhooks
+point at kratos-orgs, with the webhook bodies inline. Addresses default to the
+configuration's (serve.public.base_url, the admin port, kratos.public_url and
+kratos.admin_url); the webhook secret is hooks.secret (KRATOS_ORGS_HOOKS_SECRET).`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.load()
+			if err != nil {
+				return err
+			}
+			opts := kratosOptions(cfg, o)
+			out, err := kratosconf.Generate(opts)
+			if err != nil {
+				return err
+			}
+			_, err = c.stdout.Write(out)
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.SidecarURL, "public-url", "", "kratos-orgs' public URL as browsers reach it (default serve.public.base_url)")
+	fl.StringVar(&o.SidecarAdminURL, "admin-url", "", "kratos-orgs' admin listener as Kratos reaches it (default http://127.0.0.1:<serve.admin.port>)")
+	fl.StringVar(&o.KratosPublicURL, "kratos-public-url", "", "Kratos' public URL (default kratos.public_url)")
+	fl.StringVar(&o.KratosAdminURL, "kratos-admin-url", "", "Kratos' admin URL (default kratos.admin_url)")
+	fl.StringVar(&o.Host, "kratos-host", "", "address Kratos' listeners bind (default 127.0.0.1)")
+	fl.IntVar(&o.PublicPort, "kratos-public-port", 0, "port of Kratos' public listener (default the public URL's)")
+	fl.IntVar(&o.AdminPort, "kratos-admin-port", 0, "port of Kratos' admin listener (default the admin URL's)")
+	fl.StringVar(&o.SchemaURL, "identity-schema", "", "identity schema URL (file://, https://, base64://; default the example schema, inline)")
+	fl.StringVar(&o.SMTPURI, "smtp-uri", "", "Kratos' courier SMTP URI (default a local development relay)")
+	fl.BoolVar(&o.Dev, "dev", false, "add fixed development secrets and a fast password hash (never in production)")
+	return cmd
+}
+
+// kratosOptions fills the flags left empty from the configuration.
+func kratosOptions(cfg config.Config, o kratosconf.Options) kratosconf.Options {
+	or := func(v, def string) string {
+		if v != "" {
+			return v
+		}
+		return def
+	}
+	o.SidecarURL = or(o.SidecarURL, cfg.Serve.Public.BaseURL)
+	o.SidecarAdminURL = or(o.SidecarAdminURL, fmt.Sprintf("http://127.0.0.1:%d", cfg.Serve.Admin.Port))
+	o.KratosPublicURL = or(o.KratosPublicURL, cfg.Kratos.PublicURL)
+	o.KratosAdminURL = or(o.KratosAdminURL, cfg.Kratos.AdminURL)
+	o.SchemaID = cfg.Kratos.SchemaID
+	o.HooksSecret = cfg.Hooks.Secret
+	return o
 }
 
 func newLogger(cfg config.Log, w io.Writer) *slog.Logger {

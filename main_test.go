@@ -121,3 +121,29 @@ func TestOrgsAndInviteCommands(t *testing.T) {
 		t.Fatalf("invite without --org: %v", err)
 	}
 }
+
+// kratos-config takes the addresses and the webhook secret from the
+// configuration (the secret from the environment, as in production), and
+// flags override the addresses.
+func TestKratosConfigCommand(t *testing.T) {
+	path := writeConfig(t, minimal+"serve: {public: {base_url: https://app.example.com}, admin: {port: 5481}}\nkratos: {public_url: https://auth.example.com}\n")
+	env := map[string]string{"KRATOS_ORGS_HOOKS_SECRET": "secret-from-the-environment-42"}
+	out, _, err := runCLI(t, env, "kratos-config", "-c", path, "--kratos-admin-url", "http://kratos-admin:4434")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"url: http://127.0.0.1:5481/hooks/registration/pre",
+		"ui_url: https://app.example.com/kratos/login",
+		"base_url: https://auth.example.com/",
+		"base_url: http://kratos-admin:4434/",
+		"value: secret-from-the-environment-42",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if _, _, err := runCLI(t, nil, "kratos-config", "-c", path); err == nil {
+		t.Error("generated a configuration without a webhook secret")
+	}
+}

@@ -12,9 +12,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	kratosconf "github.com/kratos-orgs/kratos-orgs/config/kratos"
 )
 
-// Kratos is a running Kratos v1.3.1 with an in-memory database.
+// Kratos is a running Kratos v1.3.1 on a throwaway SQLite database.
 type Kratos struct {
 	PublicURL string
 	AdminURL  string
@@ -58,23 +60,14 @@ func KratosBinary() (string, error) {
 	return p, nil
 }
 
-// KratosConfigDir is config/kratos, the configuration tests and `make dev` share.
-func KratosConfigDir() (string, error) {
-	root, err := RepoRoot()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(root, "config", "kratos"), nil
-}
-
-// SidecarURL and SidecarAdminURL are where config/kratos/kratos.yml
-// expects kratos-orgs' public and admin listeners.
+// SidecarURL and SidecarAdminURL are where Kratos expects kratos-orgs'
+// public and admin listeners unless a test says otherwise.
 const (
 	SidecarURL      = "http://127.0.0.1:4480"
 	SidecarAdminURL = "http://127.0.0.1:4481"
 )
 
-// HooksSecret is the webhook secret of config/kratos/kratos.yml.
+// HooksSecret is the webhook secret test Kratos instances send.
 const HooksSecret = "dev-hooks-secret-change-me-0123"
 
 // StartKratos starts a private Kratos for one test. env adds Kratos
@@ -85,17 +78,11 @@ func StartKratos(t testing.TB, env map[string]string) *Kratos {
 
 // StartKratosFor starts a private Kratos whose UI, return URLs, CORS and
 // webhooks point at a kratos-orgs whose listeners run at publicURL and
-// adminURL (the committed configuration, with the addresses replaced).
+// adminURL. Its configuration comes from kratosconf.Generate, exactly as
+// `kratos-orgs kratos-config` writes it for operators.
 func StartKratosFor(t testing.TB, publicURL, adminURL string, env map[string]string) *Kratos {
 	t.Helper()
-	dir, err := KratosConfigDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if publicURL != SidecarURL || adminURL != SidecarAdminURL {
-		dir = rewriteConfig(t, dir, publicURL, adminURL)
-	}
-	k, err := startKratosIn(dir, env)
+	k, err := startKratos(publicURL, adminURL, env)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -108,54 +95,20 @@ func StartKratosFor(t testing.TB, publicURL, adminURL string, env map[string]str
 	return k
 }
 
-// rewriteConfig copies the Kratos configuration directory with every
-// mention of the default sidecar address replaced.
-func rewriteConfig(t testing.TB, from, publicURL, adminURL string) string {
-	t.Helper()
-	to := t.TempDir()
-	entries, err := os.ReadDir(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(from, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b = bytes.ReplaceAll(b, []byte(SidecarURL), []byte(publicURL))
-		b = bytes.ReplaceAll(b, []byte(SidecarAdminURL), []byte(adminURL))
-		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return to
-}
-
-func startKratos(env map[string]string) (*Kratos, error) {
-	dir, err := KratosConfigDir()
-	if err != nil {
-		return nil, err
-	}
-	return startKratosIn(dir, env)
-}
-
-// startKratosIn starts Kratos, retrying with fresh ports: a port handed
-// out by FreePort can be taken by another process before Kratos binds it.
-func startKratosIn(dir string, env map[string]string) (*Kratos, error) {
+// startKratos starts Kratos, retrying with fresh ports: a port handed out
+// by FreePort can be taken by another process before Kratos binds it.
+func startKratos(publicURL, adminURL string, env map[string]string) (*Kratos, error) {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var k *Kratos
-		if k, err = startKratosOnce(dir, env); err == nil {
+		if k, err = startKratosOnce(publicURL, adminURL, env); err == nil {
 			return k, nil
 		}
 	}
 	return nil, err
 }
 
-func startKratosOnce(dir string, env map[string]string) (*Kratos, error) {
+func startKratosOnce(publicURL, adminURL string, env map[string]string) (*Kratos, error) {
 	bin, err := KratosBinary()
 	if err != nil {
 		return nil, err
@@ -173,30 +126,39 @@ func startKratosOnce(dir string, env map[string]string) (*Kratos, error) {
 		AdminURL:  "http://127.0.0.1:" + strconv.Itoa(adm),
 		out:       &bytes.Buffer{},
 	}
-	// A SQLite file in WAL mode, not DSN=memory: Kratos' in-memory database
-	// is shared-cache SQLite, which fails concurrent writers with "table is
-	// locked" and made browser journeys flaky.
-	dbDir, err := os.MkdirTemp("", "kratos-db-")
+	// The configuration and a SQLite file in WAL mode live in one temporary
+	// directory. Not DSN=memory: Kratos' in-memory database is shared-cache
+	// SQLite, which fails concurrent writers with "table is locked" and made
+	// browser journeys flaky.
+	dir, err := os.MkdirTemp("", "kratos-")
 	if err != nil {
 		return nil, err
 	}
-	k.dbDir = dbDir
-	dsn := "DSN=sqlite://" + filepath.Join(dbDir, "kratos.db") + "?_fk=true&mode=rwc&_journal_mode=WAL&_busy_timeout=10000"
-	migrate := exec.Command(bin, "migrate", "sql", "-e", "--yes", "-c", "kratos.yml")
-	migrate.Dir = dir
+	k.dbDir = dir
+	conf, err := kratosconf.Generate(kratosconf.Options{
+		SidecarURL: publicURL, SidecarAdminURL: adminURL, KratosPublicURL: k.PublicURL, KratosAdminURL: k.AdminURL,
+		HooksSecret: HooksSecret, Dev: true,
+	})
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "kratos.yml"), conf, 0o600)
+	}
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	dsn := "DSN=sqlite://" + filepath.Join(dir, "kratos.db") + "?_fk=true&mode=rwc&_journal_mode=WAL&_busy_timeout=10000"
+	// Run from another directory than the configuration's: the generated
+	// file must not depend on the working directory.
+	migrate := exec.Command(bin, "migrate", "sql", "-e", "--yes", "-c", filepath.Join(dir, "kratos.yml"))
+	migrate.Dir = os.TempDir()
 	migrate.Env = append(os.Environ(), dsn)
 	if out, err := migrate.CombinedOutput(); err != nil {
-		_ = os.RemoveAll(dbDir)
+		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("kratos migrate: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "serve", "-c", "kratos.yml", "--dev")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		dsn,
-		"SERVE_PUBLIC_PORT="+strconv.Itoa(pub), "SERVE_PUBLIC_BASE_URL="+k.PublicURL+"/",
-		"SERVE_ADMIN_PORT="+strconv.Itoa(adm), "SERVE_ADMIN_BASE_URL="+k.AdminURL+"/",
-		"LOG_LEVEL=warning",
-	)
+	cmd := exec.Command(bin, "serve", "-c", filepath.Join(dir, "kratos.yml"), "--dev")
+	cmd.Dir = os.TempDir()
+	cmd.Env = append(os.Environ(), dsn)
 	for key, v := range env {
 		cmd.Env = append(cmd.Env, key+"="+v)
 	}
@@ -206,24 +168,29 @@ func startKratosOnce(dir string, env map[string]string) (*Kratos, error) {
 		return nil, fmt.Errorf("start kratos: %w", err)
 	}
 	k.cmd = cmd
+	return k, k.waitReady()
+}
+
+// waitReady waits until both listeners answer: the admin one alone could
+// be up while the public one failed to bind.
+func (k *Kratos) waitReady() error {
 	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	go func() { _ = k.cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			return nil, fmt.Errorf("kratos exited during start-up:\n%s", k.Output())
+			k.Stop()
+			return fmt.Errorf("kratos exited during start-up:\n%s", k.Output())
 		default:
 		}
-		// Ready means both listeners answer: the admin one alone could be up
-		// while the public one failed to bind.
 		if answers(k.AdminURL+"/admin/health/ready") && answers(k.PublicURL+"/health/alive") {
-			return k, nil
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	k.Stop()
-	return nil, fmt.Errorf("kratos did not become ready within 60s:\n%s", k.Output())
+	return fmt.Errorf("kratos did not become ready within 60s:\n%s", k.Output())
 }
 
 func answers(url string) bool {
@@ -273,7 +240,7 @@ var (
 // stopped by Main. Tests share it; each uses its own addresses.
 func SharedKratos(t testing.TB) *Kratos {
 	t.Helper()
-	sharedKratosOnce.Do(func() { sharedKratos, sharedKratosErr = startKratos(nil) })
+	sharedKratosOnce.Do(func() { sharedKratos, sharedKratosErr = startKratos(SidecarURL, SidecarAdminURL, nil) })
 	if sharedKratosErr != nil {
 		t.Fatalf("testenv: %v", sharedKratosErr)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/config"
+	kratosconf "github.com/kratos-orgs/kratos-orgs/config/kratos"
 	"github.com/kratos-orgs/kratos-orgs/invites"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/server"
@@ -77,14 +78,28 @@ func run() error {
 	if _, err := os.Stat(kratos); err != nil {
 		return errors.New("the Kratos binary is missing: run `make kratos` (or just `make dev`)")
 	}
+	// Its configuration is generated from ours, as operators do it with
+	// `kratos-orgs kratos-config`.
+	conf, err := kratosconf.Generate(kratosconf.Options{
+		SidecarURL: cfg.Serve.Public.BaseURL, SidecarAdminURL: fmt.Sprintf("http://127.0.0.1:%d", cfg.Serve.Admin.Port),
+		KratosPublicURL: cfg.Kratos.PublicURL, KratosAdminURL: cfg.Kratos.AdminURL, SchemaID: cfg.Kratos.SchemaID,
+		HooksSecret: cfg.Hooks.Secret, Dev: true,
+	})
+	if err != nil {
+		return err
+	}
+	kratosYML := filepath.Join(state, "kratos.yml")
+	if err := os.WriteFile(kratosYML, conf, 0o600); err != nil {
+		return err
+	}
 	env := append(os.Environ(), "DSN=sqlite://"+filepath.Join(state, "kratos.db")+"?_fk=true&mode=rwc")
-	migrate := exec.Command(kratos, "migrate", "sql", "-e", "--yes", "-c", "kratos.yml")
-	migrate.Dir, migrate.Env = filepath.Join(root, "config", "kratos"), env
+	migrate := exec.Command(kratos, "migrate", "sql", "-e", "--yes", "-c", kratosYML)
+	migrate.Env = env
 	if out, err := migrate.CombinedOutput(); err != nil {
 		return fmt.Errorf("kratos migrate: %v\n%s", err, out)
 	}
-	serve := exec.Command(kratos, "serve", "-c", "kratos.yml", "--dev")
-	serve.Dir, serve.Env = filepath.Join(root, "config", "kratos"), env
+	serve := exec.Command(kratos, "serve", "-c", kratosYML, "--dev")
+	serve.Env = env
 	kratosLog, err := os.Create(filepath.Join(state, "kratos.log"))
 	if err != nil {
 		return err
