@@ -47,8 +47,8 @@ type Listener struct {
 
 // Redis selects and configures the Redis deployment.
 type Redis struct {
-	// Mode is single, sentinel, cluster or embedded (an in-process Redis for
-	// development that keeps nothing on restart).
+	// Mode is single, sentinel or cluster. (make dev falls back to an
+	// in-process Redis when redis-server is missing; serve never does.)
 	Mode       string   `yaml:"mode"`
 	URL        string   `yaml:"url"`   // single: redis://[user:pass@]host:port/db
 	Addrs      []string `yaml:"addrs"` // sentinel or cluster seed addresses

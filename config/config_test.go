@@ -347,7 +347,8 @@ func TestValidate(t *testing.T) {
 		{"success url relative", func(c *Config) { c.Invitations.SuccessURL = "/welcome" }, "invitations.success_url: must be an absolute"},
 		{"redirect host with path", func(c *Config) { c.Invitations.AllowedRedirectHosts = []string{"ok.example.com", "bad.example.com/x"} }, "invitations.allowed_redirect_hosts[1]:"},
 		{"accept path without trailing slash", func(c *Config) { c.Invitations.AcceptPath = "/accept" }, "invitations.accept_path:"},
-		{"unknown redis mode", func(c *Config) { c.Redis.Mode = "galaxy" }, `redis.mode: must be single, sentinel, cluster or embedded, got "galaxy"`},
+		{"unknown redis mode", func(c *Config) { c.Redis.Mode = "galaxy" }, `redis.mode: must be single, sentinel or cluster, got "galaxy"`},
+		{"embedded is make dev's", func(c *Config) { c.Redis.Mode = "embedded" }, `redis.mode: must be single, sentinel or cluster, got "embedded"`},
 		{"redis url scheme", func(c *Config) { c.Redis.URL = "http://127.0.0.1:6379" }, "redis.url: must be a redis://"},
 		{"redis single without url", func(c *Config) { c.Redis.URL = "" }, "redis.url: required"},
 		{"sentinel without addrs", func(c *Config) { c.Redis.Mode = "sentinel"; c.Redis.MasterName = "m" }, "redis.addrs: required in sentinel mode"},
@@ -429,7 +430,6 @@ func TestValidateAccepts(t *testing.T) {
 			c.Redis.MasterName = "mymaster"
 		}},
 		{"cluster", func(c *Config) { c.Redis.Mode = "cluster"; c.Redis.Addrs = []string{"n1:6379"} }},
-		{"embedded", func(c *Config) { c.Redis.Mode = "embedded"; c.Redis.URL = "" }},
 		{"single by one address", func(c *Config) { c.Redis.URL = ""; c.Redis.Addrs = []string{"h:6379"} }},
 		{"rediss url", func(c *Config) { c.Redis.URL = "rediss://u:p@h:6380/1" }},
 		{"extra role", func(c *Config) { c.Roles = []string{"owner", "admin", "billing_admin", "member"} }},

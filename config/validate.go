@@ -71,9 +71,8 @@ func (c *Config) Validate() error {
 		if len(c.Redis.Addrs) == 0 {
 			add("redis.addrs", "required in cluster mode: one or more seed nodes' host:port")
 		}
-	case "embedded":
 	default:
-		add("redis.mode", "must be single, sentinel, cluster or embedded, got %q", c.Redis.Mode)
+		add("redis.mode", "must be single, sentinel or cluster, got %q", c.Redis.Mode)
 	}
 	if strings.ContainsAny(c.Redis.KeyPrefix, "{} \t\n") {
 		add("redis.key_prefix", "must not contain braces or spaces (braces are hash tags), got %q", c.Redis.KeyPrefix)

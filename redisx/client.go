@@ -5,10 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
@@ -16,23 +14,11 @@ import (
 )
 
 // Open connects to the Redis deployment the configuration names and checks
-// that it answers. The returned close function also stops an embedded Redis.
-func Open(ctx context.Context, cfg config.Redis, log *slog.Logger) (redis.UniversalClient, func() error, error) {
+// that it answers.
+func Open(ctx context.Context, cfg config.Redis) (redis.UniversalClient, func() error, error) {
 	opts, err := options(cfg)
 	if err != nil {
 		return nil, nil, err
-	}
-	var embedded *miniredis.Miniredis
-	if cfg.Mode == "embedded" {
-		// Development only: an in-process Redis that forgets everything on
-		// exit. Production runs a real Redis with persistence.
-		embedded = miniredis.NewMiniRedis()
-		if err := embedded.Start(); err != nil {
-			return nil, nil, fmt.Errorf("redis: start embedded: %w", err)
-		}
-		log.Warn("using an embedded in-memory Redis: organizations and invitations are lost on exit; install redis-server for real use",
-			"addr", embedded.Addr())
-		opts.Addrs = []string{embedded.Addr()}
 	}
 	var client redis.UniversalClient
 	if cfg.Mode == "cluster" {
@@ -42,13 +28,7 @@ func Open(ctx context.Context, cfg config.Redis, log *slog.Logger) (redis.Univer
 	} else {
 		client = redis.NewClient(opts.Simple())
 	}
-	closeAll := func() error {
-		err := client.Close()
-		if embedded != nil {
-			embedded.Close()
-		}
-		return err
-	}
+	closeAll := client.Close
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := client.Ping(pingCtx).Err(); err != nil {
@@ -84,7 +64,7 @@ func options(cfg config.Redis) (*redis.UniversalOptions, error) {
 	if cfg.TLS && opts.TLSConfig == nil {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	if cfg.Mode != "embedded" && len(opts.Addrs) == 0 {
+	if len(opts.Addrs) == 0 {
 		return nil, errors.New("redis: no address configured")
 	}
 	return opts, nil

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"github.com/alicebob/miniredis/v2"
 	"io"
 	"log/slog"
 	"net/http"
@@ -111,11 +112,10 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	}
 }
 
-// The embedded Redis of make dev runs the same scripts.
+// The in-process Redis make dev falls back to runs the same scripts.
 func TestEmbeddedRedisRunsTheWholeFlow(t *testing.T) {
 	k := testenv.SharedKratos(t)
-	cfg := testConfig("unused:1", k.AdminURL, k.PublicURL, "http://127.0.0.1:1/")
-	cfg.Redis.Mode = "embedded"
+	cfg := testConfig(miniredis.RunT(t).Addr(), k.AdminURL, k.PublicURL, "http://127.0.0.1:1/")
 	cfg.Mail.Sender = "log"
 	var mailLog strings.Builder
 	srv, err := New(context.Background(), Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MailLog: &syncWriter{b: &mailLog}})

@@ -108,7 +108,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.rdb, s.closeRedis = o.Redis, func() error { return nil }
 	if s.rdb == nil {
-		if s.rdb, s.closeRedis, err = redisx.Open(ctx, cfg.Redis, log); err != nil {
+		if s.rdb, s.closeRedis, err = redisx.Open(ctx, cfg.Redis); err != nil {
 			return nil, err
 		}
 	}

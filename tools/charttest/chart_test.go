@@ -2,6 +2,7 @@ package charttest
 
 import (
 	"bytes"
+	"debug/buildinfo"
 	"debug/elf"
 	"encoding/base64"
 	"encoding/json"
@@ -1167,6 +1168,17 @@ func TestStaticBuild(t *testing.T) {
 	}
 	if f.Section(".symtab") != nil {
 		t.Errorf("binary keeps its symbol table; -ldflags \"-s -w\" strips it")
+	}
+	// Development-only code stays out of the image: the in-process Redis
+	// belongs to make dev.
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dep := range info.Deps {
+		if strings.Contains(dep.Path, "miniredis") || strings.Contains(dep.Path, "gopher-lua") {
+			t.Errorf("the production binary links %s (development only)", dep.Path)
+		}
 	}
 	// It runs on its own (in distroless it is the entrypoint).
 	out, err := exec.Command(bin, "serve", "--help").CombinedOutput()

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/alicebob/miniredis/v2"
 	"log/slog"
 	"net/http"
 	"os"
@@ -69,7 +70,14 @@ func run() error {
 		cfg.Redis.Mode, cfg.Redis.URL = "single", "redis://127.0.0.1:"+port+"/0"
 		fmt.Fprintf(os.Stderr, "redis:  redis-server on 127.0.0.1:%s (data in .cache/dev)\n", port)
 	} else {
-		cfg.Redis.Mode = "embedded"
+		// Development only, and only here: kratos-orgs serve always needs a
+		// real Redis, so the production binary does not carry this one.
+		m := miniredis.NewMiniRedis()
+		if err := m.Start(); err != nil {
+			return fmt.Errorf("start the embedded Redis: %w", err)
+		}
+		defer m.Close()
+		cfg.Redis.Mode, cfg.Redis.URL = "single", "redis://"+m.Addr()+"/0"
 		fmt.Fprintln(os.Stderr, "redis:  redis-server is not installed; using an embedded in-memory Redis (install redis-server to keep data)")
 	}
 
