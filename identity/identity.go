@@ -61,7 +61,7 @@ type Observer interface {
 
 // New returns an adapter for the admin API at cfg.AdminURL; obs may be nil.
 func New(cfg Config, obs Observer) *Kratos {
-	var rt http.RoundTripper = http.DefaultTransport
+	var rt http.RoundTripper = newTransport()
 	if obs != nil {
 		rt = observed{base: rt, obs: obs}
 	}
@@ -75,6 +75,18 @@ func New(cfg Config, obs Observer) *Kratos {
 	p.HTTPClient = hc
 	p.UserAgent = "kratos-orgs"
 	return &Kratos{api: ory.NewAPIClient(c), public: ory.NewAPIClient(p), cfg: cfg, hc: hc}
+}
+
+// idleConnsPerHost keeps a warm connection for every request in flight:
+// Go's default keeps 2 per host, so under load most calls to Kratos paid
+// for a new TCP connection (and left thousands in TIME_WAIT).
+const idleConnsPerHost = 256
+
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 2 * idleConnsPerHost // admin and public API
+	t.MaxIdleConnsPerHost = idleConnsPerHost
+	return t
 }
 
 // Ready checks that the Kratos admin API answers.
