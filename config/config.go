@@ -139,6 +139,10 @@ type Hooks struct {
 	// AcceptOnVerifiedAddress turns pending invitations into memberships
 	// once Kratos shows the address verified.
 	AcceptOnVerifiedAddress bool `yaml:"accept_on_verified_address"`
+	// ReplayWindow is how long a webhook call is remembered under Kratos'
+	// flow id, so that a repeat is answered the same and changes nothing;
+	// also the oldest identity a registration webhook may act on.
+	ReplayWindow time.Duration `yaml:"replay_window"`
 }
 
 // Mail configures outgoing mail.
@@ -224,7 +228,7 @@ func Default() Config {
 			ClaimTimeout:      time.Minute,
 		},
 		Register: Register{Mode: "open", Enabled: true, Path: "/register", ActivatePath: "/register/activate/"},
-		Hooks:    Hooks{AcceptOnVerifiedAddress: true},
+		Hooks:    Hooks{AcceptOnVerifiedAddress: true, ReplayWindow: 2 * time.Hour},
 		Roles:    []string{"owner", "admin", "member"},
 		Mail: Mail{
 			Sender:     "log",

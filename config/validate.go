@@ -174,6 +174,11 @@ func (c *Config) Validate() error {
 	if c.Hooks.Secret != "" && len(c.Hooks.Secret) < 16 {
 		add("hooks.secret", "must be at least 16 characters")
 	}
+	// Long enough for Kratos' retries and the outbox's retries of a hook's
+	// work; a week bounds what Redis keeps per login.
+	if c.Hooks.ReplayWindow < time.Minute || c.Hooks.ReplayWindow > 7*24*time.Hour {
+		add("hooks.replay_window", "must be between 1m and 168h, got %s", c.Hooks.ReplayWindow)
+	}
 	if c.Register.Enabled {
 		for _, p := range []struct{ key, v string }{{"registration.path", c.Register.Path}, {"registration.activate_path", c.Register.ActivatePath}} {
 			if !strings.HasPrefix(p.v, "/") {

@@ -46,8 +46,10 @@ type Address struct {
 	Status   string `json:"status"`
 }
 
-// Identities is what the hooks need from Kratos.
+// Identities is what the hooks need from Kratos. Get re-reads the identity
+// a webhook body names: bodies are claims, Kratos' admin API is the fact.
 type Identities interface {
+	Get(ctx context.Context, id string) (*identity.Identity, error)
 	FindByEmail(ctx context.Context, email string) (*identity.Identity, error)
 	Delete(ctx context.Context, id string) error
 }
@@ -60,6 +62,11 @@ type Config struct {
 	EmailTrait              string
 	AcceptOnVerifiedAddress bool
 	MaxBody                 int64
+	// ReplayWindow is how long a hook call is remembered (see replay.go),
+	// and how old an identity a registration hook names may be.
+	ReplayWindow time.Duration
+	// Now is the clock (tests); time.Now when nil.
+	Now func() time.Time
 }
 
 // Handlers serve the webhooks.
@@ -84,6 +91,12 @@ func New(cfg Config, inv *invites.Service, idx *invites.AddressIndex, o *orgs.St
 	if cfg.MaxBody == 0 || cfg.MaxBody > 256<<10 {
 		cfg.MaxBody = 256 << 10
 	}
+	if cfg.ReplayWindow <= 0 {
+		cfg.ReplayWindow = defaultReplayWindow
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Handlers{cfg: cfg, invites: inv, index: idx, orgs: o, ids: ids, outbox: w, render: render, rdb: rdb, ks: ks, log: log,
 		secret: sha256.Sum256([]byte(cfg.Secret)), nilIdent: "00000000-0000-0000-0000-000000000000"}
 }
@@ -94,8 +107,8 @@ func (h *Handlers) Register(r gin.IRouter) {
 	g.POST("/registration/pre", h.registrationPre)
 	g.POST("/registration/post", h.registrationPost)
 	g.POST("/verification/after", h.verificationAfter)
-	g.POST("/login/after", h.refreshClaims)
-	g.POST("/settings/after", h.refreshClaims)
+	g.POST("/login/after", h.refreshClaims(hookLogin))
+	g.POST("/settings/after", h.refreshClaims(hookSettings))
 }
 
 // auth accepts Kratos' api_key (the X-Kratos-Orgs-Secret header) or
@@ -116,10 +129,16 @@ func (h *Handlers) auth(c *gin.Context) {
 // decode reads a hook body strictly; its failure is answered in Kratos'
 // format (a 4xx, so Kratos shows a message and does not retry).
 func (h *Handlers) decode(c *gin.Context) (Body, string, bool) {
+	b, _, email, ok := h.decodeRaw(c)
+	return b, email, ok
+}
+
+// decodeRaw is decode that also returns the raw body (replay records).
+func (h *Handlers) decodeRaw(c *gin.Context) (Body, []byte, string, bool) {
 	var b Body
-	bad := func(status int, reason string) (Body, string, bool) {
+	bad := func(status int, reason string) (Body, []byte, string, bool) {
 		refuse(c, status, "#/", MsgBadRequest, "bad_request", h.render.HookMessage("bad_request", templates.HookData{Reason: reason}))
-		return b, "", false
+		return b, nil, "", false
 	}
 	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json" {
 		return bad(http.StatusUnsupportedMediaType, "the webhook body must be JSON")
@@ -136,7 +155,7 @@ func (h *Handlers) decode(c *gin.Context) (Body, string, bool) {
 	// The address, when the traits carry a valid one ("" otherwise).
 	addr, _ := identity.Trait(b.Traits, h.cfg.EmailTrait).(string)
 	email, _ := invites.NormalizeEmail(addr)
-	return b, email, true
+	return b, raw, email, true
 }
 
 // needEmail refuses a sign-up whose traits have no usable address.
@@ -258,31 +277,50 @@ func (h *Handlers) removePlaceholder(ctx context.Context, email string) error {
 	return h.ids.Delete(ctx, who.ID)
 }
 
+// Names of the recorded hooks (replay records, see replay.go).
+const (
+	hookRegistration = "registration.post"
+	hookVerification = "verification.after"
+	hookLogin        = "login.after"
+	hookSettings     = "settings.after"
+)
+
 // registrationPost runs after Kratos stored the identity (no parse): it
 // accepts the invitation the token named and creates the organization the
-// sign-up asked for. It always answers 2xx; work that fails is queued.
+// sign-up asked for. The body only names the identity; what it claims
+// about addresses and traits is ignored (see signup). It always answers
+// 2xx; work that fails is queued.
 func (h *Handlers) registrationPost(c *gin.Context) {
-	b, email, ok := h.decode(c)
-	if !ok || !h.needEmail(c, email) {
+	b, raw, _, ok := h.decodeRaw(c)
+	if !ok {
 		return
 	}
 	if b.IdentityID == "" || b.IdentityID == h.nilIdent {
 		refuse(c, http.StatusBadRequest, "#/", MsgBadRequest, "bad_request", h.render.HookMessage("bad_request", templates.HookData{Reason: "the identity id is missing: is this hook configured as post-persist (no response.parse)?"}))
 		return
 	}
-	if err := h.afterRegistration(c.Request.Context(), b, email); err != nil {
-		job := outbox.Job{Kind: "hook.registration", Ref: b.FlowID, Subject: b.IdentityID, Name: derefString(b.OrganizationName)}
-		if b.InviteToken != nil {
-			job.Sealed = h.invites.Seal(*b.InviteToken)
+	call, ok := h.begin(c, hookRegistration, b.FlowID, raw)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	su := signup{FlowID: b.FlowID, IdentityID: b.IdentityID, OrganizationName: derefString(b.OrganizationName), At: h.cfg.Now()}
+	if b.InviteToken != nil {
+		su.InviteToken = *b.InviteToken
+	}
+	if err := h.afterRegistration(ctx, su); err != nil {
+		job := outbox.Job{Kind: "hook.registration", Ref: b.FlowID, Subject: b.IdentityID, Name: su.OrganizationName}
+		if su.InviteToken != "" {
+			job.Sealed = h.invites.Seal(su.InviteToken)
 		}
-		job.Email = email
-		if qerr := h.outbox.Enqueue(context.WithoutCancel(c.Request.Context()), redisx.RandomShard(), job); qerr != nil {
+		if qerr := h.outbox.Enqueue(context.WithoutCancel(ctx), redisx.RandomShard(), job); qerr != nil {
 			h.log.Error("registration webhook work lost: could neither do it nor queue it", "flow", b.FlowID, "err", errors.Join(err, qerr))
+			h.forget(ctx, call)
 		} else {
 			h.log.Warn("registration webhook work queued for retry", "flow", b.FlowID, "err", err)
 		}
 	}
-	c.JSON(http.StatusOK, map[string]any{})
+	h.finish(c, call)
 }
 
 func derefString(p *string) string {
@@ -292,24 +330,52 @@ func derefString(p *string) string {
 	return *p
 }
 
-// afterRegistration is idempotent: Kratos may deliver a hook twice, and a
-// queued retry repeats it.
-func (h *Handlers) afterRegistration(ctx context.Context, b Body, email string) error {
+// signup is the work of a registration webhook: what the body asked for,
+// and when the hook was called.
+type signup struct {
+	FlowID, IdentityID, InviteToken, OrganizationName string
+	At                                                time.Time
+}
+
+// afterRegistration re-reads the identity from Kratos and acts on Kratos'
+// own address and verified flags, never the body's: a forged body can name
+// an identity, but the invitation token then works only if the identity's
+// stored address is the invited one, and only an identity Kratos created
+// within the replay window gets an organization. It is idempotent: Kratos
+// may deliver a hook twice, and a queued retry repeats it.
+func (h *Handlers) afterRegistration(ctx context.Context, su signup) error {
+	who, err := h.ids.Get(ctx, su.IdentityID)
+	if err != nil {
+		return err
+	}
+	if who == nil || who.State != "active" {
+		h.log.Warn("registration webhook names no active Kratos identity: nothing done", "flow", su.FlowID)
+		return nil
+	}
+	if su.At.Sub(who.CreatedAt) > h.cfg.ReplayWindow {
+		h.log.Warn("registration webhook names an identity this sign-up did not create: nothing done", "flow", su.FlowID, "identity", who.ID)
+		return nil
+	}
+	email, err := invites.NormalizeEmail(who.Email)
+	if err != nil {
+		h.log.Warn("registration webhook: the identity's email trait is not an address: nothing done", "flow", su.FlowID, "identity", who.ID)
+		return nil
+	}
 	var errs []error
-	if b.InviteToken != nil && *b.InviteToken != "" {
-		if _, err := h.invites.AcceptToken(ctx, *b.InviteToken, b.IdentityID); err != nil && apperr.KindOf(err) == apperr.Unavailable {
+	if su.InviteToken != "" {
+		if _, err := h.invites.AcceptToken(ctx, su.InviteToken, who.ID, email); apperr.KindOf(err) == apperr.Unavailable {
 			errs = append(errs, err)
 		} else if err != nil {
-			h.log.Info("sign-up with an invitation token that no longer works", "flow", b.FlowID, "code", apperr.CodeOf(err))
+			h.log.Info("sign-up with an invitation token that does not apply", "flow", su.FlowID, "code", apperr.CodeOf(err))
 		}
 	}
-	if name := strings.TrimSpace(derefString(b.OrganizationName)); name != "" {
-		if err := h.createOrganization(ctx, b.FlowID, name, b.IdentityID, email); err != nil {
+	if name := strings.TrimSpace(su.OrganizationName); name != "" {
+		if err := h.createOrganization(ctx, su.FlowID, name, who.ID, email); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if h.cfg.AcceptOnVerifiedAddress && verified(b.VerifiableAddresses, email) {
-		if _, err := h.invites.AcceptVerifiedAddress(ctx, h.index, email, b.IdentityID); err != nil {
+	if h.cfg.AcceptOnVerifiedAddress && slices.Contains(who.VerifiedAddresses, email) {
+		if _, err := h.invites.AcceptVerifiedAddress(ctx, h.index, email, who.ID); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -317,79 +383,116 @@ func (h *Handlers) afterRegistration(ctx context.Context, b Body, email string) 
 }
 
 // createOrganization makes the organization a sign-up asked for, once per
-// Kratos flow however often the hook is delivered.
+// Kratos flow however often the hook is delivered: the flow's replay
+// record holds the organization it created.
 func (h *Handlers) createOrganization(ctx context.Context, flowID, name, identityID, email string) error {
 	name, err := orgs.CheckName(name)
 	if err != nil {
 		h.log.Info("sign-up asked for an organization with an invalid name", "flow", flowID, "err", err)
 		return nil
 	}
-	key := h.ks.Global() + "signup-org:" + flowID
-	first, err := h.rdb.SetNX(ctx, key, "creating", 7*24*time.Hour).Result()
-	if err != nil {
+	key := h.ks.HookCall(hookRegistration, flowID)
+	outcome, _, err := h.claimOrganization(ctx, key)
+	switch {
+	case err != nil:
 		return err
-	}
-	if !first {
+	case outcome == "expired":
+		h.log.Error("sign-up's organization not created: its webhook record expired before the work could be retried (hooks.replay_window)", "flow", flowID)
+		return nil
+	case outcome != "first":
 		return nil
 	}
 	o, err := h.orgs.Create(ctx, orgs.Organization{Name: name, Slug: orgs.Slugify(name), State: orgs.StateActive}, false,
 		&orgs.Member{IdentityID: identityID, Email: email, Role: "owner"})
 	if err != nil {
-		h.rdb.Del(context.WithoutCancel(ctx), key) // let the retry create it
+		h.rdb.HDel(context.WithoutCancel(ctx), key, "org") // let the retry create it
 		return err
 	}
 	h.outbox.Wake()
-	h.rdb.Set(ctx, key, o.ID, 7*24*time.Hour)
+	h.rdb.HSet(context.WithoutCancel(ctx), key, "org", o.ID)
 	return nil
 }
 
-func verified(addrs []Address, email string) bool {
-	for _, a := range addrs {
-		if strings.EqualFold(a.Value, email) && a.Verified {
-			return true
-		}
-	}
-	return false
-}
-
 // verificationAfter turns the pending invitations of every address Kratos
-// now shows verified into memberships (accept.on_verified_address).
+// shows verified into memberships (accept.on_verified_address). The
+// addresses are Kratos' own, read again; the body only names the identity.
 func (h *Handlers) verificationAfter(c *gin.Context) {
-	b, _, ok := h.decode(c)
+	b, raw, _, ok := h.decodeRaw(c)
 	if !ok {
 		return
 	}
-	if h.cfg.AcceptOnVerifiedAddress && b.IdentityID != "" {
-		for _, a := range b.VerifiableAddresses {
-			if !a.Verified {
-				continue
-			}
-			email, err := invites.NormalizeEmail(a.Value)
-			if err != nil {
-				continue
-			}
-			if _, err := h.invites.AcceptVerifiedAddress(c.Request.Context(), h.index, email, b.IdentityID); err != nil {
-				h.queue(c, outbox.Job{Kind: "hook.verified", Email: email, Subject: b.IdentityID}, err)
-			}
+	if !h.cfg.AcceptOnVerifiedAddress || b.IdentityID == "" || b.IdentityID == h.nilIdent {
+		c.JSON(http.StatusOK, map[string]any{})
+		return
+	}
+	call, ok := h.begin(c, hookVerification, b.FlowID, raw)
+	if !ok {
+		return
+	}
+	if err := h.acceptVerified(c.Request.Context(), b.IdentityID); err != nil {
+		h.queue(c, outbox.Job{Kind: "hook.verified", Ref: b.FlowID, Subject: b.IdentityID}, err)
+	}
+	h.finish(c, call)
+}
+
+// acceptVerified accepts the pending invitations of every address Kratos
+// shows verified for an active identity.
+func (h *Handlers) acceptVerified(ctx context.Context, identityID string) error {
+	who, err := h.ids.Get(ctx, identityID)
+	if err != nil {
+		return err
+	}
+	if who == nil || who.State != "active" {
+		h.log.Warn("verification webhook names no active Kratos identity: nothing done")
+		return nil
+	}
+	var errs []error
+	for _, addr := range who.VerifiedAddresses {
+		email, err := invites.NormalizeEmail(addr)
+		if err != nil {
+			continue
+		}
+		if _, err := h.invites.AcceptVerifiedAddress(ctx, h.index, email, who.ID); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	c.JSON(http.StatusOK, map[string]any{})
+	return errors.Join(errs...)
 }
 
 // refreshClaims (login.after, settings.after) queues a refresh of the
-// identity's membership claims. An email change does nothing to pending
-// invitations: they stay bound to the address they were sent to.
-func (h *Handlers) refreshClaims(c *gin.Context) {
-	b, _, ok := h.decode(c)
-	if !ok {
-		return
-	}
-	if b.IdentityID != "" && b.IdentityID != h.nilIdent {
-		if err := h.outbox.Enqueue(c.Request.Context(), redisx.RandomShard(), outbox.Job{Kind: "claims.sync", Subject: b.IdentityID}); err != nil {
+// membership claims of an identity Kratos knows. An email change does
+// nothing to pending invitations: they stay bound to the address they
+// were sent to.
+func (h *Handlers) refreshClaims(hook string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		b, raw, _, ok := h.decodeRaw(c)
+		if !ok {
+			return
+		}
+		if b.IdentityID == "" || b.IdentityID == h.nilIdent {
+			c.JSON(http.StatusOK, map[string]any{})
+			return
+		}
+		call, ok := h.begin(c, hook, b.FlowID, raw)
+		if !ok {
+			return
+		}
+		ctx := c.Request.Context()
+		who, err := h.ids.Get(ctx, b.IdentityID)
+		switch {
+		case err != nil:
+			// The job asks Kratos again; it cannot grant anything.
+			h.log.Warn("could not re-read the identity of a claims refresh; queued anyway", "err", err)
+		case who == nil:
+			h.log.Warn("claims refresh names no Kratos identity: nothing done", "hook", hook)
+			h.finish(c, call)
+			return
+		}
+		if err := h.outbox.Enqueue(ctx, redisx.RandomShard(), outbox.Job{Kind: "claims.sync", Subject: b.IdentityID}); err != nil {
 			h.log.Warn("could not queue a claims refresh", "identity", b.IdentityID, "err", err)
 		}
+		h.finish(c, call)
 	}
-	c.JSON(http.StatusOK, map[string]any{})
 }
 
 func (h *Handlers) queue(c *gin.Context, job outbox.Job, cause error) {
@@ -398,24 +501,22 @@ func (h *Handlers) queue(c *gin.Context, job outbox.Job, cause error) {
 	}
 }
 
-// RegisterJobs handles the work hooks queue when it failed inline.
+// RegisterJobs handles the work hooks queue when it failed inline. The
+// jobs re-read the identity too: a queued job is no more trusted than the
+// body it came from.
 func (h *Handlers) RegisterJobs(w *outbox.Worker) {
 	w.Handle("hook.registration", func(ctx context.Context, job outbox.Job) error {
-		b := Body{FlowID: job.Ref, IdentityID: job.Subject}
-		if job.Name != "" {
-			b.OrganizationName = &job.Name
-		}
+		su := signup{FlowID: job.Ref, IdentityID: job.Subject, OrganizationName: job.Name, At: time.UnixMilli(job.Enqueued)}
 		if job.Sealed != "" {
 			token, err := h.invites.Open(job.Sealed)
 			if err != nil {
 				return outbox.Permanent(err)
 			}
-			b.InviteToken = &token
+			su.InviteToken = token
 		}
-		return h.afterRegistration(ctx, b, job.Email)
+		return h.afterRegistration(ctx, su)
 	}, nil)
 	w.Handle("hook.verified", func(ctx context.Context, job outbox.Job) error {
-		_, err := h.invites.AcceptVerifiedAddress(ctx, h.index, job.Email, job.Subject)
-		return err
+		return h.acceptVerified(ctx, job.Subject)
 	}, nil)
 }

@@ -34,6 +34,11 @@ type Identity struct {
 	CreatedByUs    bool
 	MetadataPublic map[string]any
 	Traits         map[string]any
+	// VerifiedAddresses are the verifiable addresses Kratos shows verified,
+	// lower-cased: what the webhooks trust instead of their bodies.
+	VerifiedAddresses []string
+	// CreatedAt is when Kratos created the identity.
+	CreatedAt time.Time
 }
 
 // Config locates Kratos and describes its identity schema.
@@ -239,9 +244,16 @@ func (k *Kratos) convert(in *ory.Identity) *Identity {
 		out.Name = displayName(Trait(t, k.cfg.NameTrait))
 	}
 	for _, a := range in.VerifiableAddresses {
-		if strings.EqualFold(a.Value, out.Email) && a.Verified {
+		if !a.Verified {
+			continue
+		}
+		out.VerifiedAddresses = append(out.VerifiedAddresses, strings.ToLower(strings.TrimSpace(a.Value)))
+		if strings.EqualFold(a.Value, out.Email) {
 			out.Verified = true
 		}
+	}
+	if in.CreatedAt != nil {
+		out.CreatedAt = *in.CreatedAt
 	}
 	if m, ok := in.MetadataAdmin[MarkerKey].(map[string]any); ok && m["created"] == true {
 		out.CreatedByUs = true

@@ -3,6 +3,7 @@ package invites
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
@@ -54,14 +55,19 @@ func (s *Service) AcceptVerifiedAddress(ctx context.Context, idx *AddressIndex, 
 
 // AcceptToken consumes an invitation token for an identity Kratos just
 // created (sign-up through Kratos with the token in its transient
-// payload). Repeating it for the same identity is a no-op: Kratos may
-// deliver a webhook twice.
-func (s *Service) AcceptToken(ctx context.Context, token, identityID string) (Invitation, error) {
+// payload). email is the identity's address as Kratos stores it (not as a
+// webhook body claims it): the token is honoured only for the address the
+// invitation was sent to. Repeating it for the same identity is a no-op:
+// Kratos may deliver a webhook twice.
+func (s *Service) AcceptToken(ctx context.Context, token, identityID, email string) (Invitation, error) {
 	link, err := s.store.LookupToken(ctx, token)
 	if err != nil {
 		return Invitation{}, err
 	}
 	inv := link.Invitation
+	if !strings.EqualFold(inv.Email, email) {
+		return Invitation{}, apperr.New(apperr.Forbidden, "invitation_wrong_address", "the invitation was sent to another address")
+	}
 	if inv.Status == Accepted && inv.AcceptedBy == identityID {
 		return inv, nil // done already
 	}

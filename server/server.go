@@ -164,6 +164,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Hooks = hooks.New(hooks.Config{
 		Secret: cfg.Hooks.Secret, Mode: cfg.Register.Mode, AllowedDomains: cfg.Register.AllowedDomains,
 		EmailTrait: cfg.Kratos.EmailTrait, AcceptOnVerifiedAddress: cfg.Hooks.AcceptOnVerifiedAddress,
+		ReplayWindow: cfg.Hooks.ReplayWindow,
 	}, s.Invites, s.Addresses, orgStore, s.ids, s.Worker, render, s.rdb, s.ks, log.With("component", "hooks"))
 	s.Hooks.RegisterJobs(s.Worker)
 

@@ -55,14 +55,19 @@ func (f *Fake) SetDown(down bool) { f.mu.Lock(); f.Down = down; f.mu.Unlock() }
 func (f *Fake) Add(email, name string) *identity.Identity {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	id := &identity.Identity{ID: newUUID(), Email: strings.ToLower(email), Name: name, State: "active"}
+	id := &identity.Identity{ID: newUUID(), Email: strings.ToLower(email), Name: name, State: "active", CreatedAt: time.Now()}
 	f.byID[id.ID] = id
 	f.byEmail[id.Email] = id.ID
 	return clone(id)
 }
 
+// clone copies an identity; its verified addresses follow Verified, as
+// Kratos' verifiable_addresses would (unless a test set them itself).
 func clone(i *identity.Identity) *identity.Identity {
 	c := *i
+	if c.VerifiedAddresses == nil && c.Verified {
+		c.VerifiedAddresses = []string{c.Email}
+	}
 	return &c
 }
 
@@ -109,7 +114,7 @@ func (f *Fake) CreateInvited(_ context.Context, email string, _ map[string]any) 
 	if _, ok := f.byEmail[strings.ToLower(email)]; ok {
 		return nil, identity.ErrExists
 	}
-	i := &identity.Identity{ID: newUUID(), Email: strings.ToLower(email), State: "inactive", CreatedByUs: true}
+	i := &identity.Identity{ID: newUUID(), Email: strings.ToLower(email), State: "inactive", CreatedByUs: true, CreatedAt: time.Now()}
 	f.byID[i.ID] = i
 	f.byEmail[i.Email] = i.ID
 	return clone(i), nil
