@@ -177,11 +177,14 @@ type AddressIndex struct {
 	rdb redis.UniversalClient
 	ks  redisx.Keyspace
 	now func() time.Time
+	// stampsTTL is how long the index remembers when it last applied an
+	// invitation's state (StampsTTL; tests shorten it).
+	stampsTTL time.Duration
 }
 
 // NewAddressIndex returns the invitation.sync job handler.
 func NewAddressIndex(svc *Service, rdb redis.UniversalClient, ks redisx.Keyspace) *AddressIndex {
-	return &AddressIndex{svc: svc, rdb: rdb, ks: ks, now: time.Now}
+	return &AddressIndex{svc: svc, rdb: rdb, ks: ks, now: time.Now, stampsTTL: StampsTTL}
 }
 
 // indexScript applies one observation of an invitation to its address'
@@ -203,8 +206,11 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
 return 1
 `)
 
-// stampsTTL outlives any job that could still be in flight.
-const stampsTTL = 60 * 24 * time.Hour
+// StampsTTL bounds how long an index remembers when it applied an
+// observation. A stamp only has to outlive the gap between a job reading an
+// invitation and applying what it read — each attempt reads afresh, so
+// seconds — and a day is far more than that.
+const StampsTTL = 24 * time.Hour
 
 // Handle brings the address index in line with an invitation.
 func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
@@ -222,7 +228,7 @@ func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 	}
 	pending, stamps := x.ks.AddressPending(inv.Email), x.ks.AddressPending(inv.Email)+":stamps"
 	err = indexScript.Run(ctx, x.rdb, []string{pending, stamps}, inv.OrganizationID, op, observed.UnixMilli(),
-		inv.ExpiresAt.UnixMilli(), x.now().UnixMilli(), stampsTTL.Milliseconds()).Err()
+		inv.ExpiresAt.UnixMilli(), x.now().UnixMilli(), x.stampsTTL.Milliseconds()).Err()
 	if err != nil {
 		return err
 	}

@@ -35,10 +35,12 @@ local fields = {'role', ARGV[7], 'expires_at', exp, 'ttl_ms', ARGV[9], 'token_ha
 local id = redis.call('HGET', ok .. ':inv:email', email)
 local outcome = 'rotated'
 local st = id and current_status(id)
+local replaced = false
 if st == 'accepting' then return {'accepting'} end
 if st == 'pending' then
   local ik = k_inv(id)
   local old = redis.call('HMGET', ik, 'token_hash', 'token_version')
+  replaced = old[1]
   redis.call('DEL', k_tok(old[1]))
   redis.call('HSET', ik, 'token_version', tonumber(old[2]) + 1, unpack(fields))
 else
@@ -55,7 +57,7 @@ end
 redis.call('ZADD', ok .. ':inv:pending', exp, id)
 redis.call('ZADD', P .. 'due', exp, id)
 redis.call('SET', k_tok(th), id, 'PX', exp - NOW)
-remember_token(th, id, exp)
+remember_token(th, id, exp, replaced)
 redis.call('HINCRBY', P .. 'stats', outcome, 1)
 local ik = k_inv(id)
 if ARGV[18] == '1' then
@@ -103,7 +105,7 @@ if ARGV[9] == '1' then delivery = 'queued' end
 redis.call('HSET', ik, 'token_hash', th, 'token_version', ver, 'expires_at', exp, 'updated_at', NOW,
   'delivery', delivery, 'delivery_attempts', 0, 'delivery_error', '', 'delivery_id', '', 'delivery_at', NOW)
 redis.call('SET', k_tok(th), id, 'PX', exp - NOW)
-remember_token(th, id, exp)
+remember_token(th, id, exp, f[1])
 redis.call('ZADD', k_org(f[6]) .. ':inv:pending', exp, id)
 redis.call('ZADD', P .. 'due', exp, id)
 if ARGV[9] == '1' then enqueue({k = 'mail', r = id, v = ver, t = ARGV[10], s = ARGV[6]}) end
@@ -187,6 +189,7 @@ for _, id in ipairs(redis.call('ZRANGE', P .. 'purge', '-inf', NOW, 'BYSCORE', '
     redis.call('ZREM', ok .. ':inv:ids', id)
     redis.call('ZREM', ok .. ':inv:st:' .. f[3], id)
     redis.call('SREM', ok .. ':inv:addr:' .. f[2], id)
+    forget_tokens(ik)
     redis.call('DEL', ik)
     purged = purged + 1
   end

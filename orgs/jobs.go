@@ -17,6 +17,9 @@ import (
 type IdentityIndex struct {
 	rdb redis.UniversalClient
 	ks  redisx.Keyspace
+	// StampsTTL bounds the stamps hash (see invites.StampsTTL); the
+	// default is a day.
+	StampsTTL time.Duration
 	// OnChange, when set, is called after an identity's memberships changed
 	// (the Kratos claims mirror hooks in here).
 	OnChange func(ctx context.Context, identityID string) error
@@ -24,7 +27,7 @@ type IdentityIndex struct {
 
 // NewIdentityIndex returns the member.sync job handler.
 func NewIdentityIndex(rdb redis.UniversalClient, ks redisx.Keyspace) *IdentityIndex {
-	return &IdentityIndex{rdb: rdb, ks: ks}
+	return &IdentityIndex{rdb: rdb, ks: ks, StampsTTL: 24 * time.Hour}
 }
 
 // Register installs the handler on a worker.
@@ -33,11 +36,12 @@ func (x *IdentityIndex) Register(w *outbox.Worker) { w.Handle("member.sync", x.H
 // identityIndexScript applies one observation of a membership unless a
 // later one was applied already.
 // KEYS: orgs hash, stamps hash (same {i:identity} tag). ARGV: org, role
-// (empty = not a member), stamp (ms).
+// (empty = not a member), stamp (ms), stamps TTL (ms).
 var identityIndexScript = redis.NewScript(`
 local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if tonumber(ARGV[3]) < cur then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 return 1
 `)
@@ -59,7 +63,7 @@ func (x *IdentityIndex) Handle(ctx context.Context, job outbox.Job) error {
 		role = m.Role
 	}
 	key := x.ks.IdentityOrgs(job.Subject)
-	if err := identityIndexScript.Run(ctx, x.rdb, []string{key, key + ":stamps"}, job.Ref, role, observed.UnixMilli()).Err(); err != nil {
+	if err := identityIndexScript.Run(ctx, x.rdb, []string{key, key + ":stamps"}, job.Ref, role, observed.UnixMilli(), x.StampsTTL.Milliseconds()).Err(); err != nil {
 		return err
 	}
 	if x.OnChange != nil {

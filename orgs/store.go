@@ -2,6 +2,7 @@ package orgs
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,24 +45,50 @@ const existsCacheTTL = 30 * time.Second
 
 func storeErr(err error) error { return redisx.StoreError(err, "organization store") }
 
+// claimSlugScript claims the first free slug of a short list of candidates
+// (slugCandidates): never a probing loop whose length a caller controls.
 var claimSlugScript = redis.NewScript(`
--- KEYS: slugs, orgs. ARGV: base, explicit (1/0), org id.
-local base, id = ARGV[1], ARGV[3]
-if ARGV[2] == '1' then
-  if redis.call('HSETNX', KEYS[1], base, id) == 0 then return {'taken'} end
-  redis.call('ZADD', KEYS[2], 0, id)
-  return {'ok', base}
-end
-for n = 1, 100000 do
-  local s = base
-  if n > 1 then s = base .. '-' .. n end
-  if redis.call('HSETNX', KEYS[1], s, id) == 1 then
+-- KEYS: slugs, orgs. ARGV: explicit (1/0), org id, candidates...
+local id = ARGV[2]
+for i = 3, #ARGV do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], id) == 1 then
     redis.call('ZADD', KEYS[2], 0, id)
-    return {'ok', s}
+    return {'ok', ARGV[i]}
   end
+  if ARGV[1] == '1' then return {'taken'} end
 end
 return {'exhausted'}
 `)
+
+// numberedSlugTries is how many derived slugs are tried in order (acme,
+// acme-2 … acme-5) before random suffixes: a handful keeps the common case
+// readable, and no name, however popular, makes a claim probe further.
+const numberedSlugTries = 5
+
+// slugCandidates lists the slugs a new organization may get: the base,
+// a few numbered ones, then two with a random suffix (36^5 each, so the
+// second is a formality).
+func slugCandidates(base string) []any {
+	out := []any{base}
+	for n := 2; n <= numberedSlugTries; n++ {
+		out = append(out, fmt.Sprintf("%s-%d", base, n))
+	}
+	for range 2 {
+		out = append(out, base+"-"+randomSuffix())
+	}
+	return out
+}
+
+const suffixAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+func randomSuffix() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = suffixAlphabet[int(b[i])%len(suffixAlphabet)]
+	}
+	return string(b[:])
+}
 
 var releaseSlugScript = redis.NewScript(`
 -- KEYS: slugs, orgs. ARGV: slug, org id, drop from listing (1/0).
@@ -85,7 +112,11 @@ func (s *Store) Create(ctx context.Context, o Organization, explicitSlug bool, o
 	now := s.now()
 	shard := redisx.RandomShard()
 	o.ID = redisx.NewID("org", shard, now)
-	res, err := claimSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, o.Slug, b2s(explicitSlug), o.ID).Slice()
+	args := []any{b2s(explicitSlug), o.ID, o.Slug}
+	if !explicitSlug {
+		args = append(args[:2], slugCandidates(o.Slug)...)
+	}
+	res, err := claimSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, args...).Slice()
 	if err != nil {
 		return o, storeErr(err)
 	}
@@ -295,7 +326,7 @@ func (s *Store) Update(ctx context.Context, id string, u Update) (Organization, 
 			return cur, err
 		}
 		if cur.Slug != *u.Slug {
-			res, err := claimSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, *u.Slug, "1", id).Slice()
+			res, err := claimSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, "1", id, *u.Slug).Slice()
 			if err != nil {
 				return cur, storeErr(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -108,8 +109,52 @@ func TestStoreConcurrentSlugsAreUnique(t *testing.T) {
 			}
 			seen[sl] = true
 		}
-		if len(seen) != n || !seen["same"] || !seen[fmt.Sprintf("same-%d", n)] {
+		if len(seen) != n || !seen["same"] || !seen["same-5"] || seen["same-6"] {
 			t.Fatalf("slugs = %v", seen)
+		}
+		random := 0
+		for sl := range seen {
+			if regexp.MustCompile(`^same-[a-z0-9]{5}$`).MatchString(sl) {
+				random++
+			}
+		}
+		if random != n-numberedSlugTries {
+			t.Fatalf("%d random-suffix slugs, want %d: %v", random, n-numberedSlugTries, seen)
+		}
+	})
+}
+
+// Slug probing is bounded: after a handful of numbered tries a random
+// suffix, so a popular name costs the same as a new one, and every
+// derived slug resolves.
+func TestStoreSlugProbingIsBounded(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		s, _, _ := newTestStore(t, backend)
+		ctx := context.Background()
+		const n = 200
+		seen := map[string]bool{}
+		for i := 0; i < n; i++ {
+			o, err := s.Create(ctx, Organization{Name: "Popular", Slug: "popular", State: StateActive}, false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen[o.Slug] || len(o.Slug) > 64 {
+				t.Fatalf("slug %q (duplicate or too long)", o.Slug)
+			}
+			seen[o.Slug] = true
+			if got, err := s.Resolve(ctx, o.Slug); err != nil || got.ID != o.ID {
+				t.Fatalf("Resolve(%q) = %v, %v", o.Slug, got.ID, err)
+			}
+		}
+		numbered := 0
+		for i := 2; i <= n; i++ {
+			if seen[fmt.Sprintf("popular-%d", i)] {
+				numbered++
+			}
+		}
+		t.Logf("%d organizations named alike: %d numbered slugs, %d random suffixes", n, numbered+1, n-numbered-1)
+		if numbered != numberedSlugTries-1 {
+			t.Fatalf("%d numbered slugs beyond the base, want %d", numbered, numberedSlugTries-1)
 		}
 	})
 }

@@ -56,7 +56,9 @@ local function end_invitation(id, status, by)
     redis.call('HDEL', ok .. ':inv:email', f[2])
   end
   redis.call('ZREM', P .. 'due', id)
-  if RETENTION > 0 then redis.call('ZADD', P .. 'purge', NOW + RETENTION, id) end
+  -- Always scheduled: a retention of 0 purges at the next sweep, so no
+  -- ended invitation is kept for ever.
+  redis.call('ZADD', P .. 'purge', NOW + RETENTION, id)
   redis.call('HINCRBY', P .. 'stats', status, 1)
   enqueue({k = 'invitation.sync', r = id})
 end
@@ -76,8 +78,27 @@ end
 -- remember_token keeps, past the token's life, which invitation it was
 -- for: a dead link then explains itself (expired, revoked, replaced,
 -- accepted) instead of looking forged. It never makes a token valid.
-local function remember_token(hash, id, exp)
-  redis.call('SET', P .. 'tokinfo:' .. hash, id, 'PX', exp - NOW + math.max(RETENTION, 86400000))
+-- An invitation keeps such records for two links only: its newest and the
+-- one that newest replaced (old is the replaced token's hash, or false);
+-- a link older than that reads as unknown (the generic invalid-link page).
+-- The sweeper deletes both when it purges the invitation; the TTL, which
+-- no record outlives the invitation by, is a backstop.
+local function remember_token(hash, id, exp, old)
+  local ik = k_inv(id)
+  if old then
+    local prev = redis.call('HGET', ik, 'prev_token_hash')
+    if prev and prev ~= '' and prev ~= hash then redis.call('DEL', P .. 'tokinfo:' .. prev) end
+    redis.call('HSET', ik, 'prev_token_hash', old)
+  end
+  redis.call('SET', P .. 'tokinfo:' .. hash, id, 'PX', math.max(exp - NOW, 0) + RETENTION + 1000)
+end
+
+-- forget_tokens deletes an invitation's token records (at purge).
+local function forget_tokens(ik)
+  local f = redis.call('HMGET', ik, 'token_hash', 'prev_token_hash')
+  for _, h in ipairs({f[1], f[2]}) do
+    if h and h ~= '' then redis.call('DEL', P .. 'tok:' .. h, P .. 'tokinfo:' .. h) end
+  end
 end
 
 -- release_claim puts an invitation that was being accepted back to
