@@ -10,33 +10,50 @@
 // outbox entries live in its tag, and every organization or invitation id
 // names its shard (see NewID), as does every invitation token.
 //
-//	P{g}:slugs                        HASH   slug → org id
-//	P{g}:orgs                         ZSET   org ids (lexical = creation order)
+//	key                               type   holds                                   owner / TTL
+//	P{g}:slugs                        HASH   slug → org id                           org delete
+//	P{g}:orgs                         ZSET   org ids (lexical = creation order)      org delete
 //
-//	P{s}:org:<org>                    HASH   organization fields
-//	P{s}:org:<org>:members            HASH   identity id → member JSON
-//	P{s}:org:<org>:member_ids         ZSET   identity ids (lexical)
-//	P{s}:org:<org>:owners             SET    identity ids with role owner
-//	P{s}:org:<org>:inv:ids            ZSET   invitation ids (lexical = creation order)
-//	P{s}:org:<org>:inv:st:<status>    ZSET   invitation ids by stored status
-//	P{s}:org:<org>:inv:pending        ZSET   pending invitation id → expiry (ms)
-//	P{s}:org:<org>:inv:email          HASH   address → its pending invitation id
-//	P{s}:org:<org>:inv:addr:<email>   SET    every invitation id for an address
-//	P{s}:inv:<inv>                    HASH   invitation fields
-//	P{s}:tok:<sha256(token)>          STRING invitation id; expires with the invitation
-//	P{s}:due                          ZSET   pending invitation id → expiry (ms), for the sweeper
-//	P{s}:purge                        ZSET   ended invitation id → purge time (ms)
-//	P{s}:outbox                       STREAM jobs (mail, index repair, cleanup)
-//	P{s}:outbox:delayed               ZSET   job JSON → due time (ms), retries with backoff
-//	P{s}:outbox:dead                  STREAM jobs that ran out of attempts
-//	P{s}:stats                        HASH   invitation events (created, rotated, accepted, ...) → count
+//	P{s}:org:<org>                    HASH   organization fields                     org delete (a pending
+//	                                                                                 registration's: its expiry)
+//	P{s}:org:<org>:members            HASH   identity id → member JSON               member removal, org delete
+//	P{s}:org:<org>:member_ids         ZSET   identity ids (lexical)                  member removal, org delete
+//	P{s}:org:<org>:owners             SET    identity ids with role owner            member removal, org delete
+//	P{s}:org:<org>:inv:ids            ZSET   invitation ids (creation order)         purge, org delete
+//	P{s}:org:<org>:inv:st:<status>    ZSET   invitation ids by stored status         status change, purge, org delete
+//	P{s}:org:<org>:inv:pending        ZSET   pending invitation id → expiry (ms)     invitation end, org delete
+//	P{s}:org:<org>:inv:email          HASH   address → its pending invitation id     invitation end, org delete
+//	P{s}:org:<org>:inv:addr:<email>   SET    every invitation id for an address      purge, org delete
+//	P{s}:inv:<inv>                    HASH   invitation fields                       purge: ended_at + invitations.retention
+//	                                                                                 (0: the next sweep)
+//	P{s}:tok:<sha256(token)>          STRING invitation id: the live link            TTL: the invitation's expiry; deleted
+//	                                                                                 on rotation, claim and end
+//	P{s}:tokinfo:<sha256(token)>      STRING invitation id: explains a dead link     two per invitation (newest link and
+//	                                                                                 the one it replaced): rotation, purge;
+//	                                                                                 TTL expiry + retention as a backstop
+//	P{s}:due                          ZSET   pending invitation id → expiry (ms)     invitation end
+//	P{s}:purge                        ZSET   ended invitation id → purge time (ms)   the sweeper
+//	P{s}:claims                       ZSET   invitation being accepted → deadline    finalize, release, the sweeper
+//	P{s}:outbox                       STREAM jobs (mail, index repair, cleanup)      XDEL on acknowledgement
+//	P{s}:outbox:delayed               ZSET   job JSON → due time (ms)                moved back to the stream when due
+//	P{s}:outbox:dead                  STREAM jobs that ran out of attempts           capped at ~10,000 entries
+//	P{s}:stats                        HASH   invitation events → count               fixed fields: bounded
 //
-//	P{a:<sha256(email)>}:pending      ZSET   org id → expiry (ms) of its pending invitation
-//	P{i:<identity>}:orgs              HASH   org id → role
+//	P{a:<sha256(email)>}:pending      ZSET   org id → expiry (ms) of its pending     invitation.sync jobs; expired
+//	                                         invitation                              entries dropped on every write
+//	P{a:<sha256(email)>}:pending:stamps HASH org id → last applied observation    TTL StampsTTL (a day)
+//	P{a:<sha256(email)>}:pending:register STRING sign-up cooldown of an address   TTL: the cooldown (a minute)
+//	P{i:<identity>}:orgs              HASH   org id → role                           member.sync jobs
+//	P{i:<identity>}:orgs:stamps       HASH   org id → last applied observation       TTL a day
+//	P{f:<sha256(flow id)>}:hook:<hook> HASH  a webhook call: body digest, answer,   TTL hooks.replay_window (2h)
+//	                                         the organization a sign-up created
 //
-// The last two are indexes across organizations. They are written by outbox
-// jobs after the atomic step, idempotently, so they converge even when a
-// process dies in between.
+// The {a:…} and {i:…} keys are indexes across organizations. They are
+// written by outbox jobs after the atomic step, idempotently, so they
+// converge even when a process dies in between. Every key above has an
+// owner that deletes it or a TTL; invites' TestBoundedStateOverCycles
+// checks that a thousand invitation and sign-up lifecycles leave the key
+// count and memory where they started.
 package redisx
 
 import (
