@@ -173,5 +173,3 @@ func TestTokenInfoIsBoundedPerInvitation(t *testing.T) {
 		t.Fatalf("token records outlived the purged invitation: %v", left)
 	}
 }
-
-
