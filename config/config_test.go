@@ -356,6 +356,8 @@ func TestValidate(t *testing.T) {
 		{"cluster without addrs", func(c *Config) { c.Redis.Mode = "cluster" }, "redis.addrs: required in cluster mode"},
 		{"key prefix with brace", func(c *Config) { c.Redis.KeyPrefix = "app{x}:" }, "redis.key_prefix:"},
 		{"no api keys", func(c *Config) { c.Admin.APIKeys = nil }, "admin.api_keys: at least one key"},
+		{"replay window too short", func(c *Config) { c.Hooks.ReplayWindow = time.Second }, "hooks.replay_window: must be between 1m and 168h"},
+		{"replay window too long", func(c *Config) { c.Hooks.ReplayWindow = 30 * 24 * time.Hour }, "hooks.replay_window: must be between 1m and 168h"},
 		{"short api key", func(c *Config) { c.Admin.APIKeys = []string{testAPIKey, "short"} }, "admin.api_keys[1]: must be at least 16"},
 		{"resend without key", func(c *Config) { c.Mail.Sender = "resend" }, "mail.resend.api_key: required when mail.sender is resend"},
 		{"resend with bad base url", func(c *Config) {

@@ -157,3 +157,17 @@ func TestArgsPrefixMatchesGoKeys(t *testing.T) {
 		}
 	}
 }
+
+// A webhook record's hash tag comes from a digest of the flow id: braces
+// in a body cannot pick the slot, and each flow has its own.
+func TestHookCallKey(t *testing.T) {
+	t.Parallel()
+	k := Keyspace{Prefix: "kratos-orgs:"}
+	a, b := k.HookCall("registration.post", "flow-a"), k.HookCall("registration.post", "x}{evil")
+	if tag := hashTag(b); len(tag) != 2+32 || strings.Contains(tag, "evil") {
+		t.Fatalf("hash tag of %q = %q", b, tag)
+	}
+	if hashTag(a) == hashTag(b) || a == k.HookCall("verification.after", "flow-a") || hashTag(a) != hashTag(k.HookCall("verification.after", "flow-a")) {
+		t.Fatalf("keys %q, %q: one tag per flow, one key per hook", a, b)
+	}
+}

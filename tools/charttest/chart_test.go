@@ -125,8 +125,10 @@ func TestFullValuesRenderEveryOptionalObject(t *testing.T) {
 	}
 	np := objs.networkPolicies[0]
 	admin := np.Spec.Ingress[0]
-	// 1 namespaced Kratos peer + the helm test pod + 2 extra peers.
-	if len(admin.From) != 4 || admin.From[0].NamespaceSelector == nil || admin.From[0].PodSelector == nil {
+	// 1 namespaced Kratos peer + the helm test pod + 2 operators + 2 extra peers.
+	if len(admin.From) != 6 || admin.From[0].NamespaceSelector == nil || admin.From[0].PodSelector == nil ||
+		admin.From[2].NamespaceSelector == nil || admin.From[2].PodSelector == nil ||
+		admin.From[3].NamespaceSelector != nil || admin.From[3].PodSelector.MatchLabels["app"] != "orgs-admin-cli" {
 		t.Errorf("admin rule peers = %+v", admin.From)
 	}
 	if pub := np.Spec.Ingress[1]; len(pub.From) != 1 {
@@ -722,6 +724,10 @@ func TestSchema(t *testing.T) {
 		{"HPA max 0", set("autoscaling.maxReplicas", 0)},
 		{"pdb as a word", set("pdb.spec.maxUnavailable", "one")},
 		{"ServiceMonitor scheme", set("serviceMonitor.scheme", "ftp")},
+		{"operator without a selector", set("networkPolicy.admin.operators", []any{map[string]any{}})},
+		{"operator selecting every namespace", set("networkPolicy.admin.operators", []any{map[string]any{"namespaceSelector": map[string]any{}}})},
+		{"operator with empty labels", set("networkPolicy.admin.operators", []any{map[string]any{"podSelector": map[string]any{"matchLabels": map[string]any{}}}})},
+		{"operator with an unknown field", set("networkPolicy.admin.operators", []any{map[string]any{"ipBlock": map[string]any{"cidr": "0.0.0.0/0"}}})},
 	}
 	for _, tc := range bad {
 		t.Run("rejects "+tc.name, func(t *testing.T) {
@@ -1511,4 +1517,53 @@ func allMeta(o *objects) []metav1.ObjectMeta {
 		named = append(named, m)
 	}
 	return named
+}
+
+// The NetworkPolicy is on with the chart's defaults: the admin listener
+// (operator API, Kratos webhooks, metrics) admits Kratos' pods and the
+// release's `helm test` pod, nothing else, until operators are listed.
+func TestNetworkPolicyIsOnByDefault(t *testing.T) {
+	for _, vf := range valuesFiles[:2] { // default and minimal: neither mentions networkPolicy
+		t.Run(vf.name, func(t *testing.T) {
+			objs, rel := renderObjects(t, readValues(t, vf.file), renderOpts{})
+			if len(objs.networkPolicies) != 1 {
+				t.Fatalf("%d NetworkPolicies with %s values, want 1", len(objs.networkPolicies), vf.name)
+			}
+			admin := objs.networkPolicies[0].Spec.Ingress[0]
+			if len(admin.From) != 2 {
+				t.Fatalf("admin peers = %s, want Kratos' pods and the test pod", mustJSON(admin.From))
+			}
+			kratos, test := admin.From[0], admin.From[1]
+			if kratos.NamespaceSelector != nil || kratos.PodSelector.MatchLabels["app.kubernetes.io/name"] != "kratos" {
+				t.Errorf("first admin peer = %s, want Kratos' pods of the release's namespace", mustJSON(kratos))
+			}
+			if test.NamespaceSelector != nil || test.PodSelector.MatchLabels["app.kubernetes.io/component"] != "test" {
+				t.Errorf("second admin peer = %s, want the helm test pod", mustJSON(test))
+			}
+			if !strings.Contains(rel.Info.Notes, "networkPolicy.admin.operators") {
+				t.Errorf("NOTES.txt should say how to admit operators; got:\n%s", rel.Info.Notes)
+			}
+		})
+	}
+	t.Run("operators", func(t *testing.T) {
+		vals := merge(readValues(t, "ci/minimal-values.yaml"), set("networkPolicy.admin.operators", []any{
+			map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "ops"}}},
+			map[string]any{"podSelector": map[string]any{"matchLabels": map[string]any{"app": "backend"}}},
+		}))
+		objs, rel := renderObjects(t, vals, renderOpts{})
+		from := objs.networkPolicies[0].Spec.Ingress[0].From
+		if len(from) != 4 || from[2].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "ops" || from[2].PodSelector != nil ||
+			from[3].PodSelector.MatchLabels["app"] != "backend" || from[3].NamespaceSelector != nil {
+			t.Fatalf("admin peers = %s", mustJSON(from))
+		}
+		if strings.Contains(rel.Info.Notes, "networkPolicy.admin.operators") {
+			t.Errorf("NOTES.txt still asks for operators although they are listed")
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		objs, _ := renderObjects(t, merge(readValues(t, "ci/minimal-values.yaml"), set("networkPolicy.enabled", false)), renderOpts{})
+		if len(objs.networkPolicies) != 0 {
+			t.Fatal("networkPolicy.enabled=false still renders a NetworkPolicy")
+		}
+	})
 }
