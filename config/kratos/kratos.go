@@ -164,7 +164,7 @@ func (d *templateData) secrets() error {
 		d.CipherSecret = randomSecret()
 	}
 	if len(d.CookieSecret) < 16 || len(d.CipherSecret) != 32 {
-		return errors.New("Kratos' cookie secret must be 16+ characters and its cipher secret exactly 32")
+		return errors.New("the Kratos cookie secret must be 16+ characters and the cipher secret exactly 32")
 	}
 	return nil
 }
