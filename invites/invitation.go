@@ -36,6 +36,16 @@ const (
 	DeliverySkipped = "skipped" // send_email was false: the caller delivers the link
 )
 
+// Reasons of a failed delivery.
+const (
+	// ReasonExpiredRetryWindow: the mail was not sent within RetryWindow of
+	// its first attempt; resending issues a new link and a new key.
+	ReasonExpiredRetryWindow = "expired_retry_window"
+	ReasonRejected           = "rejected"     // the provider refused it (4xx, quota)
+	ReasonMaxAttempts        = "max_attempts" // outbox.max_attempts temporary failures
+	ReasonError              = "error"        // anything else (a template that does not render)
+)
+
 // Invitation is a pending or ended invitation to join an organization.
 type Invitation struct {
 	ID             string         `json:"id"`
@@ -79,9 +89,12 @@ type Inviter struct {
 
 // Delivery is the state of the latest invitation mail.
 type Delivery struct {
-	Status    string     `json:"status"`
-	Attempts  int        `json:"attempts"`
-	LastError string     `json:"last_error,omitempty"`
+	Status    string `json:"status"`
+	Attempts  int    `json:"attempts"`
+	LastError string `json:"last_error,omitempty"`
+	// Reason says why a delivery failed (status failed only):
+	// expired_retry_window, rejected, max_attempts or error.
+	Reason    string     `json:"reason,omitempty"`
 	MessageID string     `json:"message_id,omitempty"`
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 }
@@ -133,5 +146,8 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 		UpdatedAt: optTime(h["delivery_at"]),
 	}
 	inv.Delivery.Attempts, _ = strconv.Atoi(h["delivery_attempts"])
+	if inv.Delivery.Status == DeliveryFailed {
+		inv.Delivery.Reason = h["delivery_reason"]
+	}
 	return inv
 }

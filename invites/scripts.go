@@ -114,11 +114,11 @@ return {'ok', flat(ik)}
 // deliveryScript records the outcome of a mail, unless the token was
 // rotated since (a newer mail is under way and owns the status).
 // KEYS: invitation hash. ARGV[4..]: token version, status, attempts,
-// error, message id.
+// error, message id, failure reason.
 var deliveryScript = redisx.NewScript(`
 if redis.call('HGET', KEYS[1], 'token_version') ~= ARGV[4] then return {'stale'} end
 redis.call('HSET', KEYS[1], 'delivery', ARGV[5], 'delivery_attempts', ARGV[6], 'delivery_error', ARGV[7],
-  'delivery_id', ARGV[8], 'delivery_at', NOW)
+  'delivery_id', ARGV[8], 'delivery_reason', ARGV[9], 'delivery_at', NOW)
 return {'ok'}
 `)
 

@@ -208,7 +208,7 @@ func (s *Store) Rotate(ctx context.Context, id string, r Rotation) (Invitation, 
 // when the token has been rotated since.
 func (s *Store) SetDelivery(ctx context.Context, id string, version int, d Delivery) (bool, error) {
 	rep, err := deliveryScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.ks.Args(redisx.ShardOf(id), s.now(), s.retention,
-		version, d.Status, d.Attempts, d.LastError, d.MessageID)...)
+		version, d.Status, d.Attempts, d.LastError, d.MessageID, d.Reason)...)
 	if err != nil {
 		return false, storeErr(err)
 	}
