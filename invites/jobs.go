@@ -133,7 +133,7 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 		Organization: templates.Organization{ID: inv.OrganizationID, Slug: org["slug"], Name: org["name"]},
 		Invitee:      templates.Invitee{Email: inv.Email, Existing: inv.ExistingIdentity},
 		Role:         inv.Role,
-		AcceptURL:    m.svc.cfg.AcceptURL + token,
+		AcceptURL:    m.svc.linkURL(inv, token),
 		ExpiresAt:    inv.ExpiresAt,
 		Context:      inv.Context,
 	}

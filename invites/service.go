@@ -38,6 +38,7 @@ type Config struct {
 	MaxTTL               time.Duration
 	RemindInterval       time.Duration
 	AcceptURL            string // public base URL + accept path; the token is appended
+	ActivateURL          string // public base URL + registration.activate_path (activation mails); "" = AcceptURL
 	AllowedRedirectHosts []string
 	Roles                orgs.Roles
 	EmailTrait           string // dotted path of the email trait
@@ -286,6 +287,16 @@ func (s *Service) rotate(ctx context.Context, id string, r Rotation, template st
 		inv.AcceptURL = s.cfg.AcceptURL + token
 	}
 	return inv, nil
+}
+
+// linkURL is the link of an invitation's token: registrations' activation
+// mails link to registration.activate_path, everything else to the accept
+// path. Both paths accept both kinds of token.
+func (s *Service) linkURL(inv Invitation, token string) string {
+	if inv.kind == "registration" && s.cfg.ActivateURL != "" {
+		return s.cfg.ActivateURL + token
+	}
+	return s.cfg.AcceptURL + token
 }
 
 // sealContext separates sealed invitation tokens from anything else sealed
