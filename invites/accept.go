@@ -206,6 +206,9 @@ func (a *Acceptor) AcceptNew(ctx context.Context, token string, link Link, s *id
 	if !link.Invitation.identityCreated {
 		return Handoff{}, apperr.New(apperr.Forbidden, "existing_account", "this invitation is for an existing account: log in to accept it")
 	}
+	if err := a.svc.CheckGrant(ctx, link.Invitation); err != nil {
+		return Handoff{}, err
+	}
 	traits, err := a.CheckForm(ctx, link.Invitation, f)
 	if err != nil {
 		return Handoff{}, err
@@ -310,6 +313,9 @@ func (a *Acceptor) Join(ctx context.Context, token string, link Link, s *identit
 	if err := CheckSession(link.Invitation, s); err != nil {
 		return Handoff{}, err
 	}
+	if err := a.svc.CheckGrant(ctx, link.Invitation); err != nil {
+		return Handoff{}, err
+	}
 	inv, err := a.svc.store.Claim(ctx, token, a.cfg.ClaimTimeout)
 	if err != nil {
 		return Handoff{}, err
@@ -328,6 +334,11 @@ func (a *Acceptor) Join(ctx context.Context, token string, link Link, s *identit
 // Whoami exposes the session lookup to the pages.
 func (a *Acceptor) Whoami(ctx context.Context, cookie, token string) (*identity.Session, error) {
 	return a.accounts.Whoami(ctx, cookie, token)
+}
+
+// CheckGrant exposes Service.CheckGrant to the pages.
+func (a *Acceptor) CheckGrant(ctx context.Context, inv Invitation) error {
+	return a.svc.CheckGrant(ctx, inv)
 }
 
 // LogoutURL exposes Kratos' browser logout flow to the pages.

@@ -79,6 +79,7 @@ type Invitation struct {
 	tokenHash       string
 	tokenVersion    int
 	ttl             time.Duration
+	grantedBy       string // the member who issued it through the org admins' API
 }
 
 // Inviter is who sent the invitation.
@@ -117,7 +118,7 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 		CreatedAt: redisx.MsTime(h["created_at"]), UpdatedAt: redisx.MsTime(h["updated_at"]),
 		ExpiresAt: redisx.MsTime(h["expires_at"]), AcceptedBy: h["accepted_by"],
 		EndedAt: optTime(h["ended_at"]), RemindedAt: optTime(h["reminded_at"]),
-		tokenHash: h["token_hash"], kind: h["kind"],
+		tokenHash: h["token_hash"], kind: h["kind"], grantedBy: h["granted_by"],
 	}
 	inv.tokenVersion, _ = strconv.Atoi(h["token_version"])
 	if ms, err := strconv.ParseInt(h["ttl_ms"], 10, 64); err == nil {

@@ -100,6 +100,10 @@ func (p *Pages) failure(c *gin.Context, err error) {
 		p.message(c, http.StatusRequestEntityTooLarge, "This form is too large", []string{"Shorten what you entered and try again."}, "", "")
 	case "organization_deleted":
 		p.message(c, http.StatusGone, "This organization no longer exists", []string{"The organization was deleted before the invitation was accepted."}, "", "")
+	case "invitation_grant_lapsed":
+		p.message(c, http.StatusForbidden, "This invitation needs to be confirmed",
+			[]string{"The person who invited you no longer has a role that may grant the " + apperr.DetailString(err, "role") + " role.",
+				"The invitation is still open: ask an owner of the organization to send it again, then use the new link."}, "", "")
 	case "existing_account":
 		p.message(c, http.StatusForbidden, "Sign in to accept", []string{err.(*apperr.Error).Message}, "", "")
 	default:
@@ -173,6 +177,10 @@ func (p *Pages) show(c *gin.Context) {
 	}
 	newPerson, s, ok := p.visitor(c, link)
 	if !ok {
+		return
+	}
+	if err := p.acc.CheckGrant(c.Request.Context(), link.Invitation); err != nil {
+		p.failure(c, err) // said before the form is filled, not after
 		return
 	}
 	if newPerson {

@@ -53,6 +53,25 @@ func (r Roles) Check(role string) error {
 	return nil
 }
 
+// Ceiling enforces that nobody grants, or acts on, a role above their own
+// (role_ceiling, 403).
+func (r Roles) Ceiling(callerRole, role string) error {
+	if !r.AtLeast(callerRole, role) {
+		return apperr.New(apperr.Forbidden, "role_ceiling", "you cannot grant or change the %s role: it is above yours", role).
+			WithDetails("role", role, "your_role", callerRole)
+	}
+	return nil
+}
+
+// Within lists the roles a caller may grant: their own and those below it.
+func (r Roles) Within(callerRole string) []string {
+	i := slices.Index(r, callerRole)
+	if i < 0 {
+		return nil
+	}
+	return append([]string(nil), r[i:]...)
+}
+
 // AtLeast reports whether role is as privileged as min or more.
 func (r Roles) AtLeast(role, min string) bool {
 	i, j := slices.Index(r, role), slices.Index(r, min)
