@@ -31,3 +31,21 @@ func TestActivationMailLinksToTheActivatePath(t *testing.T) {
 		}
 	}
 }
+
+// A cursor that no listing returned is 400 invalid_cursor, not an empty
+// or shifted page (issue 9 §7).
+func TestUndecodableCursorIsRefused(t *testing.T) {
+	h := newHarness(t)
+	h.mustInvite("a@example.com")
+	for _, cursor := range []string{"garbage", "org_" + strings.Repeat("A", 26), h.org.ID, "inv_short"} {
+		_, err := h.svc.List(h.ctx, h.org.ID, Filter{Status: "all", Cursor: cursor, Limit: 10})
+		mustCode(t, err, "invalid_cursor")
+	}
+	page, err := h.svc.List(h.ctx, h.org.ID, Filter{Status: "all", Limit: 10})
+	if err != nil || page.Total != 1 {
+		t.Fatalf("%+v %v", page, err)
+	}
+	if _, err := h.svc.List(h.ctx, h.org.ID, Filter{Status: "all", Cursor: page.Items[0].ID, Limit: 10}); err != nil {
+		t.Fatalf("a listed id as cursor: %v", err)
+	}
+}

@@ -241,6 +241,9 @@ func (s *Store) List(ctx context.Context, org string, f Filter) (orgs.Page[Invit
 	if _, ok := redisx.ParseID("org", org); !ok {
 		return page, apperr.NotFoundf("organization_not_found", "no organization %q", org)
 	}
+	if err := orgs.CheckCursor(f.Cursor, orgs.IsID("inv")); err != nil {
+		return page, err
+	}
 	start := "-"
 	if f.Cursor != "" {
 		start = "(" + f.Cursor

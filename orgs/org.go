@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
 )
 
 // Organization states. A registration creates a pending organization that
@@ -83,4 +84,21 @@ type Page[T any] struct {
 	Items      []T    `json:"items"`
 	NextCursor string `json:"next_cursor,omitempty"`
 	Total      int64  `json:"total"`
+}
+
+// CheckCursor refuses a listing cursor that this listing cannot have
+// returned (valid says what its next_cursor values look like): 400
+// invalid_cursor, as the OpenAPI document says, rather than a page that
+// silently starts somewhere else.
+func CheckCursor(cursor string, valid func(string) bool) error {
+	if cursor == "" || valid(cursor) {
+		return nil
+	}
+	return apperr.Invalidf("invalid_cursor", "the cursor is not one this listing returned; start again without it").
+		WithDetails("field", "cursor")
+}
+
+// IsID returns a CheckCursor test for ids of a kind (org, inv).
+func IsID(kind string) func(string) bool {
+	return func(s string) bool { _, ok := redisx.ParseID(kind, s); return ok }
 }
