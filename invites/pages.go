@@ -56,10 +56,6 @@ func (p *Pages) Register(r gin.IRouter) {
 func (p *Pages) linkRoutes(r gin.IRouter, path string) {
 	r.GET(path+"*token", p.show)
 	r.POST(path+"*token", p.submit)
-	if bare := strings.TrimSuffix(path, "/"); bare != "" && bare != path {
-		r.GET(bare, p.show)
-		r.POST(bare, p.submit)
-	}
 }
 
 // linkToken is the token of a link path: what follows the configured
