@@ -27,6 +27,7 @@ const (
 	UnsupportedMedia             // wrong Content-Type
 	RateLimited                  // slow down; RetryAfter says for how long
 	Unavailable                  // a dependency (Redis, Kratos) is down; retry later
+	Unprocessable                // well-formed, but refers to something that does not exist (422)
 )
 
 // Error is a domain error with a stable code and an optional detail map.
@@ -103,4 +104,13 @@ func CodeOf(err error) string {
 		return e.Code
 	}
 	return "internal"
+}
+
+// DetailString returns a string detail of a domain error ("" if absent).
+func DetailString(err error, key string) string {
+	if e, ok := As(err); ok {
+		s, _ := e.Details[key].(string)
+		return s
+	}
+	return ""
 }

@@ -195,7 +195,8 @@ func TestExistingPersonWithoutSession(t *testing.T) {
 	st.proveMember(org, id, "member")
 }
 
-// Signed in as somebody else: the page refuses, naming no invited address.
+// Signed in as somebody else: the page refuses and says who is signed in
+// and for whom the invitation is (issue 9 §1), with a way to sign out.
 func TestWrongAccount(t *testing.T) {
 	st := startStack(t, "kratos_settings")
 	org := st.org("Wrong Door")
@@ -209,11 +210,11 @@ func TestWrongAccount(t *testing.T) {
 	b.WaitURL(`/welcome$`)
 	b.Do(chromedp.Navigate(st.link(1)), chromedp.WaitVisible(chromedp.CSS("h1")))
 	b.Shot("wrong-account")
-	if h := b.Text("h1"); h != "This invitation was sent to another address" {
+	if h := b.Text("h1"); h != "This invitation is for someone else" {
 		t.Fatalf("heading %q", h)
 	}
-	if strings.Contains(b.HTML(), "invited@example.com") {
-		t.Fatal("the page revealed the invited address")
+	if text := b.Text("main"); !strings.Contains(text, "You are signed in as intruder@example.com; this invitation is for invited@example.com.") {
+		t.Fatalf("page: %s", text)
 	}
 	if page, _ := st.srv.Orgs.Store().Members(context.Background(), org.ID, "", 10); page.Total != 0 {
 		t.Fatal("the wrong account became a member")

@@ -33,8 +33,14 @@ func DecodeJSON(c *gin.Context, dst any) error {
 		}
 		return apperr.Invalidf("invalid_body", "could not read the request body")
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		return apperr.Invalidf("invalid_json", "the request body is empty; expected a JSON object")
+	}
+	if bytes.Equal(trimmed, []byte("null")) {
+		// Decoding null into a struct succeeds and leaves every default:
+		// an action nobody asked for.
+		return apperr.Invalidf("invalid_json", "the request body must be a JSON object, not null")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -51,7 +57,10 @@ func DecodeJSON(c *gin.Context, dst any) error {
 	return nil
 }
 
-// DecodeOptionalJSON is DecodeJSON for endpoints whose body may be absent.
+// DecodeOptionalJSON is DecodeJSON for endpoints whose body may be absent:
+// no body at all (no Content-Type, Content-Length 0) means the defaults; a
+// body that is there must be a JSON object, so an empty JSON body or null
+// is 400, never an action with defaults.
 func DecodeOptionalJSON(c *gin.Context, dst any) error {
 	if c.Request.ContentLength == 0 && c.GetHeader("Content-Type") == "" {
 		return nil

@@ -183,6 +183,8 @@ func TestDecodeJSON(t *testing.T) {
 		{name: "fraction for int", contentType: js, body: `{"count":1.5}`, wantCode: "invalid_field", wantStatus: 400, wantField: "count"},
 		{name: "array for object", contentType: js, body: `[1,2]`, wantCode: "invalid_json", wantStatus: 400, wantInMsg: "JSON object"},
 		{name: "string for object", contentType: js, body: `"acme"`, wantCode: "invalid_json", wantStatus: 400},
+		{name: "null", contentType: js, body: `null`, wantCode: "invalid_json", wantStatus: 400, wantInMsg: "not null"},
+		{name: "null with spaces", contentType: js, body: " null\n", wantCode: "invalid_json", wantStatus: 400, wantInMsg: "not null"},
 		{name: "two objects", contentType: js, body: `{"name":"a"}{"name":"b"}`, wantCode: "invalid_json", wantStatus: 400, wantInMsg: "exactly one"},
 		{name: "object then number", contentType: js, body: `{"name":"a"} 1`, wantCode: "invalid_json", wantStatus: 400},
 		{name: "object then garbage", contentType: js, body: `{"name":"a"}]`, wantCode: "invalid_json", wantStatus: 400},
@@ -247,6 +249,15 @@ func TestDecodeOptionalJSON(t *testing.T) {
 	c, _ = testContext("text/plain", strings.NewReader(`x`))
 	if err := DecodeOptionalJSON(c, &p); apperr.CodeOf(err) != "unsupported_media_type" {
 		t.Errorf("body with a wrong type: %v", err)
+	}
+	// A body that is there is a JSON object: null and an empty JSON body
+	// are 400, not the defaults (issue 9 §7).
+	for _, body := range []string{"null", "", " "} {
+		c, _ = testContext("application/json", strings.NewReader(body))
+		p = payload{Name: "kept"}
+		if err := DecodeOptionalJSON(c, &p); apperr.CodeOf(err) != "invalid_json" || p.Name != "kept" {
+			t.Errorf("body %q: %v, %+v", body, err, p)
+		}
 	}
 }
 

@@ -117,6 +117,24 @@ func (k *Kratos) Whoami(ctx context.Context, cookie, sessionToken string) (*Sess
 	return out, nil
 }
 
+// LogoutURL starts Kratos' browser logout flow for the session a cookie
+// header carries and returns the URL that ends it and then sends the
+// browser to returnTo (which must be one of Kratos' allowed return URLs).
+// It returns "" when the cookie carries no session.
+func (k *Kratos) LogoutURL(ctx context.Context, cookie, returnTo string) (string, error) {
+	if cookie == "" {
+		return "", nil
+	}
+	flow, resp, err := k.public.FrontendAPI.CreateBrowserLogoutFlow(ctx).Cookie(cookie).ReturnTo(returnTo).Execute()
+	if resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+		return "", nil
+	}
+	if err != nil {
+		return "", kratosErr("create logout flow", resp, err)
+	}
+	return flow.LogoutUrl, nil
+}
+
 // Schema returns the identity schema kratos-orgs creates identities with.
 func (k *Kratos) Schema(ctx context.Context) (map[string]any, error) {
 	schema, resp, err := k.api.IdentityAPI.GetIdentitySchema(ctx, k.cfg.SchemaID).Execute()

@@ -20,6 +20,9 @@ type Accounts interface {
 	Activate(ctx context.Context, id string, a identity.Activation) (*identity.Identity, error)
 	RecoveryLink(ctx context.Context, id, returnTo string, expiresIn time.Duration) (string, error)
 	Whoami(ctx context.Context, cookie, sessionToken string) (*identity.Session, error)
+	// LogoutURL is Kratos' browser logout URL for a cookie's session,
+	// returning to returnTo; "" when there is no session.
+	LogoutURL(ctx context.Context, cookie, returnTo string) (string, error)
 }
 
 // TraitChecker validates traits against the identity schema.
@@ -189,12 +192,22 @@ func checkPassword(p, p2, email string, min int) string {
 //
 // link is the token's lookup, which the caller has made already; the claim
 // checks again, atomically.
-func (a *Acceptor) AcceptNew(ctx context.Context, token string, link Link, f Form) (Handoff, error) {
+//
+// s is the visitor's Kratos session, nil when there is none: a session of
+// anyone else refuses the acceptance (CheckVisitor), since handing the
+// browser to the invitee would silently replace it.
+func (a *Acceptor) AcceptNew(ctx context.Context, token string, link Link, s *identity.Session, f Form) (Handoff, error) {
 	if !link.Live {
 		return Handoff{}, errLinkUsed()
 	}
+	if err := CheckVisitor(link.Invitation, true, s); err != nil {
+		return Handoff{}, err
+	}
 	if !link.Invitation.identityCreated {
 		return Handoff{}, apperr.New(apperr.Forbidden, "existing_account", "this invitation is for an existing account: log in to accept it")
+	}
+	if err := a.svc.CheckGrant(ctx, link.Invitation); err != nil {
+		return Handoff{}, err
 	}
 	traits, err := a.CheckForm(ctx, link.Invitation, f)
 	if err != nil {
@@ -250,6 +263,34 @@ var ErrWrongAccount = apperr.New(apperr.Forbidden, "wrong_account", "this invita
 // ErrUnverified means the session has the address but has not verified it.
 var ErrUnverified = apperr.New(apperr.Forbidden, "address_unverified", "verify your email address first")
 
+// ErrNoSession means the invitation is for an existing account and the
+// visitor must sign in first.
+var ErrNoSession = apperr.New(apperr.Unauthorized, "no_session", "sign in to accept this invitation")
+
+// CheckVisitor is the session rule of the invitation and activation pages,
+// applied on every GET and POST: whenever a Kratos session is present and
+// its identity is not the invitation's, nothing is accepted and no session
+// is switched (ErrWrongAccount); the invitation stays pending.
+//
+//   - A person new to Kratos (newPerson) accepts without a session; any
+//     session but the invited identity's is another person's.
+//   - An invitation to an existing account needs that account's session
+//     (ErrNoSession without one), recognised by the invited address,
+//     verified (CheckSession).
+func CheckVisitor(inv Invitation, newPerson bool, s *identity.Session) error {
+	switch {
+	case s == nil && newPerson:
+		return nil
+	case s == nil:
+		return ErrNoSession
+	case newPerson && (s.Identity == nil || s.Identity.ID != inv.IdentityID):
+		return ErrWrongAccount
+	case newPerson:
+		return nil
+	}
+	return CheckSession(inv, s)
+}
+
 // CheckSession says whether a session may accept an invitation: its
 // identity must have the invited address, verified.
 func CheckSession(inv Invitation, s *identity.Session) error {
@@ -272,6 +313,9 @@ func (a *Acceptor) Join(ctx context.Context, token string, link Link, s *identit
 	if err := CheckSession(link.Invitation, s); err != nil {
 		return Handoff{}, err
 	}
+	if err := a.svc.CheckGrant(ctx, link.Invitation); err != nil {
+		return Handoff{}, err
+	}
 	inv, err := a.svc.store.Claim(ctx, token, a.cfg.ClaimTimeout)
 	if err != nil {
 		return Handoff{}, err
@@ -290,6 +334,16 @@ func (a *Acceptor) Join(ctx context.Context, token string, link Link, s *identit
 // Whoami exposes the session lookup to the pages.
 func (a *Acceptor) Whoami(ctx context.Context, cookie, token string) (*identity.Session, error) {
 	return a.accounts.Whoami(ctx, cookie, token)
+}
+
+// CheckGrant exposes Service.CheckGrant to the pages.
+func (a *Acceptor) CheckGrant(ctx context.Context, inv Invitation) error {
+	return a.svc.CheckGrant(ctx, inv)
+}
+
+// LogoutURL exposes Kratos' browser logout flow to the pages.
+func (a *Acceptor) LogoutURL(ctx context.Context, cookie, returnTo string) (string, error) {
+	return a.accounts.LogoutURL(ctx, cookie, returnTo)
 }
 
 // Lookup resolves a link for the pages.

@@ -67,12 +67,29 @@ return {'ok', flat(KEYS[1]), already, flat(ok)}
 // acceptAddressScript turns the pending invitation of an organization for
 // an address into a membership, without a token: Kratos has shown the
 // address verified. An invitation being accepted on a page is left alone.
-// KEYS: org hash. ARGV[4..]: email, identity id.
+// An invitation a member issued whose grant has lapsed (the member left or
+// holds a role below the invitation's) is left pending too.
+// KEYS: org hash. ARGV[4..]: email, identity id, roles (most privileged
+// first, comma-separated).
 var acceptAddressScript = redisx.NewScript(`
 local ok = KEYS[1]
 local id = redis.call('HGET', ok .. ':inv:email', ARGV[4])
 if not id or current_status(id) ~= 'pending' then return {'none'} end
-local f = redis.call('HMGET', k_inv(id), 'org', 'role', 'kind')
+local f = redis.call('HMGET', k_inv(id), 'org', 'role', 'kind', 'granted_by')
+if f[4] and f[4] ~= '' then
+  local function rank(role)
+    local i = 0
+    for r in string.gmatch(ARGV[6], '[^,]+') do
+      i = i + 1
+      if r == role then return i end
+    end
+    return nil
+  end
+  local raw = redis.call('HGET', ok .. ':members', f[4])
+  local held = raw and rank(cjson.decode(raw).role)
+  local needed = rank(f[2])
+  if not held or not needed or held > needed then return {'grant_lapsed', id} end
+end
 local already = redis.call('HEXISTS', ok .. ':members', ARGV[5])
 end_invitation(id, 'accepted', ARGV[5])
 if already == 0 then put_member(f[1], ARGV[5], f[2], ARGV[4], NOW) end

@@ -30,7 +30,7 @@ func acceptNew(h *harness, acc *Acceptor, token string, f Form) (Handoff, error)
 	if err != nil {
 		return Handoff{}, err
 	}
-	return acc.AcceptNew(h.ctx, token, link, f)
+	return acc.AcceptNew(h.ctx, token, link, nil, f)
 }
 
 func tokenOf(t *testing.T, inv Invitation) string {

@@ -53,20 +53,9 @@ func (h *APIHandlers) invite(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if req.Role == "" {
-		req.Role = "member"
-	}
-	if err := h.svc.cfg.Roles.Check(req.Role); err != nil {
-		return err
-	}
-	if err := h.orgs.CheckCeiling(me.Role, req.Role); err != nil {
-		return err
-	}
 	who := httpx.CallerOf(c)
-	inv, created, err := h.svc.Invite(c.Request.Context(), o.ID, InviteRequest{
-		Email: req.Email, Role: req.Role, Context: req.Context, TTL: req.TTL, RedirectTo: req.RedirectTo,
-		Inviter: &Inviter{ID: who.IdentityID, Name: who.Name},
-	})
+	inv, created, err := h.svc.InviteAs(c.Request.Context(), o.ID, Actor{IdentityID: who.IdentityID, Name: who.Name, Role: me.Role},
+		InviteRequest{Email: req.Email, Role: req.Role, Context: req.Context, TTL: req.TTL, RedirectTo: req.RedirectTo})
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,16 @@ const (
 	DeliverySkipped = "skipped" // send_email was false: the caller delivers the link
 )
 
+// Reasons of a failed delivery.
+const (
+	// ReasonExpiredRetryWindow: the mail was not sent within RetryWindow of
+	// its first attempt; resending issues a new link and a new key.
+	ReasonExpiredRetryWindow = "expired_retry_window"
+	ReasonRejected           = "rejected"     // the provider refused it (4xx, quota)
+	ReasonMaxAttempts        = "max_attempts" // outbox.max_attempts temporary failures
+	ReasonError              = "error"        // anything else (a template that does not render)
+)
+
 // Invitation is a pending or ended invitation to join an organization.
 type Invitation struct {
 	ID             string         `json:"id"`
@@ -69,6 +79,7 @@ type Invitation struct {
 	tokenHash       string
 	tokenVersion    int
 	ttl             time.Duration
+	grantedBy       string // the member who issued it through the org admins' API
 }
 
 // Inviter is who sent the invitation.
@@ -79,9 +90,12 @@ type Inviter struct {
 
 // Delivery is the state of the latest invitation mail.
 type Delivery struct {
-	Status    string     `json:"status"`
-	Attempts  int        `json:"attempts"`
-	LastError string     `json:"last_error,omitempty"`
+	Status    string `json:"status"`
+	Attempts  int    `json:"attempts"`
+	LastError string `json:"last_error,omitempty"`
+	// Reason says why a delivery failed (status failed only):
+	// expired_retry_window, rejected, max_attempts or error.
+	Reason    string     `json:"reason,omitempty"`
 	MessageID string     `json:"message_id,omitempty"`
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 }
@@ -104,7 +118,7 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 		CreatedAt: redisx.MsTime(h["created_at"]), UpdatedAt: redisx.MsTime(h["updated_at"]),
 		ExpiresAt: redisx.MsTime(h["expires_at"]), AcceptedBy: h["accepted_by"],
 		EndedAt: optTime(h["ended_at"]), RemindedAt: optTime(h["reminded_at"]),
-		tokenHash: h["token_hash"], kind: h["kind"],
+		tokenHash: h["token_hash"], kind: h["kind"], grantedBy: h["granted_by"],
 	}
 	inv.tokenVersion, _ = strconv.Atoi(h["token_version"])
 	if ms, err := strconv.ParseInt(h["ttl_ms"], 10, 64); err == nil {
@@ -133,5 +147,8 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 		UpdatedAt: optTime(h["delivery_at"]),
 	}
 	inv.Delivery.Attempts, _ = strconv.Atoi(h["delivery_attempts"])
+	if inv.Delivery.Status == DeliveryFailed {
+		inv.Delivery.Reason = h["delivery_reason"]
+	}
 	return inv
 }

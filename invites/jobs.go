@@ -53,6 +53,22 @@ func (m *Mailer) Register(w *outbox.Worker, idx *AddressIndex) {
 	w.Handle("invitation.sync", idx.Handle, nil)
 }
 
+// RetryWindow bounds how long after its first attempt a mail job may still
+// be sent. Resend remembers an Idempotency-Key for 24 hours; a retry after
+// that could deliver the same mail twice. The hour of margin covers a
+// worker that died mid-send and the reclaim of its job (outbox.claim_after).
+const RetryWindow = 23 * time.Hour
+
+// errRetryWindow is why a mail job past RetryWindow is given up.
+var errRetryWindow = errors.New(ReasonExpiredRetryWindow + ": not sent within " + RetryWindow.String() +
+	" of its first attempt (the provider's idempotency window); resend the invitation for a new link")
+
+// pastWindow reports whether a job may no longer be sent under its key.
+func (m *Mailer) pastWindow(job outbox.Job) bool {
+	first := job.FirstAttempt()
+	return !first.IsZero() && m.svc.now().Sub(first) > RetryWindow
+}
+
 // Notice mails a person who already has an account and asked to register
 // an organization: log in and create it from there. No link is issued.
 func (m *Mailer) Notice(ctx context.Context, job outbox.Job) error {
@@ -63,6 +79,10 @@ func (m *Mailer) Notice(ctx context.Context, job outbox.Job) error {
 	})
 	if err != nil {
 		return outbox.Permanent(err)
+	}
+	if m.pastWindow(job) {
+		m.observe("failed", errRetryWindow)
+		return outbox.Permanent(errRetryWindow)
 	}
 	_, err = m.sender.Send(ctx, mail.Message{
 		From: mail.FormatAddress(m.fromName, m.from), To: []string{job.Ref},
@@ -96,6 +116,12 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 	if inv.Status != Pending || inv.tokenVersion != job.Version {
 		return nil
 	}
+	if m.pastWindow(job) {
+		// Sending now could repeat a mail Resend already delivered under
+		// this key; GiveUp marks the delivery failed (expired_retry_window).
+		m.observe("failed", errRetryWindow)
+		return outbox.Permanent(errRetryWindow)
+	}
 	token, err := m.svc.sealer.Open(job.Sealed, sealContext)
 	if err != nil {
 		return outbox.Permanent(err)
@@ -107,7 +133,7 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 		Organization: templates.Organization{ID: inv.OrganizationID, Slug: org["slug"], Name: org["name"]},
 		Invitee:      templates.Invitee{Email: inv.Email, Existing: inv.ExistingIdentity},
 		Role:         inv.Role,
-		AcceptURL:    m.svc.cfg.AcceptURL + token,
+		AcceptURL:    m.svc.linkURL(inv, token),
 		ExpiresAt:    inv.ExpiresAt,
 		Context:      inv.Context,
 	}
@@ -153,7 +179,7 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 	se, _ := mail.AsSendError(sendErr)
 	if se == nil || !se.Temporary {
 		m.observe("failed", sendErr)
-		_, _ = m.svc.store.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliveryFailed, Attempts: attempts, LastError: sendErr.Error()})
+		_, _ = m.svc.store.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliveryFailed, Attempts: attempts, LastError: sendErr.Error(), Reason: failureReason(sendErr)})
 		return outbox.Permanent(sendErr)
 	}
 	m.observe("retry", sendErr)
@@ -166,7 +192,24 @@ func (m *Mailer) GiveUp(ctx context.Context, job outbox.Job, err error) {
 	if job.Kind != "mail" {
 		return
 	}
-	_, _ = m.svc.store.SetDelivery(ctx, job.Ref, job.Version, Delivery{Status: DeliveryFailed, Attempts: job.Attempt, LastError: err.Error()})
+	_, _ = m.svc.store.SetDelivery(ctx, job.Ref, job.Version, Delivery{Status: DeliveryFailed, Attempts: job.Attempt, LastError: err.Error(), Reason: failureReason(err)})
+}
+
+// failureReason classifies why a mail job was given up.
+func failureReason(err error) string {
+	if errors.Is(err, errRetryWindow) {
+		return ReasonExpiredRetryWindow
+	}
+	if se, ok := mail.AsSendError(err); ok {
+		if se.Temporary {
+			return ReasonMaxAttempts
+		}
+		return ReasonRejected
+	}
+	if outbox.IsPermanent(err) {
+		return ReasonError
+	}
+	return ReasonMaxAttempts
 }
 
 // AddressIndex maintains, per address, the organizations with a pending

@@ -13,12 +13,15 @@ import (
 // AcceptForAddress accepts the pending invitation of an organization for
 // an address on behalf of an identity (Kratos shows the address verified).
 // It reports the accepted invitation id, or "" when none was pending.
-func (s *Store) AcceptForAddress(ctx context.Context, org, email, identityID string) (string, error) {
+//
+// roles are the configured roles, most privileged first: an invitation
+// whose grant lapsed (Service.CheckGrant) is left pending.
+func (s *Store) AcceptForAddress(ctx context.Context, org, email, identityID string, roles []string) (string, error) {
 	if _, ok := redisx.ParseID("org", org); !ok {
 		return "", nil
 	}
 	rep, err := acceptAddressScript.Run(ctx, s.rdb, []string{s.ks.Org(org)},
-		s.ks.Args(redisx.ShardOf(org), s.now(), s.retention, email, identityID)...)
+		s.ks.Args(redisx.ShardOf(org), s.now(), s.retention, email, identityID, strings.Join(roles, ","))...)
 	if err != nil {
 		return "", storeErr(err)
 	}
@@ -38,7 +41,7 @@ func (s *Service) AcceptVerifiedAddress(ctx context.Context, idx *AddressIndex, 
 	var accepted []string
 	var errs []error
 	for _, org := range orgIDs {
-		id, err := s.store.AcceptForAddress(ctx, org, email, identityID)
+		id, err := s.store.AcceptForAddress(ctx, org, email, identityID, s.cfg.Roles)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -73,6 +76,9 @@ func (s *Service) AcceptToken(ctx context.Context, token, identityID, email stri
 	}
 	if !link.Live {
 		return inv, apperr.New(apperr.Gone, "invitation_invalid", "the invitation is %s", inv.Status)
+	}
+	if err := s.CheckGrant(ctx, inv); err != nil {
+		return inv, err
 	}
 	claimed, err := s.store.Claim(ctx, token, 30*time.Second)
 	if err != nil {

@@ -40,15 +40,32 @@ func NewPages(acc *Acceptor, reg *Registrar, render httpx.PageRenderer, csrf *ht
 }
 
 // Register adds the routes to the public router.
+//
+// A link path takes everything under it ("*token"): an empty token, extra
+// segments or a truncated token get the same "not valid" page as a forged
+// one, never the API's JSON 404.
 func (p *Pages) Register(r gin.IRouter) {
-	r.GET(p.cfg.AcceptPath+":token", p.show)
-	r.POST(p.cfg.AcceptPath+":token", p.submit)
+	p.linkRoutes(r, p.cfg.AcceptPath)
 	if p.reg != nil {
-		r.GET(p.cfg.ActivatePath+":token", p.show)
-		r.POST(p.cfg.ActivatePath+":token", p.submit)
+		p.linkRoutes(r, p.cfg.ActivatePath)
 		r.GET(p.cfg.RegisterPath, p.showRegister)
 		r.POST(p.cfg.RegisterPath, p.submitRegister)
 	}
+}
+
+func (p *Pages) linkRoutes(r gin.IRouter, path string) {
+	r.GET(path+"*token", p.show)
+	r.POST(path+"*token", p.submit)
+}
+
+// linkToken is the token of a link path: what follows the configured
+// prefix, or "" when that is not a single path segment.
+func linkToken(c *gin.Context) string {
+	token := strings.TrimPrefix(c.Param("token"), "/")
+	if strings.Contains(token, "/") {
+		return ""
+	}
+	return token
 }
 
 func (p *Pages) message(c *gin.Context, status int, title string, paragraphs []string, linkURL, linkText string) {
@@ -79,6 +96,10 @@ func (p *Pages) failure(c *gin.Context, err error) {
 		p.message(c, http.StatusRequestEntityTooLarge, "This form is too large", []string{"Shorten what you entered and try again."}, "", "")
 	case "organization_deleted":
 		p.message(c, http.StatusGone, "This organization no longer exists", []string{"The organization was deleted before the invitation was accepted."}, "", "")
+	case "invitation_grant_lapsed":
+		p.message(c, http.StatusForbidden, "This invitation needs to be confirmed",
+			[]string{"The person who invited you no longer has a role that may grant the " + apperr.DetailString(err, "role") + " role.",
+				"The invitation is still open: ask an owner of the organization to send it again, then use the new link."}, "", "")
 	case "existing_account":
 		p.message(c, http.StatusForbidden, "Sign in to accept", []string{err.(*apperr.Error).Message}, "", "")
 	default:
@@ -128,7 +149,11 @@ func (p *Pages) dead(c *gin.Context, link Link) {
 // liveLink resolves the link of the request; false means a page saying
 // why it does not work was written.
 func (p *Pages) liveLink(c *gin.Context) (string, Link, bool) {
-	token := c.Param("token")
+	token := linkToken(c)
+	if token == "" {
+		p.failure(c, errLinkNotFound())
+		return "", Link{}, false
+	}
 	link, err := p.acc.Lookup(c.Request.Context(), token)
 	if err != nil {
 		p.failure(c, err)
@@ -146,23 +171,44 @@ func (p *Pages) show(c *gin.Context) {
 	if !ok {
 		return
 	}
-	newPerson, ok := p.newPerson(c, link)
+	newPerson, s, ok := p.visitor(c, link)
 	if !ok {
+		return
+	}
+	if err := p.acc.CheckGrant(c.Request.Context(), link.Invitation); err != nil {
+		p.failure(c, err) // said before the form is filled, not after
 		return
 	}
 	if newPerson {
 		p.acceptForm(c, link, Form{}, nil)
 		return
 	}
-	s, ok := p.session(c)
-	if !ok {
-		return
-	}
-	if err := CheckSession(link.Invitation, s); err != nil {
-		p.wrongSession(c, err, s)
-		return
-	}
 	p.joinForm(c, link, s, "")
+}
+
+// visitor applies the session rule (CheckVisitor) to whoever opened or
+// posted the link. It reports whether the invitation is for a person new
+// to Kratos and the visitor's session; false for ok means a page (the
+// wrong-session notice, Kratos' login, a failure) was written instead.
+func (p *Pages) visitor(c *gin.Context, link Link) (newPerson bool, s *identity.Session, ok bool) {
+	newPerson, ok = p.newPerson(c, link)
+	if !ok {
+		return false, nil, false
+	}
+	s, err := p.acc.Whoami(c.Request.Context(), c.GetHeader("Cookie"), "")
+	if err != nil {
+		p.failure(c, err)
+		return false, nil, false
+	}
+	switch err := CheckVisitor(link.Invitation, newPerson, s); {
+	case errors.Is(err, ErrNoSession):
+		c.Redirect(http.StatusSeeOther, p.loginURL(p.cfg.PublicBaseURL+c.Request.URL.Path))
+		return false, nil, false
+	case err != nil:
+		p.wrongSession(c, err, s, link)
+		return false, nil, false
+	}
+	return newPerson, s, true
 }
 
 // newPerson decides between the new-person form and the account-holder
@@ -176,30 +222,36 @@ func (p *Pages) newPerson(c *gin.Context, link Link) (newPerson, ok bool) {
 	return newPerson, true
 }
 
-// session returns the visitor's Kratos session, or redirects to Kratos'
-// login (returning here) and reports false.
-func (p *Pages) session(c *gin.Context) (*identity.Session, bool) {
-	s, err := p.acc.Whoami(c.Request.Context(), c.GetHeader("Cookie"), "")
-	if err != nil {
-		p.failure(c, err)
-		return nil, false
-	}
-	if s == nil {
-		c.Redirect(http.StatusSeeOther, p.loginURL(p.cfg.PublicBaseURL+c.Request.URL.Path))
-		return nil, false
-	}
-	return s, true
-}
-
-func (p *Pages) wrongSession(c *gin.Context, err error, s *identity.Session) {
+// wrongSession explains why the visitor's session cannot accept. Signed in
+// as someone else, the page names both addresses and offers Kratos' logout
+// returning to this same link, or to cancel; nothing is accepted, and the
+// invitation stays pending.
+func (p *Pages) wrongSession(c *gin.Context, err error, s *identity.Session, link Link) {
 	if errors.Is(err, ErrUnverified) {
 		p.message(c, http.StatusForbidden, "Verify your email address first",
 			[]string{"You are signed in with the invited address, but it is not verified yet. Verify it, then open the invitation link again."},
 			p.cfg.KratosPublicURL+"/self-service/verification/browser?return_to="+url.QueryEscape(p.cfg.PublicBaseURL+c.Request.URL.Path), "Verify my address")
 		return
 	}
-	p.message(c, http.StatusForbidden, "This invitation was sent to another address",
-		[]string{"You are signed in as " + s.Identity.Email + ". Sign out, then open the link again and sign in with the address the invitation was sent to."}, "", "")
+	logout, lerr := p.acc.LogoutURL(c.Request.Context(), c.GetHeader("Cookie"), p.cfg.PublicBaseURL+c.Request.URL.Path)
+	if lerr != nil {
+		p.failure(c, lerr)
+		return
+	}
+	what := "invitation"
+	if link.Invitation.kind == "registration" {
+		what = "activation link"
+	}
+	httpx.RenderPage(c, p.render, http.StatusForbidden, "message.html", templates.MessagePage{
+		Base:  templates.Base{Nonce: httpx.Nonce(c)},
+		Title: "This " + what + " is for someone else",
+		Paragraphs: []string{
+			"You are signed in as " + s.Identity.Email + "; this " + what + " is for " + link.Invitation.Email + ".",
+			"To accept it, sign out and continue with this link. Nothing has changed: the " + what + " stays open until it is used or expires.",
+		},
+		LinkURL: logout, LinkText: "Sign out and continue",
+		SecondaryURL: p.acc.Config().SuccessURL, SecondaryText: "Cancel",
+	})
 }
 
 func (p *Pages) names(link Link) (org, inviter string) {
@@ -265,22 +317,20 @@ func (p *Pages) submit(c *gin.Context) {
 		p.failure(c, err)
 		return
 	}
-	newPerson, ok := p.newPerson(c, link)
+	// The rule runs again on POST: a form posted from a page opened before
+	// another person signed in is refused too.
+	newPerson, s, ok := p.visitor(c, link)
 	if !ok {
 		return
 	}
 	if newPerson {
-		p.submitNew(c, token, link)
-		return
-	}
-	s, ok := p.session(c)
-	if !ok {
+		p.submitNew(c, token, link, s)
 		return
 	}
 	h, err := p.acc.Join(c.Request.Context(), token, link, s)
 	if err != nil {
 		if errors.Is(err, ErrWrongAccount) || errors.Is(err, ErrUnverified) {
-			p.wrongSession(c, err, s)
+			p.wrongSession(c, err, s, link)
 			return
 		}
 		p.failure(c, err)
@@ -295,15 +345,19 @@ func (p *Pages) submit(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, h.RedirectTo)
 }
 
-func (p *Pages) submitNew(c *gin.Context, token string, link Link) {
+func (p *Pages) submitNew(c *gin.Context, token string, link Link, s *identity.Session) {
 	f := Form{Values: map[string]string{}, Password: c.PostForm("password"), Password2: c.PostForm("password2")}
 	for _, field := range p.acc.Config().Fields {
 		f.Values[field.Trait] = c.PostForm(field.Trait)
 	}
-	h, err := p.acc.AcceptNew(c.Request.Context(), token, link, f)
+	h, err := p.acc.AcceptNew(c.Request.Context(), token, link, s, f)
 	var fe FieldErrors
 	if errors.As(err, &fe) {
 		p.acceptForm(c, link, f, fe)
+		return
+	}
+	if errors.Is(err, ErrWrongAccount) {
+		p.wrongSession(c, err, s, link)
 		return
 	}
 	if err != nil {

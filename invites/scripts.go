@@ -13,7 +13,9 @@ import "github.com/kratos-orgs/kratos-orgs/redisx"
 // 7 role, 8 expires (ms), 9 ttl (ms), 10 token hash, 11 inviter id,
 // 12 inviter name, 13 context JSON, 14 redirect_to, 15 identity id,
 // 16 identity existed (1/0), 17 identity created by us (1/0), 18 send mail
-// (1/0), 19 sealed token, 20 mail template set, 21 kind.
+// (1/0), 19 sealed token, 20 mail template set, 21 kind, 22 roles the
+// caller may grant (comma-separated; empty: no ceiling), 23 granted by
+// (member identity id, or empty for the operator).
 var createScript = redisx.NewScript(`
 local ok = KEYS[1]
 local org, email, exp, th = ARGV[4], ARGV[6], tonumber(ARGV[8]), ARGV[10]
@@ -30,13 +32,18 @@ local fields = {'role', ARGV[7], 'expires_at', exp, 'ttl_ms', ARGV[9], 'token_ha
   'inviter_id', ARGV[11], 'inviter_name', ARGV[12], 'context', ARGV[13], 'redirect_to', ARGV[14],
   'identity_id', ARGV[15], 'identity_existing', ARGV[16], 'identity_created', ARGV[17],
   'updated_at', NOW, 'delivery', delivery, 'delivery_attempts', 0, 'delivery_error', '', 'delivery_id', '',
-  'delivery_at', NOW}
+  'delivery_at', NOW, 'granted_by', ARGV[23]}
 
 local id = redis.call('HGET', ok .. ':inv:email', email)
 local outcome = 'rotated'
 local st = id and current_status(id)
 local replaced = false
 if st == 'accepting' then return {'accepting'} end
+if st == 'pending' and ARGV[22] ~= '' then
+  -- Re-issuing rewrites the invitation: only within the caller's ceiling.
+  local cur = redis.call('HGET', k_inv(id), 'role')
+  if not string.find(',' .. ARGV[22] .. ',', ',' .. cur .. ',', 1, true) then return {'role_ceiling', cur} end
+end
 if st == 'pending' then
   local ik = k_inv(id)
   local old = redis.call('HMGET', ik, 'token_hash', 'token_version')
@@ -116,11 +123,11 @@ return {'ok', flat(ik)}
 // deliveryScript records the outcome of a mail, unless the token was
 // rotated since (a newer mail is under way and owns the status).
 // KEYS: invitation hash. ARGV[4..]: token version, status, attempts,
-// error, message id.
+// error, message id, failure reason.
 var deliveryScript = redisx.NewScript(`
 if redis.call('HGET', KEYS[1], 'token_version') ~= ARGV[4] then return {'stale'} end
 redis.call('HSET', KEYS[1], 'delivery', ARGV[5], 'delivery_attempts', ARGV[6], 'delivery_error', ARGV[7],
-  'delivery_id', ARGV[8], 'delivery_at', NOW)
+  'delivery_id', ARGV[8], 'delivery_reason', ARGV[9], 'delivery_at', NOW)
 return {'ok'}
 `)
 

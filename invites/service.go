@@ -30,6 +30,8 @@ type Organizations interface {
 	// DeleteIfPending removes an organization whose registration was
 	// never activated.
 	DeleteIfPending(ctx context.Context, id string) error
+	// Member reads a membership (member_not_found when there is none).
+	Member(ctx context.Context, org, identityID string) (orgs.Member, error)
 }
 
 // Config is the backend's policy.
@@ -38,6 +40,7 @@ type Config struct {
 	MaxTTL               time.Duration
 	RemindInterval       time.Duration
 	AcceptURL            string // public base URL + accept path; the token is appended
+	ActivateURL          string // public base URL + registration.activate_path (activation mails); "" = AcceptURL
 	AllowedRedirectHosts []string
 	Roles                orgs.Roles
 	EmailTrait           string // dotted path of the email trait
@@ -147,11 +150,110 @@ func (s *Service) validate(r *InviteRequest) (email string, ttl time.Duration, e
 // Order matters for faults: Kratos is consulted first, so when Kratos is
 // down nothing is written; the Redis step is one atomic script; an identity
 // created here is deleted again if that script does not take.
+//
+// This is the operator's call (admin API): no role ceiling applies, and an
+// inviter.id must name an existing Kratos identity (422 unknown_inviter).
 func (s *Service) Invite(ctx context.Context, orgRef string, r InviteRequest) (inv Invitation, created bool, err error) {
 	email, ttl, err := s.validate(&r)
 	if err != nil {
 		return inv, false, err
 	}
+	if err := s.checkInviterExists(ctx, r.Inviter); err != nil {
+		return inv, false, err
+	}
+	return s.invite(ctx, orgRef, r, email, ttl, grant{})
+}
+
+// Actor is a member acting through the org admins' API.
+type Actor struct {
+	IdentityID string
+	Name       string
+	Role       string // the actor's role in the organization, as authorized
+}
+
+// grant is the authority an invitation is issued under: by whom, and the
+// roles they may grant (nil: the operator, no ceiling).
+type grant struct {
+	by     string
+	within []string
+}
+
+// InviteAs invites on behalf of a member (the org admins' API). The member
+// is the inviter; the invitation's role is at most theirs; and a pending
+// invitation for the address is re-issued (token rotated, role rewritten)
+// only if its current role is within their ceiling too, atomically with
+// the rewrite: an admin cannot take over an owner's invitation.
+//
+// The invitation remembers who granted it: if that member later loses the
+// role it needs (demoted, removed), acceptance is refused until an owner
+// (or the operator) invites the address again; see CheckGrant.
+func (s *Service) InviteAs(ctx context.Context, orgRef string, who Actor, r InviteRequest) (Invitation, bool, error) {
+	if r.Role == "" {
+		r.Role = "member"
+	}
+	if err := s.cfg.Roles.Check(r.Role); err != nil {
+		return Invitation{}, false, err
+	}
+	if err := s.cfg.Roles.Ceiling(who.Role, r.Role); err != nil {
+		return Invitation{}, false, err
+	}
+	r.Inviter = &Inviter{ID: who.IdentityID, Name: who.Name}
+	email, ttl, err := s.validate(&r)
+	if err != nil {
+		return Invitation{}, false, err
+	}
+	return s.invite(ctx, orgRef, r, email, ttl, grant{by: who.IdentityID, within: s.cfg.Roles.Within(who.Role)})
+}
+
+// checkInviterExists refuses an inviter.id that is not a Kratos identity:
+// its address would become the mail's Reply-To.
+func (s *Service) checkInviterExists(ctx context.Context, in *Inviter) error {
+	if in == nil || in.ID == "" {
+		return nil
+	}
+	who, err := s.ids.Get(ctx, in.ID)
+	if err != nil {
+		return err
+	}
+	if who == nil {
+		return apperr.New(apperr.Unprocessable, "unknown_inviter", "inviter.id %s is not a Kratos identity", in.ID).
+			WithDetails("field", "inviter.id")
+	}
+	return nil
+}
+
+// ErrGrantLapsed means the member who issued an invitation no longer holds
+// a role that may grant it.
+func errGrantLapsed(inv Invitation) error {
+	return apperr.New(apperr.Forbidden, "invitation_grant_lapsed",
+		"the person who sent this invitation no longer has a role that may grant the %s role", inv.Role).
+		WithDetails("role", inv.Role)
+}
+
+// CheckGrant re-checks, at acceptance, the authority an invitation was
+// issued under: an invitation a member sent stands only while that member
+// is still in the organization with a role at least the invitation's. A
+// lapsed invitation is not consumed: it stays pending and listed, for an
+// owner to invite the address again (which re-issues it under the owner)
+// or to revoke.
+func (s *Service) CheckGrant(ctx context.Context, inv Invitation) error {
+	if inv.grantedBy == "" {
+		return nil // the operator's, or a registration
+	}
+	m, err := s.orgs.Member(ctx, inv.OrganizationID, inv.grantedBy)
+	if apperr.CodeOf(err) == "member_not_found" {
+		return errGrantLapsed(inv)
+	}
+	if err != nil {
+		return err
+	}
+	if !s.cfg.Roles.AtLeast(m.Role, inv.Role) {
+		return errGrantLapsed(inv)
+	}
+	return nil
+}
+
+func (s *Service) invite(ctx context.Context, orgRef string, r InviteRequest, email string, ttl time.Duration, g grant) (inv Invitation, created bool, err error) {
 	org, err := s.orgs.ResolveID(ctx, orgRef)
 	if err != nil {
 		return inv, false, err
@@ -167,6 +269,7 @@ func (s *Service) Invite(ctx context.Context, orgRef string, r InviteRequest) (i
 		Inviter: r.Inviter, Context: r.Context, RedirectTo: r.RedirectTo,
 		IdentityID: person.ID, ExistingIdentity: !person.CreatedByUs, IdentityCreated: person.CreatedByUs,
 		SendEmail: send, Template: "invitation", Kind: "invitation",
+		GrantedBy: g.by, Within: g.within,
 	}
 	if send {
 		n.SealedToken = s.sealer.Seal(token, sealContext)
@@ -286,6 +389,16 @@ func (s *Service) rotate(ctx context.Context, id string, r Rotation, template st
 		inv.AcceptURL = s.cfg.AcceptURL + token
 	}
 	return inv, nil
+}
+
+// linkURL is the link of an invitation's token: registrations' activation
+// mails link to registration.activate_path, everything else to the accept
+// path. Both paths accept both kinds of token.
+func (s *Service) linkURL(inv Invitation, token string) string {
+	if inv.kind == "registration" && s.cfg.ActivateURL != "" {
+		return s.cfg.ActivateURL + token
+	}
+	return s.cfg.AcceptURL + token
 }
 
 // sealContext separates sealed invitation tokens from anything else sealed

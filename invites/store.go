@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -50,6 +51,12 @@ type NewInvitation struct {
 	SendEmail        bool
 	Template         string // mail set: invitation or activation
 	Kind             string // invitation or registration
+	// GrantedBy is the member who issued the invitation through the org
+	// admins' API ("" for the operator); Within the roles they may grant
+	// (nil: any). A pending invitation with a role outside Within is not
+	// re-issued (role_ceiling).
+	GrantedBy string
+	Within    []string
 }
 
 // Create writes an invitation, or rotates the token of the pending
@@ -70,7 +77,8 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 	rep, err := createScript.Run(ctx, s.rdb, []string{s.ks.Org(n.OrganizationID)}, s.ks.Args(shard, now, s.retention,
 		n.OrganizationID, redisx.NewID("inv", shard, now), n.Email, n.Role, exp.UnixMilli(), n.TTL.Milliseconds(),
 		n.TokenHash, inviterID, inviterName, ctxJSON, n.RedirectTo, n.IdentityID, b2s(n.ExistingIdentity),
-		b2s(n.IdentityCreated), b2s(n.SendEmail), n.SealedToken, n.Template, n.Kind)...)
+		b2s(n.IdentityCreated), b2s(n.SendEmail), n.SealedToken, n.Template, n.Kind,
+		strings.Join(n.Within, ","), n.GrantedBy)...)
 	if err != nil {
 		return inv, false, storeErr(err)
 	}
@@ -83,6 +91,10 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 	case "already_member":
 		return inv, false, apperr.Conflictf("already_member", "%s is already a member of the organization", n.Email).
 			WithDetails("email", n.Email, "identity_id", n.IdentityID)
+	case "role_ceiling":
+		return inv, false, apperr.New(apperr.Forbidden, "role_ceiling",
+			"a pending invitation for %s grants the %s role, which is above yours", n.Email, redisx.Str(rep.Values[0])).
+			WithDetails("role", redisx.Str(rep.Values[0]))
 	case "accepting":
 		return inv, false, apperr.Conflictf("invitation_accepting", "the pending invitation for %s is being accepted right now", n.Email)
 	case "created", "rotated":
@@ -208,7 +220,7 @@ func (s *Store) Rotate(ctx context.Context, id string, r Rotation) (Invitation, 
 // when the token has been rotated since.
 func (s *Store) SetDelivery(ctx context.Context, id string, version int, d Delivery) (bool, error) {
 	rep, err := deliveryScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.ks.Args(redisx.ShardOf(id), s.now(), s.retention,
-		version, d.Status, d.Attempts, d.LastError, d.MessageID)...)
+		version, d.Status, d.Attempts, d.LastError, d.MessageID, d.Reason)...)
 	if err != nil {
 		return false, storeErr(err)
 	}
@@ -228,6 +240,9 @@ func (s *Store) List(ctx context.Context, org string, f Filter) (orgs.Page[Invit
 	var page orgs.Page[Invitation]
 	if _, ok := redisx.ParseID("org", org); !ok {
 		return page, apperr.NotFoundf("organization_not_found", "no organization %q", org)
+	}
+	if err := orgs.CheckCursor(f.Cursor, orgs.IsID("inv")); err != nil {
+		return page, err
 	}
 	start := "-"
 	if f.Cursor != "" {

@@ -82,7 +82,10 @@ func TestDocumentIsValidOpenAPI(t *testing.T) {
 	}
 }
 
-var param = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
+// param matches gin's path parameters; a catch-all ("*token", which the
+// link pages use so that malformed links get their HTML page) is
+// documented as the path parameter of the same name.
+var param = regexp.MustCompile(`[:*]([A-Za-z0-9_]+)`)
 
 // routes lists an engine's routes as "METHOD /path/{param}".
 func routes(t *testing.T, h http.Handler) []string {

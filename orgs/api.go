@@ -33,11 +33,16 @@ func (s *Service) Authorize(ctx context.Context, orgRef, identityID, minRole str
 
 // CheckCeiling enforces that nobody grants, or acts on, a role above their own.
 func (s *Service) CheckCeiling(callerRole, role string) error {
-	if !s.roles.AtLeast(callerRole, role) {
-		return apperr.New(apperr.Forbidden, "role_ceiling", "you cannot grant or change the %s role: it is above yours", role).
-			WithDetails("role", role, "your_role", callerRole)
+	return s.roles.Ceiling(callerRole, role)
+}
+
+// Members pages through an organization's members. Their cursors are
+// Kratos identity ids: anything else is 400 invalid_cursor.
+func (s *Service) Members(ctx context.Context, org, cursor string, limit int) (Page[Member], error) {
+	if err := CheckCursor(cursor, uuidPattern.MatchString); err != nil {
+		return Page[Member]{}, err
 	}
-	return nil
+	return s.store.Members(ctx, org, cursor, limit)
 }
 
 // Membership is an organization as one of its members sees it.
@@ -104,7 +109,7 @@ func (h *APIHandlers) members(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	page, err := h.svc.store.Members(c.Request.Context(), o.ID, cursor, limit)
+	page, err := h.svc.Members(c.Request.Context(), o.ID, cursor, limit)
 	if err != nil {
 		return err
 	}

@@ -96,7 +96,7 @@ func (h *AdminHandlers) members(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	page, err := h.svc.store.Members(c.Request.Context(), id, cursor, limit)
+	page, err := h.svc.Members(c.Request.Context(), id, cursor, limit)
 	if err != nil {
 		return err
 	}

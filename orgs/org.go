@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
 )
 
 // Organization states. A registration creates a pending organization that
@@ -53,6 +54,25 @@ func (r Roles) Check(role string) error {
 	return nil
 }
 
+// Ceiling enforces that nobody grants, or acts on, a role above their own
+// (role_ceiling, 403).
+func (r Roles) Ceiling(callerRole, role string) error {
+	if !r.AtLeast(callerRole, role) {
+		return apperr.New(apperr.Forbidden, "role_ceiling", "you cannot grant or change the %s role: it is above yours", role).
+			WithDetails("role", role, "your_role", callerRole)
+	}
+	return nil
+}
+
+// Within lists the roles a caller may grant: their own and those below it.
+func (r Roles) Within(callerRole string) []string {
+	i := slices.Index(r, callerRole)
+	if i < 0 {
+		return nil
+	}
+	return append([]string(nil), r[i:]...)
+}
+
 // AtLeast reports whether role is as privileged as min or more.
 func (r Roles) AtLeast(role, min string) bool {
 	i, j := slices.Index(r, role), slices.Index(r, min)
@@ -64,4 +84,21 @@ type Page[T any] struct {
 	Items      []T    `json:"items"`
 	NextCursor string `json:"next_cursor,omitempty"`
 	Total      int64  `json:"total"`
+}
+
+// CheckCursor refuses a listing cursor that this listing cannot have
+// returned (valid says what its next_cursor values look like): 400
+// invalid_cursor, as the OpenAPI document says, rather than a page that
+// silently starts somewhere else.
+func CheckCursor(cursor string, valid func(string) bool) error {
+	if cursor == "" || valid(cursor) {
+		return nil
+	}
+	return apperr.Invalidf("invalid_cursor", "the cursor is not one this listing returned; start again without it").
+		WithDetails("field", "cursor")
+}
+
+// IsID returns a CheckCursor test for ids of a kind (org, inv).
+func IsID(kind string) func(string) bool {
+	return func(s string) bool { _, ok := redisx.ParseID(kind, s); return ok }
 }

@@ -242,6 +242,9 @@ func errOrgNotFound(ref string) error {
 // List pages through all organizations in creation order.
 func (s *Store) List(ctx context.Context, cursor string, limit int) (Page[Organization], error) {
 	var page Page[Organization]
+	if err := CheckCursor(cursor, IsID("org")); err != nil {
+		return page, err
+	}
 	start := "-"
 	if cursor != "" {
 		start = "(" + cursor

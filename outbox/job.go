@@ -31,6 +31,22 @@ type Job struct {
 	Attempt  int    `json:"a,omitempty"`  // attempts made so far
 	LastErr  string `json:"e,omitempty"`  // the last attempt's error
 	Enqueued int64  `json:"at,omitempty"` // enqueue time, unix ms
+	// First is the time of the job's first attempt, unix ms: set by the
+	// worker before the first run and kept across retries, so a handler can
+	// bound how long it keeps retrying (Resend's idempotency window).
+	First int64 `json:"f,omitempty"`
+}
+
+// FirstAttempt is when the job was first tried: First, else its enqueue
+// time (never later than the first attempt), else zero.
+func (j Job) FirstAttempt() time.Time {
+	switch {
+	case j.First > 0:
+		return time.UnixMilli(j.First)
+	case j.Enqueued > 0:
+		return time.UnixMilli(j.Enqueued)
+	}
+	return time.Time{}
 }
 
 // Field is the stream entry field that holds the job JSON.

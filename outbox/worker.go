@@ -44,6 +44,13 @@ func (e *permanentError) Unwrap() error { return e.err }
 // Permanent marks err as not worth retrying.
 func Permanent(err error) error { return &permanentError{err} }
 
+// IsPermanent reports whether err was marked with Permanent (a DeadFunc
+// tells a refused job from one that ran out of attempts).
+func IsPermanent(err error) bool {
+	var perm *permanentError
+	return errors.As(err, &perm)
+}
+
 // Observer is told what happens to jobs (metrics).
 type Observer interface {
 	JobDone(kind string, outcome string, d time.Duration) // outcome: done, retry, dead
@@ -358,6 +365,12 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 		w.observe(job.Kind, "dead", start)
 		w.finish(ctx, m, job, "dead", err)
 		return
+	}
+	if job.First == 0 {
+		// Kept in the job from now on: retries re-encode it. A job whose
+		// worker died before recording this gets a slightly later time when
+		// reclaimed (ClaimAfter), which handlers' margins allow for.
+		job.First = start.UnixMilli()
 	}
 	herr := safeRun(ctx, h, job)
 	outcome := "done"

@@ -1383,3 +1383,34 @@ func TestBackoff(t *testing.T) {
 		})
 	}
 }
+
+// The first attempt's time is set once and travels with the job across
+// retries (issue 9 §6: a handler bounds retries by it).
+func TestFirstAttemptIsKeptAcrossRetries(t *testing.T) {
+	rdb, ks := sharedEnv(t)
+	clock := newClock()
+	w := newWorker(t, rdb, ks, baseConfig(), clock)
+	rec := newRecorder(func(_ Job, n int) error {
+		if n <= 2 {
+			return Retry(fmt.Errorf("boom %d", n), time.Hour)
+		}
+		return nil
+	})
+	w.Handle("flaky", rec.Handle, nil)
+	enqueue(t, w, 3, Job{Kind: "flaky", Ref: "r"})
+	clock.Advance(5 * time.Minute) // the first attempt comes later than the enqueue
+	first := clock.Now()
+	for i := 0; i < 3; i++ {
+		runOnce(t, w)
+		clock.Advance(2 * time.Hour)
+	}
+	seen := rec.Seen()
+	if len(seen) != 3 {
+		t.Fatalf("%d handler calls, want 3", len(seen))
+	}
+	for i, j := range seen {
+		if !j.FirstAttempt().Equal(first) {
+			t.Fatalf("call %d: first attempt %s, want %s (enqueued %s)", i+1, j.FirstAttempt(), first, time.UnixMilli(j.Enqueued))
+		}
+	}
+}

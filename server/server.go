@@ -133,6 +133,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		invites.Config{
 			TTL: cfg.Invitations.TTL, MaxTTL: cfg.Invitations.MaxTTL, RemindInterval: cfg.Invitations.RemindInterval,
 			AcceptURL:            trimSlash(cfg.Serve.Public.BaseURL) + cfg.Invitations.AcceptPath,
+			ActivateURL:          trimSlash(cfg.Serve.Public.BaseURL) + cfg.Register.ActivatePath,
 			AllowedRedirectHosts: cfg.Invitations.AllowedRedirectHosts, Roles: orgs.Roles(cfg.Roles),
 			EmailTrait: cfg.Kratos.EmailTrait,
 			LoginURL:   trimSlash(cfg.Kratos.PublicURL) + "/self-service/login/browser",

@@ -58,14 +58,16 @@ type Base struct {
 	Nonce string
 }
 
-// MessagePage is the data of message.html: a title, some text and an
-// optional button.
+// MessagePage is the data of message.html: a title, some text, an
+// optional button and an optional secondary one (e.g. "Cancel").
 type MessagePage struct {
 	Base
-	Title      string
-	Paragraphs []string
-	LinkURL    string
-	LinkText   string
+	Title         string
+	Paragraphs    []string
+	LinkURL       string
+	LinkText      string
+	SecondaryURL  string
+	SecondaryText string
 }
 
 // FieldView is one form field of accept.html.

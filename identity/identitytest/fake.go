@@ -179,6 +179,9 @@ func (f *Fake) RecoveryLink(_ context.Context, id, returnTo string, _ time.Durat
 // Whoami knows no sessions.
 func (f *Fake) Whoami(context.Context, string, string) (*identity.Session, error) { return nil, nil }
 
+// LogoutURL knows no sessions either.
+func (f *Fake) LogoutURL(context.Context, string, string) (string, error) { return "", nil }
+
 // Schema accepts any traits.
 func (f *Fake) Schema(context.Context) (map[string]any, error) {
 	return map[string]any{"type": "object"}, nil
