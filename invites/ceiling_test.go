@@ -110,7 +110,7 @@ func TestLapsedGrantIsRefusedAtAcceptanceAndStaysPending(t *testing.T) {
 			_, err = acceptNew(h, acc, token, form)
 			mustCode(t, err, "invitation_grant_lapsed")
 			// Through Kratos' own sign-up with the token: refused the same way.
-			_, err = h.svc.AcceptToken(h.ctx, token, h.ids.Add("other@example.com", "Other").ID)
+			_, err = h.svc.AcceptToken(h.ctx, token, h.ids.Add("new.signup@example.com", "New").ID, "new@example.com")
 			mustCode(t, err, "invitation_grant_lapsed")
 			// And a verified address does not accept it either.
 			accepted, err := h.svc.AcceptVerifiedAddress(h.ctx, h.index, "new@example.com", inv.IdentityID)
