@@ -247,15 +247,11 @@ func (h *Handlers) emailPtr() string {
 	return "#/traits/" + strings.ReplaceAll(h.cfg.EmailTrait, ".", "/")
 }
 
-// removePlaceholder deletes the inactive identity kratos-orgs created for
-// an invited address, so Kratos can create the person's real one.
+// removePlaceholder makes way for the person's own identity: Kratos
+// refuses a second identity with the placeholder's address. The pending
+// invitations survive, moved off the placeholder (invites TakeOver).
 func (h *Handlers) removePlaceholder(ctx context.Context, email string) error {
-	who, err := h.ids.FindByEmail(ctx, email)
-	if err != nil || who == nil || !who.CreatedByUs || who.State != "inactive" {
-		return err
-	}
-	h.log.Info("removing the placeholder identity of an invited address: the person signs up through Kratos", "identity", who.ID)
-	return h.ids.Delete(ctx, who.ID)
+	return h.invites.TakeOver(ctx, email)
 }
 
 // registrationPost runs after Kratos stored the identity (no parse): it
@@ -269,6 +265,10 @@ func (h *Handlers) registrationPost(c *gin.Context) {
 	if b.IdentityID == "" || b.IdentityID == h.nilIdent {
 		refuse(c, http.StatusBadRequest, "#/", MsgBadRequest, "bad_request", h.render.HookMessage("bad_request", templates.HookData{Reason: "the identity id is missing: is this hook configured as post-persist (no response.parse)?"}))
 		return
+	}
+	// The person's identity is stored: new invitations may use it.
+	if err := h.invites.EndTakeover(c.Request.Context(), email); err != nil {
+		h.log.Warn("could not end a placeholder takeover; it ends with its lease", "err", err)
 	}
 	if err := h.afterRegistration(c.Request.Context(), b, email); err != nil {
 		job := outbox.Job{Kind: "hook.registration", Ref: b.FlowID, Subject: b.IdentityID, Name: derefString(b.OrganizationName)}

@@ -170,8 +170,9 @@ func (m *Mailer) GiveUp(ctx context.Context, job outbox.Job, err error) {
 }
 
 // AddressIndex maintains, per address, the organizations with a pending
-// invitation for it (redisx key AddressPending), and deletes identities
-// kratos-orgs created once nothing is pending for them any more.
+// invitation for it (redisx key AddressPending) and the invitations'
+// references (AddressRefs), and releases placeholder identities once
+// nothing references them any more (see placeholders.go).
 type AddressIndex struct {
 	svc *Service
 	rdb redis.UniversalClient
@@ -186,9 +187,13 @@ func NewAddressIndex(svc *Service, rdb redis.UniversalClient, ks redisx.Keyspace
 
 // indexScript applies one observation of an invitation to its address'
 // index, unless a later observation was applied already: two jobs racing
-// for the same invitation cannot leave the older state behind.
-// KEYS: pending set, stamps hash (same {a:email} tag). ARGV: org, add|remove,
-// stamp (ms), expiry (ms), now (ms), stamps TTL (ms).
+// for the same invitation cannot leave the older state behind. An ended
+// invitation's reference goes with it (final states never change); a
+// pending one gets a reference if it has none (invitations written before
+// references existed).
+// KEYS: pending set, stamps hash, refs hash (same {a:email} tag). ARGV: org,
+// add|remove, stamp (ms), expiry (ms), now (ms), stamps TTL (ms),
+// invitation id, reference value.
 var indexScript = redis.NewScript(`
 local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if tonumber(ARGV[3]) < cur then return 0 end
@@ -196,8 +201,10 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 if ARGV[2] == 'add' then
   redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+  redis.call('HSETNX', KEYS[3], ARGV[7], ARGV[8])
 else
   redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[7])
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
 return 1
@@ -206,7 +213,8 @@ return 1
 // stampsTTL outlives any job that could still be in flight.
 const stampsTTL = 60 * 24 * time.Hour
 
-// Handle brings the address index in line with an invitation.
+// Handle brings the address index in line with an invitation, and
+// releases its placeholder when it ended.
 func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 	observed := x.now()
 	inv, err := x.svc.store.Get(ctx, job.Ref)
@@ -220,9 +228,10 @@ func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 	if inv.Status == Pending {
 		op = "add"
 	}
-	pending, stamps := x.ks.AddressPending(inv.Email), x.ks.AddressPending(inv.Email)+":stamps"
-	err = indexScript.Run(ctx, x.rdb, []string{pending, stamps}, inv.OrganizationID, op, observed.UnixMilli(),
-		inv.ExpiresAt.UnixMilli(), x.now().UnixMilli(), stampsTTL.Milliseconds()).Err()
+	keys := []string{x.ks.AddressPending(inv.Email), x.ks.AddressPending(inv.Email) + ":stamps", x.ks.AddressRefs(inv.Email)}
+	err = indexScript.Run(ctx, x.rdb, keys, inv.OrganizationID, op, observed.UnixMilli(),
+		inv.ExpiresAt.UnixMilli(), x.now().UnixMilli(), stampsTTL.Milliseconds(),
+		inv.ID, inv.OrganizationID+" "+fmt.Sprint(inv.CreatedAt.UnixMilli())).Err()
 	if err != nil {
 		return err
 	}
@@ -236,35 +245,16 @@ func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 		}
 	}
 	if inv.identityCreated && inv.IdentityID != "" {
-		return x.cleanupIdentity(ctx, inv)
+		_, err := x.svc.ReleasePlaceholder(ctx, inv.Email, inv.IdentityID)
+		return err
 	}
 	return nil
 }
 
-// cleanupIdentity deletes the identity kratos-orgs created for an invitation
-// that ended unaccepted, if it is still inactive, still ours, and no other
-// invitation is pending for the address.
-func (x *AddressIndex) cleanupIdentity(ctx context.Context, inv Invitation) error {
-	n, err := x.rdb.ZCount(ctx, x.ks.AddressPending(inv.Email), "("+fmt.Sprint(x.now().UnixMilli()), "+inf").Result()
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		return nil
-	}
-	who, err := x.svc.ids.Get(ctx, inv.IdentityID)
-	if err != nil {
-		return err
-	}
-	if who == nil || !who.CreatedByUs || who.State != "inactive" {
-		return nil
-	}
-	if err := x.svc.ids.Delete(ctx, who.ID); err != nil {
-		return err
-	}
-	x.svc.log.Info("deleted an identity created for an invitation that ended unaccepted",
-		"identity", who.ID, "invitation", inv.ID, "status", inv.Status)
-	return nil
+// ReleasePlaceholder deletes an address' placeholder identity if nothing
+// references it (Service.ReleasePlaceholder), for the reconciler.
+func (x *AddressIndex) ReleasePlaceholder(ctx context.Context, email, identityID string) (deleted bool, err error) {
+	return x.svc.ReleasePlaceholder(ctx, email, identityID)
 }
 
 // PendingOrganizations lists the organizations with a pending invitation

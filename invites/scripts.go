@@ -13,10 +13,20 @@ import "github.com/kratos-orgs/kratos-orgs/redisx"
 // 7 role, 8 expires (ms), 9 ttl (ms), 10 token hash, 11 inviter id,
 // 12 inviter name, 13 context JSON, 14 redirect_to, 15 identity id,
 // 16 identity existed (1/0), 17 identity created by us (1/0), 18 send mail
-// (1/0), 19 sealed token, 20 mail template set, 21 kind.
+// (1/0), 19 sealed token, 20 mail template set, 21 kind, 22 write-by (ms)
+// of the invitation's address reference, or 0.
+//
+// Past the write-by time the reference may have been dropped as never
+// written, so nothing is written (see placeholders.go). A placeholder that
+// a Kratos sign-up is replacing (its Moved marker) is not pointed at: the
+// invitation is written detached, for whoever holds the address.
 var createScript = redisx.NewScript(`
 local ok = KEYS[1]
 local org, email, exp, th = ARGV[4], ARGV[6], tonumber(ARGV[8]), ARGV[10]
+if tonumber(ARGV[22]) > 0 and NOW > tonumber(ARGV[22]) then return {'too_late'} end
+if ARGV[17] == '1' and ARGV[15] ~= '' and redis.call('EXISTS', P .. 'moved:' .. ARGV[15]) == 1 then
+  ARGV[15], ARGV[16], ARGV[17] = '', '1', '0'
+end
 if redis.call('EXISTS', ok) == 0 then return {'org_not_found'} end
 if ARGV[21] == 'invitation' and redis.call('HGET', ok, 'state') ~= 'active' then return {'org_inactive'} end
 -- A registration's owner is a member of the pending organization already.

@@ -30,13 +30,25 @@
 //	P{s}:outbox:delayed               ZSET   job JSON → due time (ms), retries with backoff
 //	P{s}:outbox:dead                  STREAM jobs that ran out of attempts
 //	P{s}:stats                        HASH   invitation events (created, rotated, accepted, ...) → count
+//	P{s}:moved:<identity>             STRING a placeholder is being replaced by a Kratos sign-up: an
+//	                                         invitation written for it here is written detached (TTL)
 //
 //	P{a:<sha256(email)>}:pending      ZSET   org id → expiry (ms) of its pending invitation
+//	P{a:<sha256(email)>}:refs         HASH   invitation id → "<org id> <ms>": every invitation for the
+//	                                         address that may be pending, registered before it is written
+//	P{a:<sha256(email)>}:claim        STRING "delete|…" or "takeover|…": one process is deleting or
+//	                                         replacing the address' placeholder identity (TTL: the lease)
 //	P{i:<identity>}:orgs              HASH   org id → role
 //
-// The last two are indexes across organizations. They are written by outbox
-// jobs after the atomic step, idempotently, so they converge even when a
-// process dies in between.
+// The {a:…} and {i:…} keys are indexes across organizations. pending and
+// orgs are written by outbox jobs after the atomic step, idempotently, so
+// they converge even when a process dies in between. refs is different: an
+// invitation's reference is written before the invitation, so refs is
+// always a superset of the address' pending invitations, and deciding "no
+// invitation references this placeholder" and claiming its deletion is one
+// script on the {a:…} slot (see invites/placeholders.go). A reference is
+// removed only once its invitation is seen final (final states never
+// change), or never written within its deadline.
 package redisx
 
 import (
@@ -100,9 +112,25 @@ func (k Keyspace) Due(s int) string { return k.Shard(s) + "due" }
 // address. The address is hashed: key names carry no personal data, and
 // braces in an address cannot change the hash tag.
 func (k Keyspace) AddressPending(email string) string {
-	sum := sha256.Sum256([]byte(email))
-	return k.Prefix + "{a:" + hex.EncodeToString(sum[:16]) + "}:pending"
+	return k.address(email) + "pending"
 }
+
+// AddressRefs maps invitation id → "<org id> <registered ms>" for every
+// invitation of an address that may be pending (same slot as AddressPending).
+func (k Keyspace) AddressRefs(email string) string { return k.address(email) + "refs" }
+
+// AddressClaim is held while an address' placeholder identity is being
+// deleted or replaced (same slot as AddressPending).
+func (k Keyspace) AddressClaim(email string) string { return k.address(email) + "claim" }
+
+func (k Keyspace) address(email string) string {
+	sum := sha256.Sum256([]byte(email))
+	return k.Prefix + "{a:" + hex.EncodeToString(sum[:16]) + "}:"
+}
+
+// Moved marks, in shard s, a placeholder identity that a Kratos sign-up is
+// replacing: invitations written for it in that shard are written detached.
+func (k Keyspace) Moved(s int, identityID string) string { return k.Shard(s) + "moved:" + identityID }
 
 // IdentityOrgs maps org id → role for one Kratos identity.
 func (k Keyspace) IdentityOrgs(identityID string) string {
