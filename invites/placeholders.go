@@ -42,8 +42,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
 )
@@ -62,59 +60,6 @@ const (
 	// claimLease, so a slow holder cannot delete after its claim expired.
 	kratosBudget = 20 * time.Second
 )
-
-// referenceScript registers an invitation for an address before it is
-// written, unless the address' placeholder is being deleted (then the
-// caller waits). During a takeover the reference is registered and the
-// caller is told not to use the placeholder.
-// KEYS: refs, claim. ARGV: invitation id, "<org id> <ms>".
-var referenceScript = redis.NewScript(`
-local c = redis.call('GET', KEYS[2])
-if c and string.sub(c, 1, 7) == 'delete|' then return {'wait', redis.call('PTTL', KEYS[2])} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if c then return {'takeover', 0} end
-return {'ok', 0}
-`)
-
-// claimDeleteScript takes the delete claim of an address if nothing
-// references it: no reference and no live entry in the pending index
-// (which covers invitations written before references existed).
-// KEYS: refs, claim, pending. ARGV: claim value, lease (ms), now (ms).
-var claimDeleteScript = redis.NewScript(`
-local c = redis.call('GET', KEYS[2])
-if c then return {'busy', c} end
-local refs = redis.call('HGETALL', KEYS[1])
-if #refs > 0 then return {'referenced', refs} end
-if redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[3], '+inf') > 0 then return {'pending', ''} end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-return {'ok', ''}
-`)
-
-// unclaimScript drops a claim: exactly this value (mode 'exact') or any
-// value with this prefix (mode 'prefix').
-// KEYS: claim. ARGV: value, mode.
-var unclaimScript = redis.NewScript(`
-local c = redis.call('GET', KEYS[1])
-if not c then return 0 end
-if c == ARGV[1] or (ARGV[2] == 'prefix' and string.sub(c, 1, #ARGV[1]) == ARGV[1]) then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-`)
-
-// detachScript moves a pending invitation off a placeholder that a Kratos
-// sign-up replaces: it becomes an invitation for whoever holds the address
-// (accepted signed in, or on verification). One being accepted on a page
-// right now is left alone and reported.
-// KEYS: invitation hash. ARGV[4..]: invitation id, placeholder id.
-var detachScript = redisx.NewScript(`
-local st = current_status(ARGV[4])
-if st == 'accepting' then return {'accepting'} end
-if st ~= 'pending' or redis.call('HGET', KEYS[1], 'identity_id') ~= ARGV[5] then return {'none'} end
-redis.call('HSET', KEYS[1], 'identity_id', '', 'identity_created', '0', 'identity_existing', '1', 'updated_at', NOW)
-return {'detached'}
-`)
 
 // errAddressBusy is retried: another process holds the address' claim.
 func errAddressBusy() error {
@@ -135,15 +80,13 @@ func (s *Service) reference(ctx context.Context, email, org, id string) (takeove
 	giveUp := time.Now().Add(claimLease)
 	for {
 		at = s.now()
-		res, err := referenceScript.Run(ctx, s.store.rdb, []string{s.store.ks.AddressRefs(email), s.store.ks.AddressClaim(email)},
-			id, org+" "+strconv.FormatInt(at.UnixMilli(), 10)).Slice()
+		outcome, wait, err := s.store.reference(ctx, email, id, org, at)
 		if err != nil {
-			return false, at, storeErr(err)
+			return false, at, err
 		}
-		if res[0] != "wait" {
-			return res[0] == "takeover", at, nil
+		if outcome != "wait" {
+			return outcome == "takeover", at, nil
 		}
-		wait := time.Duration(redisx.Int(res[1])) * time.Millisecond
 		wait = min(max(wait, 5*time.Millisecond), 50*time.Millisecond)
 		if time.Now().Add(wait).After(giveUp) {
 			return false, at, errAddressBusy()
@@ -161,7 +104,7 @@ func (s *Service) forget(ctx context.Context, email string, ids ...string) {
 	if len(ids) == 0 {
 		return
 	}
-	if err := s.store.rdb.HDel(context.WithoutCancel(ctx), s.store.ks.AddressRefs(email), ids...).Err(); err != nil {
+	if err := s.store.forget(context.WithoutCancel(ctx), email, ids...); err != nil {
 		// Harmless: the reference holds off deletion until it is found dead.
 		s.log.Warn("could not drop an invitation reference", "err", err)
 	}
@@ -176,31 +119,21 @@ func (s *Service) refLive(ctx context.Context, id, value string, now time.Time) 
 	if _, ok := redisx.ParseID("inv", id); !ok {
 		return young, nil // provisional (registration before its organization exists)
 	}
-	f, err := s.store.rdb.HMGet(ctx, s.store.ks.Invitation(id), "status", "expires_at", "kind", "org").Result()
+	st, err := s.store.referenced(ctx, id)
 	if err != nil {
-		return false, storeErr(err)
+		return false, err
 	}
-	status, _ := f[0].(string)
-	if status == "" {
-		return young, nil // not written (yet, or ever) or purged long after it ended
-	}
-	exp, _ := f[1].(string)
 	switch {
-	case Status(status) == accepting:
+	case !st.exists:
+		return young, nil // not written (yet, or ever) or purged long after it ended
+	case st.status == accepting:
 		return true, nil
-	case Status(status) == Pending && now.Before(redisx.MsTime(exp)):
+	case st.status == Pending && now.Before(st.expiresAt):
 		return true, nil
-	case f[2] == "registration":
-		// An abandoned registration's organization is deleted before its
-		// owner's placeholder is released; until then it references it.
-		org, _ := f[3].(string)
-		state, err := s.store.rdb.HGet(ctx, s.store.ks.Org(org), "state").Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return false, storeErr(err)
-		}
-		return state == "pending", nil
 	}
-	return false, nil
+	// An abandoned registration's organization is deleted before its
+	// owner's placeholder is released; until then it references it.
+	return st.pendingOrg, nil
 }
 
 // ReleasePlaceholder deletes the placeholder identity of an address if
@@ -212,16 +145,14 @@ func (s *Service) refLive(ctx context.Context, id, value string, now time.Time) 
 // invitation ends, and the reconciler for placeholders it finds.
 func (s *Service) ReleasePlaceholder(ctx context.Context, email, identityID string) (deleted bool, err error) {
 	token := "delete|" + identityID + "|" + nonce()
-	claimKeys := []string{s.store.ks.AddressRefs(email), s.store.ks.AddressClaim(email), s.store.ks.AddressPending(email)}
 	for round := 0; ; round++ {
 		now := s.now()
-		res, err := claimDeleteScript.Run(ctx, s.store.rdb, claimKeys, token, claimLease.Milliseconds(), now.UnixMilli()).Slice()
+		outcome, held, refs, err := s.store.claimDelete(ctx, email, token, now)
 		if err != nil {
-			return false, storeErr(err)
+			return false, err
 		}
-		switch res[0] {
+		switch outcome {
 		case "busy":
-			held, _ := res[1].(string)
 			if strings.HasPrefix(held, "delete|"+identityID+"|") || strings.HasPrefix(held, "takeover|"+identityID+"|") {
 				return false, nil // its holder decides the same question about the same identity
 			}
@@ -229,7 +160,6 @@ func (s *Service) ReleasePlaceholder(ctx context.Context, email, identityID stri
 		case "pending":
 			return false, nil
 		case "referenced":
-			refs := redisx.Hash(res[1])
 			var dead []string
 			for id, v := range refs {
 				live, err := s.refLive(ctx, id, v, now)
@@ -250,7 +180,7 @@ func (s *Service) ReleasePlaceholder(ctx context.Context, email, identityID stri
 		break
 	}
 	defer func() {
-		if uerr := unclaimScript.Run(context.WithoutCancel(ctx), s.store.rdb, []string{s.store.ks.AddressClaim(email)}, token, "exact").Err(); uerr != nil {
+		if uerr := s.store.unclaim(context.WithoutCancel(ctx), email, token, false); uerr != nil {
 			s.log.Warn("could not drop a placeholder claim; it expires with its lease", "err", uerr)
 		}
 	}()
@@ -317,7 +247,7 @@ func (s *Service) TakeOver(ctx context.Context, email string) error {
 		return err
 	}
 	undo := func(cause error) error {
-		_ = unclaimScript.Run(context.WithoutCancel(ctx), s.store.rdb, []string{s.store.ks.AddressClaim(email)}, token, "exact").Err()
+		_ = s.store.unclaim(context.WithoutCancel(ctx), email, token, false)
 		return cause
 	}
 	kctx, cancel := context.WithTimeout(ctx, kratosBudget)
@@ -325,11 +255,11 @@ func (s *Service) TakeOver(ctx context.Context, email string) error {
 	if untouched, err := s.ids.Untouched(kctx, who.ID); err != nil || !untouched {
 		return undo(err)
 	}
-	if err := s.markMoved(kctx, who.ID); err != nil {
+	if err := s.store.markMoved(kctx, who.ID); err != nil {
 		return undo(err)
 	}
 	if err := s.detachAll(kctx, email, who.ID); err != nil {
-		s.unmarkMoved(ctx, who.ID)
+		s.store.unmarkMoved(context.WithoutCancel(ctx), who.ID)
 		return undo(err)
 	}
 	if err := s.ids.Delete(kctx, who.ID); err != nil {
@@ -341,14 +271,10 @@ func (s *Service) TakeOver(ctx context.Context, email string) error {
 
 // claimTakeover takes the address, waiting briefly for a delete claim.
 func (s *Service) claimTakeover(ctx context.Context, email, token string) error {
-	key := s.store.ks.AddressClaim(email)
 	for i := 0; i < 100; i++ {
-		ok, err := s.store.rdb.SetNX(ctx, key, token, claimLease).Result()
-		if err != nil {
-			return storeErr(err)
-		}
-		if ok {
-			return nil
+		ok, err := s.store.claimTakeover(ctx, email, token)
+		if err != nil || ok {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -361,54 +287,22 @@ func (s *Service) claimTakeover(ctx context.Context, email, token string) error 
 
 // EndTakeover frees an address once Kratos stored the person's identity.
 func (s *Service) EndTakeover(ctx context.Context, email string) error {
-	return storeErr(unclaimScript.Run(ctx, s.store.rdb, []string{s.store.ks.AddressClaim(email)}, "takeover|", "prefix").Err())
-}
-
-func (s *Service) markMoved(ctx context.Context, identityID string) error {
-	_, err := s.store.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for shard := 0; shard < redisx.Shards; shard++ {
-			p.Set(ctx, s.store.ks.Moved(shard, identityID), "1", refGrace+time.Minute)
-		}
-		return nil
-	})
-	return storeErr(err)
-}
-
-func (s *Service) unmarkMoved(ctx context.Context, identityID string) {
-	ctx = context.WithoutCancel(ctx)
-	for shard := 0; shard < redisx.Shards; shard++ {
-		s.store.rdb.Del(ctx, s.store.ks.Moved(shard, identityID))
-	}
+	return s.store.unclaim(ctx, email, "takeover|", true)
 }
 
 // detachAll detaches every pending invitation of the address from the
-// placeholder: those referenced, and those in the pending index (written
-// before references existed).
+// placeholder.
 func (s *Service) detachAll(ctx context.Context, email, placeholder string) error {
-	refs, err := s.store.rdb.HKeys(ctx, s.store.ks.AddressRefs(email)).Result()
+	ids, err := s.store.addressInvitations(ctx, email)
 	if err != nil {
-		return storeErr(err)
+		return err
 	}
-	orgIDs, err := s.store.rdb.ZRange(ctx, s.store.ks.AddressPending(email), 0, -1).Result()
-	if err != nil {
-		return storeErr(err)
-	}
-	for _, org := range orgIDs {
-		if id, err := s.store.rdb.HGet(ctx, s.store.ks.Org(org)+":inv:email", email).Result(); err == nil {
-			refs = append(refs, id)
-		}
-	}
-	for _, id := range refs {
-		shard, ok := redisx.ParseID("inv", id)
-		if !ok {
-			continue
-		}
-		rep, err := detachScript.Run(ctx, s.store.rdb, []string{s.store.ks.Invitation(id)},
-			s.store.ks.Args(shard, s.now(), s.store.retention, id, placeholder)...)
+	for _, id := range ids {
+		outcome, err := s.store.detach(ctx, id, placeholder)
 		if err != nil {
-			return storeErr(err)
+			return err
 		}
-		if rep.Outcome == "accepting" {
+		if outcome == "accepting" {
 			return errAccepting
 		}
 	}
