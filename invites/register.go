@@ -136,7 +136,7 @@ func (r *Registrar) Register(ctx context.Context, req RegisterRequest) error {
 	})
 	if err != nil {
 		_ = r.orgs.DeleteIfPending(context.WithoutCancel(ctx), org.ID)
-		if apperr.KindOf(err) != apperr.Unavailable && apperr.KindOf(err) != apperr.Internal {
+		if scriptRefused(err) {
 			r.svc.forget(ctx, email, id)
 		}
 		return undo(err)

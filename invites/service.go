@@ -186,7 +186,7 @@ func (s *Service) Invite(ctx context.Context, orgRef string, r InviteRequest) (i
 	}
 	inv, rotated, err := s.store.Create(ctx, n)
 	if err != nil {
-		if written := apperr.KindOf(err) == apperr.Unavailable || apperr.KindOf(err) == apperr.Internal; !written {
+		if scriptRefused(err) {
 			// The script answered: nothing was written. When Redis did not
 			// answer, the reference stays until it is known dead.
 			s.forget(ctx, email, id)
@@ -204,6 +204,13 @@ func (s *Service) Invite(ctx context.Context, orgRef string, r InviteRequest) (i
 		inv.AcceptURL = s.cfg.AcceptURL + token
 	}
 	return inv, !rotated, nil
+}
+
+// scriptRefused tells a write the script refused (nothing was written)
+// from one whose outcome is unknown (Redis did not answer).
+func scriptRefused(err error) bool {
+	k := apperr.KindOf(err)
+	return (k != apperr.Unavailable && k != apperr.Internal) || apperr.CodeOf(err) == "invitation_too_slow"
 }
 
 // identityFor finds the Kratos identity of an address or creates an
