@@ -58,11 +58,14 @@ return 0
 // sign-up replaces: it becomes an invitation for whoever holds the address
 // (accepted signed in, or on verification). One being accepted on a page
 // right now is left alone and reported.
-// KEYS: invitation hash. ARGV[4..]: invitation id, placeholder id.
+// Mode 'check' only reports.
+// KEYS: invitation hash. ARGV[4..]: invitation id, placeholder id, mode
+// (check|detach).
 var detachScript = redisx.NewScript(`
 local st = current_status(ARGV[4])
 if st == 'accepting' then return {'accepting'} end
 if st ~= 'pending' or redis.call('HGET', KEYS[1], 'identity_id') ~= ARGV[5] then return {'none'} end
+if ARGV[6] == 'check' then return {'pending'} end
 redis.call('HSET', KEYS[1], 'identity_id', '', 'identity_created', '0', 'identity_existing', '1', 'updated_at', NOW)
 return {'detached'}
 `)
@@ -182,13 +185,17 @@ func (s *Store) addressInvitations(ctx context.Context, email string) ([]string,
 }
 
 // detach moves a pending invitation off a placeholder: "detached", "none"
-// or "accepting".
-func (s *Store) detach(ctx context.Context, id, placeholder string) (string, error) {
+// or "accepting" ("pending" instead of "detached" when only checking).
+func (s *Store) detach(ctx context.Context, id, placeholder string, check bool) (string, error) {
+	mode := "detach"
+	if check {
+		mode = "check"
+	}
 	shard, ok := redisx.ParseID("inv", id)
 	if !ok {
 		return "none", nil
 	}
-	rep, err := detachScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.ks.Args(shard, s.now(), s.retention, id, placeholder)...)
+	rep, err := detachScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.ks.Args(shard, s.now(), s.retention, id, placeholder, mode)...)
 	if err != nil {
 		return "", storeErr(err)
 	}

@@ -291,19 +291,23 @@ func (s *Service) EndTakeover(ctx context.Context, email string) error {
 }
 
 // detachAll detaches every pending invitation of the address from the
-// placeholder.
+// placeholder. A first pass looks for one being accepted, so that an
+// abandoned takeover rarely leaves some invitations detached (they would
+// then ask the person to sign in, which they can do by signing up).
 func (s *Service) detachAll(ctx context.Context, email, placeholder string) error {
 	ids, err := s.store.addressInvitations(ctx, email)
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		outcome, err := s.store.detach(ctx, id, placeholder)
-		if err != nil {
-			return err
-		}
-		if outcome == "accepting" {
-			return errAccepting
+	for _, check := range []bool{true, false} {
+		for _, id := range ids {
+			outcome, err := s.store.detach(ctx, id, placeholder, check)
+			if err != nil {
+				return err
+			}
+			if outcome == "accepting" {
+				return errAccepting
+			}
 		}
 	}
 	return nil

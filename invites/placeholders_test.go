@@ -228,3 +228,31 @@ func TestTakeOverKeepsEveryPendingInvitation(t *testing.T) {
 func newInvitationID(org string, now time.Time) string {
 	return redisx.NewID("inv", redisx.ShardOf(org), now)
 }
+
+// A sign-up while one of the address' invitations is being accepted on its
+// page: the placeholder stays (the acceptance is activating it), nothing is
+// detached, and the hook asks the person to try again.
+func TestTakeOverWaitsForAnAcceptanceInProgress(t *testing.T) {
+	h := newHarness(t)
+	a := h.mustInvite("new@example.com", sendEmail(false))
+	b, _, err := h.svc.Invite(h.ctx, h.newOrg("Other").ID, InviteRequest{Email: "new@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.drain()
+	if _, err := h.svc.store.Claim(h.ctx, tokenOf(t, a), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	mustCode(t, h.svc.TakeOver(h.ctx, "new@example.com"), "invitation_accepting")
+	if who, _ := h.ids.Get(h.ctx, a.IdentityID); who == nil {
+		t.Fatal("the placeholder being activated was deleted")
+	}
+	for _, id := range []string{a.ID, b.ID} {
+		if got, _ := h.svc.Get(h.ctx, id); got.IdentityID != a.IdentityID || !got.identityCreated {
+			t.Fatalf("invitation %s was detached: %+v", id, got)
+		}
+	}
+	if n := h.rdb.Exists(h.ctx, h.ks.AddressClaim("new@example.com"), h.ks.Moved(redisx.ShardOf(a.ID), a.IdentityID)).Val(); n != 0 {
+		t.Fatalf("%d claim or marker keys left behind", n)
+	}
+}
