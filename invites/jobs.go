@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -267,4 +269,26 @@ func (x *AddressIndex) PendingOrganizations(ctx context.Context, email string) (
 		return nil, nil
 	}
 	return orgIDs, err
+}
+
+// candidateOrganizations lists the organizations that may have a pending
+// invitation for an address: the pending index, and the references, which
+// are written before the invitation and so also name invitations whose
+// index job has not run yet. A superset: acceptance checks each atomically.
+func (x *AddressIndex) candidateOrganizations(ctx context.Context, email string) ([]string, error) {
+	pending, err := x.PendingOrganizations(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := x.rdb.HVals(ctx, x.ks.AddressRefs(email)).Result()
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range refs {
+		org, _, _ := strings.Cut(v, " ")
+		if org != "" && !slices.Contains(pending, org) {
+			pending = append(pending, org)
+		}
+	}
+	return pending, nil
 }

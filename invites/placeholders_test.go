@@ -256,3 +256,15 @@ func TestTakeOverWaitsForAnAcceptanceInProgress(t *testing.T) {
 		t.Fatalf("%d claim or marker keys left behind", n)
 	}
 }
+
+// Verifying an address accepts an invitation written a moment before,
+// whose index job has not run yet: its reference names it.
+func TestVerifiedAddressAcceptsUnindexedInvitations(t *testing.T) {
+	h := newHarness(t)
+	a := h.mustInvite("new@example.com")
+	person := h.ids.Add("someone@example.com", "Someone")
+	accepted, err := h.svc.AcceptVerifiedAddress(h.ctx, h.index, "new@example.com", person.ID)
+	if err != nil || len(accepted) != 1 || accepted[0] != a.ID {
+		t.Fatalf("accepted %v (%v), want %s", accepted, err, a.ID)
+	}
+}
