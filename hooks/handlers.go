@@ -266,15 +266,11 @@ func (h *Handlers) emailPtr() string {
 	return "#/traits/" + strings.ReplaceAll(h.cfg.EmailTrait, ".", "/")
 }
 
-// removePlaceholder deletes the inactive identity kratos-orgs created for
-// an invited address, so Kratos can create the person's real one.
+// removePlaceholder makes way for the person's own identity: Kratos
+// refuses a second identity with the placeholder's address. The pending
+// invitations survive, moved off the placeholder (invites TakeOver).
 func (h *Handlers) removePlaceholder(ctx context.Context, email string) error {
-	who, err := h.ids.FindByEmail(ctx, email)
-	if err != nil || who == nil || !who.CreatedByUs || who.State != "inactive" {
-		return err
-	}
-	h.log.Info("removing the placeholder identity of an invited address: the person signs up through Kratos", "identity", who.ID)
-	return h.ids.Delete(ctx, who.ID)
+	return h.invites.TakeOver(ctx, email)
 }
 
 // Names of the recorded hooks (replay records, see replay.go).
@@ -360,6 +356,10 @@ func (h *Handlers) afterRegistration(ctx context.Context, su signup) error {
 	if err != nil {
 		h.log.Warn("registration webhook: the identity's email trait is not an address: nothing done", "flow", su.FlowID, "identity", who.ID)
 		return nil
+	}
+	// The person's identity is stored: new invitations may use it.
+	if err := h.invites.EndTakeover(ctx, email); err != nil {
+		h.log.Warn("could not end a placeholder takeover; it ends with its lease", "err", err)
 	}
 	var errs []error
 	if su.InviteToken != "" {

@@ -225,6 +225,11 @@ func (a *Acceptor) AcceptNew(ctx context.Context, token string, link Link, s *id
 		}
 		return Handoff{}, cause
 	}
+	if !inv.identityCreated || inv.IdentityID == "" {
+		// The person signed up through Kratos since the page was shown: the
+		// invitation was moved off the placeholder (TakeOver).
+		return release(apperr.New(apperr.Forbidden, "existing_account", "you have an account now: sign in to accept this invitation"))
+	}
 	act := identity.Activation{Email: inv.Email, Traits: traits}
 	if a.cfg.LoginMode == "password" {
 		act.Password = f.Password

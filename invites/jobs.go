@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -213,8 +215,9 @@ func failureReason(err error) string {
 }
 
 // AddressIndex maintains, per address, the organizations with a pending
-// invitation for it (redisx key AddressPending), and deletes identities
-// kratos-orgs created once nothing is pending for them any more.
+// invitation for it (redisx key AddressPending) and the invitations'
+// references (AddressRefs), and releases placeholder identities once
+// nothing references them any more (see placeholders.go).
 type AddressIndex struct {
 	svc *Service
 	rdb redis.UniversalClient
@@ -232,9 +235,13 @@ func NewAddressIndex(svc *Service, rdb redis.UniversalClient, ks redisx.Keyspace
 
 // indexScript applies one observation of an invitation to its address'
 // index, unless a later observation was applied already: two jobs racing
-// for the same invitation cannot leave the older state behind.
-// KEYS: pending set, stamps hash (same {a:email} tag). ARGV: org, add|remove,
-// stamp (ms), expiry (ms), now (ms), stamps TTL (ms).
+// for the same invitation cannot leave the older state behind. An ended
+// invitation's reference goes with it (final states never change); a
+// pending one gets a reference if it has none (invitations written before
+// references existed).
+// KEYS: pending set, stamps hash, refs hash (same {a:email} tag). ARGV: org,
+// add|remove, stamp (ms), expiry (ms), now (ms), stamps TTL (ms),
+// invitation id, reference value.
 var indexScript = redis.NewScript(`
 local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if tonumber(ARGV[3]) < cur then return 0 end
@@ -242,8 +249,10 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 if ARGV[2] == 'add' then
   redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+  redis.call('HSETNX', KEYS[3], ARGV[7], ARGV[8])
 else
   redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[7])
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
 return 1
@@ -255,7 +264,8 @@ return 1
 // seconds — and a day is far more than that.
 const StampsTTL = 24 * time.Hour
 
-// Handle brings the address index in line with an invitation.
+// Handle brings the address index in line with an invitation, and
+// releases its placeholder when it ended.
 func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 	observed := x.now()
 	inv, err := x.svc.store.Get(ctx, job.Ref)
@@ -269,9 +279,10 @@ func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 	if inv.Status == Pending {
 		op = "add"
 	}
-	pending, stamps := x.ks.AddressPending(inv.Email), x.ks.AddressPending(inv.Email)+":stamps"
-	err = indexScript.Run(ctx, x.rdb, []string{pending, stamps}, inv.OrganizationID, op, observed.UnixMilli(),
-		inv.ExpiresAt.UnixMilli(), x.now().UnixMilli(), x.stampsTTL.Milliseconds()).Err()
+	keys := []string{x.ks.AddressPending(inv.Email), x.ks.AddressPending(inv.Email) + ":stamps", x.ks.AddressRefs(inv.Email)}
+	err = indexScript.Run(ctx, x.rdb, keys, inv.OrganizationID, op, observed.UnixMilli(),
+		inv.ExpiresAt.UnixMilli(), x.now().UnixMilli(), x.stampsTTL.Milliseconds(),
+		inv.ID, inv.OrganizationID+" "+fmt.Sprint(inv.CreatedAt.UnixMilli())).Err()
 	if err != nil {
 		return err
 	}
@@ -285,35 +296,16 @@ func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 		}
 	}
 	if inv.identityCreated && inv.IdentityID != "" {
-		return x.cleanupIdentity(ctx, inv)
+		_, err := x.svc.ReleasePlaceholder(ctx, inv.Email, inv.IdentityID)
+		return err
 	}
 	return nil
 }
 
-// cleanupIdentity deletes the identity kratos-orgs created for an invitation
-// that ended unaccepted, if it is still inactive, still ours, and no other
-// invitation is pending for the address.
-func (x *AddressIndex) cleanupIdentity(ctx context.Context, inv Invitation) error {
-	n, err := x.rdb.ZCount(ctx, x.ks.AddressPending(inv.Email), "("+fmt.Sprint(x.now().UnixMilli()), "+inf").Result()
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		return nil
-	}
-	who, err := x.svc.ids.Get(ctx, inv.IdentityID)
-	if err != nil {
-		return err
-	}
-	if who == nil || !who.CreatedByUs || who.State != "inactive" {
-		return nil
-	}
-	if err := x.svc.ids.Delete(ctx, who.ID); err != nil {
-		return err
-	}
-	x.svc.log.Info("deleted an identity created for an invitation that ended unaccepted",
-		"identity", who.ID, "invitation", inv.ID, "status", inv.Status)
-	return nil
+// ReleasePlaceholder deletes an address' placeholder identity if nothing
+// references it (Service.ReleasePlaceholder), for the reconciler.
+func (x *AddressIndex) ReleasePlaceholder(ctx context.Context, email, identityID string) (deleted bool, err error) {
+	return x.svc.ReleasePlaceholder(ctx, email, identityID)
 }
 
 // PendingOrganizations lists the organizations with a pending invitation
@@ -326,4 +318,26 @@ func (x *AddressIndex) PendingOrganizations(ctx context.Context, email string) (
 		return nil, nil
 	}
 	return orgIDs, err
+}
+
+// candidateOrganizations lists the organizations that may have a pending
+// invitation for an address: the pending index, and the references, which
+// are written before the invitation and so also name invitations whose
+// index job has not run yet. A superset: acceptance checks each atomically.
+func (x *AddressIndex) candidateOrganizations(ctx context.Context, email string) ([]string, error) {
+	pending, err := x.PendingOrganizations(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := x.rdb.HVals(ctx, x.ks.AddressRefs(email)).Result()
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range refs {
+		org, _, _ := strings.Cut(v, " ")
+		if org != "" && !slices.Contains(pending, org) {
+			pending = append(pending, org)
+		}
+	}
+	return pending, nil
 }

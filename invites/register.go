@@ -85,11 +85,21 @@ func (r *Registrar) Register(ctx context.Context, req RegisterRequest) error {
 	if !first {
 		return nil
 	}
+	// A provisional reference holds the address' placeholder from the
+	// look-up on (see placeholders.go); the invitation's own replaces it.
+	provisional := "reg_" + nonce()
+	takeover, referenced, err := r.svc.reference(ctx, email, "", provisional)
+	if err != nil {
+		return err
+	}
+	defer r.svc.forget(ctx, email, provisional)
 	person, err := r.svc.ids.FindByEmail(ctx, email)
 	if err != nil {
 		return err
 	}
-	if person != nil && !(person.CreatedByUs && person.State == "inactive") {
+	placeholder := person != nil && person.CreatedByUs && person.State == "inactive"
+	if (person != nil && !placeholder) || takeover {
+		// An account, or one being created through Kratos right now.
 		return r.outbox.Enqueue(ctx, redisx.RandomShard(), outbox.Job{Kind: "notice", Ref: email, Template: "activation", Name: name})
 	}
 	createdNow := false
@@ -100,26 +110,36 @@ func (r *Registrar) Register(ctx context.Context, req RegisterRequest) error {
 		}
 		createdNow = true
 	}
+	undo := func(cause error) error {
+		if createdNow {
+			r.svc.forget(ctx, email, provisional)
+			r.svc.releaseQuietly(ctx, email, person.ID)
+		}
+		return cause
+	}
 	org, err := r.orgs.Create(ctx, orgs.Organization{Name: name, Slug: slug, State: orgs.StatePending}, explicit,
 		&orgs.Member{IdentityID: person.ID, Email: email, Role: "owner"})
 	if err != nil {
-		if createdNow {
-			r.svc.undoIdentity(ctx, person.ID)
-		}
-		return err
+		return undo(err)
+	}
+	id := redisx.NewID("inv", redisx.ShardOf(org.ID), r.svc.now())
+	if _, _, err := r.svc.reference(ctx, email, org.ID, id); err != nil {
+		_ = r.orgs.DeleteIfPending(context.WithoutCancel(ctx), org.ID)
+		return undo(err)
 	}
 	token, hash := tokens.New(redisx.ShardOf(org.ID))
 	_, _, err = r.svc.store.Create(ctx, NewInvitation{
+		ID: id, WriteBy: referenced.Add(refGrace),
 		OrganizationID: org.ID, Email: email, Role: "owner", TTL: r.svc.cfg.TTL, TokenHash: hash,
 		SealedToken: r.svc.sealer.Seal(token, sealContext), IdentityID: person.ID, IdentityCreated: true,
 		SendEmail: true, Template: "activation", Kind: "registration",
 	})
 	if err != nil {
 		_ = r.orgs.DeleteIfPending(context.WithoutCancel(ctx), org.ID)
-		if createdNow {
-			r.svc.undoIdentity(ctx, person.ID)
+		if scriptRefused(err) {
+			r.svc.forget(ctx, email, id)
 		}
-		return err
+		return undo(err)
 	}
 	r.svc.wake()
 	return nil

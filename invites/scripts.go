@@ -15,10 +15,20 @@ import "github.com/kratos-orgs/kratos-orgs/redisx"
 // 16 identity existed (1/0), 17 identity created by us (1/0), 18 send mail
 // (1/0), 19 sealed token, 20 mail template set, 21 kind, 22 roles the
 // caller may grant (comma-separated; empty: no ceiling), 23 granted by
-// (member identity id, or empty for the operator).
+// (member identity id, or empty for the operator), 24 write-by (ms) of the
+// invitation's address reference, or 0.
+//
+// Past the write-by time the reference may have been dropped as never
+// written, so nothing is written (see placeholders.go). A placeholder that
+// a Kratos sign-up is replacing (its Moved marker) is not pointed at: the
+// invitation is written detached, for whoever holds the address.
 var createScript = redisx.NewScript(`
 local ok = KEYS[1]
 local org, email, exp, th = ARGV[4], ARGV[6], tonumber(ARGV[8]), ARGV[10]
+if tonumber(ARGV[24]) > 0 and NOW > tonumber(ARGV[24]) then return {'too_late'} end
+if ARGV[17] == '1' and ARGV[15] ~= '' and redis.call('EXISTS', P .. 'moved:' .. ARGV[15]) == 1 then
+  ARGV[15], ARGV[16], ARGV[17] = '', '1', '0'
+end
 if redis.call('EXISTS', ok) == 0 then return {'org_not_found'} end
 if ARGV[21] == 'invitation' and redis.call('HGET', ok, 'state') ~= 'active' then return {'org_inactive'} end
 -- A registration's owner is a member of the pending organization already.

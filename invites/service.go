@@ -21,6 +21,8 @@ type Identities interface {
 	Get(ctx context.Context, id string) (*identity.Identity, error)
 	CreateInvited(ctx context.Context, email string, marker map[string]any) (*identity.Identity, error)
 	Delete(ctx context.Context, id string) error
+	// Untouched: the identity never had a credential or a session.
+	Untouched(ctx context.Context, id string) (bool, error)
 }
 
 // Organizations is what the backend needs to know about organizations.
@@ -147,9 +149,11 @@ func (s *Service) validate(r *InviteRequest) (email string, ttl time.Duration, e
 // address is reused: its token is rotated, its expiry extended and its mail
 // sent again (created=false).
 //
-// Order matters for faults: Kratos is consulted first, so when Kratos is
-// down nothing is written; the Redis step is one atomic script; an identity
-// created here is deleted again if that script does not take.
+// Order matters for faults: the invitation's reference in the address
+// slot comes first (so no placeholder it may point at can be deleted from
+// then on, see placeholders.go), then Kratos (when Kratos is down nothing
+// but that reference is written), then one atomic script. A placeholder
+// created here is released again if that script does not take.
 //
 // This is the operator's call (admin API): no role ceiling applies, and an
 // inviter.id must name an existing Kratos identity (422 unknown_inviter).
@@ -258,28 +262,45 @@ func (s *Service) invite(ctx context.Context, orgRef string, r InviteRequest, em
 	if err != nil {
 		return inv, false, err
 	}
-	person, createdNow, err := s.identityFor(ctx, org, email)
+	id := redisx.NewID("inv", redisx.ShardOf(org), s.now())
+	takeover, referenced, err := s.reference(ctx, email, org, id)
 	if err != nil {
+		return inv, false, err
+	}
+	person, createdNow, err := s.identityFor(ctx, org, email, takeover)
+	if err != nil {
+		s.forget(ctx, email, id)
 		return inv, false, err
 	}
 	send := r.SendEmail == nil || *r.SendEmail
 	token, hash := tokens.New(redisx.ShardOf(org))
 	n := NewInvitation{
+		ID: id, WriteBy: referenced.Add(refGrace),
 		OrganizationID: org, Email: email, Role: r.Role, TTL: ttl, TokenHash: hash,
 		Inviter: r.Inviter, Context: r.Context, RedirectTo: r.RedirectTo,
-		IdentityID: person.ID, ExistingIdentity: !person.CreatedByUs, IdentityCreated: person.CreatedByUs,
-		SendEmail: send, Template: "invitation", Kind: "invitation",
+		ExistingIdentity: true, SendEmail: send, Template: "invitation", Kind: "invitation",
 		GrantedBy: g.by, Within: g.within,
+	}
+	if person != nil {
+		n.IdentityID, n.ExistingIdentity, n.IdentityCreated = person.ID, !person.CreatedByUs, person.CreatedByUs
 	}
 	if send {
 		n.SealedToken = s.sealer.Seal(token, sealContext)
 	}
 	inv, rotated, err := s.store.Create(ctx, n)
 	if err != nil {
-		if createdNow {
-			s.undoIdentity(ctx, person.ID)
+		if scriptRefused(err) {
+			// The script answered: nothing was written. When Redis did not
+			// answer, the reference stays until it is known dead.
+			s.forget(ctx, email, id)
+			if createdNow {
+				s.releaseQuietly(ctx, email, person.ID)
+			}
 		}
 		return inv, false, err
+	}
+	if rotated {
+		s.forget(ctx, email, id) // the pending invitation that was rotated has its own
 	}
 	s.wake()
 	if !send {
@@ -288,12 +309,28 @@ func (s *Service) invite(ctx context.Context, orgRef string, r InviteRequest, em
 	return inv, !rotated, nil
 }
 
+// scriptRefused tells a write the script refused (nothing was written)
+// from one whose outcome is unknown (Redis did not answer).
+func scriptRefused(err error) bool {
+	k := apperr.KindOf(err)
+	return (k != apperr.Unavailable && k != apperr.Internal) || apperr.CodeOf(err) == "invitation_too_slow"
+}
+
 // identityFor finds the Kratos identity of an address or creates an
-// inactive one. createdNow says whether this call created it.
-func (s *Service) identityFor(ctx context.Context, org, email string) (*identity.Identity, bool, error) {
+// inactive one. createdNow says whether this call created it. During a
+// takeover (a Kratos sign-up replacing the placeholder right now) no
+// placeholder is used or created: the invitation is for whoever holds the
+// address (nil).
+func (s *Service) identityFor(ctx context.Context, org, email string, takeover bool) (*identity.Identity, bool, error) {
 	found, err := s.ids.FindByEmail(ctx, email)
-	if err != nil || found != nil {
-		return found, false, err
+	if err != nil {
+		return nil, false, err
+	}
+	if found != nil && !(takeover && found.CreatedByUs && found.State == "inactive") {
+		return found, false, nil
+	}
+	if takeover {
+		return nil, false, nil
 	}
 	// Creating an identity for an unknown organization would leave it behind.
 	ok, err := s.orgs.Exists(ctx, org)
@@ -315,13 +352,6 @@ func (s *Service) identityFor(ctx context.Context, org, email string) (*identity
 		return found, false, err
 	}
 	return created, err == nil, err
-}
-
-func (s *Service) undoIdentity(ctx context.Context, id string) {
-	if err := s.ids.Delete(context.WithoutCancel(ctx), id); err != nil {
-		// The sync job of a later invitation, or its expiry, retries this.
-		s.log.Warn("could not delete an identity created for an invitation that was not written", "identity", id, "err", err)
-	}
 }
 
 // Get reads an invitation.

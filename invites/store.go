@@ -36,6 +36,8 @@ func storeErr(err error) error { return redisx.StoreError(err, "invitation store
 
 // NewInvitation is what Create writes.
 type NewInvitation struct {
+	ID               string    // of a new invitation; generated when empty
+	WriteBy          time.Time // deadline of its address reference; zero for none
 	OrganizationID   string
 	Email            string
 	Role             string
@@ -74,11 +76,19 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 		ctxJSON = string(b)
 	}
 	exp := now.Add(n.TTL)
+	id := n.ID
+	if id == "" {
+		id = redisx.NewID("inv", shard, now)
+	}
+	var writeBy int64
+	if !n.WriteBy.IsZero() {
+		writeBy = n.WriteBy.UnixMilli()
+	}
 	rep, err := createScript.Run(ctx, s.rdb, []string{s.ks.Org(n.OrganizationID)}, s.ks.Args(shard, now, s.retention,
-		n.OrganizationID, redisx.NewID("inv", shard, now), n.Email, n.Role, exp.UnixMilli(), n.TTL.Milliseconds(),
+		n.OrganizationID, id, n.Email, n.Role, exp.UnixMilli(), n.TTL.Milliseconds(),
 		n.TokenHash, inviterID, inviterName, ctxJSON, n.RedirectTo, n.IdentityID, b2s(n.ExistingIdentity),
 		b2s(n.IdentityCreated), b2s(n.SendEmail), n.SealedToken, n.Template, n.Kind,
-		strings.Join(n.Within, ","), n.GrantedBy)...)
+		strings.Join(n.Within, ","), n.GrantedBy, writeBy)...)
 	if err != nil {
 		return inv, false, storeErr(err)
 	}
@@ -97,6 +107,9 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 			WithDetails("role", redisx.Str(rep.Values[0]))
 	case "accepting":
 		return inv, false, apperr.Conflictf("invitation_accepting", "the pending invitation for %s is being accepted right now", n.Email)
+	case "too_late":
+		return inv, false, apperr.Unavailablef(errors.New("invites: invitation written after its reference's deadline"),
+			"invitation_too_slow", "writing the invitation took too long; try again")
 	case "created", "rotated":
 		return parseInvitation(redisx.Hash(rep.Values[0]), now), rep.Outcome == "rotated", nil
 	}

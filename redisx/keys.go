@@ -38,19 +38,33 @@
 //	P{s}:outbox:delayed               ZSET   job JSON → due time (ms)                moved back to the stream when due
 //	P{s}:outbox:dead                  STREAM jobs that ran out of attempts           capped at ~10,000 entries
 //	P{s}:stats                        HASH   invitation events → count               fixed fields: bounded
+//	P{s}:moved:<identity>             STRING a placeholder is being replaced by a     TTL (11 min): the takeover's lease
+//	                                         Kratos sign-up: an invitation written
+//	                                         here for it is written detached
 //
 //	P{a:<sha256(email)>}:pending      ZSET   org id → expiry (ms) of its pending     invitation.sync jobs; expired
 //	                                         invitation                              entries dropped on every write
 //	P{a:<sha256(email)>}:pending:stamps HASH org id → last applied observation    TTL StampsTTL (a day)
 //	P{a:<sha256(email)>}:pending:register STRING sign-up cooldown of an address   TTL: the cooldown (a minute)
+//	P{a:<sha256(email)>}:refs         HASH   invitation id → "<org id> <ms>": every  dropped when the invitation is seen
+//	                                         invitation that may be pending,         final, or never written within its
+//	                                         registered before it is written         deadline (20 min)
+//	P{a:<sha256(email)>}:claim        STRING "delete|…" or "takeover|…": one process TTL: the lease (a minute)
+//	                                         deletes or replaces the placeholder
 //	P{i:<identity>}:orgs              HASH   org id → role                           member.sync jobs
 //	P{i:<identity>}:orgs:stamps       HASH   org id → last applied observation       TTL a day
 //	P{f:<sha256(flow id)>}:hook:<hook> HASH  a webhook call: body digest, answer,   TTL hooks.replay_window (2h)
 //	                                         the organization a sign-up created
 //
-// The {a:…} and {i:…} keys are indexes across organizations. They are
-// written by outbox jobs after the atomic step, idempotently, so they
-// converge even when a process dies in between. Every key above has an
+// The {a:…} and {i:…} keys are indexes across organizations. pending and
+// orgs are written by outbox jobs after the atomic step, idempotently, so
+// they converge even when a process dies in between. refs is different: an
+// invitation's reference is written before the invitation, so refs is
+// always a superset of the address' pending invitations, and deciding "no
+// invitation references this placeholder" and claiming its deletion is one
+// script on the {a:…} slot (see invites/placeholders.go). A reference is
+// removed only once its invitation is seen final (final states never
+// change), or never written within its deadline. Every key above has an
 // owner that deletes it or a TTL; invites' TestBoundedStateOverCycles
 // checks that a thousand invitation and sign-up lifecycles leave the key
 // count and memory where they started.
@@ -117,9 +131,25 @@ func (k Keyspace) Due(s int) string { return k.Shard(s) + "due" }
 // address. The address is hashed: key names carry no personal data, and
 // braces in an address cannot change the hash tag.
 func (k Keyspace) AddressPending(email string) string {
-	sum := sha256.Sum256([]byte(email))
-	return k.Prefix + "{a:" + hex.EncodeToString(sum[:16]) + "}:pending"
+	return k.address(email) + "pending"
 }
+
+// AddressRefs maps invitation id → "<org id> <registered ms>" for every
+// invitation of an address that may be pending (same slot as AddressPending).
+func (k Keyspace) AddressRefs(email string) string { return k.address(email) + "refs" }
+
+// AddressClaim is held while an address' placeholder identity is being
+// deleted or replaced (same slot as AddressPending).
+func (k Keyspace) AddressClaim(email string) string { return k.address(email) + "claim" }
+
+func (k Keyspace) address(email string) string {
+	sum := sha256.Sum256([]byte(email))
+	return k.Prefix + "{a:" + hex.EncodeToString(sum[:16]) + "}:"
+}
+
+// Moved marks, in shard s, a placeholder identity that a Kratos sign-up is
+// replacing: invitations written for it in that shard are written detached.
+func (k Keyspace) Moved(s int, identityID string) string { return k.Shard(s) + "moved:" + identityID }
 
 // IdentityOrgs maps org id → role for one Kratos identity.
 func (k Keyspace) IdentityOrgs(identityID string) string {

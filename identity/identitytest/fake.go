@@ -25,11 +25,12 @@ type Fake struct {
 	Down    bool
 	Calls   map[string]int
 	Deleted []string
+	used    map[string]bool // identities given a credential or a session
 }
 
 // New returns an empty fake.
 func New() *Fake {
-	return &Fake{byID: map[string]*identity.Identity{}, byEmail: map[string]string{}, Calls: map[string]int{}}
+	return &Fake{byID: map[string]*identity.Identity{}, byEmail: map[string]string{}, Calls: map[string]int{}, used: map[string]bool{}}
 }
 
 func (f *Fake) call(name string) error {
@@ -142,6 +143,21 @@ func (f *Fake) Count() int {
 	return len(f.byID)
 }
 
+// MarkUsed records that an identity got a credential or a session.
+func (f *Fake) MarkUsed(id string) { f.mu.Lock(); f.used[id] = true; f.mu.Unlock() }
+
+// Untouched is true for an existing identity that never got a credential
+// or a session (MarkUsed, or a password set by Activate).
+func (f *Fake) Untouched(_ context.Context, id string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("Untouched"); err != nil {
+		return false, err
+	}
+	_, ok := f.byID[id]
+	return ok && !f.used[id], nil
+}
+
 // MarkActive marks an identity active directly.
 func (f *Fake) MarkActive(id string) {
 	f.mu.Lock()
@@ -163,6 +179,9 @@ func (f *Fake) Activate(_ context.Context, id string, a identity.Activation) (*i
 		return nil, apperr.NotFoundf("identity_not_found", "identity %s does not exist", id)
 	}
 	i.State, i.Verified = "active", true
+	if a.Password != "" {
+		f.used[id] = true
+	}
 	return clone(i), nil
 }
 

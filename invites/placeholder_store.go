@@ -1,0 +1,203 @@
+package invites
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kratos-orgs/kratos-orgs/redisx"
+)
+
+// The Redis side of placeholders (see placeholders.go): the address slot's
+// references and claim, and the steps on invitations that a takeover needs.
+
+// referenceScript registers an invitation for an address before it is
+// written, unless the address' placeholder is being deleted (then the
+// caller waits). During a takeover the reference is registered and the
+// caller is told not to use the placeholder.
+// KEYS: refs, claim. ARGV: invitation id, "<org id> <ms>".
+var referenceScript = redis.NewScript(`
+local c = redis.call('GET', KEYS[2])
+if c and string.sub(c, 1, 7) == 'delete|' then return {'wait', redis.call('PTTL', KEYS[2])} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if c then return {'takeover', 0} end
+return {'ok', 0}
+`)
+
+// claimDeleteScript takes the delete claim of an address if nothing
+// references it: no reference and no live entry in the pending index
+// (which covers invitations written before references existed).
+// KEYS: refs, claim, pending. ARGV: claim value, lease (ms), now (ms).
+var claimDeleteScript = redis.NewScript(`
+local c = redis.call('GET', KEYS[2])
+if c then return {'busy', c} end
+local refs = redis.call('HGETALL', KEYS[1])
+if #refs > 0 then return {'referenced', refs} end
+if redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[3], '+inf') > 0 then return {'pending', ''} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return {'ok', ''}
+`)
+
+// unclaimScript drops a claim: exactly this value (mode 'exact') or any
+// value with this prefix (mode 'prefix').
+// KEYS: claim. ARGV: value, mode.
+var unclaimScript = redis.NewScript(`
+local c = redis.call('GET', KEYS[1])
+if not c then return 0 end
+if c == ARGV[1] or (ARGV[2] == 'prefix' and string.sub(c, 1, #ARGV[1]) == ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`)
+
+// detachScript moves a pending invitation off a placeholder that a Kratos
+// sign-up replaces: it becomes an invitation for whoever holds the address
+// (accepted signed in, or on verification). One being accepted on a page
+// right now is left alone and reported.
+// Mode 'check' only reports.
+// KEYS: invitation hash. ARGV[4..]: invitation id, placeholder id, mode
+// (check|detach).
+var detachScript = redisx.NewScript(`
+local st = current_status(ARGV[4])
+if st == 'accepting' then return {'accepting'} end
+if st ~= 'pending' or redis.call('HGET', KEYS[1], 'identity_id') ~= ARGV[5] then return {'none'} end
+if ARGV[6] == 'check' then return {'pending'} end
+redis.call('HSET', KEYS[1], 'identity_id', '', 'identity_created', '0', 'identity_existing', '1', 'updated_at', NOW)
+return {'detached'}
+`)
+
+// reference registers invitation id (of org) for an address: "ok",
+// "takeover", or "wait" with the time left on a delete claim.
+func (s *Store) reference(ctx context.Context, email, id, org string, at time.Time) (string, time.Duration, error) {
+	res, err := referenceScript.Run(ctx, s.rdb, []string{s.ks.AddressRefs(email), s.ks.AddressClaim(email)},
+		id, org+" "+strconv.FormatInt(at.UnixMilli(), 10)).Slice()
+	if err != nil {
+		return "", 0, storeErr(err)
+	}
+	return redisx.Str(res[0]), time.Duration(redisx.Int(res[1])) * time.Millisecond, nil
+}
+
+// forget drops references.
+func (s *Store) forget(ctx context.Context, email string, ids ...string) error {
+	return storeErr(s.rdb.HDel(ctx, s.ks.AddressRefs(email), ids...).Err())
+}
+
+// claimDelete tries to take an address' delete claim: "ok", "busy" (with
+// the claim held), "referenced" (with the references) or "pending".
+func (s *Store) claimDelete(ctx context.Context, email, token string, now time.Time) (outcome, held string, refs map[string]string, err error) {
+	keys := []string{s.ks.AddressRefs(email), s.ks.AddressClaim(email), s.ks.AddressPending(email)}
+	res, err := claimDeleteScript.Run(ctx, s.rdb, keys, token, claimLease.Milliseconds(), now.UnixMilli()).Slice()
+	if err != nil {
+		return "", "", nil, storeErr(err)
+	}
+	outcome = redisx.Str(res[0])
+	if outcome == "referenced" {
+		return outcome, "", redisx.Hash(res[1]), nil
+	}
+	return outcome, redisx.Str(res[1]), nil, nil
+}
+
+// unclaim drops an address' claim if it is value (or starts with it).
+func (s *Store) unclaim(ctx context.Context, email, value string, prefix bool) error {
+	mode := "exact"
+	if prefix {
+		mode = "prefix"
+	}
+	return storeErr(unclaimScript.Run(ctx, s.rdb, []string{s.ks.AddressClaim(email)}, value, mode).Err())
+}
+
+// claimTakeover takes an address' claim if nobody holds it.
+func (s *Store) claimTakeover(ctx context.Context, email, token string) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.ks.AddressClaim(email), token, claimLease).Result()
+	return ok, storeErr(err)
+}
+
+// referencedInvitation is what a reference's liveness depends on.
+type referencedInvitation struct {
+	exists     bool
+	status     Status // as stored: accepting is not folded into pending
+	expiresAt  time.Time
+	pendingOrg bool // a registration whose organization is still pending
+}
+
+func (s *Store) referenced(ctx context.Context, id string) (referencedInvitation, error) {
+	f, err := s.rdb.HMGet(ctx, s.ks.Invitation(id), "status", "expires_at", "kind", "org").Result()
+	if err != nil {
+		return referencedInvitation{}, storeErr(err)
+	}
+	status, _ := f[0].(string)
+	if status == "" {
+		return referencedInvitation{}, nil
+	}
+	exp, _ := f[1].(string)
+	r := referencedInvitation{exists: true, status: Status(status), expiresAt: redisx.MsTime(exp)}
+	if kind, _ := f[2].(string); kind == "registration" {
+		org, _ := f[3].(string)
+		state, err := s.rdb.HGet(ctx, s.ks.Org(org), "state").Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return r, storeErr(err)
+		}
+		r.pendingOrg = state == "pending"
+	}
+	return r, nil
+}
+
+// markMoved sets the Moved marker of a placeholder in every shard, for as
+// long as an invitation registered before the takeover may be written.
+func (s *Store) markMoved(ctx context.Context, identityID string) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for shard := 0; shard < redisx.Shards; shard++ {
+			p.Set(ctx, s.ks.Moved(shard, identityID), "1", refGrace+time.Minute)
+		}
+		return nil
+	})
+	return storeErr(err)
+}
+
+func (s *Store) unmarkMoved(ctx context.Context, identityID string) {
+	for shard := 0; shard < redisx.Shards; shard++ {
+		s.rdb.Del(ctx, s.ks.Moved(shard, identityID))
+	}
+}
+
+// addressInvitations lists the invitations of an address that may be
+// pending: those referenced, and those in the pending index (written
+// before references existed).
+func (s *Store) addressInvitations(ctx context.Context, email string) ([]string, error) {
+	ids, err := s.rdb.HKeys(ctx, s.ks.AddressRefs(email)).Result()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	orgIDs, err := s.rdb.ZRange(ctx, s.ks.AddressPending(email), 0, -1).Result()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	for _, org := range orgIDs {
+		if id, err := s.rdb.HGet(ctx, s.ks.Org(org)+":inv:email", email).Result(); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// detach moves a pending invitation off a placeholder: "detached", "none"
+// or "accepting" ("pending" instead of "detached" when only checking).
+func (s *Store) detach(ctx context.Context, id, placeholder string, check bool) (string, error) {
+	mode := "detach"
+	if check {
+		mode = "check"
+	}
+	shard, ok := redisx.ParseID("inv", id)
+	if !ok {
+		return "none", nil
+	}
+	rep, err := detachScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.ks.Args(shard, s.now(), s.retention, id, placeholder, mode)...)
+	if err != nil {
+		return "", storeErr(err)
+	}
+	return rep.Outcome, nil
+}
