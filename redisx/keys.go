@@ -68,6 +68,13 @@
 // owner that deletes it or a TTL; invites' TestBoundedStateOverCycles
 // checks that a thousand invitation and sign-up lifecycles leave the key
 // count and memory where they started.
+//
+//	P{rl:<limit>:<sha256(key)>}       STRING GCRA theoretical arrival time (ms)   TTL: until the bucket is full again
+//
+// Rate-limit buckets (package ratelimit) each have their own tag: one key,
+// one slot, one round trip per check. The key inside (a client address, an
+// identity, an organization, an address) is hashed, so no personal data is
+// in key names and no brace in it can change the hash tag.
 package redisx
 
 import (
@@ -150,6 +157,13 @@ func (k Keyspace) address(email string) string {
 // Moved marks, in shard s, a placeholder identity that a Kratos sign-up is
 // replacing: invitations written for it in that shard are written detached.
 func (k Keyspace) Moved(s int, identityID string) string { return k.Shard(s) + "moved:" + identityID }
+
+// RateLimit is the GCRA bucket of one limit and one key (a client
+// address, an identity, an organization, an e-mail address).
+func (k Keyspace) RateLimit(limit, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return k.Prefix + "{rl:" + limit + ":" + hex.EncodeToString(sum[:16]) + "}"
+}
 
 // IdentityOrgs maps org id → role for one Kratos identity.
 func (k Keyspace) IdentityOrgs(identityID string) string {
