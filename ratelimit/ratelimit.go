@@ -163,7 +163,7 @@ func (r *Limiter) Check(ctx context.Context, l Limit, key string) error {
 // Refusal is the error every refused request gets.
 func Refusal(l Limit, retryAfter time.Duration) *apperr.Error {
 	secs := int64(math.Ceil(retryAfter.Seconds()))
-	e := apperr.New(apperr.RateLimited, "rate_limited", "too many requests; try again in %s", (time.Duration(secs) * time.Second).String()).
+	e := apperr.New(apperr.RateLimited, "rate_limited", "too many requests; try again in %s", (time.Duration(secs)*time.Second).String()).
 		WithDetails("limit", l.Name, "retry_after_seconds", secs)
 	e.RetryAfter = time.Duration(secs) * time.Second
 	return e
