@@ -26,6 +26,7 @@ type Config struct {
 	Secrets     Secrets     `yaml:"secrets"`
 	Outbox      Outbox      `yaml:"outbox"`
 	Log         Log         `yaml:"log"`
+	Limits      Limits      `yaml:"limits"`
 }
 
 // Serve configures the two listeners, as Kratos has them.
@@ -43,6 +44,10 @@ type Listener struct {
 	Port int    `yaml:"port"`
 	// BaseURL is how browsers reach the public listener; links in mail start with it.
 	BaseURL string `yaml:"base_url"`
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For / X-Real-IP is believed. Empty: none, and the client
+	// address (rate limits, logs) is the socket's peer.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Redis selects and configures the Redis deployment.
@@ -129,6 +134,38 @@ type Register struct {
 	Path           string   `yaml:"path"`          // the sign-up form
 	ActivatePath   string   `yaml:"activate_path"` // activation links
 	SuccessURL     string   `yaml:"success_url"`   // after activation (default invitations.success_url)
+	// PendingTTL is how long an activation link lives; an organization
+	// never activated is deleted with its placeholder identity after it.
+	PendingTTL time.Duration `yaml:"pending_ttl"`
+}
+
+// Limits are the abuse quotas, shared by all replicas through Redis. A
+// limit with requests 0 is off.
+type Limits struct {
+	// Public sign-up (registration.path), per client address and per
+	// address signed up.
+	RegisterPerClient Rate `yaml:"register_per_client"`
+	RegisterPerEmail  Rate `yaml:"register_per_email"`
+	// Invitation and activation links, per client address: GET (token
+	// look-ups) and POST (accepting, which costs Kratos work).
+	LinkViewsPerClient   Rate `yaml:"link_views_per_client"`
+	LinkSubmitsPerClient Rate `yaml:"link_submits_per_client"`
+	// The org admins' /api invitations (invite, resend), per signed-in
+	// identity and per organization.
+	APIInvitesPerIdentity     Rate `yaml:"api_invites_per_identity"`
+	APIInvitesPerOrganization Rate `yaml:"api_invites_per_organization"`
+	// AdminPerKey limits each admin API key; off by default.
+	AdminPerKey Rate `yaml:"admin_per_key"`
+	// Outgoing mail budgets; mail over budget waits in the outbox.
+	MailGlobal          Rate `yaml:"mail_global"`
+	MailPerOrganization Rate `yaml:"mail_per_organization"`
+}
+
+// Rate is requests per period; burst (default requests) may come at once.
+type Rate struct {
+	Requests int           `yaml:"requests"`
+	Period   time.Duration `yaml:"period"`
+	Burst    int           `yaml:"burst"`
 }
 
 // Hooks configures the Kratos webhooks on the admin listener.
@@ -227,7 +264,9 @@ func Default() Config {
 			PasswordMinLength: 8,
 			ClaimTimeout:      time.Minute,
 		},
-		Register: Register{Mode: "open", Enabled: true, Path: "/register", ActivatePath: "/register/activate/"},
+		// Sign-up with a new organization is anonymous and sends mail:
+		// off until an operator turns it on (README "Security").
+		Register: Register{Mode: "open", Enabled: false, Path: "/register", ActivatePath: "/register/activate/", PendingTTL: 48 * time.Hour},
 		Hooks:    Hooks{AcceptOnVerifiedAddress: true, ReplayWindow: 2 * time.Hour},
 		Roles:    []string{"owner", "admin", "member"},
 		Mail: Mail{
@@ -246,5 +285,32 @@ func Default() Config {
 			SweepInterval: 30 * time.Second,
 		},
 		Log: Log{Level: "info", Format: "json"},
+		Limits: Limits{
+			RegisterPerClient:         Rate{Requests: 5, Period: time.Hour},
+			RegisterPerEmail:          Rate{Requests: 3, Period: 24 * time.Hour},
+			LinkViewsPerClient:        Rate{Requests: 300, Period: time.Hour},
+			LinkSubmitsPerClient:      Rate{Requests: 100, Period: time.Hour},
+			APIInvitesPerIdentity:     Rate{Requests: 100, Period: time.Hour},
+			APIInvitesPerOrganization: Rate{Requests: 500, Period: 24 * time.Hour},
+			AdminPerKey:               Rate{Requests: 0, Period: time.Minute},
+			MailGlobal:                Rate{Requests: 1000, Period: time.Hour},
+			MailPerOrganization:       Rate{Requests: 1000, Period: 24 * time.Hour},
+		},
+	}
+}
+
+// NamedRate is one limit with its key under limits.
+type NamedRate struct {
+	Key string
+	Rate
+}
+
+// List returns every limit with its key, in declaration order.
+func (l Limits) List() []NamedRate {
+	return []NamedRate{
+		{"register_per_client", l.RegisterPerClient}, {"register_per_email", l.RegisterPerEmail},
+		{"link_views_per_client", l.LinkViewsPerClient}, {"link_submits_per_client", l.LinkSubmitsPerClient},
+		{"api_invites_per_identity", l.APIInvitesPerIdentity}, {"api_invites_per_organization", l.APIInvitesPerOrganization},
+		{"admin_per_key", l.AdminPerKey}, {"mail_global", l.MailGlobal}, {"mail_per_organization", l.MailPerOrganization},
 	}
 }

@@ -358,6 +358,14 @@ func TestValidate(t *testing.T) {
 		{"no api keys", func(c *Config) { c.Admin.APIKeys = nil }, "admin.api_keys: at least one key"},
 		{"replay window too short", func(c *Config) { c.Hooks.ReplayWindow = time.Second }, "hooks.replay_window: must be between 1m and 168h"},
 		{"replay window too long", func(c *Config) { c.Hooks.ReplayWindow = 30 * 24 * time.Hour }, "hooks.replay_window: must be between 1m and 168h"},
+		{"trusted proxy not an address", func(c *Config) { c.Serve.Public.TrustedProxies = []string{"10.0.0.0/8", "proxy.local"} }, `serve.public.trusted_proxies[1]: must be an IP address or a CIDR`},
+		{"admin trusted proxy bad cidr", func(c *Config) { c.Serve.Admin.TrustedProxies = []string{"10.0.0.0/33"} }, `serve.admin.trusted_proxies[0]:`},
+		{"pending ttl too short", func(c *Config) { c.Register.PendingTTL = time.Second }, "registration.pending_ttl: must be between 1m"},
+		{"pending ttl over max", func(c *Config) { c.Register.PendingTTL = 31 * 24 * time.Hour }, "registration.pending_ttl:"},
+		{"negative limit", func(c *Config) { c.Limits.RegisterPerClient.Requests = -1 }, "limits.register_per_client.requests: must not be negative"},
+		{"limit without period", func(c *Config) { c.Limits.MailGlobal.Period = 0 }, "limits.mail_global.period: must be between 1s and 744h"},
+		{"negative burst", func(c *Config) { c.Limits.LinkViewsPerClient.Burst = -3 }, "limits.link_views_per_client.burst:"},
+		{"enabled admin limit without period", func(c *Config) { c.Limits.AdminPerKey = Rate{Requests: 10} }, "limits.admin_per_key.period:"},
 		{"short api key", func(c *Config) { c.Admin.APIKeys = []string{testAPIKey, "short"} }, "admin.api_keys[1]: must be at least 16"},
 		{"resend without key", func(c *Config) { c.Mail.Sender = "resend" }, "mail.resend.api_key: required when mail.sender is resend"},
 		{"resend with bad base url", func(c *Config) {
@@ -521,7 +529,7 @@ func TestMasked(t *testing.T) {
 
 	// Everything else is kept.
 	if m.Redis.Username != "alice" || m.Mail.FromAddress != c.Mail.FromAddress || m.Redis.KeyPrefix != c.Redis.KeyPrefix ||
-		m.Serve != c.Serve || m.Invitations.TTL != c.Invitations.TTL || !slices.Equal(m.Roles, c.Roles) ||
+		!reflect.DeepEqual(m.Serve, c.Serve) || m.Invitations.TTL != c.Invitations.TTL || !slices.Equal(m.Roles, c.Roles) ||
 		m.Mail.Resend.BaseURL != c.Mail.Resend.BaseURL {
 		t.Errorf("masking changed non-secret fields:\n got %+v\nwant %+v", m, c)
 	}
@@ -560,5 +568,47 @@ func TestEnvCannotSetListsOfObjects(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "accept.fields") || !strings.Contains(err.Error(), "KRATOS_ORGS_ACCEPT_FIELDS") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLimitDefaultsAndEnv(t *testing.T) {
+	t.Parallel()
+	d := Default()
+	if d.Register.Enabled {
+		t.Error("registration.enabled defaults to true; anonymous sign-up must be off until an operator turns it on")
+	}
+	if d.Register.PendingTTL != 48*time.Hour {
+		t.Errorf("registration.pending_ttl = %s, want 48h", d.Register.PendingTTL)
+	}
+	if d.Limits.AdminPerKey.Requests != 0 {
+		t.Error("limits.admin_per_key is on by default; it must be opt-in")
+	}
+	if len(d.Serve.Public.TrustedProxies) != 0 {
+		t.Error("a proxy is trusted by default")
+	}
+	for _, r := range d.Limits.List() {
+		if r.Key != "admin_per_key" && (r.Requests <= 0 || r.Period <= 0) {
+			t.Errorf("limits.%s is off by default", r.Key)
+		}
+	}
+	env := map[string]string{
+		"KRATOS_ORGS_ADMIN_API_KEYS":                      testAPIKey,
+		"KRATOS_ORGS_SECRETS_CIPHER":                      testCipher,
+		"KRATOS_ORGS_MAIL_FROM_ADDRESS":                   "a@example.com",
+		"KRATOS_ORGS_LIMITS_REGISTER_PER_CLIENT_REQUESTS": "2",
+		"KRATOS_ORGS_LIMITS_REGISTER_PER_CLIENT_PERIOD":   "10m",
+		"KRATOS_ORGS_LIMITS_ADMIN_PER_KEY_REQUESTS":       "600",
+		"KRATOS_ORGS_SERVE_PUBLIC_TRUSTED_PROXIES":        "10.0.0.0/8, 192.0.2.1",
+		"KRATOS_ORGS_REGISTRATION_PENDING_TTL":            "24h",
+		"KRATOS_ORGS_LIMITS_MAIL_PER_ORGANIZATION_BURST":  "50",
+	}
+	c, err := Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.RegisterPerClient != (Rate{Requests: 2, Period: 10 * time.Minute}) || c.Limits.AdminPerKey.Requests != 600 ||
+		c.Limits.MailPerOrganization.Burst != 50 || c.Register.PendingTTL != 24*time.Hour ||
+		!slices.Equal(c.Serve.Public.TrustedProxies, []string{"10.0.0.0/8", "192.0.2.1"}) {
+		t.Errorf("environment overrides not applied: %+v %+v", c.Limits, c.Serve.Public)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -278,10 +279,50 @@ func (c *Config) Validate() error {
 		add("log.format", "must be json or text, got %q", c.Log.Format)
 	}
 
+	c.validateLimits(add)
+
 	if len(p) > 0 {
 		return p
 	}
 	return nil
+}
+
+// validateLimits checks serve.*.trusted_proxies, registration.pending_ttl
+// and the limits section.
+func (c *Config) validateLimits(add func(string, string, ...any)) {
+	for _, l := range []struct {
+		key     string
+		proxies []string
+	}{{"serve.public.trusted_proxies", c.Serve.Public.TrustedProxies}, {"serve.admin.trusted_proxies", c.Serve.Admin.TrustedProxies}} {
+		for i, p := range l.proxies {
+			if !isIPOrCIDR(p) {
+				add(fmt.Sprintf("%s[%d]", l.key, i), "must be an IP address or a CIDR like 10.0.0.0/8, got %q", p)
+			}
+		}
+	}
+	if c.Register.PendingTTL < time.Minute || c.Register.PendingTTL > c.Invitations.MaxTTL {
+		add("registration.pending_ttl", "must be between 1m and invitations.max_ttl (%s), got %s", c.Invitations.MaxTTL, c.Register.PendingTTL)
+	}
+	for _, r := range c.Limits.List() {
+		key := "limits." + r.Key
+		if r.Requests < 0 {
+			add(key+".requests", "must not be negative (0 turns the limit off), got %d", r.Requests)
+		}
+		if r.Burst < 0 {
+			add(key+".burst", "must not be negative (0 means requests), got %d", r.Burst)
+		}
+		if r.Requests > 0 && (r.Period < time.Second || r.Period > 31*24*time.Hour) {
+			add(key+".period", "must be between 1s and 744h, got %s", r.Period)
+		}
+	}
+}
+
+func isIPOrCIDR(s string) bool {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return true
+	}
+	_, err := netip.ParsePrefix(s)
+	return err == nil
 }
 
 func checkURL(add func(string, string, ...any), key, raw string, required bool) bool {

@@ -99,6 +99,7 @@ func tryStartStack(t *testing.T, loginMode string, mutate []func(*config.Config)
 		Resend: config.Resend{APIKey: "re_e2e", BaseURL: st.resend.URL(), Timeout: 5 * time.Second}, RatePerSec: 100}
 	cfg.Secrets.Cipher = []string{"browser-e2e-cipher-secret-0123456789"}
 	cfg.Outbox.PollInterval = 20 * time.Millisecond
+	cfg.Register.Enabled = true // off by default; the journeys cover it
 	for _, m := range mutate {
 		m(&cfg)
 	}

@@ -41,6 +41,7 @@ func newServer(t *testing.T) (*server.Server, *identitytest.Fake) {
 	cfg.Mail.FromAddress = "invites@example.com"
 	cfg.Secrets.Cipher = []string{"openapi-test-cipher-secret-0123456789"}
 	cfg.Hooks.Secret = hookSecret
+	cfg.Register.Enabled = true // off by default; the document describes its routes
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -85,3 +85,26 @@ func IsRetry(err error) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// DeferError asks to run the job again after After without counting an
+// attempt: the job did not fail, it must wait (an outgoing-mail budget is
+// spent). A deferred job is never dead-lettered for waiting.
+type DeferError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *DeferError) Error() string { return "deferred: " + e.Err.Error() }
+func (e *DeferError) Unwrap() error { return e.Err }
+
+// Defer marks a job as waiting, not failing.
+func Defer(err error, after time.Duration) error { return &DeferError{Err: err, After: after} }
+
+// IsDefer reports whether err asks to wait, and for how long.
+func IsDefer(err error) (time.Duration, bool) {
+	var d *DeferError
+	if errors.As(err, &d) {
+		return d.After, true
+	}
+	return 0, false
+}

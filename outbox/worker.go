@@ -53,7 +53,7 @@ func IsPermanent(err error) bool {
 
 // Observer is told what happens to jobs (metrics).
 type Observer interface {
-	JobDone(kind string, outcome string, d time.Duration) // outcome: done, retry, dead
+	JobDone(kind string, outcome string, d time.Duration) // outcome: done, retry, deferred, dead
 }
 
 // Worker reads every shard's stream and runs the registered handlers.
@@ -377,6 +377,9 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 	switch {
 	case herr == nil:
 		err = ackScript.Run(ctx, w.rdb, []string{w.ks.Outbox(m.shard)}, w.cfg.Group, m.id).Err()
+	case isDefer(herr):
+		outcome = "deferred"
+		err = w.postpone(ctx, m, job, herr)
 	default:
 		job.Attempt++
 		job.LastErr = truncate(herr.Error(), 500)
@@ -400,6 +403,19 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 	}
 	w.observe(job.Kind, outcome, start)
 	w.finish(ctx, m, job, outcome, err)
+}
+
+func isDefer(err error) bool { _, ok := IsDefer(err); return ok }
+
+// postpone puts a deferred job back in the delayed set without counting an
+// attempt; a little jitter spreads jobs that waited for the same budget.
+func (w *Worker) postpone(ctx context.Context, m entry, job Job, herr error) error {
+	after, _ := IsDefer(herr)
+	after = max(after, time.Second)
+	delay := after + rand.N(after/10+1)
+	w.log.Info("outbox: job deferred", "kind", job.Kind, "ref", job.Ref, "in", delay.Round(time.Second), "reason", herr)
+	return delayScript.Run(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
+		w.cfg.Group, m.id, job.encode(), w.now().Add(delay).UnixMilli()).Err()
 }
 
 func (w *Worker) observe(kind, outcome string, start time.Time) {

@@ -1414,3 +1414,51 @@ func TestFirstAttemptIsKeptAcrossRetries(t *testing.T) {
 		}
 	}
 }
+
+// A deferred job waits (no attempt counted, never dead-lettered however
+// often it waits) and runs once its wait is over.
+func TestDeferDoesNotCountAttempts(t *testing.T) {
+	rdb, ks := sharedEnv(t)
+	clock := newClock()
+	cfg := baseConfig()
+	cfg.MaxAttempts = 2
+	w := newWorker(t, rdb, ks, cfg, clock)
+	const waits = 5
+	rec := newRecorder(func(_ Job, n int) error {
+		if n <= waits {
+			return Defer(errors.New("mail budget spent"), time.Hour)
+		}
+		return nil
+	})
+	var dead deadRecorder
+	w.Handle("mail", rec.Handle, dead.Dead)
+	enqueue(t, w, 5, Job{Kind: "mail", Ref: "inv_1", Sealed: "tok"})
+	for i := 0; i < waits; i++ {
+		start := clock.Now()
+		if n := runOnce(t, w); n != 1 {
+			t.Fatalf("round %d ran %d jobs, want 1", i, n)
+		}
+		job, due := delayedDue(t, rdb, ks, 5)
+		if wait := due.Sub(start); wait < time.Hour || wait > time.Hour+6*time.Minute+time.Millisecond {
+			t.Fatalf("deferred for %s, want 1h plus at most 10%% jitter", wait)
+		}
+		if job.Attempt != 0 || job.Sealed != "tok" {
+			t.Fatalf("deferred job %+v: want no attempt counted and the sealed link kept", job)
+		}
+		clock.Set(due.Add(-time.Millisecond))
+		if n := runOnce(t, w); n != 0 {
+			t.Fatalf("ran %d jobs before the wait was over", n)
+		}
+		clock.Set(due)
+	}
+	if n := runOnce(t, w); n != 1 {
+		t.Fatalf("ran %d jobs after the last wait, want 1", n)
+	}
+	if rec.Calls() != waits+1 {
+		t.Errorf("handler calls %d, want %d", rec.Calls(), waits+1)
+	}
+	if jobs, _ := dead.Calls(); len(jobs) != 0 || deadTotal(t, rdb, ks) != 0 {
+		t.Errorf("a waiting job was dead-lettered (MaxAttempts %d, %d waits)", cfg.MaxAttempts, waits)
+	}
+	assertDrained(t, rdb, ks)
+}

@@ -72,6 +72,7 @@ func testConfig(redisAddr, kratosAdmin, kratosPublic, resendURL string) config.C
 	cfg.Outbox.PollInterval = 20 * time.Millisecond
 	cfg.Outbox.BaseBackoff = 50 * time.Millisecond
 	cfg.Outbox.MaxBackoff = 200 * time.Millisecond
+	cfg.Register.Enabled = true // off by default; these tests cover it
 	return cfg
 }
 
