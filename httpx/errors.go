@@ -71,10 +71,8 @@ func Describe(err error) (int, ErrorBody) {
 // WriteError answers with the error and logs what operators need.
 func WriteError(c *gin.Context, err error) {
 	status, body := Describe(err)
+	SetRetryAfter(c, err)
 	if e, ok := apperr.As(err); ok {
-		if e.RetryAfter > 0 {
-			c.Header("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()+0.999)))
-		}
 		if e.Kind == apperr.Unauthorized && e.Code == "unauthorized" {
 			c.Header("WWW-Authenticate", `Bearer realm="kratos-orgs admin"`)
 		}
@@ -87,6 +85,14 @@ func WriteError(c *gin.Context, err error) {
 }
 
 const errorCodeKey = "kratos-orgs.error-code"
+
+// SetRetryAfter sets the Retry-After header (whole seconds, rounded up) of
+// an error that says when to try again; pages use it too.
+func SetRetryAfter(c *gin.Context, err error) {
+	if e, ok := apperr.As(err); ok && e.RetryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()+0.999)))
+	}
+}
 
 // Handler is a gin handler that returns its error to WriteError.
 type Handler func(c *gin.Context) error

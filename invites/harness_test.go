@@ -62,6 +62,7 @@ type harness struct {
 	worker *outbox.Worker
 	resend *resendtest.Server
 	index  *AddressIndex
+	mailer *Mailer
 	trips  *roundTrips
 	org    orgs.Organization
 }
@@ -113,7 +114,8 @@ func newHarnessOn(t *testing.T, rdb *redis.Client) *harness {
 	}
 	h.index = NewAddressIndex(h.svc, h.rdb, h.ks)
 	h.index.now = h.clock.Now
-	NewMailer(h.svc, sender, render, "invites@example.com", "Example").Register(h.worker, h.index)
+	h.mailer = NewMailer(h.svc, sender, render, "invites@example.com", "Example")
+	h.mailer.Register(h.worker, h.index)
 	h.org = h.newOrg("Acme & Co")
 	return h
 }

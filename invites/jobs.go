@@ -31,6 +31,34 @@ type Mailer struct {
 	from     string // bare address
 	fromName string
 	observer MailObserver
+	budget   MailBudget
+}
+
+// MailBudget is the outgoing-mail quota. Spend takes one mail from the
+// budgets of org ("" for mail about no organization), or says how long to
+// wait and which limit is spent.
+type MailBudget interface {
+	Spend(ctx context.Context, org string) (wait time.Duration, limit string, err error)
+}
+
+// SetBudget installs the outgoing-mail quota (none: unlimited).
+func (m *Mailer) SetBudget(b MailBudget) { m.budget = b }
+
+// MailBudgetExhausted starts the delivery error of a mail that waits in
+// the outbox for its budget.
+const MailBudgetExhausted = "mail_budget_exhausted"
+
+// spend asks the budget; a non-nil error is either a failure to retry or
+// an outbox.Defer to wait.
+func (m *Mailer) spend(ctx context.Context, org string) error {
+	if m.budget == nil {
+		return nil
+	}
+	wait, limit, err := m.budget.Spend(ctx, org)
+	if err != nil || wait <= 0 {
+		return err
+	}
+	return outbox.Defer(fmt.Errorf("%s: %s spent; waiting %s", MailBudgetExhausted, limit, wait.Round(time.Second)), wait)
 }
 
 // SetObserver installs a metrics observer.
@@ -85,6 +113,9 @@ func (m *Mailer) Notice(ctx context.Context, job outbox.Job) error {
 	if m.pastWindow(job) {
 		m.observe("failed", errRetryWindow)
 		return outbox.Permanent(errRetryWindow)
+	}
+	if err := m.spend(ctx, ""); err != nil {
+		return err
 	}
 	_, err = m.sender.Send(ctx, mail.Message{
 		From: mail.FormatAddress(m.fromName, m.from), To: []string{job.Ref},
@@ -170,6 +201,13 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 		Tags: map[string]string{"kind": job.Template, "invitation": inv.ID, "organization": inv.OrganizationID},
 		// One key per link: a retry after a crash or timeout never mails twice.
 		IdempotencyKey: fmt.Sprintf("kratos-orgs/%s/v%d/%s", inv.ID, job.Version, job.Template),
+	}
+	if err := m.spend(ctx, inv.OrganizationID); err != nil {
+		if _, waiting := outbox.IsDefer(err); waiting {
+			// Queued, not failed: the invitation says why it waits.
+			_, _ = m.svc.store.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliveryQueued, Attempts: job.Attempt, LastError: errors.Unwrap(err).Error()})
+		}
+		return err
 	}
 	id, sendErr := m.sender.Send(ctx, msg)
 	attempts := job.Attempt + 1

@@ -34,6 +34,28 @@ type Registrar struct {
 	rdb      redis.UniversalClient
 	ks       redisx.Keyspace
 	cooldown time.Duration
+	opt      RegistrarOptions
+}
+
+// RegistrarOptions are registration's own policy.
+type RegistrarOptions struct {
+	// PendingTTL is the life of an activation link; an organization never
+	// activated is deleted with its placeholder identity when it ends.
+	// Zero: the invitation TTL.
+	PendingTTL time.Duration
+	// CheckAddress is asked before anything is done for an address (the
+	// per-address sign-up quota); its error refuses the sign-up.
+	CheckAddress func(ctx context.Context, email string) error
+}
+
+// SetOptions installs registration's policy.
+func (r *Registrar) SetOptions(o RegistrarOptions) { r.opt = o }
+
+func (r *Registrar) pendingTTL() time.Duration {
+	if r.opt.PendingTTL > 0 {
+		return r.opt.PendingTTL
+	}
+	return r.svc.cfg.TTL
 }
 
 // NewRegistrar wires registration.
@@ -85,6 +107,11 @@ func (r *Registrar) Register(ctx context.Context, req RegisterRequest) error {
 	if !first {
 		return nil
 	}
+	if r.opt.CheckAddress != nil {
+		if err := r.opt.CheckAddress(ctx, email); err != nil {
+			return err
+		}
+	}
 	// A provisional reference holds the address' placeholder from the
 	// look-up on (see placeholders.go); the invitation's own replaces it.
 	provisional := "reg_" + nonce()
@@ -130,7 +157,7 @@ func (r *Registrar) Register(ctx context.Context, req RegisterRequest) error {
 	token, hash := tokens.New(redisx.ShardOf(org.ID))
 	_, _, err = r.svc.store.Create(ctx, NewInvitation{
 		ID: id, WriteBy: referenced.Add(refGrace),
-		OrganizationID: org.ID, Email: email, Role: "owner", TTL: r.svc.cfg.TTL, TokenHash: hash,
+		OrganizationID: org.ID, Email: email, Role: "owner", TTL: r.pendingTTL(), TokenHash: hash,
 		SealedToken: r.svc.sealer.Seal(token, sealContext), IdentityID: person.ID, IdentityCreated: true,
 		SendEmail: true, Template: "activation", Kind: "registration",
 	})

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -163,10 +164,27 @@ func (r *Limiter) Check(ctx context.Context, l Limit, key string) error {
 // Refusal is the error every refused request gets.
 func Refusal(l Limit, retryAfter time.Duration) *apperr.Error {
 	secs := int64(math.Ceil(retryAfter.Seconds()))
-	e := apperr.New(apperr.RateLimited, "rate_limited", "too many requests; try again in %s", (time.Duration(secs)*time.Second).String()).
+	e := apperr.New(apperr.RateLimited, "rate_limited", "too many requests; try again in %s", Human(time.Duration(secs)*time.Second)).
 		WithDetails("limit", l.Name, "retry_after_seconds", secs)
 	e.RetryAfter = time.Duration(secs) * time.Second
 	return e
+}
+
+// Human says a wait the way a person would: "40 seconds", "12 minutes",
+// "3 hours" (rounded up, so nobody comes back too early).
+func Human(d time.Duration) string {
+	unit, name := time.Second, "second"
+	switch {
+	case d > 90*time.Minute:
+		unit, name = time.Hour, "hour"
+	case d > 90*time.Second:
+		unit, name = time.Minute, "minute"
+	}
+	n := int64((d + unit - 1) / unit)
+	if n <= 1 {
+		return "1 " + name
+	}
+	return strconv.FormatInt(n, 10) + " " + name + "s"
 }
 
 // IsRefusal reports whether err is a rate_limited refusal.

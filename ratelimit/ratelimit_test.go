@@ -218,3 +218,14 @@ func TestRetryAfterRoundsUp(t *testing.T) {
 		t.Errorf("1.5s → %s / %v, want 2s", e.RetryAfter, e.Details["retry_after_seconds"])
 	}
 }
+
+func TestHuman(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Second: "1 second", 40 * time.Second: "40 seconds", 91 * time.Second: "2 minutes",
+		12 * time.Minute: "12 minutes", 2 * time.Hour: "2 hours", 24 * time.Hour: "24 hours", 90 * time.Minute: "90 minutes",
+	} {
+		if got := ratelimit.Human(d); got != want {
+			t.Errorf("Human(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
