@@ -86,6 +86,10 @@ func WriteError(c *gin.Context, err error) {
 
 const errorCodeKey = "kratos-orgs.error-code"
 
+// RecordErrorCode names the error of a response written outside
+// WriteError (an HTML page), for the access log.
+func RecordErrorCode(c *gin.Context, code string) { c.Set(errorCodeKey, code) }
+
 // SetRetryAfter sets the Retry-After header (whole seconds, rounded up) of
 // an error that says when to try again; pages use it too.
 func SetRetryAfter(c *gin.Context, err error) {

@@ -100,6 +100,9 @@ func (p *Pages) failure(c *gin.Context, err error) {
 		p.message(c, http.StatusForbidden, "This invitation needs to be confirmed",
 			[]string{"The person who invited you no longer has a role that may grant the " + apperr.DetailString(err, "role") + " role.",
 				"The invitation is still open: ask an owner of the organization to send it again, then use the new link."}, "", "")
+	case "rate_limited":
+		httpx.SetRetryAfter(c, err)
+		p.message(c, http.StatusTooManyRequests, "Too many attempts", []string{"Nothing was changed. " + messageOf(err)}, "", "")
 	case "existing_account":
 		p.message(c, http.StatusForbidden, "Sign in to accept", []string{err.(*apperr.Error).Message}, "", "")
 	default:

@@ -30,6 +30,7 @@ type Metrics struct {
 	kratos     *prometheus.HistogramVec
 	redisErrs  *prometheus.CounterVec
 	scrapeErrs prometheus.Counter
+	limited    *prometheus.CounterVec
 }
 
 // New registers every metric; rdb and ks feed the collectors that read
@@ -57,7 +58,10 @@ func New(rdb redis.UniversalClient, ks redisx.Keyspace) *Metrics {
 	m.scrapeErrs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "kratos_orgs_metrics_scrape_errors_total", Help: "Scrapes whose Redis-backed metrics could not be read.",
 	})
-	m.reg.MustRegister(m.requests, m.jobs, m.mail, m.kratos, m.redisErrs, m.scrapeErrs,
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kratos_orgs_rate_limited_total", Help: "Requests and mails refused by a quota, by limit (the key under limits.*, or api_resend_per_invitation).",
+	}, []string{"limit"})
+	m.reg.MustRegister(m.requests, m.jobs, m.mail, m.kratos, m.redisErrs, m.scrapeErrs, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&redisCollector{rdb: rdb, ks: ks, errs: m.scrapeErrs})
 	rdb.AddHook(redisHook{m.redisErrs})
@@ -81,6 +85,9 @@ func (m *Metrics) JobDone(kind, outcome string, d time.Duration) {
 
 // MailResult implements invites.MailObserver.
 func (m *Metrics) MailResult(result, class string) { m.mail.WithLabelValues(result, class).Inc() }
+
+// RateLimited implements ratelimit.Observer.
+func (m *Metrics) RateLimited(limit string) { m.limited.WithLabelValues(limit).Inc() }
 
 // KratosCall implements identity.Observer.
 func (m *Metrics) KratosCall(operation, outcome string, d time.Duration) {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sort"
@@ -24,11 +25,12 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 func (s *Server) routes() (public, admin *gin.Engine) {
 	maxBody := s.cfg.Serve.MaxBodyBytes
 
-	public = newEngine()
+	public = newEngine(s.cfg.Serve.Public.TrustedProxies, s.log)
 	public.Use(httpx.Common("public", s.log, maxBody, s.Metrics))
 	s.health(public)
 	kratos := origin(s.cfg.Kratos.PublicURL)
-	pages := public.Group("", httpx.PageHeaders([]string{kratos}, []string{kratos}))
+	pages := public.Group("", httpx.PageHeaders([]string{kratos}, []string{kratos}),
+		s.quotas.pages(s.cfg.Invitations.AcceptPath, s.cfg.Register.ActivatePath, s.cfg.Register.Path))
 	invites.NewPages(s.Acceptor, s.Registrar, s.Templates, httpx.NewCSRF(s.cfg.Secrets.Cipher[0], s.cfg.Serve.Public.BaseURL), invites.PagesConfig{
 		AcceptPath: s.cfg.Invitations.AcceptPath, ActivatePath: s.cfg.Register.ActivatePath, RegisterPath: s.cfg.Register.Path,
 		PublicBaseURL: s.cfg.Serve.Public.BaseURL, KratosPublicURL: s.cfg.Kratos.PublicURL,
@@ -36,16 +38,16 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	kratosui.New(s.cfg.Kratos.PublicURL, s.cfg.Serve.Public.BaseURL, s.Templates, s.ids, memberships{s}).Register(pages)
 
 	// The API org admins call from their own product, with their session.
-	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()))
+	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()), s.quotas.api(serverAuth{s}))
 	orgs.NewAPIHandlers(s.Orgs, s.Members).Register(sessionAPI)
 	invites.NewAPIHandlers(s.Invites, s.Orgs).Register(sessionAPI)
 
-	admin = newEngine()
+	admin = newEngine(s.cfg.Serve.Admin.TrustedProxies, s.log)
 	admin.Use(httpx.Common("admin", s.log, maxBody, s.Metrics))
 	admin.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
 	s.health(admin)
 	admin.GET("/openapi.yaml", openapi.Serve)
-	adminAPI := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys))
+	adminAPI := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys), s.quotas.admin())
 	orgs.NewAdminHandlers(s.Orgs).Register(adminAPI)
 	invites.NewAdminHandlers(s.Invites).Register(adminAPI)
 	s.Hooks.Register(admin)
@@ -99,8 +101,16 @@ func (m memberships) OrganizationsOf(ctx context.Context, identityID string) ([]
 	return out, nil
 }
 
-func newEngine() *gin.Engine {
+// newEngine builds a router. The client address (quotas, logs) is the
+// socket's peer unless that peer is one of proxies; gin trusts every
+// proxy unless told otherwise, so an empty list is set explicitly.
+func newEngine(proxies []string, log *slog.Logger) *gin.Engine {
 	e := gin.New()
+	if err := e.SetTrustedProxies(proxies); err != nil {
+		// Validated at start-up; never trust a list that does not parse.
+		log.Error("trusted proxies not usable; trusting none", "err", err)
+		_ = e.SetTrustedProxies(nil)
+	}
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false

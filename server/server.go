@@ -28,6 +28,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/metrics"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/outbox"
+	"github.com/kratos-orgs/kratos-orgs/ratelimit"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
 	"github.com/kratos-orgs/kratos-orgs/templates"
 	"github.com/kratos-orgs/kratos-orgs/tokens"
@@ -73,6 +74,8 @@ type Server struct {
 	Metrics   *metrics.Metrics
 	Worker    *outbox.Worker
 	Templates *templates.Renderer
+	Limiter   *ratelimit.Limiter
+	quotas    *quotas
 
 	public, admin *gin.Engine
 	draining      atomic.Bool
@@ -113,6 +116,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		}
 	}
 	s.Metrics = metrics.New(s.rdb, s.ks)
+	s.Limiter = ratelimit.New(s.rdb, s.ks, ratelimit.Options{Observer: s.Metrics, Logger: log.With("component", "ratelimit")})
+	s.quotas = newQuotas(s.Limiter, render, cfg.Limits, cfg.Invitations.RemindInterval)
 	s.ids = o.Identities
 	if s.ids == nil {
 		s.ids = identity.New(identity.Config{
@@ -153,10 +158,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	})
 	if cfg.Register.Enabled {
 		s.Registrar = invites.NewRegistrar(s.Invites, orgStore, s.Worker, s.rdb, s.ks)
+		s.Registrar.SetOptions(invites.RegistrarOptions{
+			PendingTTL: cfg.Register.PendingTTL,
+			CheckAddress: func(ctx context.Context, email string) error {
+				return s.Limiter.Check(ctx, s.quotas.registerPerEmail, email)
+			},
+		})
 	}
 	s.Addresses = invites.NewAddressIndex(s.Invites, s.rdb, s.ks)
 	mailer := invites.NewMailer(s.Invites, sender, render, cfg.Mail.FromAddress, cfg.Mail.FromName)
 	mailer.SetObserver(s.Metrics)
+	mailer.SetBudget(ratelimit.Budget{Limiter: s.Limiter, Global: s.quotas.mailGlobal, PerOrg: s.quotas.mailPerOrg})
 	mailer.Register(s.Worker, s.Addresses)
 	s.Members = orgs.NewIdentityIndex(s.rdb, s.ks)
 	s.Members.Register(s.Worker)

@@ -1,0 +1,187 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/config"
+	"github.com/kratos-orgs/kratos-orgs/httpx"
+	"github.com/kratos-orgs/kratos-orgs/ratelimit"
+	"github.com/kratos-orgs/kratos-orgs/templates"
+)
+
+// This file says which quota guards which route (README "Security"). The
+// checks are middleware keyed on the matched route pattern, so handlers
+// stay as they are and the whole policy reads in one place.
+
+// quotas holds the limits of the configuration, by name.
+type quotas struct {
+	l      *ratelimit.Limiter
+	render httpx.PageRenderer
+
+	registerPerClient, registerPerEmail  ratelimit.Limit
+	linkViews, linkSubmits               ratelimit.Limit
+	apiPerIdentity, apiPerOrg, apiResend ratelimit.Limit
+	adminPerKey                          ratelimit.Limit
+	mailGlobal, mailPerOrg               ratelimit.Limit
+}
+
+func limitOf(name string, r config.Rate) ratelimit.Limit {
+	return ratelimit.Limit{Name: name, Requests: r.Requests, Period: r.Period, Burst: r.Burst}
+}
+
+func newQuotas(l *ratelimit.Limiter, render httpx.PageRenderer, c config.Limits, remindInterval time.Duration) *quotas {
+	return &quotas{
+		l: l, render: render,
+		registerPerClient: limitOf("register_per_client", c.RegisterPerClient),
+		registerPerEmail:  limitOf("register_per_email", c.RegisterPerEmail),
+		linkViews:         limitOf("link_views_per_client", c.LinkViewsPerClient),
+		linkSubmits:       limitOf("link_submits_per_client", c.LinkSubmitsPerClient),
+		apiPerIdentity:    limitOf("api_invites_per_identity", c.APIInvitesPerIdentity),
+		apiPerOrg:         limitOf("api_invites_per_organization", c.APIInvitesPerOrganization),
+		// Resend on /api mails the invitee like a reminder does, so it gets
+		// the reminder's cooldown per invitation.
+		apiResend:   ratelimit.Limit{Name: "api_resend_per_invitation", Requests: 1, Period: remindInterval},
+		adminPerKey: limitOf("admin_per_key", c.AdminPerKey),
+		mailGlobal:  limitOf("mail_global", c.MailGlobal),
+		mailPerOrg:  limitOf("mail_per_organization", c.MailPerOrganization),
+	}
+}
+
+// clientKey is the bucket of the request's client address: the socket's
+// peer, or what a trusted proxy says (gin's SetTrustedProxies). An IPv6
+// client is bucketed by its /64, the block one subscriber usually gets.
+func clientKey(c *gin.Context) string {
+	a, err := netip.ParseAddr(c.ClientIP())
+	if err != nil {
+		return "unknown"
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
+
+// pages guards the public pages: sign-up POSTs and invitation/activation
+// links, per client address. It answers a readable 429 page.
+func (q *quotas) pages(acceptPath, activatePath, registerPath string) gin.HandlerFunc {
+	links := map[string]bool{acceptPath + "*token": true, activatePath + "*token": true}
+	return func(c *gin.Context) {
+		route, post := c.FullPath(), c.Request.Method == http.MethodPost
+		var lim ratelimit.Limit
+		switch {
+		case route == registerPath && post:
+			lim = q.registerPerClient
+		case links[route] && post:
+			lim = q.linkSubmits
+		case links[route] && c.Request.Method == http.MethodGet:
+			lim = q.linkViews
+		default:
+			return
+		}
+		if err := q.l.Check(c.Request.Context(), lim, clientKey(c)); err != nil {
+			q.page(c, err)
+		}
+	}
+}
+
+// page explains a refusal (or a failing limit store) as an HTML page.
+func (q *quotas) page(c *gin.Context, err error) {
+	defer c.Abort()
+	httpx.SetRetryAfter(c, err)
+	httpx.RecordErrorCode(c, apperr.CodeOf(err))
+	status := httpx.PageStatus(err)
+	page := templates.MessagePage{Base: templates.Base{Nonce: httpx.Nonce(c)}}
+	if e, ok := apperr.As(err); ok && e.Code == "rate_limited" {
+		page.Title = "Too many attempts"
+		page.Paragraphs = []string{"There have been too many requests from your network. Nothing was changed.",
+			"Please try again in " + ratelimit.Human(e.RetryAfter) + "."}
+	} else {
+		httpx.Logger(c).Error("rate limit check failed", "err", err)
+		page.Title = "Something went wrong on our side"
+		page.Paragraphs = []string{"Nothing was changed. Please try again in a minute."}
+	}
+	httpx.RenderPage(c, q.render, status, "message.html", page)
+}
+
+// Authorizer checks that the caller is an admin of an organization and
+// finds an invitation's organization (for the /api quotas).
+type apiAuthorizer interface {
+	adminOf(c *gin.Context) (orgID string, ok bool)
+	invitationOrg(c *gin.Context, id string) string
+}
+
+// api guards the org admins' invitation routes: per signed-in identity,
+// then, once the caller is known to be an admin of the organization (so
+// nobody can spend another organization's quota), per organization and,
+// for resend, per invitation.
+func (q *quotas) api(auth apiAuthorizer) gin.HandlerFunc {
+	const invite, resend = "/api/organizations/:org/invitations", "/api/organizations/:org/invitations/:id/resend"
+	return func(c *gin.Context) {
+		route := c.FullPath()
+		if c.Request.Method != http.MethodPost || (route != invite && route != resend) {
+			return
+		}
+		ctx := c.Request.Context()
+		if err := q.l.Check(ctx, q.apiPerIdentity, httpx.CallerOf(c).IdentityID); err != nil {
+			httpx.WriteError(c, err)
+			return
+		}
+		org, ok := auth.adminOf(c)
+		if !ok {
+			return // the handler refuses the caller
+		}
+		if route == resend {
+			if auth.invitationOrg(c, c.Param("id")) != org {
+				return // the handler answers not found
+			}
+			if err := q.l.Check(ctx, q.apiResend, c.Param("id")); err != nil {
+				httpx.WriteError(c, err)
+				return
+			}
+		}
+		if err := q.l.Check(ctx, q.apiPerOrg, org); err != nil {
+			httpx.WriteError(c, err)
+		}
+	}
+}
+
+// admin limits each admin API key (already authenticated), when enabled.
+func (q *quotas) admin() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !q.adminPerKey.Enabled() {
+			return
+		}
+		_, key, _ := strings.Cut(c.GetHeader("Authorization"), " ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(key)))
+		if err := q.l.Check(c.Request.Context(), q.adminPerKey, hex.EncodeToString(sum[:])); err != nil {
+			httpx.WriteError(c, err)
+		}
+	}
+}
+
+// serverAuth implements apiAuthorizer with the organization and invitation
+// services.
+type serverAuth struct{ s *Server }
+
+func (a serverAuth) adminOf(c *gin.Context) (string, bool) {
+	o, _, err := a.s.Orgs.Authorize(c.Request.Context(), c.Param("org"), httpx.CallerOf(c).IdentityID, "admin")
+	return o.ID, err == nil
+}
+
+func (a serverAuth) invitationOrg(c *gin.Context, id string) string {
+	inv, err := a.s.Invites.Get(c.Request.Context(), id)
+	if err != nil {
+		return ""
+	}
+	return inv.OrganizationID
+}
