@@ -113,7 +113,7 @@ func (q *quotas) page(c *gin.Context, err error) {
 	httpx.RenderPage(c, q.render, status, "message.html", page)
 }
 
-// Authorizer checks that the caller is an admin of an organization and
+// apiAuthorizer checks that the caller is an admin of an organization and
 // finds an invitation's organization (for the /api quotas).
 type apiAuthorizer interface {
 	adminOf(c *gin.Context) (orgID string, ok bool)
