@@ -413,6 +413,12 @@ func (w *Worker) postpone(ctx context.Context, m entry, job Job, herr error) err
 	after, _ := IsDefer(herr)
 	after = max(after, time.Second)
 	delay := after + rand.N(after/10+1)
+	if job.Attempt == 0 {
+		// Nothing was tried yet (the wait comes before any send), so the
+		// first attempt is still ahead: a handler bounding retries by it
+		// (Resend's idempotency window) must not count the wait.
+		job.First = w.now().Add(delay).UnixMilli()
+	}
 	w.log.Info("outbox: job deferred", "kind", job.Kind, "ref", job.Ref, "in", delay.Round(time.Second), "reason", herr)
 	return delayScript.Run(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
 		w.cfg.Group, m.id, job.encode(), w.now().Add(delay).UnixMilli()).Err()

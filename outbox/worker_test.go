@@ -1445,6 +1445,9 @@ func TestDeferDoesNotCountAttempts(t *testing.T) {
 		if job.Attempt != 0 || job.Sealed != "tok" {
 			t.Fatalf("deferred job %+v: want no attempt counted and the sealed link kept", job)
 		}
+		if !job.FirstAttempt().Equal(due) {
+			t.Fatalf("deferred job's first attempt %s, want its next run %s: waiting is not trying", job.FirstAttempt(), due)
+		}
 		clock.Set(due.Add(-time.Millisecond))
 		if n := runOnce(t, w); n != 0 {
 			t.Fatalf("ran %d jobs before the wait was over", n)
