@@ -182,7 +182,7 @@ func (h *Handlers) unavailable(c *gin.Context, err error) {
 // trip: the token when there is one, else the address' pending index.
 func (h *Handlers) registrationPre(c *gin.Context) {
 	b, email, ok := h.decode(c)
-	if !ok || !h.needEmail(c, email) {
+	if !ok || !h.needEmail(c, email) || !h.organizationNameAllowed(c, b) {
 		return
 	}
 	ctx := c.Request.Context()

@@ -7,12 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/identity"
+	"github.com/kratos-orgs/kratos-orgs/textcheck"
 )
 
 // Accounts is what acceptance needs from Kratos.
@@ -119,20 +119,26 @@ func (a *Acceptor) CheckForm(ctx context.Context, inv Invitation, f Form) (map[s
 	errs := FieldErrors{}
 	traits := map[string]any{}
 	for _, field := range a.cfg.Fields {
-		v := strings.TrimSpace(f.Values[field.Trait])
 		limit := field.MaxLength
 		if limit == 0 {
 			limit = 200
 		}
+		// What a new person types here becomes their name in Kratos, and
+		// later an inviter's name in other people's mail: the same rule as
+		// every other name (package textcheck).
+		v, problem := textcheck.Check(f.Values[field.Trait], limit, field.Required)
 		switch {
-		case v == "" && field.Required:
-			errs[field.Trait] = field.Label + " is required."
-		case utf8.RuneCountInString(v) > limit:
-			errs[field.Trait] = field.Label + " is too long."
-		case strings.ContainsFunc(v, unicode.IsControl):
-			errs[field.Trait] = field.Label + " contains characters that are not allowed."
-		case v != "":
+		case problem == nil && v != "":
 			traits[field.Trait] = v
+		case problem == nil:
+		case problem.Reason == textcheck.Empty:
+			errs[field.Trait] = field.Label + " is required."
+		case problem.Reason == textcheck.TooLong:
+			errs[field.Trait] = field.Label + " is too long."
+		case problem.Reason == textcheck.Link:
+			errs[field.Trait] = field.Label + " must not contain a web address."
+		default:
+			errs[field.Trait] = field.Label + " contains characters that are not allowed."
 		}
 	}
 	if a.cfg.LoginMode == "password" {

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/textcheck"
 )
 
 // MaxEmailLen is RFC 5321's limit on a forward path.
@@ -114,10 +115,11 @@ func checkInviter(in *Inviter) error {
 	if in.ID != "" && !IsUUID(in.ID) {
 		return apperr.Invalidf("invalid_inviter", "inviter.id must be a Kratos identity id (a UUID)").WithDetails("field", "inviter.id")
 	}
-	if utf8.RuneCountInString(in.Name) > MaxNameLen || strings.ContainsAny(in.Name, "\r\n") {
-		return apperr.Invalidf("invalid_inviter", "inviter.name must be one line of at most %d characters", MaxNameLen).
-			WithDetails("field", "inviter.name")
+	name, err := textcheck.Name("inviter.name", in.Name, MaxNameLen, false)
+	if err != nil {
+		return err
 	}
+	in.Name = name
 	return nil
 }
 

@@ -209,16 +209,21 @@ func TestCheckInviter(t *testing.T) {
 		name  string
 		in    *Inviter
 		field string // "" when valid
+		code  string
 	}{
-		{"absent", nil, ""},
-		{"empty", &Inviter{}, ""},
-		{"id", &Inviter{ID: "7f1b8f0e-0000-4000-8000-000000000000"}, ""},
-		{"name at the limit in runes", &Inviter{Name: strings.Repeat("é", MaxNameLen)}, ""},
-		{"id not a uuid", &Inviter{ID: "bob"}, "inviter.id"},
-		{"id with a suffix", &Inviter{ID: "7f1b8f0e-0000-4000-8000-000000000000x"}, "inviter.id"},
-		{"name too long", &Inviter{Name: strings.Repeat("a", MaxNameLen+1)}, "inviter.name"},
-		{"name with a newline", &Inviter{Name: "Ada\nBcc: x@y.z"}, "inviter.name"},
-		{"name with a carriage return", &Inviter{Name: "Ada\r"}, "inviter.name"},
+		{"absent", nil, "", ""},
+		{"empty", &Inviter{}, "", ""},
+		{"id", &Inviter{ID: "7f1b8f0e-0000-4000-8000-000000000000"}, "", ""},
+		{"name at the limit in runes", &Inviter{Name: strings.Repeat("é", MaxNameLen)}, "", ""},
+		{"id not a uuid", &Inviter{ID: "bob"}, "inviter.id", "invalid_inviter"},
+		{"id with a suffix", &Inviter{ID: "7f1b8f0e-0000-4000-8000-000000000000x"}, "inviter.id", "invalid_inviter"},
+		{"name too long", &Inviter{Name: strings.Repeat("a", MaxNameLen+1)}, "inviter.name", "invalid_name"},
+		{"name with a newline", &Inviter{Name: "Ada\nBcc: x@y.z"}, "inviter.name", "invalid_name"},
+		{"name with a carriage return", &Inviter{Name: "Ada\r"}, "inviter.name", "invalid_name"},
+		{"name with a URL", &Inviter{Name: "Ada http://evil.example/login"}, "inviter.name", "invalid_name"},
+		{"name with www", &Inviter{Name: "Ada www.evil.example"}, "inviter.name", "invalid_name"},
+		{"name with RLO", &Inviter{Name: "Ada \u202eecilA"}, "inviter.name", "invalid_name"},
+		{"name with a zero-width space", &Inviter{Name: "A\u200bda"}, "inviter.name", "invalid_name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,8 +235,16 @@ func TestCheckInviter(t *testing.T) {
 				}
 				return
 			}
-			wantInvalid(t, err, "invalid_inviter", tt.field)
+			wantInvalid(t, err, tt.code, tt.field)
 		})
+	}
+}
+
+func TestCheckInviterNormalisesTheName(t *testing.T) {
+	t.Parallel()
+	in := &Inviter{Name: "  Ada \t Love\u0301lace "}
+	if err := checkInviter(in); err != nil || in.Name != "Ada Lovélace" {
+		t.Fatalf("checkInviter: %v, name %q", err, in.Name)
 	}
 }
 

@@ -4,11 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"regexp"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/identity"
+	"github.com/kratos-orgs/kratos-orgs/textcheck"
 )
 
 // Identities is what the organization service needs from Kratos.
@@ -53,16 +52,13 @@ type CreateRequest struct {
 	OwnerIdentityID string `json:"owner_identity_id,omitempty"`
 }
 
-// CheckName validates and trims an organization name.
+// CheckName validates and normalises an organization name: the rule of
+// package textcheck (NFC, one line, no control, format or bidi characters,
+// no links) and at most MaxNameLen characters. Every way an organization
+// name enters goes through here: the admin API, /register and sign-up
+// through Kratos.
 func CheckName(name string) (string, error) {
-	name = strings.TrimSpace(name)
-	if name == "" {
-		return "", apperr.Invalidf("invalid_name", "name is required").WithDetails("field", "name")
-	}
-	if utf8.RuneCountInString(name) > MaxNameLen || strings.ContainsAny(name, "\r\n\x00") || !utf8.ValidString(name) {
-		return "", apperr.Invalidf("invalid_name", "name must be one line of at most %d characters", MaxNameLen).WithDetails("field", "name")
-	}
-	return name, nil
+	return textcheck.Name("name", name, MaxNameLen, true)
 }
 
 func checkMetadata(m map[string]any) error {
