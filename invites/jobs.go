@@ -103,7 +103,7 @@ func (m *Mailer) pastWindow(job outbox.Job) bool {
 // an organization: log in and create it from there. No link is issued.
 func (m *Mailer) Notice(ctx context.Context, job outbox.Job) error {
 	rendered, err := m.render.Mail(job.Template, templates.MailData{
-		Organization: templates.Organization{Name: job.Name},
+		Organization: templates.Organization{Name: shownName(job.Name, 1000)},
 		Invitee:      templates.Invitee{Email: job.Ref, Existing: true},
 		LoginURL:     m.svc.cfg.LoginURL,
 	})
@@ -163,7 +163,7 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 		return nil
 	}
 	data := templates.MailData{
-		Organization: templates.Organization{ID: inv.OrganizationID, Slug: org["slug"], Name: org["name"]},
+		Organization: templates.Organization{ID: inv.OrganizationID, Slug: org["slug"], Name: shownOrgName(org["name"], org["slug"])},
 		Invitee:      templates.Invitee{Email: inv.Email, Existing: inv.ExistingIdentity},
 		Role:         inv.Role,
 		AcceptURL:    m.svc.linkURL(inv, token),
@@ -171,32 +171,19 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 		Context:      inv.Context,
 	}
 	if inv.Inviter != nil {
-		data.Inviter = templates.Person{ID: inv.Inviter.ID, Name: inv.Inviter.Name}
-		if inv.Inviter.ID != "" {
-			who, err := m.svc.ids.Get(ctx, inv.Inviter.ID)
-			if err != nil {
-				return err // Kratos down: retry later
-			}
-			if who != nil {
-				data.Inviter.Email = who.Email
-				if data.Inviter.Name == "" {
-					data.Inviter.Name = who.Name
-				}
-			}
+		if data.Inviter, err = m.inviter(ctx, *inv.Inviter); err != nil {
+			return err // Kratos down: retry later
 		}
 	}
 	rendered, err := m.render.Mail(job.Template, data)
 	if err != nil {
 		return outbox.Permanent(err)
 	}
-	fromName := m.fromName
-	if data.Inviter.Name != "" {
-		fromName = data.Inviter.Name // the seed's "<inviter> <DEFAULT_FROM_EMAIL>"
-	}
+	fromName := m.fromDisplayName(data.Inviter.Name)
 	msg := mail.Message{
 		From:    mail.FormatAddress(fromName, m.from),
 		To:      []string{inv.Email},
-		ReplyTo: data.Inviter.Email,
+		ReplyTo: data.Inviter.Email, // only ever a verified address: see inviter
 		Subject: rendered.Subject, HTML: rendered.HTML, Text: rendered.Text,
 		Tags: map[string]string{"kind": job.Template, "invitation": inv.ID, "organization": inv.OrganizationID},
 		// One key per link: a retry after a crash or timeout never mails twice.

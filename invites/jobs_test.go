@@ -40,7 +40,7 @@ func TestMailIsSentOnceWithLinkOrgAndInviter(t *testing.T) {
 		t.Fatalf("%d emails, want 1", len(emails))
 	}
 	e := emails[0]
-	if e.To[0] != "new@example.com" || e.From != `"Ada Lovelace" <invites@example.com>` || e.ReplyTo != "ada@example.com" {
+	if e.To[0] != "new@example.com" || e.From != `"Ada Lovelace via Example" <invites@example.com>` || e.ReplyTo != "ada@example.com" {
 		t.Fatalf("headers: to %v from %q reply-to %q", e.To, e.From, e.ReplyTo)
 	}
 	if !strings.Contains(e.Subject, "Acme & Co") || strings.ContainsAny(e.Subject, "\r\n") {

@@ -17,7 +17,8 @@
 //     "mailto:", "javascript:"…), no "www.", no host followed by a path
 //     ("word.word/"), and no bare host name whose last label is a real
 //     top-level domain ("evil.example.com", "paypal.com"), which Gmail,
-//     Outlook and Apple Mail turn into links on their own. Look-alike dots,
+//     Outlook and Apple Mail turn into links on their own, and no e-mail
+//     address ("ada@evil.example"). Look-alike dots,
 //     slashes and colons (full-width, ideographic) count as the real ones.
 //
 // Anything else is allowed, markup included: templates escape it.
@@ -205,6 +206,9 @@ var (
 	wwwPattern = regexp.MustCompile(`(?:^|[^\p{L}\p{N}])www\.`)
 	// A dotted host followed by a slash: "evil.example/login".
 	hostPathPattern = regexp.MustCompile(`[\p{L}\p{N}\-_]+(?:\.[\p{L}\p{N}\-_]+)+\.?[/\\]`)
+	// An address: clients link it (mailto:) and, in a From display name,
+	// it looks like the sender.
+	addressPattern = regexp.MustCompile(`[\p{L}\p{N}._%+\-]@[\p{L}\p{N}\-_]+(?:\.[\p{L}\p{N}\-_]+)+`)
 	// A dotted name; its last label decides whether it is a host.
 	dottedPattern = regexp.MustCompile(`[\p{L}\p{N}\-_]+(?:\.[\p{L}\p{N}\-_]+)+`)
 )
@@ -213,7 +217,7 @@ var (
 // as a link.
 func LooksLikeLink(s string) bool {
 	f := fold(s)
-	if schemePattern.MatchString(f) || wwwPattern.MatchString(f) || hostPathPattern.MatchString(f) {
+	if schemePattern.MatchString(f) || wwwPattern.MatchString(f) || hostPathPattern.MatchString(f) || addressPattern.MatchString(f) {
 		return true
 	}
 	for _, host := range dottedPattern.FindAllString(f, -1) {

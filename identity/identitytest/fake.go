@@ -52,11 +52,17 @@ func newUUID() string {
 // SetDown switches the outage on or off.
 func (f *Fake) SetDown(down bool) { f.mu.Lock(); f.Down = down; f.mu.Unlock() }
 
-// Add stores an identity as an existing person (active, not ours).
+// Add stores an identity as an existing person (active, not ours, with a
+// verified address).
 func (f *Fake) Add(email, name string) *identity.Identity {
+	return f.AddWith(email, name, true)
+}
+
+// AddWith is Add with the address verified or not.
+func (f *Fake) AddWith(email, name string, verified bool) *identity.Identity {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	id := &identity.Identity{ID: newUUID(), Email: strings.ToLower(email), Name: name, State: "active", CreatedAt: time.Now()}
+	id := &identity.Identity{ID: newUUID(), Email: strings.ToLower(email), Name: name, State: "active", Verified: verified, CreatedAt: time.Now()}
 	f.byID[id.ID] = id
 	f.byEmail[id.Email] = id.ID
 	return clone(id)
