@@ -8,6 +8,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/httpx"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
+	"github.com/kratos-orgs/kratos-orgs/textcheck"
 )
 
 // APIHandlers serve the invitation part of the session-authenticated API:
@@ -53,9 +54,12 @@ func (h *APIHandlers) invite(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkContextText(req.Context); err != nil {
+		return err
+	}
 	who := httpx.CallerOf(c)
-	inv, created, err := h.svc.InviteAs(c.Request.Context(), o.ID, Actor{IdentityID: who.IdentityID, Name: who.Name, Role: me.Role},
-		InviteRequest{Email: req.Email, Role: req.Role, Context: req.Context, TTL: req.TTL, RedirectTo: req.RedirectTo})
+	inv, created, err := h.svc.InviteAs(c.Request.Context(), o.ID, Actor{IdentityID: who.IdentityID, Name: sessionName(who.Name), Role: me.Role},
+		InviteRequest{Email: req.Email, Role: req.Role, Context: req.Context, TTL: req.TTL, RedirectTo: req.RedirectTo, UniformKratosWork: true})
 	if err != nil {
 		return err
 	}
@@ -63,7 +67,7 @@ func (h *APIHandlers) invite(c *gin.Context) error {
 	if !created {
 		status = http.StatusOK
 	}
-	c.JSON(status, inv)
+	c.JSON(status, ForOrgAdmin(inv))
 	return nil
 }
 
@@ -80,7 +84,7 @@ func (h *APIHandlers) list(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, page)
+	c.JSON(http.StatusOK, forOrgAdmins(page))
 	return nil
 }
 
@@ -111,7 +115,7 @@ func (h *APIHandlers) revoke(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, inv)
+	c.JSON(http.StatusOK, ForOrgAdmin(inv))
 	return nil
 }
 
@@ -127,6 +131,18 @@ func (h *APIHandlers) resend(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, inv)
+	c.JSON(http.StatusOK, ForOrgAdmin(inv))
 	return nil
+}
+
+// sessionName is the caller's name from their Kratos identity, as the
+// inviter's name in the mail: dropped (the mail then says "You have been
+// invited") when it would not be accepted as a name, since the org admin
+// cannot fix it through this API.
+func sessionName(name string) string {
+	clean, problem := textcheck.Check(name, MaxNameLen, false)
+	if problem != nil {
+		return ""
+	}
+	return clean
 }

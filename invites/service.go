@@ -110,6 +110,11 @@ type InviteRequest struct {
 	TTL        *Duration      `json:"ttl,omitempty"`
 	RedirectTo string         `json:"redirect_to,omitempty"`
 	SendEmail  *bool          `json:"send_email,omitempty"`
+
+	// UniformKratosWork makes Invite ask the same of Kratos whether or not
+	// the address has an account (the org admins' API), so the time an
+	// answer takes does not tell either.
+	UniformKratosWork bool `json:"-"`
 }
 
 func (s *Service) validate(r *InviteRequest) (email string, ttl time.Duration, err error) {
@@ -267,7 +272,7 @@ func (s *Service) invite(ctx context.Context, orgRef string, r InviteRequest, em
 	if err != nil {
 		return inv, false, err
 	}
-	person, createdNow, err := s.identityFor(ctx, org, email, takeover)
+	person, createdNow, err := s.identityFor(ctx, org, email, takeover, r.UniformKratosWork)
 	if err != nil {
 		s.forget(ctx, email, id)
 		return inv, false, err
@@ -321,12 +326,20 @@ func scriptRefused(err error) bool {
 // takeover (a Kratos sign-up replacing the placeholder right now) no
 // placeholder is used or created: the invitation is for whoever holds the
 // address (nil).
-func (s *Service) identityFor(ctx context.Context, org, email string, takeover bool) (*identity.Identity, bool, error) {
+//
+// uniform (the org admins' API) does the same work when the address has an
+// identity: the organization check, and the create call, which Kratos
+// refuses (409) after the same validation and transaction as a create that
+// succeeds, so the time an answer takes does not tell either.
+func (s *Service) identityFor(ctx context.Context, org, email string, takeover, uniform bool) (*identity.Identity, bool, error) {
 	found, err := s.ids.FindByEmail(ctx, email)
 	if err != nil {
 		return nil, false, err
 	}
 	if found != nil && !(takeover && found.CreatedByUs && found.State == "inactive") {
+		if uniform {
+			return s.sameWorkAsCreating(ctx, org, email, found)
+		}
 		return found, false, nil
 	}
 	if takeover {
@@ -340,9 +353,7 @@ func (s *Service) identityFor(ctx context.Context, org, email string, takeover b
 	if !ok {
 		return nil, false, apperr.NotFoundf("organization_not_found", "no organization %q", org).WithDetails("organization", org)
 	}
-	created, err := s.ids.CreateInvited(ctx, email, map[string]any{
-		"created": true, "organization": org, "created_at": s.now().UTC().Format(time.RFC3339),
-	})
+	created, err := s.ids.CreateInvited(ctx, email, s.marker(org))
 	if errors.Is(err, identity.ErrExists) {
 		// Another request created it a moment ago.
 		found, err = s.ids.FindByEmail(ctx, email)
@@ -435,3 +446,37 @@ func (s *Service) linkURL(inv Invitation, token string) string {
 // with the same keys. The mail job also checks the token against the
 // invitation's current hash, which binds it to the invitation.
 const sealContext = "kratos-orgs/invitation-token"
+// sameWorkAsCreating repeats, for an address that has an identity, what
+// creating one costs. Its errors are the ones a create would give (Kratos
+// down), so they do not tell the two cases apart either.
+func (s *Service) sameWorkAsCreating(ctx context.Context, org, email string, found *identity.Identity) (*identity.Identity, bool, error) {
+	ok, err := s.orgs.Exists(ctx, org)
+	if err != nil {
+		return nil, false, err
+	}
+	if !ok {
+		return nil, false, apperr.NotFoundf("organization_not_found", "no organization %q", org).WithDetails("organization", org)
+	}
+	created, err := s.ids.CreateInvited(ctx, email, s.marker(org))
+	switch {
+	case errors.Is(err, identity.ErrExists):
+		return found, false, nil
+	case err != nil && apperr.KindOf(err) == apperr.Unavailable:
+		return nil, false, err
+	case err != nil:
+		// Kratos refused for another reason (its schema): the identity
+		// found is still the one to invite.
+		return found, false, nil
+	}
+	// Kratos accepted a second identity for the address: its identifier
+	// is not unique in the schema. Keep the one found, remove the copy.
+	if err := s.ids.Delete(context.WithoutCancel(ctx), created.ID); err != nil {
+		s.log.Warn("could not delete a second identity Kratos accepted for an address", "identity", created.ID, "err", err)
+	}
+	return found, false, nil
+}
+
+func (s *Service) marker(org string) map[string]any {
+	return map[string]any{"created": true, "organization": org, "created_at": s.now().UTC().Format(time.RFC3339)}
+}
+
