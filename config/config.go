@@ -76,6 +76,12 @@ type Kratos struct {
 	// first/last is joined with a space.
 	NameTrait string        `yaml:"name_trait"`
 	Timeout   time.Duration `yaml:"timeout"`
+	// SessionCookie is Kratos' session cookie name (Kratos'
+	// session.cookie.name): the only cookie forwarded to Kratos.
+	SessionCookie string `yaml:"session_cookie"`
+	// WhoamiCacheTTL keeps the org admins' API's session look-ups for this
+	// long (0 turns the cache off).
+	WhoamiCacheTTL time.Duration `yaml:"whoami_cache_ttl"`
 }
 
 // Admin protects the admin API.
@@ -247,6 +253,9 @@ func Default() Config {
 			EmailTrait: "email",
 			NameTrait:  "name",
 			Timeout:    10 * time.Second,
+
+			SessionCookie:  "ory_kratos_session",
+			WhoamiCacheTTL: 5 * time.Second,
 		},
 		Invitations: Invitations{
 			TTL:            7 * 24 * time.Hour,

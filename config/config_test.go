@@ -399,6 +399,18 @@ func TestValidate(t *testing.T) {
 		{"zero poll interval", func(c *Config) { c.Outbox.PollInterval = 0 }, "outbox.poll_interval:"},
 		{"zero sweep interval", func(c *Config) { c.Outbox.SweepInterval = 0 }, "outbox.sweep_interval:"},
 		{"claim before send timeout", func(c *Config) { c.Outbox.ClaimAfter = c.Mail.Resend.Timeout }, "outbox.claim_after: must exceed mail.resend.timeout"},
+		{"session cookie name", func(c *Config) { c.Kratos.SessionCookie = "ory session" }, "kratos.session_cookie:"},
+		{"empty session cookie name", func(c *Config) { c.Kratos.SessionCookie = "" }, "kratos.session_cookie:"},
+		{"whoami cache over a minute", func(c *Config) { c.Kratos.WhoamiCacheTTL = 2 * time.Minute }, "kratos.whoami_cache_ttl:"},
+		{"negative whoami cache", func(c *Config) { c.Kratos.WhoamiCacheTTL = -time.Second }, "kratos.whoami_cache_ttl:"},
+		{"plain http success url", func(c *Config) {
+			c.Invitations.SuccessURL = "http://app.example.com/welcome"
+			c.Invitations.AllowedRedirectHosts = []string{"app.example.com"}
+		}, "invitations.success_url: must be https://"},
+		{"plain http registration success url", func(c *Config) {
+			c.Register.SuccessURL = "http://app.example.com/welcome"
+			c.Invitations.AllowedRedirectHosts = []string{"app.example.com"}
+		}, "registration.success_url: must be https://"},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level:"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format:"},
 	}
@@ -433,6 +445,12 @@ func TestValidateAccepts(t *testing.T) {
 			c.Invitations.AllowedRedirectHosts = []string{"other.example.com", "app.example.com:8443"}
 		}},
 		{"resend with key", func(c *Config) { c.Mail.Sender = "resend"; c.Mail.Resend.APIKey = "re_123" }},
+		{"http success urls on loopback", func(c *Config) {
+			c.Invitations.SuccessURL = "http://127.0.0.1:4480/welcome"
+			c.Register.SuccessURL = "http://localhost:3000/welcome"
+			c.Invitations.AllowedRedirectHosts = []string{"127.0.0.1:4480", "localhost:3000"}
+		}},
+		{"whoami cache off, custom cookie", func(c *Config) { c.Kratos.WhoamiCacheTTL = 0; c.Kratos.SessionCookie = "__Host-session" }},
 		{"sentinel", func(c *Config) {
 			c.Redis.Mode = "sentinel"
 			c.Redis.URL = ""
@@ -458,6 +476,19 @@ func TestValidateAccepts(t *testing.T) {
 				t.Errorf("rejected: %v", err)
 			}
 		})
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	t.Parallel()
+	for host, want := range map[string]bool{
+		"127.0.0.1": true, "127.0.0.1:4480": true, "127.9.9.9": true, "localhost": true, "LOCALHOST:3000": true,
+		"app.localhost": true, "[::1]:8080": true, "::1": true,
+		"app.example.com": false, "10.0.0.1": false, "localhost.example.com": false, "": false, "[::2]:80": false,
+	} {
+		if got := IsLoopback(host); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", host, got, want)
+		}
 	}
 }
 

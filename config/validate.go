@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/mail"
 	"net/netip"
 	"net/url"
@@ -23,6 +24,8 @@ func (p Problems) Error() string {
 var (
 	roleName  = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 	traitPath = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+	// RFC 6265's cookie-name token.
+	cookieName = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
 )
 
 // Validate checks the configuration and names the key of every problem.
@@ -90,6 +93,12 @@ func (c *Config) Validate() error {
 	if c.Kratos.Timeout <= 0 {
 		add("kratos.timeout", "must be positive")
 	}
+	if !cookieName.MatchString(c.Kratos.SessionCookie) {
+		add("kratos.session_cookie", "must be a cookie name like ory_kratos_session, got %q", c.Kratos.SessionCookie)
+	}
+	if c.Kratos.WhoamiCacheTTL < 0 || c.Kratos.WhoamiCacheTTL > time.Minute {
+		add("kratos.whoami_cache_ttl", "must be between 0 (off) and 1m, got %s", c.Kratos.WhoamiCacheTTL)
+	}
 
 	if len(c.Admin.APIKeys) == 0 {
 		add("admin.api_keys", "at least one key is required (KRATOS_ORGS_ADMIN_API_KEYS=key1,key2)")
@@ -116,7 +125,7 @@ func (c *Config) Validate() error {
 		add("invitations.retention", "must not be negative")
 	}
 	if inv.SuccessURL != "" {
-		if checkURL(add, "invitations.success_url", inv.SuccessURL, true) {
+		if checkURL(add, "invitations.success_url", inv.SuccessURL, true) && checkTLS(add, "invitations.success_url", inv.SuccessURL) {
 			u, _ := url.Parse(inv.SuccessURL)
 			if !slices.Contains(inv.AllowedRedirectHosts, u.Host) {
 				add("invitations.success_url", "host %q is not in invitations.allowed_redirect_hosts", u.Host)
@@ -190,7 +199,8 @@ func (c *Config) Validate() error {
 			add("registration.activate_path", "must end with '/', got %q", c.Register.ActivatePath)
 		}
 	}
-	if c.Register.SuccessURL != "" && checkURL(add, "registration.success_url", c.Register.SuccessURL, true) {
+	if c.Register.SuccessURL != "" && checkURL(add, "registration.success_url", c.Register.SuccessURL, true) &&
+		checkTLS(add, "registration.success_url", c.Register.SuccessURL) {
 		u, _ := url.Parse(c.Register.SuccessURL)
 		if !slices.Contains(inv.AllowedRedirectHosts, u.Host) {
 			add("registration.success_url", "host %q is not in invitations.allowed_redirect_hosts", u.Host)
@@ -338,6 +348,33 @@ func checkURL(add func(string, string, ...any), key, raw string, required bool) 
 		return false
 	}
 	return true
+}
+
+// checkTLS refuses a plain http:// URL a browser is sent to, unless its
+// host is loopback (development): a link or redirect over plain HTTP can
+// be read and rewritten on the way.
+func checkTLS(add func(string, string, ...any), key, raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || IsLoopback(u.Host) {
+		return true
+	}
+	add(key, "must be https:// (http:// only for a loopback host such as 127.0.0.1 or localhost), got %q", raw)
+	return false
+}
+
+// IsLoopback reports whether a host or host:port is localhost or a
+// loopback address.
+func IsLoopback(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // IsProblems reports whether err is a validation failure.

@@ -35,6 +35,9 @@ func Common(listener string, log *slog.Logger, maxBody int64, obs RequestObserve
 			id = newRequestID()
 		}
 		c.Header("X-Request-Id", id)
+		// Answers carry invitations, memberships and session-dependent
+		// data: no shared or browser cache keeps them.
+		c.Header("Cache-Control", "no-store")
 		l := log.With("request_id", id, "listener", listener)
 		c.Set(loggerKey, l)
 		if c.Request.ContentLength > maxBody {

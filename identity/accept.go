@@ -93,8 +93,10 @@ func (k *Kratos) Whoami(ctx context.Context, cookie, sessionToken string) (*Sess
 		return nil, nil
 	}
 	req := k.public.FrontendAPI.ToSession(ctx)
-	if cookie != "" {
+	if cookie = SessionCookie(cookie, k.cfg.SessionCookie); cookie != "" {
 		req = req.Cookie(cookie)
+	} else if sessionToken == "" {
+		return nil, nil
 	}
 	if sessionToken != "" {
 		req = req.XSessionToken(sessionToken)

@@ -16,6 +16,7 @@ import (
 	ory "github.com/ory/client-go"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/redact"
 )
 
 // MarkerKey is the metadata_admin key under which kratos-orgs marks the
@@ -49,6 +50,9 @@ type Config struct {
 	EmailTrait string // dotted path
 	NameTrait  string // dotted path
 	Timeout    time.Duration
+	// SessionCookie is the name of Kratos' session cookie, the only
+	// cookie forwarded to Kratos (default ory_kratos_session).
+	SessionCookie string
 }
 
 // Kratos talks to the Kratos admin API.
@@ -202,14 +206,16 @@ func kratosErr(what string, resp *http.Response, err error) error {
 	// Kratos reports some database conflicts (SQLite locks, serialization
 	// failures) as 400: they are transient, so retry rather than refuse.
 	if resp.StatusCode == http.StatusBadRequest && transientDB(body) {
-		return apperr.Unavailablef(fmt.Errorf("kratos: %s: %s", what, body), "kratos_unavailable",
+		return apperr.Unavailablef(fmt.Errorf("kratos: %s: %s", what, redact.Text(body)), "kratos_unavailable",
 			"the identity service (Kratos) is busy; try again")
 	}
 	if resp.StatusCode == http.StatusBadRequest {
-		return apperr.Invalidf("identity_rejected", "Kratos rejected the identity: %s", kratosMessage(body)).
-			Wrap(fmt.Errorf("kratos: %s: %d %s", what, resp.StatusCode, body))
+		return apperr.Invalidf("identity_rejected", "Kratos rejected the identity: %s", redact.Text(kratosMessage(body))).
+			Wrap(fmt.Errorf("kratos: %s: %d %s", what, resp.StatusCode, redact.Text(body)))
 	}
-	return fmt.Errorf("kratos: %s: %d %s: %w", what, resp.StatusCode, body, err)
+	// Kratos' error bodies may quote the identifier (an address): errors
+	// end up in logs, so they carry the body masked and cut.
+	return fmt.Errorf("kratos: %s: %d %s: %w", what, resp.StatusCode, redact.Text(body), errors.New(redact.Text(err.Error())))
 }
 
 func transientDB(body string) bool {

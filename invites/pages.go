@@ -170,6 +170,10 @@ func (p *Pages) liveLink(c *gin.Context) (string, Link, bool) {
 }
 
 func (p *Pages) show(c *gin.Context) {
+	if p.isResume(c) {
+		p.resume(c)
+		return
+	}
 	_, link, ok := p.liveLink(c)
 	if !ok {
 		return
@@ -205,7 +209,7 @@ func (p *Pages) visitor(c *gin.Context, link Link) (newPerson bool, s *identity.
 	}
 	switch err := CheckVisitor(link.Invitation, newPerson, s); {
 	case errors.Is(err, ErrNoSession):
-		c.Redirect(http.StatusSeeOther, p.loginURL(p.cfg.PublicBaseURL+c.Request.URL.Path))
+		c.Redirect(http.StatusSeeOther, p.loginURL(p.returnHere(c)))
 		return false, nil, false
 	case err != nil:
 		p.wrongSession(c, err, s, link)
@@ -233,10 +237,10 @@ func (p *Pages) wrongSession(c *gin.Context, err error, s *identity.Session, lin
 	if errors.Is(err, ErrUnverified) {
 		p.message(c, http.StatusForbidden, "Verify your email address first",
 			[]string{"You are signed in with the invited address, but it is not verified yet. Verify it, then open the invitation link again."},
-			p.cfg.KratosPublicURL+"/self-service/verification/browser?return_to="+url.QueryEscape(p.cfg.PublicBaseURL+c.Request.URL.Path), "Verify my address")
+			p.cfg.KratosPublicURL+"/self-service/verification/browser?return_to="+url.QueryEscape(p.returnHere(c)), "Verify my address")
 		return
 	}
-	logout, lerr := p.acc.LogoutURL(c.Request.Context(), c.GetHeader("Cookie"), p.cfg.PublicBaseURL+c.Request.URL.Path)
+	logout, lerr := p.acc.LogoutURL(c.Request.Context(), c.GetHeader("Cookie"), p.returnHere(c))
 	if lerr != nil {
 		p.failure(c, lerr)
 		return

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/textcheck"
 )
 
@@ -85,6 +86,9 @@ func CheckRedirect(raw string, allowedHosts []string) error {
 	}
 	if u.User != nil {
 		return bad("it must not carry credentials")
+	}
+	if strings.EqualFold(u.Scheme, "http") && !config.IsLoopback(u.Host) {
+		return bad("it must be https:// (http:// only for a loopback host)")
 	}
 	if strings.ContainsAny(raw, "\\\r\n\t") {
 		return bad("it contains characters browsers rewrite")

@@ -125,7 +125,7 @@ func TestCheckRedirect(t *testing.T) {
 		ok  bool
 	}{
 		{"https://app.example.com/welcome?x=1#done", true},
-		{"http://app.example.com", true},
+		{"http://app.example.com", false}, // plain HTTP only for loopback hosts
 		{"https://APP.Example.COM/x", true},
 		{"HTTPS://app.example.com/", true},
 		{"http://localhost:3000/callback", true},

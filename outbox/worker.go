@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kratos-orgs/kratos-orgs/redact"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
 )
 
@@ -387,7 +388,7 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 		var perm *permanentError
 		if errors.As(herr, &perm) || job.Attempt >= w.cfg.MaxAttempts {
 			outcome = "dead"
-			w.log.Warn("outbox: giving up a job", "kind", job.Kind, "ref", job.Ref, "attempts", job.Attempt, "err", herr)
+			w.log.Warn("outbox: giving up a job", "kind", job.Kind, "ref", redact.Text(job.Ref), "attempts", job.Attempt, "err", redact.Text(herr.Error()))
 			var buried bool
 			buried, err = w.bury(ctx, m, job)
 			if f, ok := w.dead[job.Kind]; ok && buried {
@@ -396,7 +397,8 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 		} else {
 			outcome = "retry"
 			delay := max(after, w.backoff(job.Attempt))
-			w.log.Info("outbox: job will be retried", "kind", job.Kind, "ref", job.Ref, "attempt", job.Attempt, "in", delay, "err", herr)
+			// A notice job's ref is an address, and errors may quote one.
+			w.log.Info("outbox: job will be retried", "kind", job.Kind, "ref", redact.Text(job.Ref), "attempt", job.Attempt, "in", delay, "err", redact.Text(herr.Error()))
 			err = delayScript.Run(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
 				w.cfg.Group, m.id, job.encode(), w.now().Add(delay).UnixMilli()).Err()
 		}

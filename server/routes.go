@@ -10,7 +10,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/httpx"
+	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/invites"
 	"github.com/kratos-orgs/kratos-orgs/kratosui"
 	"github.com/kratos-orgs/kratos-orgs/openapi"
@@ -62,9 +64,10 @@ func origin(raw string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-// caller resolves a Kratos session for the API.
+// caller resolves a Kratos session for the API: only Kratos' session
+// cookie is forwarded, and answers are cached for kratos.whoami_cache_ttl.
 func (s *Server) caller(ctx context.Context, cookie, token string) (*httpx.Caller, error) {
-	sess, err := s.ids.Whoami(ctx, cookie, token)
+	sess, err := s.sessions.Whoami(ctx, identity.SessionCookie(cookie, s.cfg.Kratos.SessionCookie), token)
 	if err != nil || sess == nil {
 		return nil, err
 	}
@@ -76,7 +79,12 @@ func (s *Server) caller(ctx context.Context, cookie, token string) (*httpx.Calle
 func (s *Server) apiOrigins() []string {
 	out := []string{origin(s.cfg.Serve.Public.BaseURL)}
 	for _, h := range s.cfg.Invitations.AllowedRedirectHosts {
-		out = append(out, "https://"+h, "http://"+h)
+		out = append(out, "https://"+h)
+		// A page served over plain HTTP can be rewritten on the way, so
+		// it may not ride on the session cookie; except in development.
+		if config.IsLoopback(h) {
+			out = append(out, "http://"+h)
+		}
 	}
 	return out
 }

@@ -62,6 +62,7 @@ type Server struct {
 	closeRedis func() error
 	ks         redisx.Keyspace
 	ids        Identities
+	sessions   *identity.SessionCache // the org admins' API's whoami cache
 
 	Orgs      *orgs.Service
 	Invites   *invites.Service
@@ -123,8 +124,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		s.ids = identity.New(identity.Config{
 			AdminURL: cfg.Kratos.AdminURL, PublicURL: cfg.Kratos.PublicURL, SchemaID: cfg.Kratos.SchemaID,
 			EmailTrait: cfg.Kratos.EmailTrait, NameTrait: cfg.Kratos.NameTrait, Timeout: cfg.Kratos.Timeout,
+			SessionCookie: cfg.Kratos.SessionCookie,
 		}, s.Metrics)
 	}
+
+	s.sessions = identity.NewSessionCache(s.ids.Whoami, cfg.Kratos.WhoamiCacheTTL, 10000)
 
 	s.Worker = outbox.NewWorker(s.rdb, s.ks, outbox.Config{
 		Concurrency: cfg.Outbox.Workers, PollInterval: cfg.Outbox.PollInterval, MaxAttempts: cfg.Outbox.MaxAttempts,
