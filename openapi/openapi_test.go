@@ -292,6 +292,7 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	// Pages answer HTML.
 	call(public.URL, "GET", "/register", "")
 	call(public.URL, "GET", "/invitations/accept/"+strings.Repeat("a", 44), "")
+	call(public.URL, "GET", "/invitations/accept/resume", "") // no resume cookie: 400 page
 	call(public.URL, "GET", "/kratos/login", "")
 	call(public.URL, "GET", "/kratos/nonsense", "")
 	call(public.URL, "GET", "/", "")
