@@ -3,10 +3,12 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // An account holder without a session is sent to Kratos' login with a
@@ -113,4 +115,29 @@ func TestSignUpWithHostileOrganizationNameIsRefused(t *testing.T) {
 	if after.Total != before.Total {
 		t.Fatalf("%d organizations, want %d", after.Total, before.Total)
 	}
+}
+
+// Issue 10's scenario: anonymous sign-ups with an organization name that
+// carries markup and a link. Every one is refused on the form (400, the
+// reason on the name field) and no mail goes out.
+func TestRegisterWithHostileNameSendsNoMail(t *testing.T) {
+	st := startStack(t, "kratos_settings")
+	c := client(t)
+	_, body := get(t, c, st.base+"/register")
+	token := csrfRE.FindStringSubmatch(body)[1]
+	const n = 30
+	for i := range n {
+		resp, body := post(t, c, st.base+"/register", url.Values{"csrf_token": {token},
+			"name":  {"Spam Co <b>Click http://evil.example/login</b>"},
+			"email": {fmt.Sprintf("stranger%d@example.com", i)}})
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "must not contain a web address") {
+			t.Fatalf("sign-up %d: %d\n%s", i, resp.StatusCode, body)
+		}
+	}
+	// Give the outbox the time it would need to send.
+	time.Sleep(300 * time.Millisecond)
+	if got := len(st.resend.Emails()); got != 0 {
+		t.Fatalf("%d mails after %d refused sign-ups, want 0", got, n)
+	}
+	t.Logf("%d sign-ups with a hostile name: %d mails", n, len(st.resend.Emails()))
 }
