@@ -56,7 +56,7 @@ func TestNewParsesEveryEmbeddedTemplate(t *testing.T) {
 	}
 	// Three files per mail set, plus the layout and the pages.
 	pages := []string{"accept.html", "join.html", "kratos_flow.html", "message.html", "register.html", "welcome.html"}
-	const hookMessages = 7
+	const hookMessages = 8
 	if len(names) != 3*len(MailSets)+1+len(pages)+hookMessages {
 		t.Errorf("%d templates, want %d", len(names), 3*len(MailSets)+1+len(pages)+hookMessages)
 	}
