@@ -446,6 +446,7 @@ func (s *Service) linkURL(inv Invitation, token string) string {
 // with the same keys. The mail job also checks the token against the
 // invitation's current hash, which binds it to the invitation.
 const sealContext = "kratos-orgs/invitation-token"
+
 // sameWorkAsCreating repeats, for an address that has an identity, what
 // creating one costs. Its errors are the ones a create would give (Kratos
 // down), so they do not tell the two cases apart either.
@@ -479,4 +480,3 @@ func (s *Service) sameWorkAsCreating(ctx context.Context, org, email string, fou
 func (s *Service) marker(org string) map[string]any {
 	return map[string]any{"created": true, "organization": org, "created_at": s.now().UTC().Format(time.RFC3339)}
 }
-
