@@ -190,7 +190,7 @@ func (h *Handlers) registrationPre(c *gin.Context) {
 		h.preWithToken(c, b, email, *b.InviteToken)
 		return
 	}
-	pending, err := h.index.PendingOrganizations(ctx, email)
+	pending, referenced, err := h.index.Invited(ctx, email)
 	if err != nil {
 		h.unavailable(c, err)
 		return
@@ -211,11 +211,14 @@ func (h *Handlers) registrationPre(c *gin.Context) {
 				return
 			}
 		}
+	}
+	if len(pending) == 0 && !referenced {
 		noChange(c)
 		return
 	}
-	// Invited: an inactive placeholder kratos-orgs created for the address
-	// would make Kratos refuse the sign-up as a duplicate.
+	// Invited, or an invitation is being written this moment: an inactive
+	// placeholder kratos-orgs created for the address would make Kratos
+	// refuse the sign-up as a duplicate.
 	if err := h.removePlaceholder(ctx, email); err != nil {
 		h.unavailable(c, err)
 		return

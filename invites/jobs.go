@@ -333,8 +333,25 @@ func (x *AddressIndex) ReleasePlaceholder(ctx context.Context, email, identityID
 	return x.svc.ReleasePlaceholder(ctx, email, identityID)
 }
 
+// Invited tells a sign-up what is known about its address, in one round
+// trip (both keys share the address' slot): the organizations with a
+// pending invitation, and whether any invitation references the address —
+// refs are written before an invitation and its placeholder, so they also
+// show an invitation that is being created right now.
+func (x *AddressIndex) Invited(ctx context.Context, email string) (orgIDs []string, referenced bool, err error) {
+	pipe := x.rdb.Pipeline()
+	pending := pipe.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: x.ks.AddressPending(email), ByScore: true, Start: "(" + fmt.Sprint(x.now().UnixMilli()), Stop: "+inf",
+	})
+	refs := pipe.HLen(ctx, x.ks.AddressRefs(email))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, err
+	}
+	return pending.Val(), refs.Val() > 0, nil
+}
+
 // PendingOrganizations lists the organizations with a pending invitation
-// for an address (one round trip; used by the Kratos hooks).
+// for an address (one round trip).
 func (x *AddressIndex) PendingOrganizations(ctx context.Context, email string) ([]string, error) {
 	orgIDs, err := x.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
 		Key: x.ks.AddressPending(email), ByScore: true, Start: "(" + fmt.Sprint(x.now().UnixMilli()), Stop: "+inf",
