@@ -17,6 +17,6 @@ func (s *Server) newReconciler(orgStore *orgs.Store) *reconcile.Reconciler {
 		// The interim releaser until the atomic placeholder claim lands.
 		Releaser: reconcile.InterimReleaser{Redis: s.rdb, Keyspace: s.ks, Identities: s.ids},
 		Observer: s.Metrics, Log: s.log.With("component", "reconciler"),
-		Grace:    s.cfg.Reconcile.Grace, Batch: s.cfg.Reconcile.Batch,
+		Grace: s.cfg.Reconcile.Grace, Batch: s.cfg.Reconcile.Batch,
 	})
 }
