@@ -202,6 +202,9 @@ func (w *crashWorld) violations() []string {
 				bad = append(bad, "pending invitation "+id+" points at a missing identity")
 			}
 		}
+		if o, err := w.orgs.Get(ctx, org); err == nil && o.State == orgs.StatePending && !hasPending(pendingFor, org) {
+			bad = append(bad, "pending organization "+org+" has no pending invitation: nobody can activate it")
+		}
 		members, _ := w.rdb.HGetAll(ctx, w.ks.Org(org)+":members").Result()
 		for who, raw := range members {
 			if memberOf[who] == nil {
@@ -254,6 +257,15 @@ func (w *crashWorld) violations() []string {
 		}
 	}
 	return bad
+}
+
+func hasPending(pendingFor map[string]map[string]string, org string) bool {
+	for _, byOrg := range pendingFor {
+		if _, ok := byOrg[org]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func roleOf(raw string) string {
@@ -383,5 +395,51 @@ func TestReconcilerSparesYoungPlaceholders(t *testing.T) {
 	found, err := w.kratos.FindByEmail(w.ctx, w.emails[0])
 	if err != nil || found == nil {
 		t.Fatalf("the young placeholder is gone: %v", err)
+	}
+}
+
+// TestReconcilerDropsStaleIndexEntries: index entries the records do not
+// back (a lost removal job, a rename that crashed before releasing the old
+// slug) are dropped, missing ones restored, wrong ones corrected; a
+// placeholder kept alive only by a stale entry is deleted in the same pass.
+func TestReconcilerDropsStaleIndexEntries(t *testing.T) {
+	w := newCrashWorld(t, testenv.StartKratos(t, nil), 0)
+	v := w.valid()
+	ctx := w.ctx
+	ghost := redisx.NewID("org", 5, time.Now().Add(-2*time.Hour))
+	far := float64(time.Now().Add(time.Hour).UnixMilli())
+	w.crashAt(invites.CrashInviteIdentity, func() error {
+		_, _, err := w.svc.Invite(ctx, w.org.ID, invites.InviteRequest{Email: w.email("orphan")})
+		return err
+	})
+	orphan := w.emails[len(w.emails)-1]
+	memberEmail := w.emails[1]
+	for _, email := range []string{w.emails[0], orphan, memberEmail} {
+		w.rdb.ZAdd(ctx, w.ks.AddressPending(email), redis.Z{Score: far, Member: ghost})
+	}
+	w.rdb.HSet(ctx, w.ks.IdentityOrgs(v.member), ghost, "admin", w.org.ID, "owner") // stale, and the wrong role
+	w.rdb.HSet(ctx, w.ks.Slugs(), "acme-old", w.org.ID)                             // a rename that crashed
+	w.rdb.HDel(ctx, w.ks.Slugs(), "acme")                                           // a lost claim
+
+	rep, err := w.rec.Pass(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{
+		reconcile.FixAddressStale: 3, reconcile.FixMemberStale: 1, reconcile.FixMemberMissing: 1,
+		reconcile.FixSlugStale: 1, reconcile.FixSlugMissing: 1, reconcile.FixPlaceholder: 1,
+	}
+	if !maps.Equal(rep.Counts, want) {
+		t.Errorf("fixed %v, want %v", rep.Counts, want)
+	}
+	for _, v := range w.violations() {
+		t.Error(v)
+	}
+	w.checkValid(v)
+	if role, _ := w.rdb.HGet(ctx, w.ks.IdentityOrgs(v.member), w.org.ID).Result(); role != "member" {
+		t.Errorf("the member's indexed role is %q", role)
+	}
+	if again, err := w.rec.Pass(ctx, true); err != nil || again.Total() != 0 {
+		t.Errorf("a second run: %v %v", again.Counts, err)
 	}
 }
