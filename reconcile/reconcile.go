@@ -177,40 +177,40 @@ type state struct {
 // Pass runs every phase from the start to the end of a full pass, batch by
 // batch: the forward index repairs first, then the identities. With apply
 // false nothing is written and the report says what would be fixed.
-func (r *Reconciler) Pass(ctx context.Context, apply bool) (Report, error) {
-	var rep Report
+func (r *Reconciler) Pass(ctx context.Context, apply bool) (rep Report, err error) {
+	defer func() { r.observe(rep, apply) }() // what was fixed counts, even if a later step failed
 	st := &state{wouldIndex: map[string]bool{}, wouldMember: map[string]bool{}}
-	for _, phase := range []func(context.Context, *state, bool, *Report) (bool, error){r.pending, r.orgs, r.slugs, r.identities} {
-		for {
-			done, err := phase(ctx, st, apply, &rep)
-			if err != nil {
+	for _, phase := range r.phases() {
+		for done := false; !done; {
+			if done, err = phase(ctx, st, apply, &rep); err != nil {
 				return rep, err
-			}
-			if done {
-				break
 			}
 		}
 	}
-	r.observe(rep, apply)
 	return rep, nil
 }
+
+type phase func(ctx context.Context, st *state, apply bool, rep *Report) (done bool, err error)
+
+// phases run in this order: forward repairs first, so that the identities
+// phase judges placeholders against complete indexes.
+func (r *Reconciler) phases() []phase { return []phase{r.pending, r.orgs, r.slugs, r.identities} }
 
 // Step runs one bounded batch of every phase, continuing from the cursors
 // the previous Step (on any replica) left in Redis, and saves them. It
 // always applies: it is what serve runs periodically under the lease.
-func (r *Reconciler) Step(ctx context.Context) (Report, error) {
-	var rep Report
+func (r *Reconciler) Step(ctx context.Context) (rep Report, err error) {
+	defer func() { r.observe(rep, true) }()
 	st, err := r.load(ctx)
 	if err != nil {
 		return rep, err
 	}
-	for _, phase := range []func(context.Context, *state, bool, *Report) (bool, error){r.pending, r.orgs, r.slugs, r.identities} {
+	for _, phase := range r.phases() {
 		if _, err := phase(ctx, st, true, &rep); err != nil {
-			r.observe(rep, true)
-			return rep, err
+			// Keep the progress made: every repair is idempotent anyway.
+			return rep, errors.Join(err, r.save(context.WithoutCancel(ctx), st))
 		}
 	}
-	r.observe(rep, true)
 	return rep, r.save(ctx, st)
 }
 
