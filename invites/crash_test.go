@@ -328,7 +328,7 @@ func TestCrashAtEachStepThenReconcile(t *testing.T) {
 			return w.reg.Register(w.ctx, invites.RegisterRequest{OrganizationName: "Crash Co", Email: w.email("register")})
 		}, false},
 	}
-	const trials = 3
+	const trials = 5
 	var total, deleted int
 	for _, tc := range steps {
 		t.Run(tc.step, func(t *testing.T) {
