@@ -215,6 +215,9 @@ func (r *Reconciler) slugs(ctx context.Context, st *state, apply bool, rep *Repo
 func (r *Reconciler) identities(ctx context.Context, st *state, apply bool, rep *Report) (bool, error) {
 	page, next, err := r.o.Identities.ListPage(ctx, st.IDsToken, r.o.Batch)
 	if err != nil {
+		// A page token Kratos no longer accepts must not stop every later
+		// round: start the listing over.
+		st.IDsToken = ""
 		return false, fmt.Errorf("reconcile: list identities: %w", err)
 	}
 	for _, l := range page {

@@ -192,3 +192,32 @@ func TestRunOneReplicaAtATime(t *testing.T) {
 	}
 	t.Logf("%d replicas, %d rounds, at most %d at a time", replicas, ids.calls.Load(), ids.maxInFlight.Load())
 }
+
+type failingLister struct{ tokens []string }
+
+func (f *failingLister) ListPage(_ context.Context, token string, _ int) ([]identity.Listed, string, error) {
+	f.tokens = append(f.tokens, token)
+	if token == "stale" {
+		return nil, "", errors.New("kratos: 400 invalid page token")
+	}
+	return nil, "", nil
+}
+
+// TestRejectedPageTokenStartsOver: a page token Kratos refuses (after an
+// upgrade, say) costs one failed round, not every later one.
+func TestRejectedPageTokenStartsOver(t *testing.T) {
+	rdb := testenv.SharedRedis(t).Client(t)
+	ks := redisx.Keyspace{Prefix: testenv.UniquePrefix(t)}
+	rdb.HSet(t.Context(), ks.Reconcile(), "state", `{"identities_token":"stale"}`)
+	ids := &failingLister{}
+	rec := newReconciler(rdb, ks, ids, nil, 10)
+	if _, err := rec.Step(t.Context()); err == nil {
+		t.Fatal("the refused token did not fail the round")
+	}
+	if _, err := rec.Step(t.Context()); err != nil {
+		t.Fatalf("the next round failed too: %v", err)
+	}
+	if len(ids.tokens) != 2 || ids.tokens[1] != "" {
+		t.Fatalf("tokens asked for: %q", ids.tokens)
+	}
+}
