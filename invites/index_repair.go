@@ -3,6 +3,7 @@ package invites
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 
@@ -36,8 +37,9 @@ func (x *AddressIndex) RepairInvitation(ctx context.Context, id string, apply bo
 	case !apply:
 		return inv.Email, nil
 	}
-	err = indexScript.Run(ctx, x.rdb, []string{key, key + ":stamps"}, inv.OrganizationID, "add", observed.UnixMilli(),
-		inv.ExpiresAt.UnixMilli(), x.now().UnixMilli(), x.stampsTTL.Milliseconds()).Err()
+	err = indexScript.Run(ctx, x.rdb, []string{key, key + ":stamps", x.ks.AddressRefs(inv.Email)}, inv.OrganizationID, "add",
+		observed.UnixMilli(), inv.ExpiresAt.UnixMilli(), x.now().UnixMilli(), x.stampsTTL.Milliseconds(),
+		inv.ID, inv.OrganizationID+" "+strconv.FormatInt(inv.CreatedAt.UnixMilli(), 10)).Err()
 	if err != nil {
 		return "", storeErr(err)
 	}
@@ -66,8 +68,10 @@ func (x *AddressIndex) RepairAddress(ctx context.Context, email string, apply bo
 			continue
 		}
 		key := x.ks.AddressPending(email)
-		err = indexScript.Run(ctx, x.rdb, []string{key, key + ":stamps"}, org, "remove", observed.UnixMilli(),
-			0, x.now().UnixMilli(), x.stampsTTL.Milliseconds()).Err()
+		// No invitation id: references are the placeholder claim's, and go
+		// with their invitations, not with a stale index entry.
+		err = indexScript.Run(ctx, x.rdb, []string{key, key + ":stamps", x.ks.AddressRefs(email)}, org, "remove",
+			observed.UnixMilli(), 0, x.now().UnixMilli(), x.stampsTTL.Milliseconds(), "", "").Err()
 		if err != nil {
 			return stale, storeErr(err)
 		}

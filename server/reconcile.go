@@ -14,8 +14,8 @@ func (s *Server) newReconciler(orgStore *orgs.Store) *reconcile.Reconciler {
 	}
 	return reconcile.New(reconcile.Options{
 		Redis: s.rdb, Keyspace: s.ks, Identities: lister, Addresses: s.Addresses, Members: s.Members, Orgs: orgStore,
-		// The interim releaser until the atomic placeholder claim lands.
-		Releaser: reconcile.InterimReleaser{Redis: s.rdb, Keyspace: s.ks, Identities: s.ids},
+		// The atomic claim: deleting cannot race with a new invitation.
+		Releaser: s.Invites,
 		Observer: s.Metrics, Log: s.log.With("component", "reconciler"),
 		Grace: s.cfg.Reconcile.Grace, Batch: s.cfg.Reconcile.Batch,
 	})
