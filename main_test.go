@@ -2,12 +2,18 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
+	"github.com/kratos-orgs/kratos-orgs/reconcile"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -145,5 +151,64 @@ func TestKratosConfigCommand(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, nil, "kratos-config", "-c", path); err == nil {
 		t.Error("generated a configuration without a webhook secret")
+	}
+}
+
+// TestReconcileCommand: a dry run reports and changes nothing, --apply
+// repairs, a second dry run finds nothing, and --apply refuses to run while
+// another process holds the lease.
+func TestReconcileCommand(t *testing.T) {
+	r := testenv.SharedRedis(t)
+	k := testenv.StartKratos(t, nil)
+	prefix := testenv.UniquePrefix(t)
+	env := map[string]string{
+		"KRATOS_ORGS_REDIS_URL":        "redis://" + r.Addr + "/0",
+		"KRATOS_ORGS_REDIS_KEY_PREFIX": prefix,
+		"KRATOS_ORGS_KRATOS_ADMIN_URL": k.AdminURL,
+		"KRATOS_ORGS_LOG_LEVEL":        "error",
+	}
+	path := writeConfig(t, minimal)
+	if _, _, err := runCLI(t, env, "orgs", "create", "Fix Corp", "-c", path); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCLI(t, env, "invite", "--org", "fix-corp", "--no-email", "fix.one@example.com", "-c", path); err != nil {
+		t.Fatal(err)
+	}
+	// Lose the invitation's index job, and leave a slug behind for an
+	// organization that was never written (a crash two hours ago).
+	rdb := r.Client(t)
+	ks := redisx.Keyspace{Prefix: prefix}
+	for s := range redisx.Shards {
+		rdb.Del(t.Context(), ks.Outbox(s))
+	}
+	ghost := redisx.NewID("org", 3, time.Now().Add(-2*time.Hour))
+	rdb.HSet(t.Context(), ks.Slugs(), "ghost-corp", ghost)
+	rdb.ZAdd(t.Context(), ks.Orgs(), redis.Z{Member: ghost})
+
+	for range 2 {
+		out, _, err := runCLI(t, env, "reconcile", "-c", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"address_index_missing\tinv_", "slug_stale\tghost-corp", "org_listing_stale\t" + ghost,
+			"# dry run, nothing changed; --apply would fix 3: address_index_missing=1 org_listing_stale=1 slug_stale=1"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("dry run output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "fix.one") {
+			t.Fatalf("the report names an address:\n%s", out)
+		}
+	}
+	out, _, err := runCLI(t, env, "reconcile", "--apply", "-c", path)
+	if err != nil || !strings.Contains(out, "# fixed 3:") {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	if out, _, err = runCLI(t, env, "reconcile", "-c", path); err != nil || !strings.HasSuffix(out, "# nothing to fix\n") {
+		t.Fatalf("after apply: %v\n%s", err, out)
+	}
+	rdb.Set(t.Context(), ks.ReconcileLease(), "someone-else", time.Minute)
+	if _, _, err = runCLI(t, env, "reconcile", "--apply", "-c", path); !errors.Is(err, reconcile.ErrLeaseHeld) {
+		t.Fatalf("apply under another's lease: %v", err)
 	}
 }

@@ -27,6 +27,7 @@ type Config struct {
 	Outbox      Outbox      `yaml:"outbox"`
 	Log         Log         `yaml:"log"`
 	Limits      Limits      `yaml:"limits"`
+	Reconcile   Reconcile   `yaml:"reconcile"`
 }
 
 // Serve configures the two listeners, as Kratos has them.
@@ -229,6 +230,19 @@ type Outbox struct {
 	SweepInterval time.Duration `yaml:"sweep_interval"`
 }
 
+// Reconcile tunes the reconciler that repairs what crashes left behind
+// (package reconcile): `kratos-orgs reconcile` and, every Interval, one
+// replica of serve.
+type Reconcile struct {
+	// Interval between periodic runs inside serve; 0 turns them off.
+	Interval time.Duration `yaml:"interval"`
+	// Grace is how old a placeholder identity, a pending organization or a
+	// dangling slug must be before it counts as left behind.
+	Grace time.Duration `yaml:"grace"`
+	// Batch bounds the items each phase handles in one periodic run.
+	Batch int `yaml:"batch"`
+}
+
 // Log configures structured logging.
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
@@ -305,6 +319,7 @@ func Default() Config {
 			MailGlobal:                Rate{Requests: 1000, Period: time.Hour},
 			MailPerOrganization:       Rate{Requests: 1000, Period: 24 * time.Hour},
 		},
+		Reconcile: Reconcile{Interval: 10 * time.Minute, Grace: time.Hour, Batch: 100},
 	}
 }
 

@@ -413,6 +413,10 @@ func TestValidate(t *testing.T) {
 		}, "registration.success_url: must be https://"},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level:"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format:"},
+		{"reconcile interval too short", func(c *Config) { c.Reconcile.Interval = time.Second }, "reconcile.interval: must be 0 (off) or at least 10s"},
+		{"reconcile grace too short", func(c *Config) { c.Reconcile.Grace = 30 * time.Second }, "reconcile.grace: must be at least 1m"},
+		{"reconcile batch zero", func(c *Config) { c.Reconcile.Batch = 0 }, "reconcile.batch: must be between 1 and 1000"},
+		{"reconcile batch huge", func(c *Config) { c.Reconcile.Batch = 5000 }, "reconcile.batch: must be between 1 and 1000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -641,5 +645,26 @@ func TestLimitDefaultsAndEnv(t *testing.T) {
 		c.Limits.MailPerOrganization.Burst != 50 || c.Register.PendingTTL != 24*time.Hour ||
 		!slices.Equal(c.Serve.Public.TrustedProxies, []string{"10.0.0.0/8", "192.0.2.1"}) {
 		t.Errorf("environment overrides not applied: %+v %+v", c.Limits, c.Serve.Public)
+	}
+}
+
+func TestReconcileDefaultsAndEnv(t *testing.T) {
+	t.Parallel()
+	c, err := Load("", env(requiredEnv()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reconcile != (Reconcile{Interval: 10 * time.Minute, Grace: time.Hour, Batch: 100}) {
+		t.Errorf("reconcile defaults: %+v", c.Reconcile)
+	}
+	e := requiredEnv()
+	e["KRATOS_ORGS_RECONCILE_INTERVAL"] = "0s"
+	e["KRATOS_ORGS_RECONCILE_GRACE"] = "2h"
+	e["KRATOS_ORGS_RECONCILE_BATCH"] = "50"
+	if c, err = Load("", env(e)); err != nil {
+		t.Fatal(err)
+	}
+	if c.Reconcile != (Reconcile{Interval: 0, Grace: 2 * time.Hour, Batch: 50}) {
+		t.Errorf("reconcile from the environment: %+v", c.Reconcile)
 	}
 }

@@ -278,6 +278,8 @@ func (c *Config) Validate() error {
 		add("outbox.claim_after", "must exceed mail.resend.timeout (%s), or a slow send is taken over while still running", c.Mail.Resend.Timeout)
 	}
 
+	c.validateReconcile(add)
+
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -381,4 +383,19 @@ func IsLoopback(hostport string) bool {
 func IsProblems(err error) bool {
 	var p Problems
 	return errors.As(err, &p)
+}
+
+func (c *Config) validateReconcile(add func(string, string, ...any)) {
+	r := c.Reconcile
+	if r.Interval != 0 && r.Interval < 10*time.Second {
+		add("reconcile.interval", "must be 0 (off) or at least 10s, got %s", r.Interval)
+	}
+	// Shorter, and an invitation being written right now could lose the
+	// placeholder Kratos just created for it.
+	if r.Grace < time.Minute {
+		add("reconcile.grace", "must be at least 1m, got %s", r.Grace)
+	}
+	if r.Batch < 1 || r.Batch > 1000 {
+		add("reconcile.batch", "must be between 1 and 1000, got %d", r.Batch)
+	}
 }

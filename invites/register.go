@@ -144,6 +144,9 @@ func (r *Registrar) Register(ctx context.Context, req RegisterRequest) error {
 		}
 		return cause
 	}
+	if err := r.svc.crash(CrashRegisterIdentity); err != nil {
+		return err
+	}
 	org, err := r.orgs.Create(ctx, orgs.Organization{Name: name, Slug: slug, State: orgs.StatePending}, explicit,
 		&orgs.Member{IdentityID: person.ID, Email: email, Role: "owner"})
 	if err != nil {
@@ -153,6 +156,9 @@ func (r *Registrar) Register(ctx context.Context, req RegisterRequest) error {
 	if _, _, err := r.svc.reference(ctx, email, org.ID, id); err != nil {
 		_ = r.orgs.DeleteIfPending(context.WithoutCancel(ctx), org.ID)
 		return undo(err)
+	}
+	if err := r.svc.crash(CrashRegisterOrg); err != nil {
+		return err
 	}
 	token, hash := tokens.New(redisx.ShardOf(org.ID))
 	_, _, err = r.svc.store.Create(ctx, NewInvitation{
@@ -167,6 +173,9 @@ func (r *Registrar) Register(ctx context.Context, req RegisterRequest) error {
 			r.svc.forget(ctx, email, id)
 		}
 		return undo(err)
+	}
+	if err := r.svc.crash(CrashRegisterWritten); err != nil {
+		return err
 	}
 	r.svc.wake()
 	return nil

@@ -61,6 +61,7 @@ type Service struct {
 	now    func() time.Time
 
 	emailTrait string
+	crashAt    func(step string) error // crash tests only (crash.go)
 }
 
 // NewService wires the backend. wake is called after each write that
@@ -292,6 +293,9 @@ func (s *Service) invite(ctx context.Context, orgRef string, r InviteRequest, em
 	if send {
 		n.SealedToken = s.sealer.Seal(token, sealContext)
 	}
+	if err := s.crash(CrashInviteIdentity); err != nil {
+		return inv, false, err
+	}
 	inv, rotated, err := s.store.Create(ctx, n)
 	if err != nil {
 		if scriptRefused(err) {
@@ -306,6 +310,9 @@ func (s *Service) invite(ctx context.Context, orgRef string, r InviteRequest, em
 	}
 	if rotated {
 		s.forget(ctx, email, id) // the pending invitation that was rotated has its own
+	}
+	if err := s.crash(CrashInviteWritten); err != nil {
+		return inv, false, err
 	}
 	s.wake()
 	if !send {

@@ -31,6 +31,7 @@ type Metrics struct {
 	redisErrs  *prometheus.CounterVec
 	scrapeErrs prometheus.Counter
 	limited    *prometheus.CounterVec
+	reconciled *prometheus.CounterVec
 }
 
 // New registers every metric; rdb and ks feed the collectors that read
@@ -65,6 +66,7 @@ func New(rdb redis.UniversalClient, ks redisx.Keyspace) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&redisCollector{rdb: rdb, ks: ks, errs: m.scrapeErrs})
 	rdb.AddHook(redisHook{m.redisErrs})
+	m.registerReconciler()
 	return m
 }
 

@@ -30,6 +30,8 @@ type Store struct {
 	// and the caller undoes the identity.
 	mu     sync.Mutex
 	exists map[string]time.Time
+
+	crashAt func(step string) error // crash tests only (crash.go)
 }
 
 // NewStore returns a store; retention is how long ended invitations of a
@@ -127,6 +129,9 @@ func (s *Store) Create(ctx context.Context, o Organization, explicitSlug bool, o
 		return o, apperr.Conflictf("slug_taken", "no free slug derived from %q", o.Slug)
 	}
 	o.Slug = res[1].(string)
+	if err := s.crash(CrashCreateSlugClaimed); err != nil {
+		return o, err
+	}
 	meta, _ := json.Marshal(o.Metadata)
 	var ownerID, ownerEmail string
 	if owner != nil {
@@ -337,6 +342,11 @@ func (s *Store) Update(ctx context.Context, id string, u Update) (Organization, 
 				return cur, apperr.Conflictf("slug_taken", "the slug %q is taken", *u.Slug).WithDetails("slug", *u.Slug)
 			}
 			slug = *u.Slug
+		}
+	}
+	if slug != "" {
+		if err := s.crash(CrashUpdateSlugClaimed); err != nil {
+			return Organization{}, err
 		}
 	}
 	rep, err := updateScript.Run(ctx, s.rdb, []string{s.ks.Org(id)},

@@ -60,3 +60,17 @@ func ShardOf(id string) int {
 	}
 	return 0
 }
+
+// IDTime is the creation time an id carries (millisecond precision); the
+// zero time for a malformed id.
+func IDTime(id string) time.Time {
+	i := strings.IndexByte(id, '_')
+	if i <= 0 {
+		return time.Time{}
+	}
+	if _, ok := ParseID(id[:i], id); !ok {
+		return time.Time{}
+	}
+	b, _ := idEncoding.DecodeString(id[i+1:])
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(b[:8]) >> 16))
+}

@@ -13,6 +13,8 @@
 //	key                               type   holds                                   owner / TTL
 //	P{g}:slugs                        HASH   slug → org id                           org delete
 //	P{g}:orgs                         ZSET   org ids (lexical = creation order)      org delete
+//	P{g}:reconcile                    HASH   the reconciler's cursors, pass times    the reconciler (one field)
+//	P{g}:reconcile:lease              STRING the token of the replica reconciling    TTL 30s, renewed while held
 //
 //	P{s}:org:<org>                    HASH   organization fields                     org delete (a pending
 //	                                                                                 registration's: its expiry)
@@ -64,7 +66,10 @@
 // invitation references this placeholder" and claiming its deletion is one
 // script on the {a:…} slot (see invites/placeholders.go). A reference is
 // removed only once its invitation is seen final (final states never
-// change), or never written within its deadline. Every key above has an
+// change), or never written within its deadline. The reconciler (package
+// reconcile) rebuilds pending, orgs and the slug index from the records
+// when a job was lost, and deletes the placeholder identities a crash left
+// behind. Every key above has an
 // owner that deletes it or a TTL; invites' TestBoundedStateOverCycles
 // checks that a thousand invitation and sign-up lifecycles leave the key
 // count and memory where they started.
@@ -105,6 +110,13 @@ func (k Keyspace) Slugs() string { return k.Global() + "slugs" }
 
 // Orgs is the ordered set of all organization ids.
 func (k Keyspace) Orgs() string { return k.Global() + "orgs" }
+
+// Reconcile holds the reconciler's cursors, so successive bounded runs,
+// on any replica, continue where the last one stopped.
+func (k Keyspace) Reconcile() string { return k.Global() + "reconcile" }
+
+// ReconcileLease is held by the one replica running the reconciler.
+func (k Keyspace) ReconcileLease() string { return k.Global() + "reconcile:lease" }
 
 // Org is an organization's hash.
 func (k Keyspace) Org(org string) string { return k.Shard(ShardOf(org)) + "org:" + org }

@@ -29,6 +29,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/outbox"
 	"github.com/kratos-orgs/kratos-orgs/ratelimit"
+	"github.com/kratos-orgs/kratos-orgs/reconcile"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
 	"github.com/kratos-orgs/kratos-orgs/templates"
 	"github.com/kratos-orgs/kratos-orgs/tokens"
@@ -77,6 +78,9 @@ type Server struct {
 	Templates *templates.Renderer
 	Limiter   *ratelimit.Limiter
 	quotas    *quotas
+	// Reconciler repairs what crashes left behind; nil when the identity
+	// adapter cannot list identities.
+	Reconciler *reconcile.Reconciler
 
 	public, admin *gin.Engine
 	draining      atomic.Bool
@@ -184,6 +188,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		ReplayWindow: cfg.Hooks.ReplayWindow,
 	}, s.Invites, s.Addresses, orgStore, s.ids, s.Worker, render, s.rdb, s.ks, log.With("component", "hooks"))
 	s.Hooks.RegisterJobs(s.Worker)
+	s.Reconciler = s.newReconciler(orgStore)
 
 	s.public, s.admin = s.routes()
 	return s, nil
@@ -281,6 +286,10 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = s.Worker.Run(workCtx) }()
 	go func() { defer wg.Done(); s.sweep(workCtx) }()
+	if s.Reconciler != nil && s.cfg.Reconcile.Interval > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Reconciler.Run(workCtx, s.cfg.Reconcile.Interval) }()
+	}
 
 	var runErr error
 	select {
