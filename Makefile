@@ -51,14 +51,15 @@ STATICCHECK_VERSION := v0.8.2
 $(STATICCHECK):
 	GOBIN=$(abspath $(dir $@)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-# gofmt, go vet, staticcheck (pinned, installed from the module proxy) and a
-# tidy go.mod.
+# gofmt, go vet, staticcheck (pinned, installed from the module proxy), a
+# tidy go.mod, and no non-test function longer than 100 lines.
 lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.cache/*')); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	$(GO) mod tidy -diff
+	$(GO) run ./internal/cmd/funclen -max 100 .
 
 bench:
 	$(GO) test -run=NONE -bench=. -benchtime=3s ./server/

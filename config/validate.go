@@ -28,13 +28,31 @@ var (
 	cookieName = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
 )
 
+// addFunc records one problem under its key.
+type addFunc func(key, format string, args ...any)
+
 // Validate checks the configuration and names the key of every problem.
+// Each section has its own check, in the order of the file.
 func (c *Config) Validate() error {
 	var p Problems
 	add := func(key, format string, args ...any) {
 		p = append(p, key+": "+fmt.Sprintf(format, args...))
 	}
+	for _, check := range []func(addFunc){
+		c.validateServe, c.validateRedis, c.validateKratos, c.validateAdmin, c.validateInvitations,
+		c.validateAccept, c.validateRegistration, c.validateHooks, c.validateRoles, c.validateMail,
+		c.validateSecrets, c.validateOutbox, c.validateReconcile, c.validateLog, c.validateLimits,
+	} {
+		check(add)
+	}
+	if len(p) > 0 {
+		return p
+	}
+	return nil
+}
 
+// validateServe checks the listeners.
+func (c *Config) validateServe(add addFunc) {
 	for _, l := range []struct {
 		key string
 		l   Listener
@@ -53,7 +71,10 @@ func (c *Config) Validate() error {
 	if c.Serve.ShutdownTimeout <= 0 {
 		add("serve.shutdown_timeout", "must be positive")
 	}
+}
 
+// validateRedis checks the Redis deployment.
+func (c *Config) validateRedis(add addFunc) {
 	switch c.Redis.Mode {
 	case "single":
 		if c.Redis.URL == "" && len(c.Redis.Addrs) != 1 {
@@ -81,7 +102,10 @@ func (c *Config) Validate() error {
 	if strings.ContainsAny(c.Redis.KeyPrefix, "{} \t\n") {
 		add("redis.key_prefix", "must not contain braces or spaces (braces are hash tags), got %q", c.Redis.KeyPrefix)
 	}
+}
 
+// validateKratos checks where Kratos is.
+func (c *Config) validateKratos(add addFunc) {
 	checkURL(add, "kratos.admin_url", c.Kratos.AdminURL, true)
 	checkURL(add, "kratos.public_url", c.Kratos.PublicURL, true)
 	if c.Kratos.SchemaID == "" {
@@ -99,7 +123,10 @@ func (c *Config) Validate() error {
 	if c.Kratos.WhoamiCacheTTL < 0 || c.Kratos.WhoamiCacheTTL > time.Minute {
 		add("kratos.whoami_cache_ttl", "must be between 0 (off) and 1m, got %s", c.Kratos.WhoamiCacheTTL)
 	}
+}
 
+// validateAdmin checks the admin API keys.
+func (c *Config) validateAdmin(add addFunc) {
 	if len(c.Admin.APIKeys) == 0 {
 		add("admin.api_keys", "at least one key is required (KRATOS_ORGS_ADMIN_API_KEYS=key1,key2)")
 	}
@@ -108,7 +135,10 @@ func (c *Config) Validate() error {
 			add(fmt.Sprintf("admin.api_keys[%d]", i), "must be at least 16 characters")
 		}
 	}
+}
 
+// validateInvitations checks the invitation policy.
+func (c *Config) validateInvitations(add addFunc) {
 	inv := c.Invitations
 	if inv.MaxTTL <= 0 || inv.MaxTTL > 365*24*time.Hour {
 		add("invitations.max_ttl", "must be positive and at most 8760h, got %s", inv.MaxTTL)
@@ -140,7 +170,10 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(inv.AcceptPath, "/") || !strings.HasSuffix(inv.AcceptPath, "/") {
 		add("invitations.accept_path", "must start and end with '/', got %q", inv.AcceptPath)
 	}
+}
 
+// validateAccept checks the accept form and login mode.
+func (c *Config) validateAccept(add addFunc) {
 	switch c.Accept.LoginMode {
 	case "kratos_settings", "password":
 	default:
@@ -167,6 +200,10 @@ func (c *Config) Validate() error {
 	if c.Accept.ClaimTimeout < 5*time.Second {
 		add("accept.claim_timeout", "must be at least 5s")
 	}
+}
+
+// validateRegistration checks sign-up with a new organization.
+func (c *Config) validateRegistration(add addFunc) {
 	switch c.Register.Mode {
 	case "open", "invite_only":
 	case "domains":
@@ -181,14 +218,6 @@ func (c *Config) Validate() error {
 			add(fmt.Sprintf("registration.allowed_domains[%d]", i), "must be a lower-case domain like example.com, got %q", d)
 		}
 	}
-	if c.Hooks.Secret != "" && len(c.Hooks.Secret) < 16 {
-		add("hooks.secret", "must be at least 16 characters")
-	}
-	// Long enough for Kratos' retries and the outbox's retries of a hook's
-	// work; a week bounds what Redis keeps per login.
-	if c.Hooks.ReplayWindow < time.Minute || c.Hooks.ReplayWindow > 7*24*time.Hour {
-		add("hooks.replay_window", "must be between 1m and 168h, got %s", c.Hooks.ReplayWindow)
-	}
 	if c.Register.Enabled {
 		for _, p := range []struct{ key, v string }{{"registration.path", c.Register.Path}, {"registration.activate_path", c.Register.ActivatePath}} {
 			if !strings.HasPrefix(p.v, "/") {
@@ -202,11 +231,26 @@ func (c *Config) Validate() error {
 	if c.Register.SuccessURL != "" && checkURL(add, "registration.success_url", c.Register.SuccessURL, true) &&
 		checkTLS(add, "registration.success_url", c.Register.SuccessURL) {
 		u, _ := url.Parse(c.Register.SuccessURL)
-		if !slices.Contains(inv.AllowedRedirectHosts, u.Host) {
+		if !slices.Contains(c.Invitations.AllowedRedirectHosts, u.Host) {
 			add("registration.success_url", "host %q is not in invitations.allowed_redirect_hosts", u.Host)
 		}
 	}
+}
 
+// validateHooks checks the Kratos webhooks.
+func (c *Config) validateHooks(add addFunc) {
+	if c.Hooks.Secret != "" && len(c.Hooks.Secret) < 16 {
+		add("hooks.secret", "must be at least 16 characters")
+	}
+	// Long enough for Kratos' retries and the outbox's retries of a hook's
+	// work; a week bounds what Redis keeps per login.
+	if c.Hooks.ReplayWindow < time.Minute || c.Hooks.ReplayWindow > 7*24*time.Hour {
+		add("hooks.replay_window", "must be between 1m and 168h, got %s", c.Hooks.ReplayWindow)
+	}
+}
+
+// validateRoles checks the role list.
+func (c *Config) validateRoles(add addFunc) {
 	for _, must := range []string{"owner", "admin", "member"} {
 		if !slices.Contains(c.Roles, must) {
 			add("roles", "must contain %q (roles are listed from most to least privileged)", must)
@@ -225,7 +269,10 @@ func (c *Config) Validate() error {
 	if len(c.Roles) > 0 && c.Roles[0] != "owner" {
 		add("roles", "must start with \"owner\", the most privileged role")
 	}
+}
 
+// validateMail checks the mail sender.
+func (c *Config) validateMail(add addFunc) {
 	switch c.Mail.Sender {
 	case "log":
 	case "resend":
@@ -247,7 +294,10 @@ func (c *Config) Validate() error {
 	if c.Mail.RatePerSec <= 0 {
 		add("mail.rate_per_second", "must be positive")
 	}
+}
 
+// validateSecrets checks the keys that seal links.
+func (c *Config) validateSecrets(add addFunc) {
 	if len(c.Secrets.Cipher) == 0 {
 		add("secrets.cipher", "at least one key of 32 or more characters is required; it encrypts invitation links waiting in the outbox")
 	}
@@ -256,7 +306,10 @@ func (c *Config) Validate() error {
 			add(fmt.Sprintf("secrets.cipher[%d]", i), "must be at least 32 characters")
 		}
 	}
+}
 
+// validateOutbox checks the outbox.
+func (c *Config) validateOutbox(add addFunc) {
 	o := c.Outbox
 	if o.Workers < 1 {
 		add("outbox.workers", "must be at least 1")
@@ -277,9 +330,10 @@ func (c *Config) Validate() error {
 	if o.ClaimAfter > 0 && c.Mail.Resend.Timeout >= o.ClaimAfter {
 		add("outbox.claim_after", "must exceed mail.resend.timeout (%s), or a slow send is taken over while still running", c.Mail.Resend.Timeout)
 	}
+}
 
-	c.validateReconcile(add)
-
+// validateLog checks logging.
+func (c *Config) validateLog(add addFunc) {
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -290,18 +344,11 @@ func (c *Config) Validate() error {
 	default:
 		add("log.format", "must be json or text, got %q", c.Log.Format)
 	}
-
-	c.validateLimits(add)
-
-	if len(p) > 0 {
-		return p
-	}
-	return nil
 }
 
 // validateLimits checks serve.*.trusted_proxies, registration.pending_ttl
 // and the limits section.
-func (c *Config) validateLimits(add func(string, string, ...any)) {
+func (c *Config) validateLimits(add addFunc) {
 	for _, l := range []struct {
 		key     string
 		proxies []string
@@ -385,7 +432,7 @@ func IsProblems(err error) bool {
 	return errors.As(err, &p)
 }
 
-func (c *Config) validateReconcile(add func(string, string, ...any)) {
+func (c *Config) validateReconcile(add addFunc) {
 	r := c.Reconcile
 	if r.Interval != 0 && r.Interval < 10*time.Second {
 		add("reconcile.interval", "must be 0 (off) or at least 10s, got %s", r.Interval)

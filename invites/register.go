@@ -7,6 +7,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/outbox"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
@@ -76,30 +77,11 @@ type RegisterRequest struct {
 // organization from there. Repeats for an address within a minute are
 // ignored, so the form cannot be used to flood a mailbox.
 func (r *Registrar) Register(ctx context.Context, req RegisterRequest) error {
-	name, err := orgs.CheckName(req.OrganizationName)
+	name, email, slug, err := r.check(ctx, req)
 	if err != nil {
 		return err
 	}
-	email, err := NormalizeEmail(req.Email)
-	if err != nil {
-		return err
-	}
-	slug, explicit := orgs.Slugify(name), req.Slug != ""
-	if explicit {
-		if err := orgs.CheckSlug(req.Slug); err != nil {
-			return err
-		}
-		slug = req.Slug
-		// Checked before anything depends on the address, so the answer
-		// does not reveal whether it has an account.
-		taken, err := r.orgs.SlugTaken(ctx, slug)
-		if err != nil {
-			return err
-		}
-		if taken {
-			return apperr.Conflictf("slug_taken", "the address %q is taken", slug).WithDetails("field", "slug")
-		}
-	}
+	explicit := req.Slug != ""
 	first, err := r.rdb.SetNX(ctx, r.ks.AddressPending(email)+":register", "1", r.cooldown).Result()
 	if err != nil {
 		return storeErr(err)
@@ -147,6 +129,51 @@ func (r *Registrar) Register(ctx context.Context, req RegisterRequest) error {
 	if err := r.svc.crash(CrashRegisterIdentity); err != nil {
 		return err
 	}
+	return r.write(ctx, registration{name: name, slug: slug, explicit: explicit, email: email,
+		person: person, referenced: referenced, undo: undo})
+}
+
+// check validates a sign-up form: the organization name, the address and
+// an explicit slug, which must be free.
+func (r *Registrar) check(ctx context.Context, req RegisterRequest) (name, email, slug string, err error) {
+	if name, err = orgs.CheckName(req.OrganizationName); err != nil {
+		return "", "", "", err
+	}
+	if email, err = NormalizeEmail(req.Email); err != nil {
+		return "", "", "", err
+	}
+	slug = orgs.Slugify(name)
+	if req.Slug == "" {
+		return name, email, slug, nil
+	}
+	if err := orgs.CheckSlug(req.Slug); err != nil {
+		return "", "", "", err
+	}
+	// Checked before anything depends on the address, so the answer does
+	// not reveal whether it has an account.
+	taken, err := r.orgs.SlugTaken(ctx, req.Slug)
+	if err != nil {
+		return "", "", "", err
+	}
+	if taken {
+		return "", "", "", apperr.Conflictf("slug_taken", "the address %q is taken", req.Slug).WithDetails("field", "slug")
+	}
+	return name, email, req.Slug, nil
+}
+
+// registration is a sign-up whose owner identity exists.
+type registration struct {
+	name, slug, email string
+	explicit          bool
+	person            *identity.Identity
+	referenced        time.Time         // when the address reference was taken
+	undo              func(error) error // releases a placeholder created for it
+}
+
+// write creates the pending organization, references its activation
+// invitation and writes it with its mail.
+func (r *Registrar) write(ctx context.Context, g registration) error {
+	name, slug, explicit, email, person, referenced, undo := g.name, g.slug, g.explicit, g.email, g.person, g.referenced, g.undo
 	org, err := r.orgs.Create(ctx, orgs.Organization{Name: name, Slug: slug, State: orgs.StatePending}, explicit,
 		&orgs.Member{IdentityID: person.ID, Email: email, Role: "owner"})
 	if err != nil {

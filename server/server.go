@@ -151,28 +151,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 			EmailTrait: cfg.Kratos.EmailTrait,
 			LoginURL:   trimSlash(cfg.Kratos.PublicURL) + "/self-service/login/browser",
 		}, log, s.Worker.Wake)
-	success := cfg.Invitations.SuccessURL
-	if success == "" {
-		success = trimSlash(cfg.Serve.Public.BaseURL) + "/welcome"
-	}
-	regSuccess := cfg.Register.SuccessURL
-	if regSuccess == "" {
-		regSuccess = success
-	}
-	s.Acceptor = invites.NewAcceptor(s.Invites, s.ids, identity.NewSchemaValidator(s.ids.Schema, 5*time.Minute), invites.AcceptConfig{
-		LoginMode: cfg.Accept.LoginMode, Fields: cfg.Accept.Fields, PasswordMinLength: cfg.Accept.PasswordMinLength,
-		ClaimTimeout: cfg.Accept.ClaimTimeout, SuccessURL: success, RegistrationSuccessURL: regSuccess,
-		KratosPublicURL: cfg.Kratos.PublicURL,
-	})
-	if cfg.Register.Enabled {
-		s.Registrar = invites.NewRegistrar(s.Invites, orgStore, s.Worker, s.rdb, s.ks)
-		s.Registrar.SetOptions(invites.RegistrarOptions{
-			PendingTTL: cfg.Register.PendingTTL,
-			CheckAddress: func(ctx context.Context, email string) error {
-				return s.Limiter.Check(ctx, s.quotas.registerPerEmail, email)
-			},
-		})
-	}
+	s.newAcceptance(orgStore)
 	s.Addresses = invites.NewAddressIndex(s.Invites, s.rdb, s.ks)
 	mailer := invites.NewMailer(s.Invites, sender, render, cfg.Mail.FromAddress, cfg.Mail.FromName)
 	mailer.SetObserver(s.Metrics)
@@ -192,6 +171,35 @@ func New(ctx context.Context, o Options) (*Server, error) {
 
 	s.public, s.admin = s.routes()
 	return s, nil
+}
+
+// newAcceptance builds what accepting and activating links need: the
+// acceptor and, when sign-up is enabled, the registrar.
+func (s *Server) newAcceptance(orgStore *orgs.Store) {
+	cfg := s.cfg
+	success := cfg.Invitations.SuccessURL
+	if success == "" {
+		success = trimSlash(cfg.Serve.Public.BaseURL) + "/welcome"
+	}
+	regSuccess := cfg.Register.SuccessURL
+	if regSuccess == "" {
+		regSuccess = success
+	}
+	s.Acceptor = invites.NewAcceptor(s.Invites, s.ids, identity.NewSchemaValidator(s.ids.Schema, 5*time.Minute), invites.AcceptConfig{
+		LoginMode: cfg.Accept.LoginMode, Fields: cfg.Accept.Fields, PasswordMinLength: cfg.Accept.PasswordMinLength,
+		ClaimTimeout: cfg.Accept.ClaimTimeout, SuccessURL: success, RegistrationSuccessURL: regSuccess,
+		KratosPublicURL: cfg.Kratos.PublicURL,
+	})
+	if !cfg.Register.Enabled {
+		return
+	}
+	s.Registrar = invites.NewRegistrar(s.Invites, orgStore, s.Worker, s.rdb, s.ks)
+	s.Registrar.SetOptions(invites.RegistrarOptions{
+		PendingTTL: cfg.Register.PendingTTL,
+		CheckAddress: func(ctx context.Context, email string) error {
+			return s.Limiter.Check(ctx, s.quotas.registerPerEmail, email)
+		},
+	})
 }
 
 func trimSlash(s string) string {

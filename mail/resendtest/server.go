@@ -274,6 +274,34 @@ func (s *Server) rateLimitLocked(h http.Header, take bool) bool {
 }
 
 // send handles an authorized request and returns the response to write.
+// remember deduplicates by idempotency key. Only successes are
+// remembered: a request that failed can be retried with its key and is then
+// processed afresh. It returns the new in-flight entry, or (nil, status,
+// body) for the answer to give instead.
+func (s *Server) remember(key, path string, raw []byte) (*idempotent, int, []byte) {
+	fp := sha256.Sum256(append([]byte(path+"\n"), raw...))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if prev := s.keys[key]; prev != nil && now.Sub(prev.created) < keyTTL {
+		switch {
+		case prev.inFlight:
+			status, body := errorBody(&apiError{http.StatusConflict, "concurrent_idempotent_requests",
+				"Same idempotency key used while original request is still in progress."})
+			return nil, status, body
+		case prev.fingerprint != fp:
+			status, body := errorBody(&apiError{http.StatusConflict, "invalid_idempotent_request",
+				"Same idempotency key used with a different request payload."})
+			return nil, status, body
+		default:
+			return nil, http.StatusOK, prev.body
+		}
+	}
+	entry := &idempotent{fingerprint: fp, created: now, inFlight: true}
+	s.keys[key] = entry
+	return entry, 0, nil
+}
+
 func (s *Server) send(r *http.Request, batch bool, delay time.Duration) (int, []byte) {
 	// Present but empty is an invalid key, not a missing one.
 	_, hasKey := r.Header["Idempotency-Key"]
@@ -329,30 +357,13 @@ func (s *Server) send(r *http.Request, batch bool, delay time.Duration) (int, []
 		}
 	}
 
-	// Deduplicate. Only successes are remembered: a request that failed
-	// can be retried with its key and is then processed afresh.
 	var entry *idempotent
 	if hasKey {
-		fp := sha256.Sum256(append([]byte(r.URL.Path+"\n"), raw...))
-		s.mu.Lock()
-		now := s.now()
-		prev := s.keys[key]
-		switch {
-		case prev != nil && now.Sub(prev.created) < keyTTL && prev.inFlight:
-			s.mu.Unlock()
-			return errorBody(&apiError{http.StatusConflict, "concurrent_idempotent_requests",
-				"Same idempotency key used while original request is still in progress."})
-		case prev != nil && now.Sub(prev.created) < keyTTL && prev.fingerprint != fp:
-			s.mu.Unlock()
-			return errorBody(&apiError{http.StatusConflict, "invalid_idempotent_request",
-				"Same idempotency key used with a different request payload."})
-		case prev != nil && now.Sub(prev.created) < keyTTL:
-			s.mu.Unlock()
-			return http.StatusOK, prev.body
+		var status int
+		var body []byte
+		if entry, status, body = s.remember(key, r.URL.Path, raw); entry == nil {
+			return status, body
 		}
-		entry = &idempotent{fingerprint: fp, created: now, inFlight: true}
-		s.keys[key] = entry
-		s.mu.Unlock()
 	}
 
 	// A slow request holds its key in flight, which is what makes a

@@ -82,44 +82,12 @@ func run() error {
 	}
 
 	// Kratos on SQLite, migrated first.
-	kratos := filepath.Join(root, ".cache", "bin", "kratos")
-	if _, err := os.Stat(kratos); err != nil {
-		return errors.New("the Kratos binary is missing: run `make kratos` (or just `make dev`)")
+	kratos, err := startKratos(ctx, root, state, cfg)
+	if kratos != nil {
+		children = append(children, kratos)
 	}
-	// Its configuration is generated from ours, as operators do it with
-	// `kratos-orgs kratos-config`.
-	conf, err := kratosconf.Generate(kratosconf.Options{
-		SidecarURL: cfg.Serve.Public.BaseURL, SidecarAdminURL: fmt.Sprintf("http://127.0.0.1:%d", cfg.Serve.Admin.Port),
-		KratosPublicURL: cfg.Kratos.PublicURL, KratosAdminURL: cfg.Kratos.AdminURL, SchemaID: cfg.Kratos.SchemaID,
-		HooksSecret: cfg.Hooks.Secret, Dev: true,
-	})
 	if err != nil {
 		return err
-	}
-	kratosYML := filepath.Join(state, "kratos.yml")
-	if err := os.WriteFile(kratosYML, conf, 0o600); err != nil {
-		return err
-	}
-	env := append(os.Environ(), "DSN=sqlite://"+filepath.Join(state, "kratos.db")+"?_fk=true&mode=rwc")
-	migrate := exec.Command(kratos, "migrate", "sql", "-e", "--yes", "-c", kratosYML)
-	migrate.Env = env
-	if out, err := migrate.CombinedOutput(); err != nil {
-		return fmt.Errorf("kratos migrate: %v\n%s", err, out)
-	}
-	serve := exec.Command(kratos, "serve", "-c", kratosYML, "--dev")
-	serve.Env = env
-	kratosLog, err := os.Create(filepath.Join(state, "kratos.log"))
-	if err != nil {
-		return err
-	}
-	defer kratosLog.Close()
-	serve.Stdout, serve.Stderr = kratosLog, kratosLog
-	if err := serve.Start(); err != nil {
-		return fmt.Errorf("start kratos: %w", err)
-	}
-	children = append(children, serve)
-	if err := waitReady(ctx, cfg.Kratos.AdminURL+"/admin/health/ready"); err != nil {
-		return fmt.Errorf("kratos did not start (see .cache/dev/kratos.log): %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "kratos: public %s, admin %s (SQLite in .cache/dev, log in .cache/dev/kratos.log)\n", cfg.Kratos.PublicURL, cfg.Kratos.AdminURL)
 
@@ -135,6 +103,51 @@ func run() error {
 		return err
 	}
 	return <-done
+}
+
+// startKratos writes Kratos' configuration, migrates its SQLite database in
+// state and starts it; the returned process is to be stopped by the caller.
+func startKratos(ctx context.Context, root, state string, cfg config.Config) (*exec.Cmd, error) {
+	kratos := filepath.Join(root, ".cache", "bin", "kratos")
+	if _, err := os.Stat(kratos); err != nil {
+		return nil, errors.New("the Kratos binary is missing: run `make kratos` (or just `make dev`)")
+	}
+	// Its configuration is generated from ours, as operators do it with
+	// `kratos-orgs kratos-config`.
+	conf, err := kratosconf.Generate(kratosconf.Options{
+		SidecarURL: cfg.Serve.Public.BaseURL, SidecarAdminURL: fmt.Sprintf("http://127.0.0.1:%d", cfg.Serve.Admin.Port),
+		KratosPublicURL: cfg.Kratos.PublicURL, KratosAdminURL: cfg.Kratos.AdminURL, SchemaID: cfg.Kratos.SchemaID,
+		HooksSecret: cfg.Hooks.Secret, Dev: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	kratosYML := filepath.Join(state, "kratos.yml")
+	if err := os.WriteFile(kratosYML, conf, 0o600); err != nil {
+		return nil, err
+	}
+	env := append(os.Environ(), "DSN=sqlite://"+filepath.Join(state, "kratos.db")+"?_fk=true&mode=rwc")
+	migrate := exec.Command(kratos, "migrate", "sql", "-e", "--yes", "-c", kratosYML)
+	migrate.Env = env
+	if out, err := migrate.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("kratos migrate: %v\n%s", err, out)
+	}
+	serve := exec.Command(kratos, "serve", "-c", kratosYML, "--dev")
+	serve.Env = env
+	kratosLog, err := os.Create(filepath.Join(state, "kratos.log"))
+	if err != nil {
+		return nil, err
+	}
+	serve.Stdout, serve.Stderr = kratosLog, kratosLog
+	err = serve.Start()
+	kratosLog.Close() // the child has its own descriptor
+	if err != nil {
+		return nil, fmt.Errorf("start kratos: %w", err)
+	}
+	if err := waitReady(ctx, cfg.Kratos.AdminURL+"/admin/health/ready"); err != nil {
+		return serve, fmt.Errorf("kratos did not start (see .cache/dev/kratos.log): %w", err)
+	}
+	return serve, nil
 }
 
 func waitReady(ctx context.Context, url string) error {
