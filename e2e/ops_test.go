@@ -124,7 +124,10 @@ func TestMetrics(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		body = string(b)
-		return strings.Contains(body, `kratos_orgs_mail_results_total{class="ok",result="sent"} 1`)
+		// The job's duration is observed after the send, when the worker
+		// acknowledges it: wait for both.
+		return strings.Contains(body, `kratos_orgs_mail_results_total{class="ok",result="sent"} 1`) &&
+			strings.Contains(body, `kratos_orgs_outbox_job_duration_seconds_count{kind="mail",outcome="done"} 1`)
 	})
 	for _, want := range []string{
 		`kratos_orgs_http_request_duration_seconds_count{listener="public",method="GET",route="/invitations/accept/*token",status="404"} 1`,
