@@ -1,4 +1,4 @@
-// Package invites is the invitation backend (the seed's InvitationBackend
+// Package invites is the invitation backend (django-organizations' InvitationBackend
 // and RegistrationBackend): invite by email, resend, remind, revoke, expire
 // and accept, with their admin handlers and the outbox jobs that mail the
 // links and keep indexes and Kratos identities tidy.

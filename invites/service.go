@@ -150,7 +150,7 @@ func (s *Service) validate(r *InviteRequest) (email string, ttl time.Duration, e
 	return email, ttl, nil
 }
 
-// Invite invites an address to an organization (the seed's
+// Invite invites an address to an organization (django-organizations'
 // invite_by_email). A pending invitation for the same organization and
 // address is reused: its token is rotated, its expiry extended and its mail
 // sent again (created=false).

@@ -12,7 +12,7 @@ type MailData struct {
 	// LoginURL is where a person who already has an account signs in.
 	LoginURL  string
 	ExpiresAt time.Time
-	// Context holds the invitation's extra variables (the seed's **kwargs).
+	// Context holds the invitation's extra variables (django-organizations' **kwargs).
 	Context map[string]any
 }
 

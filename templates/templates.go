@@ -1,6 +1,6 @@
 // Package templates renders kratos-orgs' mail and pages.
 //
-// Defaults are embedded under the seed's names (invitation_subject.txt,
+// Defaults are embedded under django-organizations' names (invitation_subject.txt,
 // invitation_body.html, ...). A configured directory overrides any of them by
 // file name, as Django's template directories do. Every template is parsed
 // and executed against sample data at start-up, so a broken override stops
