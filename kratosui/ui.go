@@ -12,11 +12,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -25,9 +22,14 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/templates"
 )
 
-// Sessions resolves the visitor's Kratos session.
-type Sessions interface {
+// Kratos is what the pages need from Kratos' public API; every call goes
+// through the identity adapter.
+type Kratos interface {
 	Whoami(ctx context.Context, cookie, sessionToken string) (*identity.Session, error)
+	Flow(ctx context.Context, cookie, kind, id string, out any) (status int, err error)
+	FlowError(ctx context.Context, cookie, id string, out any) (status int, err error)
+	LogoutURL(ctx context.Context, cookie, returnTo string) (string, error)
+	BrowserFlowURL(kind, returnTo string) string
 }
 
 // Memberships lists an identity's organizations by name and role.
@@ -37,20 +39,15 @@ type Memberships interface {
 
 // UI serves the pages.
 type UI struct {
-	kratos   string // public URL, no trailing slash
-	base     string // kratos-orgs' public base URL
-	hc       *http.Client
-	render   httpx.PageRenderer
-	sessions Sessions
-	members  Memberships
+	kratos  Kratos
+	base    string // kratos-orgs' public base URL
+	render  httpx.PageRenderer
+	members Memberships
 }
 
-// New returns the UI for a Kratos public API.
-func New(kratosPublicURL, publicBaseURL string, render httpx.PageRenderer, s Sessions, m Memberships) *UI {
-	return &UI{
-		kratos: strings.TrimRight(kratosPublicURL, "/"), base: strings.TrimRight(publicBaseURL, "/"),
-		hc: &http.Client{Timeout: 10 * time.Second}, render: render, sessions: s, members: m,
-	}
+// New returns the UI.
+func New(publicBaseURL string, render httpx.PageRenderer, k Kratos, m Memberships) *UI {
+	return &UI{kratos: k, base: strings.TrimRight(publicBaseURL, "/"), render: render, members: m}
 }
 
 var titles = map[string]string{
@@ -103,30 +100,6 @@ type msgJSON struct {
 	Type string `json:"type"`
 }
 
-// kratosGet calls the Kratos public API with the browser's cookies.
-func (u *UI) kratosGet(c *gin.Context, path string, out any) (int, error) {
-	req, err := http.NewRequestWithContext(c.Request.Context(), http.MethodGet, u.kratos+path, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Accept", "application/json")
-	if cookie := c.GetHeader("Cookie"); cookie != "" {
-		req.Header.Set("Cookie", cookie)
-	}
-	resp, err := u.hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode == http.StatusOK && out != nil {
-		if err := json.Unmarshal(body, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("kratos: %s: %w", path, err)
-		}
-	}
-	return resp.StatusCode, nil
-}
-
 func (u *UI) unavailable(c *gin.Context, err error) {
 	httpx.Logger(c).Error("kratos public API failed", "err", err)
 	httpx.RenderPage(c, u.render, http.StatusServiceUnavailable, "message.html", templates.MessagePage{
@@ -143,16 +116,13 @@ func (u *UI) flow(c *gin.Context) {
 		return
 	}
 	id := c.Query("flow")
-	restart := u.kratos + "/self-service/" + kind + "/browser"
-	if rt := c.Query("return_to"); rt != "" {
-		restart += "?return_to=" + url.QueryEscape(rt)
-	}
+	restart := u.kratos.BrowserFlowURL(kind, c.Query("return_to"))
 	if id == "" {
 		c.Redirect(http.StatusSeeOther, restart)
 		return
 	}
 	var f flowJSON
-	status, err := u.kratosGet(c, "/self-service/"+kind+"/flows?id="+url.QueryEscape(id), &f)
+	status, err := u.kratos.Flow(c.Request.Context(), c.GetHeader("Cookie"), kind, id, &f)
 	switch {
 	case err != nil || status >= 500:
 		u.unavailable(c, fmt.Errorf("get %s flow: status %d: %v", kind, status, err))
@@ -277,7 +247,7 @@ func (u *UI) errorPage(c *gin.Context) {
 	}
 	text := "Something went wrong."
 	if id := c.Query("id"); id != "" {
-		if status, err := u.kratosGet(c, "/self-service/errors?id="+url.QueryEscape(id), &e); err == nil && status == http.StatusOK {
+		if status, err := u.kratos.FlowError(c.Request.Context(), c.GetHeader("Cookie"), id, &e); err == nil && status == http.StatusOK {
 			text = strings.TrimSpace(e.Error.Reason + " " + e.Error.Message)
 		}
 	}
@@ -288,13 +258,13 @@ func (u *UI) errorPage(c *gin.Context) {
 }
 
 func (u *UI) welcome(c *gin.Context) {
-	s, err := u.sessions.Whoami(c.Request.Context(), c.GetHeader("Cookie"), "")
+	s, err := u.kratos.Whoami(c.Request.Context(), c.GetHeader("Cookie"), "")
 	if err != nil {
 		u.unavailable(c, err)
 		return
 	}
 	if s == nil {
-		c.Redirect(http.StatusSeeOther, u.kratos+"/self-service/login/browser?return_to="+url.QueryEscape(u.base+"/welcome"))
+		c.Redirect(http.StatusSeeOther, u.kratos.BrowserFlowURL("login", u.base+"/welcome"))
 		return
 	}
 	page := templates.WelcomePage{Base: templates.Base{Nonce: httpx.Nonce(c)}, Name: s.Identity.Name, Email: s.Identity.Email}
@@ -302,11 +272,9 @@ func (u *UI) welcome(c *gin.Context) {
 		u.unavailable(c, err)
 		return
 	}
-	var logout struct {
-		URL string `json:"logout_url"`
-	}
-	if status, err := u.kratosGet(c, "/self-service/logout/browser", &logout); err == nil && status == http.StatusOK {
-		page.LogoutURL = logout.URL
+	// After signing out, the browser lands on this UI's start page.
+	if logout, err := u.kratos.LogoutURL(c.Request.Context(), c.GetHeader("Cookie"), u.base+"/"); err == nil {
+		page.LogoutURL = logout
 	}
 	httpx.RenderPage(c, u.render, http.StatusOK, "welcome.html", page)
 }

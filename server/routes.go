@@ -37,7 +37,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 		AcceptPath: s.cfg.Invitations.AcceptPath, ActivatePath: s.cfg.Register.ActivatePath, RegisterPath: s.cfg.Register.Path,
 		PublicBaseURL: s.cfg.Serve.Public.BaseURL, KratosPublicURL: s.cfg.Kratos.PublicURL,
 	}).Register(pages)
-	kratosui.New(s.cfg.Kratos.PublicURL, s.cfg.Serve.Public.BaseURL, s.Templates, s.ids, memberships{s}).Register(pages)
+	kratosui.New(s.cfg.Serve.Public.BaseURL, s.Templates, s.ids, memberships{s}).Register(pages)
 
 	// The API org admins call from their own product, with their session.
 	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()), s.quotas.api(serverAuth{s}))

@@ -24,6 +24,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/hooks"
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/invites"
+	"github.com/kratos-orgs/kratos-orgs/kratosui"
 	"github.com/kratos-orgs/kratos-orgs/mail"
 	"github.com/kratos-orgs/kratos-orgs/metrics"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
@@ -43,6 +44,7 @@ type Identities interface {
 	// Schema returns the identity schema, to check forms before writing.
 	Schema(ctx context.Context) (map[string]any, error)
 	orgs.IdentityPatcher
+	kratosui.Kratos
 }
 
 // Options are the dependencies; nil ones are built from Config.

@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -206,6 +208,21 @@ func (f *Fake) Whoami(context.Context, string, string) (*identity.Session, error
 
 // LogoutURL knows no sessions either.
 func (f *Fake) LogoutURL(context.Context, string, string) (string, error) { return "", nil }
+
+// Flow knows no self-service flows: every one is unknown (404).
+func (f *Fake) Flow(context.Context, string, string, string, any) (int, error) {
+	return http.StatusNotFound, nil
+}
+
+// FlowError knows no errors either.
+func (f *Fake) FlowError(context.Context, string, string, any) (int, error) {
+	return http.StatusNotFound, nil
+}
+
+// BrowserFlowURL points at a Kratos that is not there.
+func (f *Fake) BrowserFlowURL(kind, returnTo string) string {
+	return "http://kratos.invalid/self-service/" + kind + "/browser?return_to=" + url.QueryEscape(returnTo)
+}
 
 // Schema accepts any traits.
 func (f *Fake) Schema(context.Context) (map[string]any, error) {
