@@ -69,15 +69,56 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Invitations is what the hooks need of the invitation backend.
+type Invitations interface {
+	Lookup(ctx context.Context, token string) (invites.Link, error)
+	AcceptToken(ctx context.Context, token, identityID, email string) (invites.Invitation, error)
+	AcceptVerifiedAddress(ctx context.Context, idx *invites.AddressIndex, email, identityID string) ([]string, error)
+	TakeOver(ctx context.Context, email string) error
+	EndTakeover(ctx context.Context, email string) error
+	Seal(token string) string
+	Open(sealed string) (string, error)
+}
+
+// Organizations creates the organization a sign-up asks for.
+type Organizations interface {
+	Create(ctx context.Context, o orgs.Organization, explicitSlug bool, owner *orgs.Member) (orgs.Organization, error)
+}
+
+// Outbox queues work that failed for a retry.
+type Outbox interface {
+	Enqueue(ctx context.Context, shard int, job outbox.Job) error
+	Wake()
+}
+
+// Messages renders the texts Kratos shows when a hook refuses.
+type Messages interface {
+	HookMessage(reason string, data templates.HookData) string
+}
+
+// Options are the webhooks' dependencies.
+type Options struct {
+	Config      Config
+	Invitations Invitations
+	Addresses   *invites.AddressIndex
+	Orgs        Organizations
+	Identities  Identities
+	Outbox      Outbox
+	Messages    Messages
+	Redis       redis.UniversalClient // the replay records (replay.go)
+	Keys        redisx.Keyspace
+	Log         *slog.Logger
+}
+
 // Handlers serve the webhooks.
 type Handlers struct {
 	cfg      Config
-	invites  *invites.Service
+	invites  Invitations
 	index    *invites.AddressIndex
-	orgs     *orgs.Store
+	orgs     Organizations
 	ids      Identities
-	outbox   *outbox.Worker
-	render   *templates.Renderer
+	outbox   Outbox
+	render   Messages
 	rdb      redis.UniversalClient
 	ks       redisx.Keyspace
 	log      *slog.Logger
@@ -86,8 +127,8 @@ type Handlers struct {
 }
 
 // New wires the webhooks.
-func New(cfg Config, inv *invites.Service, idx *invites.AddressIndex, o *orgs.Store, ids Identities, w *outbox.Worker,
-	render *templates.Renderer, rdb redis.UniversalClient, ks redisx.Keyspace, log *slog.Logger) *Handlers {
+func New(o Options) *Handlers {
+	cfg := o.Config
 	if cfg.MaxBody == 0 || cfg.MaxBody > 256<<10 {
 		cfg.MaxBody = 256 << 10
 	}
@@ -97,7 +138,8 @@ func New(cfg Config, inv *invites.Service, idx *invites.AddressIndex, o *orgs.St
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handlers{cfg: cfg, invites: inv, index: idx, orgs: o, ids: ids, outbox: w, render: render, rdb: rdb, ks: ks, log: log,
+	return &Handlers{cfg: cfg, invites: o.Invitations, index: o.Addresses, orgs: o.Orgs, ids: o.Identities, outbox: o.Outbox,
+		render: o.Messages, rdb: o.Redis, ks: o.Keys, log: o.Log,
 		secret: sha256.Sum256([]byte(cfg.Secret)), nilIdent: "00000000-0000-0000-0000-000000000000"}
 }
 

@@ -163,11 +163,15 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Members.Register(s.Worker)
 	s.Claims = orgs.NewClaims(s.Members, orgStore, s.ids)
 	s.Claims.Register(s.Worker)
-	s.Hooks = hooks.New(hooks.Config{
-		Secret: cfg.Hooks.Secret, Mode: cfg.Register.Mode, AllowedDomains: cfg.Register.AllowedDomains,
-		EmailTrait: cfg.Kratos.EmailTrait, AcceptOnVerifiedAddress: cfg.Hooks.AcceptOnVerifiedAddress,
-		ReplayWindow: cfg.Hooks.ReplayWindow,
-	}, s.Invites, s.Addresses, orgStore, s.ids, s.Worker, render, s.rdb, s.ks, log.With("component", "hooks"))
+	s.Hooks = hooks.New(hooks.Options{
+		Config: hooks.Config{
+			Secret: cfg.Hooks.Secret, Mode: cfg.Register.Mode, AllowedDomains: cfg.Register.AllowedDomains,
+			EmailTrait: cfg.Kratos.EmailTrait, AcceptOnVerifiedAddress: cfg.Hooks.AcceptOnVerifiedAddress,
+			ReplayWindow: cfg.Hooks.ReplayWindow,
+		},
+		Invitations: s.Invites, Addresses: s.Addresses, Orgs: orgStore, Identities: s.ids, Outbox: s.Worker,
+		Messages: render, Redis: s.rdb, Keys: s.ks, Log: log.With("component", "hooks"),
+	})
 	s.Hooks.RegisterJobs(s.Worker)
 	s.Reconciler = s.newReconciler(orgStore)
 
