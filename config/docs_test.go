@@ -1,12 +1,17 @@
 package config
 
 import (
+	"flag"
+	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 )
+
+var update = flag.Bool("update", false, "rewrite README.md's configuration table from Docs()")
 
 // Every key needs a meaning in the README: a new field without a doc tag
 // fails here, named.
@@ -186,4 +191,34 @@ func validDefault() Config {
 	c.Secrets.Cipher = []string{"docs-test-cipher-secret-0123456789abc"}
 	c.Accept.Fields = slices.Clone(c.Accept.Fields)
 	return c
+}
+
+var readmeSection = regexp.MustCompile(`(?s)<!-- config-docs:begin -->\n(.*?)<!-- config-docs:end -->`)
+
+// The README's table is Docs(), byte for byte.
+func TestReadmeConfigTable(t *testing.T) {
+	const path = "../README.md"
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := readmeSection.FindSubmatchIndex(raw)
+	if m == nil {
+		t.Fatalf("%s lacks the <!-- config-docs:begin --> ... <!-- config-docs:end --> section", path)
+	}
+	want := Docs()
+	if string(raw[m[2]:m[3]]) == want {
+		return
+	}
+	if *update {
+		out := append(append(slices.Clone(raw[:m[2]]), want...), raw[m[3]:]...)
+		if err := os.WriteFile(path, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rewrote %s's configuration table", path)
+		return
+	}
+	t.Errorf("README.md's configuration table differs from config.Docs() (the doc tags in config/config.go, "+
+		"CrossKeyRules in config/validate.go).\nRegenerate it: make config-docs "+
+		"(go test ./config -run TestReadmeConfigTable -update)\n--- README\n%s\n--- Docs()\n%s", raw[m[2]:m[3]], want)
 }
