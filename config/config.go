@@ -120,7 +120,7 @@ type Accept struct {
 	LoginMode string `yaml:"login_mode" doc:"{kratos_settings} (recovery link, password on Kratos' settings page) or {password} (the form takes it)"`
 	// Fields are asked of a person new to Kratos and written as traits
 	// (the seed's form_class).
-	Fields            []Field `yaml:"fields" doc:"form fields for a new person: {trait}, {label}, {required}, {max_length} (file only)"`
+	Fields            []Field `yaml:"fields" doc:"form fields for a new person: {trait}, {label}, {required}, {max_length}"`
 	PasswordMinLength int     `yaml:"password_min_length" doc:"minimum password length in {password} mode (8 to 256)"`
 	// ClaimTimeout bounds the Kratos calls of one acceptance; a claim older
 	// than this is released so the link works again.

@@ -16,6 +16,8 @@ type KeyDoc struct {
 	Env     string
 	Doc     string // the meaning, from the doc tags, {x} still unrendered
 	Secret  bool
+	// FileOnly: a list of objects, which no environment variable can set.
+	FileOnly bool
 	// Required: Validate refuses the defaults without a value here.
 	Required bool
 }
@@ -34,6 +36,7 @@ func KeyDocs() []KeyDoc {
 	var out []KeyDoc
 	walkDocs(reflect.ValueOf(def), "", "", func(key, doc string, f reflect.StructField, v reflect.Value) {
 		d := KeyDoc{Key: key, Env: envName(key), Doc: doc, Secret: f.Tag.Get("secret") == "true", Required: required[key]}
+		d.FileOnly = v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct
 		if !d.Secret {
 			d.Default = renderValue(v)
 		}
@@ -153,7 +156,11 @@ func Docs() string {
 		case k.Required && k.Default == "":
 			def = "(required)"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", code(k.Key), def, code(k.Env), renderDoc(k.Doc))
+		env := code(k.Env)
+		if k.FileOnly {
+			env = "(file only)"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", code(k.Key), def, env, renderDoc(k.Doc))
 	}
 	b.WriteString("\nRules between keys (checked at start-up and by `kratos-orgs check-config`):\n\n")
 	for _, r := range CrossKeyRules {

@@ -71,6 +71,7 @@ func TestDocsRows(t *testing.T) {
 		"| `mail.resend.timeout` | `30s` | `KRATOS_ORGS_MAIL_RESEND_TIMEOUT` | Resend API: per call |",
 		"| `limits.mail_global.period` | `1h` | `KRATOS_ORGS_LIMITS_MAIL_GLOBAL_PERIOD` | outgoing mail, all organizations: ",
 		"* `outbox.claim_after` must exceed `mail.resend.timeout`",
+		"| `accept.fields` | `{trait: name.first, label: First name, max_length: 100}, {trait: name.last, label: Last name, max_length: 100}` | (file only) |",
 	} {
 		if !strings.Contains(docs, row) {
 			t.Errorf("Docs() lacks %q", row)
@@ -154,6 +155,7 @@ func TestCrossKeyRulesNameRealKeys(t *testing.T) {
 // describes checks that exist.
 func TestCrossKeyRulesAreEnforced(t *testing.T) {
 	t.Parallel()
+	tested := map[int]bool{}
 	for _, tc := range []struct {
 		rule   string // a prefix of the rule
 		break_ func(*Config)
@@ -170,8 +172,11 @@ func TestCrossKeyRulesAreEnforced(t *testing.T) {
 		{"{mail.resend.api_key} is required", func(c *Config) { c.Mail.Sender = "resend" }, "mail.resend.api_key:"},
 		{"{outbox.claim_after} must exceed", func(c *Config) { c.Outbox.ClaimAfter = c.Mail.Resend.Timeout }, "outbox.claim_after:"},
 	} {
-		if !slices.ContainsFunc(CrossKeyRules, func(r string) bool { return strings.HasPrefix(r, tc.rule) }) {
+		i := slices.IndexFunc(CrossKeyRules, func(r string) bool { return strings.HasPrefix(r, tc.rule) })
+		if i < 0 {
 			t.Errorf("no rule starts with %q", tc.rule)
+		} else {
+			tested[i] = true
 		}
 		c := validDefault()
 		if err := c.Validate(); err != nil {
@@ -180,6 +185,11 @@ func TestCrossKeyRulesAreEnforced(t *testing.T) {
 		tc.break_(&c)
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Validate() = %v, want a problem %q", tc.rule, err, tc.want)
+		}
+	}
+	for i, r := range CrossKeyRules {
+		if !tested[i] {
+			t.Errorf("rule %q has no case here", r)
 		}
 	}
 }

@@ -37,7 +37,6 @@ var CrossKeyRules = []string{
 	"{redis.url} (or exactly one {redis.addrs}) is required when {redis.mode} is {single}; {redis.addrs} and {redis.master_name} when it is {sentinel}; {redis.addrs} when it is {cluster}.",
 	"{invitations.ttl} must not exceed {invitations.max_ttl}.",
 	"The hosts of {invitations.success_url} and {registration.success_url} must be in {invitations.allowed_redirect_hosts}.",
-	"{registration.success_url} defaults to {invitations.success_url}.",
 	"{registration.pending_ttl} must be between 1m and {invitations.max_ttl}.",
 	"{registration.allowed_domains} is required when {registration.mode} is {domains}.",
 	"{registration.path} and {registration.activate_path} are checked only when {registration.enabled} is true.",
