@@ -6,7 +6,7 @@ export GOTOOLCHAIN ?= local
 KRATOS_BIN := .cache/bin/kratos
 KRATOS_VERSION := v1.3.1
 
-.PHONY: all build kratos dev test test-go chart-test lint bench fuzz clean image
+.PHONY: all build kratos dev test test-go chart-test lint bench fuzz clean image config-docs
 
 all: build
 
@@ -72,3 +72,9 @@ fuzz:
 
 clean:
 	rm -rf bin .cache/dev
+
+# The README's configuration table, regenerated from the doc tags in
+# config/config.go and config.CrossKeyRules (TestReadmeConfigTable fails
+# when it is stale).
+config-docs:
+	$(GO) test -count=1 -run TestReadmeConfigTable ./config -update

@@ -54,6 +54,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 	root.PersistentFlags().StringVarP(&c.cfgPath, "config", "c", "", "configuration file (YAML); KRATOS_ORGS_* environment variables override it")
 	root.AddCommand(c.serveCmd(), c.checkConfigCmd(), c.kratosConfigCmd(), c.templatesCmd(), c.orgsCmd(), c.inviteCmd())
 	root.AddCommand(c.reconcileCmd())
+	root.AddCommand(c.configDocsCmd())
 	return root
 }
 
@@ -103,6 +104,20 @@ func (c *cli) checkConfigCmd() *cobra.Command {
 			}
 			fmt.Fprintf(c.stdout, "# configuration is valid\n%s", out)
 			return nil
+		},
+	}
+}
+
+// configDocsCmd prints the README's configuration table; it needs no
+// configuration, since it documents the defaults.
+func (c *cli) configDocsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "config-docs",
+		Short: "Print the configuration keys as a markdown table: default, environment variable, meaning, and the rules between keys",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := io.WriteString(c.stdout, config.Docs())
+			return err
 		},
 	}
 }

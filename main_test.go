@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
 	"github.com/kratos-orgs/kratos-orgs/reconcile"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
@@ -210,5 +211,20 @@ func TestReconcileCommand(t *testing.T) {
 	rdb.Set(t.Context(), ks.ReconcileLease(), "someone-else", time.Minute)
 	if _, _, err = runCLI(t, env, "reconcile", "--apply", "-c", path); !errors.Is(err, reconcile.ErrLeaseHeld) {
 		t.Fatalf("apply under another's lease: %v", err)
+	}
+}
+
+// config-docs prints what the README's table is checked against, without
+// a configuration file.
+func TestConfigDocsCommand(t *testing.T) {
+	out, _, err := runCLI(t, nil, "config-docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != config.Docs() {
+		t.Fatalf("config-docs printed something other than config.Docs():\n%s", out)
+	}
+	if !strings.Contains(out, "| `outbox.claim_after` | `2m` | `KRATOS_ORGS_OUTBOX_CLAIM_AFTER` |") {
+		t.Fatalf("config-docs lacks the outbox.claim_after row:\n%s", out)
 	}
 }

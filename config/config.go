@@ -11,6 +11,12 @@ import (
 // environment variable that overrides it is KRATOS_ORGS_ followed by the key
 // path in upper case with dots as underscores (redis.key_prefix →
 // KRATOS_ORGS_REDIS_KEY_PREFIX). Lists take comma-separated values.
+//
+// Every key also has a doc tag: its one-line meaning in the README's
+// configuration table (Docs), where {x} is rendered as code. A section's
+// doc tag (serve.public, limits.mail_global) starts its keys' meanings.
+// secret:"true" marks a key whose value is never printed, not even its
+// default.
 type Config struct {
 	Serve       Serve       `yaml:"serve"`
 	Redis       Redis       `yaml:"redis"`
@@ -19,7 +25,7 @@ type Config struct {
 	Invitations Invitations `yaml:"invitations"`
 	Accept      Accept      `yaml:"accept"`
 	Register    Register    `yaml:"registration"`
-	Roles       []string    `yaml:"roles"`
+	Roles       []string    `yaml:"roles" doc:"roles, most privileged first; must start with {owner} and contain {admin} and {member}"`
 	Hooks       Hooks       `yaml:"hooks"`
 	Mail        Mail        `yaml:"mail"`
 	Templates   Templates   `yaml:"templates"`
@@ -32,77 +38,77 @@ type Config struct {
 
 // Serve configures the two listeners, as Kratos has them.
 type Serve struct {
-	Public          Listener      `yaml:"public"`
-	Admin           Listener      `yaml:"admin"`
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	Public          Listener      `yaml:"public" doc:"public listener"`
+	Admin           Listener      `yaml:"admin" doc:"admin listener (API, webhooks; never expose it)"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" doc:"on SIGTERM, time for in-flight requests to finish"`
 	// MaxBodyBytes limits every request body; larger bodies get 413.
-	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	MaxBodyBytes int64 `yaml:"max_body_bytes" doc:"request body limit (413 above; at least 1024)"`
 }
 
 // Listener is one HTTP listener.
 type Listener struct {
-	Host string `yaml:"host"`
-	Port int    `yaml:"port"`
+	Host string `yaml:"host" doc:"address to bind"`
+	Port int    `yaml:"port" doc:"port"`
 	// BaseURL is how browsers reach the public listener; links in mail start with it.
-	BaseURL string `yaml:"base_url"`
+	BaseURL string `yaml:"base_url" doc:"how browsers reach the listener; links in mail start with it (public listener only)"`
 	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
 	// X-Forwarded-For / X-Real-IP is believed. Empty: none, and the client
 	// address (rate limits, logs) is the socket's peer.
-	TrustedProxies []string `yaml:"trusted_proxies"`
+	TrustedProxies []string `yaml:"trusted_proxies" doc:"proxies (IPs or CIDRs) whose {X-Forwarded-For} gives the client address; see [Security](#security)"`
 }
 
 // Redis selects and configures the Redis deployment.
 type Redis struct {
 	// Mode is single, sentinel or cluster. (make dev falls back to an
 	// in-process Redis when redis-server is missing; serve never does.)
-	Mode       string   `yaml:"mode"`
-	URL        string   `yaml:"url"`   // single: redis://[user:pass@]host:port/db
-	Addrs      []string `yaml:"addrs"` // sentinel or cluster seed addresses
-	MasterName string   `yaml:"master_name"`
-	Username   string   `yaml:"username"`
-	Password   string   `yaml:"password"`
-	DB         int      `yaml:"db"`
-	KeyPrefix  string   `yaml:"key_prefix"`
-	TLS        bool     `yaml:"tls"`
+	Mode       string   `yaml:"mode" doc:"{single}, {sentinel} or {cluster}"`
+	URL        string   `yaml:"url" doc:"single mode: {redis://[user:pass@]host:port/db} ({rediss://} for TLS)"`
+	Addrs      []string `yaml:"addrs" doc:"Sentinel or Cluster seed addresses ({host:port})"`
+	MasterName string   `yaml:"master_name" doc:"Sentinel master name"`
+	Username   string   `yaml:"username" doc:"Redis user"`
+	Password   string   `yaml:"password" doc:"Redis password" secret:"true"`
+	DB         int      `yaml:"db" doc:"database number"`
+	KeyPrefix  string   `yaml:"key_prefix" doc:"prefix of every key (no braces)"`
+	TLS        bool     `yaml:"tls" doc:"connect with TLS"`
 }
 
 // Kratos locates Kratos and describes its identity schema.
 type Kratos struct {
-	AdminURL  string `yaml:"admin_url"`
-	PublicURL string `yaml:"public_url"`
-	SchemaID  string `yaml:"schema_id"`
+	AdminURL  string `yaml:"admin_url" doc:"Kratos' admin API"`
+	PublicURL string `yaml:"public_url" doc:"Kratos' public API"`
+	SchemaID  string `yaml:"schema_id" doc:"identity schema of invited identities"`
 	// EmailTrait is the dotted path of the email trait (e.g. "email").
-	EmailTrait string `yaml:"email_trait"`
+	EmailTrait string `yaml:"email_trait" doc:"dotted path of the email trait"`
 	// NameTrait is the dotted path of the display-name trait; an object with
 	// first/last is joined with a space.
-	NameTrait string        `yaml:"name_trait"`
-	Timeout   time.Duration `yaml:"timeout"`
+	NameTrait string        `yaml:"name_trait" doc:"dotted path of the display-name trait; an object with {first}/{last} is joined"`
+	Timeout   time.Duration `yaml:"timeout" doc:"per call to Kratos"`
 	// SessionCookie is Kratos' session cookie name (Kratos'
 	// session.cookie.name): the only cookie forwarded to Kratos.
-	SessionCookie string `yaml:"session_cookie"`
+	SessionCookie string `yaml:"session_cookie" doc:"Kratos' session cookie name (its {session.cookie.name}): the only cookie forwarded to Kratos"`
 	// WhoamiCacheTTL keeps the org admins' API's session look-ups for this
 	// long (0 turns the cache off).
-	WhoamiCacheTTL time.Duration `yaml:"whoami_cache_ttl"`
+	WhoamiCacheTTL time.Duration `yaml:"whoami_cache_ttl" doc:"the org admins' API reuses a session look-up this long (0 to 1m; 0 turns it off)"`
 }
 
 // Admin protects the admin API.
 type Admin struct {
 	// APIKeys are accepted as "Authorization: Bearer <key>"; several so a key
 	// can be rotated without downtime.
-	APIKeys []string `yaml:"api_keys"`
+	APIKeys []string `yaml:"api_keys" doc:"bearer keys, 16+ characters; several for rotation" secret:"true"`
 }
 
 // Invitations holds the invitation backend's policy.
 type Invitations struct {
-	TTL            time.Duration `yaml:"ttl"`
-	MaxTTL         time.Duration `yaml:"max_ttl"`
-	RemindInterval time.Duration `yaml:"remind_interval"`
+	TTL            time.Duration `yaml:"ttl" doc:"default link lifetime"`
+	MaxTTL         time.Duration `yaml:"max_ttl" doc:"maximum link lifetime (at most 8760h)"`
+	RemindInterval time.Duration `yaml:"remind_interval" doc:"at most one reminder per interval"`
 	// Retention keeps ended invitations listable for this long.
-	Retention            time.Duration `yaml:"retention"`
-	SuccessURL           string        `yaml:"success_url"`
-	AllowedRedirectHosts []string      `yaml:"allowed_redirect_hosts"`
+	Retention            time.Duration `yaml:"retention" doc:"how long ended invitations stay listable"`
+	SuccessURL           string        `yaml:"success_url" doc:"where an accepted invitation lands ({https://} unless the host is loopback)"`
+	AllowedRedirectHosts []string      `yaml:"allowed_redirect_hosts" doc:"hosts {redirect_to} may point at ({https://} only, {http://} too for loopback hosts)"`
 	// AcceptPath is where invitation links point on the public listener.
-	AcceptPath string `yaml:"accept_path"`
+	AcceptPath string `yaml:"accept_path" doc:"path of invitation links on the public listener"`
 }
 
 // Accept configures how a person accepting an invitation or activating a
@@ -111,14 +117,14 @@ type Accept struct {
 	// LoginMode is kratos_settings (an admin recovery link; Kratos asks for
 	// a password on its settings page) or password (the accept form takes
 	// the password and the page completes a Kratos browser login).
-	LoginMode string `yaml:"login_mode"`
+	LoginMode string `yaml:"login_mode" doc:"{kratos_settings} (recovery link, password on Kratos' settings page) or {password} (the form takes it)"`
 	// Fields are asked of a person new to Kratos and written as traits
 	// (the seed's form_class).
-	Fields            []Field `yaml:"fields"`
-	PasswordMinLength int     `yaml:"password_min_length"`
+	Fields            []Field `yaml:"fields" doc:"form fields for a new person: {trait}, {label}, {required}, {max_length}"`
+	PasswordMinLength int     `yaml:"password_min_length" doc:"minimum password length in {password} mode (8 to 256)"`
 	// ClaimTimeout bounds the Kratos calls of one acceptance; a claim older
 	// than this is released so the link works again.
-	ClaimTimeout time.Duration `yaml:"claim_timeout"`
+	ClaimTimeout time.Duration `yaml:"claim_timeout" doc:"an acceptance interrupted longer than this is released (at least 5s)"`
 }
 
 // Field is one form field mapped to an identity trait.
@@ -135,15 +141,15 @@ type Register struct {
 	// Mode decides Kratos sign-ups (the registration webhook): open,
 	// invite_only (a pending invitation for the address, or a valid
 	// invite_token) or domains (an address in allowed_domains, or invited).
-	Mode           string   `yaml:"mode"`
-	AllowedDomains []string `yaml:"allowed_domains"`
-	Enabled        bool     `yaml:"enabled"`
-	Path           string   `yaml:"path"`          // the sign-up form
-	ActivatePath   string   `yaml:"activate_path"` // activation links
-	SuccessURL     string   `yaml:"success_url"`   // after activation (default invitations.success_url)
+	Mode           string   `yaml:"mode" doc:"who may sign up through Kratos: {open}, {invite_only} or {domains}"`
+	AllowedDomains []string `yaml:"allowed_domains" doc:"domains that may sign up in {domains} mode"`
+	Enabled        bool     `yaml:"enabled" doc:"sign-up with a new organization (off: see [Security](#security))"`
+	Path           string   `yaml:"path" doc:"path of the sign-up form"`                                                                                    // the sign-up form
+	ActivatePath   string   `yaml:"activate_path" doc:"path of activation links"`                                                                           // activation links
+	SuccessURL     string   `yaml:"success_url" doc:"where an activation lands (empty: {invitations.success_url}; {https://} unless the host is loopback)"` // after activation (default invitations.success_url)
 	// PendingTTL is how long an activation link lives; an organization
 	// never activated is deleted with its placeholder identity after it.
-	PendingTTL time.Duration `yaml:"pending_ttl"`
+	PendingTTL time.Duration `yaml:"pending_ttl" doc:"life of an activation link; an organization never activated is deleted with its placeholder identity"`
 }
 
 // Limits are the abuse quotas, shared by all replicas through Redis. A
@@ -151,83 +157,83 @@ type Register struct {
 type Limits struct {
 	// Public sign-up (registration.path), per client address and per
 	// address signed up.
-	RegisterPerClient Rate `yaml:"register_per_client"`
-	RegisterPerEmail  Rate `yaml:"register_per_email"`
+	RegisterPerClient Rate `yaml:"register_per_client" doc:"sign-ups per client address"`
+	RegisterPerEmail  Rate `yaml:"register_per_email" doc:"sign-ups per address signed up"`
 	// Invitation and activation links, per client address: GET (token
 	// look-ups) and POST (accepting, which costs Kratos work).
-	LinkViewsPerClient   Rate `yaml:"link_views_per_client"`
-	LinkSubmitsPerClient Rate `yaml:"link_submits_per_client"`
+	LinkViewsPerClient   Rate `yaml:"link_views_per_client" doc:"invitation and activation link views per client address"`
+	LinkSubmitsPerClient Rate `yaml:"link_submits_per_client" doc:"invitation and activation link submits per client address"`
 	// The org admins' /api invitations (invite, resend), per signed-in
 	// identity and per organization.
-	APIInvitesPerIdentity     Rate `yaml:"api_invites_per_identity"`
-	APIInvitesPerOrganization Rate `yaml:"api_invites_per_organization"`
+	APIInvitesPerIdentity     Rate `yaml:"api_invites_per_identity" doc:"org admins' API invitations per signed-in identity"`
+	APIInvitesPerOrganization Rate `yaml:"api_invites_per_organization" doc:"org admins' API invitations per organization"`
 	// AdminPerKey limits each admin API key; off by default.
-	AdminPerKey Rate `yaml:"admin_per_key"`
+	AdminPerKey Rate `yaml:"admin_per_key" doc:"admin API calls per key (off by default)"`
 	// Outgoing mail budgets; mail over budget waits in the outbox.
-	MailGlobal          Rate `yaml:"mail_global"`
-	MailPerOrganization Rate `yaml:"mail_per_organization"`
+	MailGlobal          Rate `yaml:"mail_global" doc:"outgoing mail, all organizations"`
+	MailPerOrganization Rate `yaml:"mail_per_organization" doc:"outgoing mail per organization"`
 }
 
 // Rate is requests per period; burst (default requests) may come at once.
 type Rate struct {
-	Requests int           `yaml:"requests"`
-	Period   time.Duration `yaml:"period"`
-	Burst    int           `yaml:"burst"`
+	Requests int           `yaml:"requests" doc:"requests per period; 0 turns the limit off"`
+	Period   time.Duration `yaml:"period" doc:"the period (1s to 744h)"`
+	Burst    int           `yaml:"burst" doc:"how many may come at once (0: requests)"`
 }
 
 // Hooks configures the Kratos webhooks on the admin listener.
 type Hooks struct {
 	// Secret authenticates Kratos: the X-Kratos-Orgs-Secret header
 	// (Kratos' api_key auth) or the password of basic auth.
-	Secret string `yaml:"secret"`
+	Secret string `yaml:"secret" doc:"authenticates Kratos' webhooks (16+ characters)" secret:"true"`
 	// AcceptOnVerifiedAddress turns pending invitations into memberships
 	// once Kratos shows the address verified.
-	AcceptOnVerifiedAddress bool `yaml:"accept_on_verified_address"`
+	AcceptOnVerifiedAddress bool `yaml:"accept_on_verified_address" doc:"pending invitations become memberships once Kratos shows the address verified"`
 	// ReplayWindow is how long a webhook call is remembered under Kratos'
 	// flow id, so that a repeat is answered the same and changes nothing;
 	// also the oldest identity a registration webhook may act on.
-	ReplayWindow time.Duration `yaml:"replay_window"`
+	ReplayWindow time.Duration `yaml:"replay_window" doc:"how long a webhook call is remembered per Kratos flow (a repeat changes nothing), and the oldest identity a registration webhook acts on; 1m to 168h"`
 }
 
 // Mail configures outgoing mail.
 type Mail struct {
-	Sender      string  `yaml:"sender"` // resend or log
-	FromAddress string  `yaml:"from_address"`
-	FromName    string  `yaml:"from_name"`
-	Resend      Resend  `yaml:"resend"`
-	RatePerSec  float64 `yaml:"rate_per_second"`
+	Sender      string  `yaml:"sender" doc:"{resend}, or {log} (prints mail with its link: development only)"` // resend or log
+	FromAddress string  `yaml:"from_address" doc:"From address, bare ({invites@example.com})"`
+	FromName    string  `yaml:"from_name" doc:"From name; with a known inviter the display name is {<inviter> via <from_name>}"`
+	Resend      Resend  `yaml:"resend" doc:"Resend API"`
+	RatePerSec  float64 `yaml:"rate_per_second" doc:"pace of sends per process (Resend's default team limit is 2/s)"`
 }
 
 // Resend is the Resend API client configuration.
 type Resend struct {
-	APIKey  string        `yaml:"api_key"`
-	BaseURL string        `yaml:"base_url"`
-	Timeout time.Duration `yaml:"timeout"`
+	APIKey  string        `yaml:"api_key" doc:"API key" secret:"true"`
+	BaseURL string        `yaml:"base_url" doc:"base URL"`
+	Timeout time.Duration `yaml:"timeout" doc:"per call"`
 }
 
 // Templates points at an optional directory whose files override the
 // embedded templates by name.
 type Templates struct {
-	Dir string `yaml:"dir"`
+	Dir string `yaml:"dir" doc:"a directory whose files override templates by name"`
 }
 
 // Secrets are keys, newest first, so they can be rotated.
 type Secrets struct {
 	// Cipher keys encrypt invitation links while they wait in the mail outbox.
-	Cipher []string `yaml:"cipher"`
+	Cipher []string `yaml:"cipher" doc:"keys (32+ characters, newest first) sealing links in the outbox" secret:"true"`
 }
 
 // Outbox tunes the durable job queue (mail, index repair, cleanups).
 type Outbox struct {
-	Workers      int           `yaml:"workers"`
-	PollInterval time.Duration `yaml:"poll_interval"`
-	MaxAttempts  int           `yaml:"max_attempts"`
-	BaseBackoff  time.Duration `yaml:"base_backoff"`
-	MaxBackoff   time.Duration `yaml:"max_backoff"`
+	Workers      int           `yaml:"workers" doc:"concurrent jobs per process"`
+	PollInterval time.Duration `yaml:"poll_interval" doc:"polling period when idle"`
+	MaxAttempts  int           `yaml:"max_attempts" doc:"attempts before a job is given up"`
+	BaseBackoff  time.Duration `yaml:"base_backoff" doc:"first retry delay, doubled per attempt"`
+	MaxBackoff   time.Duration `yaml:"max_backoff" doc:"longest retry delay"`
 	// ClaimAfter is how long a job may stay unacknowledged before another
 	// worker takes it over (its worker is presumed dead).
-	ClaimAfter    time.Duration `yaml:"claim_after"`
-	SweepInterval time.Duration `yaml:"sweep_interval"`
+	ClaimAfter    time.Duration `yaml:"claim_after" doc:"a job unacknowledged this long is taken over (its worker died)"`
+	SweepInterval time.Duration `yaml:"sweep_interval" doc:"expiry sweeper period"`
 }
 
 // Reconcile tunes the reconciler that repairs what crashes left behind
@@ -235,18 +241,18 @@ type Outbox struct {
 // replica of serve.
 type Reconcile struct {
 	// Interval between periodic runs inside serve; 0 turns them off.
-	Interval time.Duration `yaml:"interval"`
+	Interval time.Duration `yaml:"interval" doc:"how often one replica of {serve} runs a [reconciler](#the-reconciler) round; 0 turns it off (else at least 10s)"`
 	// Grace is how old a placeholder identity, a pending organization or a
 	// dangling slug must be before it counts as left behind.
-	Grace time.Duration `yaml:"grace"`
+	Grace time.Duration `yaml:"grace" doc:"how old a placeholder identity, a pending organization or a dangling slug must be before the reconciler treats it as left behind (at least 1m)"`
 	// Batch bounds the items each phase handles in one periodic run.
-	Batch int `yaml:"batch"`
+	Batch int `yaml:"batch" doc:"items per phase in one round (1 to 1000); also the Kratos page size"`
 }
 
 // Log configures structured logging.
 type Log struct {
-	Level  string `yaml:"level"`  // debug, info, warn, error
-	Format string `yaml:"format"` // json or text
+	Level  string `yaml:"level" doc:"{debug}, {info}, {warn} or {error}"` // debug, info, warn, error
+	Format string `yaml:"format" doc:"{json} or {text}"`                  // json or text
 }
 
 // Default returns the configuration used for every key the file and the

@@ -28,6 +28,23 @@ var (
 	cookieName = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
 )
 
+// CrossKeyRules are the rules Validate enforces between keys, as the
+// README's configuration table lists them below the keys ({x} is code).
+// Keep each next to its check's wording; a test checks that every key a
+// rule names exists.
+var CrossKeyRules = []string{
+	"{serve.admin.port} must differ from {serve.public.port} when both listeners bind the same host.",
+	"{redis.url} (or exactly one {redis.addrs}) is required when {redis.mode} is {single}; {redis.addrs} and {redis.master_name} when it is {sentinel}; {redis.addrs} when it is {cluster}.",
+	"{invitations.ttl} must not exceed {invitations.max_ttl}.",
+	"The hosts of {invitations.success_url} and {registration.success_url} must be in {invitations.allowed_redirect_hosts}.",
+	"{registration.pending_ttl} must be between 1m and {invitations.max_ttl}.",
+	"{registration.allowed_domains} is required when {registration.mode} is {domains}.",
+	"{registration.path} and {registration.activate_path} are checked only when {registration.enabled} is true.",
+	"No {accept.fields} trait may be {kratos.email_trait}: the invited address is fixed.",
+	"{mail.resend.api_key} is required when {mail.sender} is {resend}.",
+	"{outbox.claim_after} must exceed {mail.resend.timeout}, or a slow send is taken over while still running.",
+}
+
 // addFunc records one problem under its key.
 type addFunc func(key, format string, args ...any)
 
