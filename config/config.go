@@ -119,7 +119,7 @@ type Accept struct {
 	// the password and the page completes a Kratos browser login).
 	LoginMode string `yaml:"login_mode" doc:"{kratos_settings} (recovery link, password on Kratos' settings page) or {password} (the form takes it)"`
 	// Fields are asked of a person new to Kratos and written as traits
-	// (the seed's form_class).
+	// (django-organizations' form_class).
 	Fields            []Field `yaml:"fields" doc:"form fields for a new person: {trait}, {label}, {required}, {max_length}"`
 	PasswordMinLength int     `yaml:"password_min_length" doc:"minimum password length in {password} mode (8 to 256)"`
 	// ClaimTimeout bounds the Kratos calls of one acceptance; a claim older
@@ -135,7 +135,7 @@ type Field struct {
 	MaxLength int    `yaml:"max_length"`
 }
 
-// Register configures sign-up with a new organization (the seed's
+// Register configures sign-up with a new organization (django-organizations'
 // RegistrationBackend) and who may sign up through Kratos itself.
 type Register struct {
 	// Mode decides Kratos sign-ups (the registration webhook): open,
