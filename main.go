@@ -226,7 +226,7 @@ func (c *cli) inviteCmd() *cobra.Command {
 		},
 	}
 	invite.Flags().StringVar(&f.org, "org", "", "organization id or slug")
-	invite.Flags().StringVar(&f.role, "role", "member", "role to grant")
+	invite.Flags().StringVar(&f.role, "role", orgs.DefaultRole, "role to grant")
 	invite.Flags().StringVar(&f.inviterName, "inviter", "", "inviter display name shown in the mail")
 	invite.Flags().DurationVar(&f.ttl, "ttl", 0, "how long the link is valid (default: invitations.ttl)")
 	invite.Flags().BoolVar(&f.noEmail, "no-email", false, "print the accept link instead of mailing it")

@@ -123,7 +123,7 @@ func (s *Service) validate(r *InviteRequest) (email string, ttl time.Duration, e
 		return "", 0, err
 	}
 	if r.Role == "" {
-		r.Role = "member"
+		r.Role = orgs.DefaultRole
 	}
 	if err := s.cfg.Roles.Check(r.Role); err != nil {
 		return "", 0, err
@@ -199,7 +199,7 @@ type grant struct {
 // (or the operator) invites the address again; see CheckGrant.
 func (s *Service) InviteAs(ctx context.Context, orgRef string, who Actor, r InviteRequest) (Invitation, bool, error) {
 	if r.Role == "" {
-		r.Role = "member"
+		r.Role = orgs.DefaultRole
 	}
 	if err := s.cfg.Roles.Check(r.Role); err != nil {
 		return Invitation{}, false, err

@@ -39,6 +39,9 @@ type Member struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 }
 
+// DefaultRole is the role of an invitation or a member when none is given.
+const DefaultRole = "member"
+
 // Roles are ordered from most to least privileged; "owner", "admin" and
 // "member" are always present, more come from configuration.
 type Roles []string

@@ -187,7 +187,7 @@ type AddMemberRequest struct {
 // AddMember adds an existing Kratos identity directly (operators, imports).
 func (s *Service) AddMember(ctx context.Context, ref string, r AddMemberRequest) (Member, bool, error) {
 	if r.Role == "" {
-		r.Role = "member"
+		r.Role = DefaultRole
 	}
 	if err := s.roles.Check(r.Role); err != nil {
 		return Member{}, false, err
