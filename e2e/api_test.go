@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/kratos-orgs/kratos-orgs/orgs"
@@ -145,6 +146,7 @@ func TestOrgAdminAPI(t *testing.T) {
 	if r := st.api(tokens["admin"], "POST", org+"/invitations/"+invID+"/resend", nil); r.status != 200 {
 		t.Fatalf("resend: %d %v", r.status, r.body)
 	}
+	st.remindThroughAPI(tokens, org, invID, "new.admin@example.com")
 	if r := st.api(tokens["admin"], "DELETE", org+"/invitations/"+invID, nil); r.status != 200 || r.body["status"] != "revoked" {
 		t.Fatalf("revoke: %d %v", r.status, r.body)
 	}
@@ -166,6 +168,41 @@ func TestOrgAdminAPI(t *testing.T) {
 	r = st.api("", "POST", org+"/invitations", map[string]any{"email": "c@example.com"}, "Cookie", cookie, "Origin", st.base)
 	if r.status != 401 {
 		t.Fatalf("cookie POST from our origin with a bogus cookie: %d %v (want 401: the origin passes, the session does not)", r.status, r.body)
+	}
+}
+
+// remindThroughAPI: an outsider's remind is 404; an admin's mails a
+// reminder through Kratos sessions and the Resend fake and answers the org
+// admins' view; a second one within the interval is 429 remind_too_soon.
+func (st *stack) remindThroughAPI(tokens map[string]string, org, invID, email string) {
+	t := st.t
+	t.Helper()
+	path := org + "/invitations/" + invID + "/remind"
+	if r := st.api(tokens["outsider"], "POST", path, nil); r.status != 404 || r.code() != "organization_not_found" {
+		t.Fatalf("outsider's remind: %d %v", r.status, r.body)
+	}
+	reminders := func() (n int) {
+		for _, m := range st.resend.Emails() {
+			if m.Tags["kind"] == "reminder" && m.Tags["invitation"] == invID {
+				n++
+				if len(m.To) != 1 || m.To[0] != email || !strings.HasPrefix(m.Subject, "Reminder:") {
+					t.Fatalf("the reminder: to %v, subject %q", m.To, m.Subject)
+				}
+			}
+		}
+		return n
+	}
+	r := st.api(tokens["admin"], "POST", path, map[string]any{})
+	if r.status != 200 || r.body["reminded_at"] == nil || r.body["identity_id"] != nil || r.body["existing_identity"] != nil {
+		t.Fatalf("remind: %d %v", r.status, r.body)
+	}
+	eventuallyTrue(t, "the reminder reaches Resend", func() bool { return reminders() == 1 })
+	if r := st.api(tokens["owner"], "POST", path, nil); r.status != 429 || r.code() != "remind_too_soon" {
+		t.Fatalf("second remind: %d %v", r.status, r.body)
+	}
+	sleep()
+	if n := reminders(); n != 1 {
+		t.Fatalf("%d reminders after the refused second remind", n)
 	}
 }
 

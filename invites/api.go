@@ -12,7 +12,8 @@ import (
 )
 
 // APIHandlers serve the invitation part of the session-authenticated API:
-// owners and admins invite, list, revoke and resend, within their role.
+// owners and admins invite, list, revoke, resend and remind, within their
+// role.
 type APIHandlers struct {
 	svc  *Service
 	orgs *orgs.Service
@@ -29,6 +30,7 @@ func (h *APIHandlers) Register(r gin.IRouter) {
 	r.GET("/organizations/:org/invitations", httpx.H(h.list))
 	r.DELETE("/organizations/:org/invitations/:id", httpx.H(h.revoke))
 	r.POST("/organizations/:org/invitations/:id/resend", httpx.H(h.resend))
+	r.POST("/organizations/:org/invitations/:id/remind", httpx.H(h.remind))
 }
 
 func (h *APIHandlers) admin(c *gin.Context) (orgs.Organization, orgs.Member, error) {
@@ -128,6 +130,25 @@ func (h *APIHandlers) resend(c *gin.Context) error {
 		return err
 	}
 	inv, err := h.svc.Resend(c.Request.Context(), c.Param("id"), true)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, ForOrgAdmin(inv))
+	return nil
+}
+
+// remind mails a reminder, as the admin API's remind does: a new token,
+// the expiry unchanged, at most once per invitations.remind_interval (429
+// remind_too_soon). Who may is decided as for resend.
+func (h *APIHandlers) remind(c *gin.Context) error {
+	var none struct{} // no fields: a body with any is refused
+	if err := httpx.DecodeOptionalJSON(c, &none); err != nil {
+		return err
+	}
+	if _, err := h.own(c); err != nil {
+		return err
+	}
+	inv, err := h.svc.Remind(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}

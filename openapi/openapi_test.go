@@ -281,6 +281,7 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 		{"PATCH", "/api/organizations/acme/members/" + owner.ID}, {"DELETE", "/api/organizations/acme/members/" + owner.ID},
 		{"GET", "/api/organizations/acme/invitations"}, {"DELETE", "/api/organizations/acme/invitations/" + inv},
 		{"POST", "/api/organizations/acme/invitations/" + inv + "/resend"},
+		{"POST", "/api/organizations/acme/invitations/" + inv + "/remind"},
 	} {
 		call(public.URL, r[0], r[1], "") // 401 no_session
 	}

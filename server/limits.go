@@ -123,12 +123,18 @@ type apiAuthorizer interface {
 // api guards the org admins' invitation routes: per signed-in identity,
 // then, once the caller is known to be an admin of the organization (so
 // nobody can spend another organization's quota), per organization and,
-// for resend, per invitation.
+// for resend, per invitation. Remind has its own per-invitation cooldown in
+// the invitation (invitations.remind_interval, 429 remind_too_soon), so it
+// only counts here against the identity's and the organization's quotas.
 func (q *quotas) api(auth apiAuthorizer) gin.HandlerFunc {
-	const invite, resend = "/api/organizations/:org/invitations", "/api/organizations/:org/invitations/:id/resend"
+	const (
+		invite = "/api/organizations/:org/invitations"
+		resend = "/api/organizations/:org/invitations/:id/resend"
+		remind = "/api/organizations/:org/invitations/:id/remind"
+	)
 	return func(c *gin.Context) {
 		route := c.FullPath()
-		if c.Request.Method != http.MethodPost || (route != invite && route != resend) {
+		if c.Request.Method != http.MethodPost || (route != invite && route != resend && route != remind) {
 			return
 		}
 		ctx := c.Request.Context()
@@ -140,10 +146,10 @@ func (q *quotas) api(auth apiAuthorizer) gin.HandlerFunc {
 		if !ok {
 			return // the handler refuses the caller
 		}
+		if route != invite && auth.invitationOrg(c, c.Param("id")) != org {
+			return // the handler answers not found
+		}
 		if route == resend {
-			if auth.invitationOrg(c, c.Param("id")) != org {
-				return // the handler answers not found
-			}
 			if err := q.l.Check(ctx, q.apiResend, c.Param("id")); err != nil {
 				httpx.WriteError(c, err)
 				return

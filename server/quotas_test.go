@@ -56,14 +56,16 @@ func (f *sessionFake) signIn(email string) (*identity.Identity, string) {
 
 // countingSender records every mail that would leave.
 type countingSender struct {
-	mu sync.Mutex
-	to []string
+	mu   sync.Mutex
+	to   []string
+	sent []mail.Message
 }
 
 func (s *countingSender) Send(_ context.Context, m mail.Message) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.to = append(s.to, m.To...)
+	s.sent = append(s.sent, m)
 	return fmt.Sprintf("msg-%d", len(s.to)), nil
 }
 
