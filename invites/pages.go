@@ -208,6 +208,8 @@ func (p *Pages) visitor(c *gin.Context, link Link) (newPerson bool, s *identity.
 		return false, nil, false
 	}
 	switch err := CheckVisitor(link.Invitation, newPerson, s); {
+	case errors.Is(err, ErrNoSession) && p.endedMeanwhile(c, link):
+		return false, nil, false
 	case errors.Is(err, ErrNoSession):
 		c.Redirect(http.StatusSeeOther, p.loginURL(p.returnHere(c)))
 		return false, nil, false
@@ -227,6 +229,22 @@ func (p *Pages) newPerson(c *gin.Context, link Link) (newPerson, ok bool) {
 		return false, false
 	}
 	return newPerson, true
+}
+
+// endedMeanwhile looks the link up again before a visitor is sent to sign
+// in: a placeholder becomes an active identity when someone else accepts
+// the link at the same moment, and the loser of that race must be told the
+// link is used, not asked to sign in. It reports whether it wrote that page.
+func (p *Pages) endedMeanwhile(c *gin.Context, link Link) bool {
+	if !link.Invitation.identityCreated {
+		return false
+	}
+	fresh, err := p.acc.Lookup(c.Request.Context(), linkToken(c))
+	if err != nil || fresh.Live {
+		return false
+	}
+	p.dead(c, fresh)
+	return true
 }
 
 // wrongSession explains why the visitor's session cannot accept. Signed in
