@@ -232,7 +232,7 @@ func (h *Handlers) registrationPre(c *gin.Context) {
 		h.preWithToken(c, b, email, *b.InviteToken)
 		return
 	}
-	pending, referenced, err := h.index.Invited(ctx, email)
+	pending, referenced, err := h.invited(ctx, email)
 	if err != nil {
 		h.unavailable(c, err)
 		return
@@ -309,6 +309,19 @@ func (h *Handlers) preWithToken(c *gin.Context, b Body, email, token string) {
 // emailPtr points Kratos at the email field of the form.
 func (h *Handlers) emailPtr() string {
 	return "#/traits/" + strings.ReplaceAll(h.cfg.EmailTrait, ".", "/")
+}
+
+// invited reads what the pre-persist hook decides on, in one round trip.
+// invite_only refuses whoever has no pending invitation, so it needs only
+// the pending index; the other modes let a sign-up through and must also
+// see an invitation being written this moment (its reference), whose
+// placeholder would make Kratos refuse the address as a duplicate.
+func (h *Handlers) invited(ctx context.Context, email string) (pending []string, referenced bool, err error) {
+	if h.cfg.Mode == "invite_only" {
+		pending, err = h.index.PendingOrganizations(ctx, email)
+		return pending, false, err
+	}
+	return h.index.Invited(ctx, email)
 }
 
 // removePlaceholder makes way for the person's own identity: Kratos

@@ -339,16 +339,29 @@ func (x *AddressIndex) ReleasePlaceholder(ctx context.Context, email, identityID
 // refs are written before an invitation and its placeholder, so they also
 // show an invitation that is being created right now.
 func (x *AddressIndex) Invited(ctx context.Context, email string) (orgIDs []string, referenced bool, err error) {
-	pipe := x.rdb.Pipeline()
-	pending := pipe.ZRangeArgs(ctx, redis.ZRangeArgs{
-		Key: x.ks.AddressPending(email), ByScore: true, Start: "(" + fmt.Sprint(x.now().UnixMilli()), Stop: "+inf",
-	})
-	refs := pipe.HLen(ctx, x.ks.AddressRefs(email))
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	res, err := invitedScript.Run(ctx, x.rdb, []string{x.ks.AddressPending(email), x.ks.AddressRefs(email)},
+		"("+fmt.Sprint(x.now().UnixMilli())).Slice()
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, false, err
 	}
-	return pending.Val(), refs.Val() > 0, nil
+	if len(res) != 2 {
+		return nil, false, fmt.Errorf("invited: unexpected reply %v", res)
+	}
+	list, _ := res[0].([]any)
+	for _, v := range list {
+		if id, ok := v.(string); ok {
+			orgIDs = append(orgIDs, id)
+		}
+	}
+	n, _ := res[1].(int64)
+	return orgIDs, n > 0, nil
 }
+
+// invitedScript reads both address keys in one command (one slot).
+// KEYS: pending, refs. ARGV: the exclusive lower bound of live expiries.
+var invitedScript = redis.NewScript(`
+return {redis.call('ZRANGE', KEYS[1], ARGV[1], '+inf', 'BYSCORE'), redis.call('HLEN', KEYS[2])}
+`)
 
 // PendingOrganizations lists the organizations with a pending invitation
 // for an address (one round trip).

@@ -118,6 +118,25 @@ func TestRegistrationPreHookIsOneRedisRoundTrip(t *testing.T) {
 	}
 }
 
+// In open mode a sign-up that is let through also reads the address'
+// references (an invitation being written this moment): still one trip.
+func TestOpenRegistrationPreHookIsOneRedisRoundTrip(t *testing.T) {
+	_, hs, rdb := hookServer(t, "open")
+	trips := &tripCounter{}
+	rdb.AddHook(trips)
+	c := keepAliveClient()
+	for round := 0; round < 2; round++ { // the first round may load the script
+		before := trips.n.Load()
+		status, err := callHook(c, hs.URL, preBody("stranger@example.com", ""))
+		if err != nil || status != http.StatusNoContent {
+			t.Fatalf("open sign-up: %d %v, want 204", status, err)
+		}
+		if n := trips.n.Load() - before; round == 1 && n != 1 {
+			t.Fatalf("open sign-up: %d Redis round trips, want 1", n)
+		}
+	}
+}
+
 type tripCounter struct{ n atomic.Int64 }
 
 func (r *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
