@@ -28,8 +28,10 @@ type Redis struct {
 	// kill -9 loses nothing acknowledged (restart tests); the shared one
 	// keeps nothing on disk, like a cache, and is much faster.
 	durable bool
-	cmd     *exec.Cmd
-	mu      sync.Mutex
+	// extra holds further redis-server arguments (cluster nodes).
+	extra []string
+	cmd   *exec.Cmd
+	mu    sync.Mutex
 }
 
 func redisBinary() (string, error) {
@@ -96,6 +98,7 @@ func (r *Redis) start(bin string) error {
 		"--dir", r.dir, "--save", "", "--protected-mode", "no", "--loglevel", "warning",
 		"--logfile", filepath.Join(r.dir, "redis.log"),
 	}, persistence...)
+	args = append(args, r.extra...)
 	cmd := exec.Command(bin, args...)
 	if err := cmd.Start(); err != nil {
 		return err
@@ -136,6 +139,13 @@ func (r *Redis) Kill() {
 		_, _ = r.cmd.Process.Wait()
 		r.cmd = nil
 	}
+}
+
+// running reports whether the server process is up (not killed).
+func (r *Redis) running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cmd != nil
 }
 
 // Restart starts the server again on the same port with the same data directory.
@@ -197,6 +207,10 @@ func Main(m *testing.M) int {
 	if shared != nil {
 		shared.Stop()
 		_ = os.RemoveAll(shared.dir)
+	}
+	if sharedCluster != nil {
+		sharedCluster.Stop()
+		_ = os.RemoveAll(sharedClusterDir)
 	}
 	stopKratos()
 	return code
