@@ -95,14 +95,15 @@ func TestClusterFailover(t *testing.T) {
 	}
 	wg.Wait()
 	// Readiness must say ok again once the slot map is fresh.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if p := readyOnce(handler); p.status == http.StatusOK {
-			break
-		}
+	final := readyOnce(handler)
+	for deadline := time.Now().Add(10 * time.Second); final.status != http.StatusOK && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
+		final = readyOnce(handler)
 	}
 	close(stopProbes)
+	if final.status != http.StatusOK {
+		t.Errorf("/health/ready after the failover: %d %s", final.status, final.body)
+	}
 
 	report := summarizeFailover(t, answers, killed, promoted)
 	checkReadyDuringFailover(t, <-probes, master.Addr, killed, promoted)
@@ -214,14 +215,14 @@ func summarizeFailover(t *testing.T, answers []failoverAnswer, killed, promoted 
 		t.Errorf("kratos-orgs still failed a request started %v after Redis promoted the replica; want within 2s", again.Round(time.Millisecond))
 	}
 	rel := func(at time.Time) string { return at.Sub(killed).Round(time.Millisecond).String() }
-	return fmt.Sprintf("%d of %d invitations answered non-2xx (%v); the first failed request started %s after the kill, "+
+	return fmt.Sprintf("outage of %v: %d of %d invitations answered non-2xx (%v); the first failed request started %s after the kill, "+
 		"the last one started %s after the kill (%s after the promotion) and ended %s after the kill",
-		len(failed), len(answers), codes, rel(first.start), rel(last.start),
+		last.end.Sub(first.start).Round(time.Millisecond), len(failed), len(answers), codes, rel(first.start), rel(last.start),
 		last.start.Sub(promoted).Round(time.Millisecond), rel(last.end))
 }
 
 // checkReadyDuringFailover checks /health/ready named the dead node while
-// the slot map still pointed at it, and said ok at the end.
+// the slot map still pointed at it.
 func checkReadyDuringFailover(t *testing.T, probes []readyProbe, dead string, killed, promoted time.Time) {
 	t.Helper()
 	named := 0
@@ -232,9 +233,6 @@ func checkReadyDuringFailover(t *testing.T, probes []readyProbe, dead string, ki
 	}
 	if named == 0 {
 		t.Errorf("/health/ready never named the dead master %s between the kill and the promotion; probes: %v", dead, probes)
-	}
-	if len(probes) == 0 || probes[len(probes)-1].status != http.StatusOK {
-		t.Errorf("/health/ready after the failover: %v", probes[len(probes)-1:])
 	}
 	t.Logf("/health/ready named %s in %d probes during the outage", dead, named)
 }
