@@ -60,14 +60,18 @@ const (
 	// still covers a connection refused by a node that is restarting.
 	dialAttempts = 2
 	// readTimeout and writeTimeout bound a command on a node that stopped
-	// answering without closing the connection (a crashed host). 2 s is
-	// hundreds of times the slowest script, and shorter than the 5 s go-redis
-	// gives cluster clients. Blocking commands get their block time on top.
+	// answering without closing the connection (a crashed host). 2 s is far
+	// above a healthy answer (a script running that long blocks its whole
+	// node anyway) and below the 5 s go-redis gives cluster clients. The
+	// outbox polls without blocking (XREADGROUP without BLOCK), so no
+	// command legitimately waits longer.
 	readTimeout  = 2 * time.Second
 	writeTimeout = 2 * time.Second
 	// poolTimeout bounds the wait for a free connection when every pooled
 	// one is busy: under an outage the pool fills with commands waiting on
-	// the dead node, and a request should fail fast rather than queue.
+	// the dead node, and a request should fail fast rather than queue. The
+	// pool size stays go-redis' (10 per CPU, 5 per CPU and node on a
+	// cluster): a request holds a connection for one round trip at a time.
 	poolTimeout = 2 * time.Second
 	// clusterReloadInterval bounds how stale the slot map gets without
 	// errors (go-redis' default is a minute); errors reload it at once (see
