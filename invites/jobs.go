@@ -233,7 +233,7 @@ func failureReason(err error) string {
 		}
 		return ReasonRejected
 	}
-	if outbox.IsPermanent(err) {
+	if !outbox.Temporary(err) {
 		return ReasonError
 	}
 	return ReasonMaxAttempts
