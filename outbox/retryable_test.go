@@ -42,6 +42,11 @@ func TestRetryableVocabulary(t *testing.T) {
 		{name: "plain error: retried with backoff", err: errors.New("redis: i/o timeout"), due: backoff},
 		{name: "Permanent", err: Permanent(errors.New("bad template")), dead: true},
 		{name: "Retry", err: Retry(errors.New("busy"), time.Hour), due: exactly(time.Hour)},
+		// A job that did several things is retried if one part may heal.
+		{name: "joined: refused and plain", err: errors.Join(answer{false, 0}, errors.New("redis down")), due: backoff},
+		{name: "joined: refused and temporary", err: errors.Join(Permanent(errors.New("no")), answer{true, time.Hour}, answer{true, 2 * time.Minute}), due: exactly(time.Hour)},
+		{name: "joined: all refused", err: fmt.Errorf("two: %w, %w", answer{false, 0}, Permanent(errors.New("no"))), dead: true},
+		{name: "joined, wrapped", err: fmt.Errorf("job: %w", errors.Join(answer{false, 0}, answer{true, 0})), due: backoff},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Temporary(tc.err); got == tc.dead {

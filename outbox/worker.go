@@ -40,7 +40,7 @@ type HandlerFunc func(ctx context.Context, job Job) error
 type DeadFunc func(ctx context.Context, job Job, err error)
 
 // Retryable is the one answer to "should this be retried, and when",
-// given by the error itself anywhere in its chain (errors.As): mail and
+// given by the error itself anywhere in its chain: mail and
 // Kratos errors implement it, so handlers return them as they are (wrapped
 // with %w) instead of translating them.
 //
@@ -49,6 +49,7 @@ type DeadFunc func(ctx context.Context, job Job, err error)
 //     and never sooner than the worker's backoff, until MaxAttempts.
 //   - An error that does not implement it is retried with backoff, as a
 //     temporary error with no RetryAfter.
+//   - A joined error (errors.Join) is temporary if any of its parts is.
 type Retryable interface {
 	Temporary() bool
 	RetryAfter() time.Duration
@@ -61,14 +62,43 @@ func Temporary(err error) bool {
 	return t
 }
 
-// classify reads err's answer to Retryable (the default for errors that
-// give none: temporary, after the backoff).
+// classify reads err's answer to Retryable, as errors.As finds it, except
+// that a joined error (errors.Join, several %w) is temporary if any of its
+// parts is, after the longest of their RetryAfter: a job that did several
+// things is worth another attempt if one of them may still succeed. An
+// error that gives no answer is temporary, after the backoff.
 func classify(err error) (temporary bool, after time.Duration) {
-	var r Retryable
-	if errors.As(err, &r) {
-		return r.Temporary(), r.RetryAfter()
+	for err != nil {
+		if r, ok := err.(Retryable); ok {
+			return r.Temporary(), r.RetryAfter()
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			return classifyJoined(u.Unwrap())
+		default:
+			err = nil
+		}
 	}
 	return true, 0
+}
+
+func classifyJoined(errs []error) (temporary bool, after time.Duration) {
+	answered := false
+	for _, e := range errs {
+		if e == nil {
+			continue
+		}
+		answered = true
+		if t, a := classify(e); t {
+			temporary, after = true, max(after, a)
+		}
+	}
+	if !answered {
+		return true, 0 // no part at all: the default
+	}
+	return temporary, after
 }
 
 // classified gives an error that says nothing (a decoding error, a broken
