@@ -7,9 +7,9 @@
 // fails with a temporary error (see Retryable) moves to a delayed set and
 // comes back after a backoff, or after the error's RetryAfter if longer;
 // after MaxAttempts, or at once for an error that is not temporary, it is
-// dead-lettered. A job whose worker died
-// unacknowledged is claimed by another worker after ClaimAfter. Handlers must
-// therefore be idempotent: a job can run more than once, never zero times.
+// dead-lettered. A job whose worker died unacknowledged is claimed by
+// another worker after ClaimAfter. Handlers must therefore be idempotent: a
+// job can run more than once, never zero times.
 package outbox
 
 import (
