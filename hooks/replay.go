@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/kratos-orgs/kratos-orgs/redisx"
 	"github.com/kratos-orgs/kratos-orgs/templates"
 )
 
@@ -34,16 +34,16 @@ import (
 // person corrects a refused form.
 
 // recordScript claims the record of a hook call, or reports what it holds.
-// KEYS: the record. ARGV: body digest, TTL (ms).
-var recordScript = redis.NewScript(`
+// KEYS: the record. Arguments: digest (of the body), ttl (ms).
+var recordScript = redisx.NewScript("hooks.record", redisx.Standalone, `
 local d = redis.call('HGET', KEYS[1], 'd')
 if not d then
-  redis.call('HSET', KEYS[1], 'd', ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('HSET', KEYS[1], 'd', A.digest)
+  redis.call('PEXPIRE', KEYS[1], A.ttl)
   return {'new'}
 end
 local r = redis.call('HMGET', KEYS[1], 's', 'b')
-if d ~= ARGV[1] then return {'conflict', r[1] or '', r[2] or ''} end
+if d ~= A.digest then return {'conflict', r[1] or '', r[2] or ''} end
 if not r[1] then return {'running'} end
 return {'done', r[1], r[2]}
 `)
@@ -52,7 +52,7 @@ return {'done', r[1], r[2]}
 // flow; it reports the organization when one was created already, and
 // refuses when the record has expired (the flow is too old to act on).
 // KEYS: the record.
-var orgScript = redis.NewScript(`
+var orgScript = redisx.NewScript("hooks.claim_org", redisx.Standalone, `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired'} end
 if redis.call('HSETNX', KEYS[1], 'org', 'creating') == 1 then return {'first'} end
 return {'done', redis.call('HGET', KEYS[1], 'org')}
@@ -73,7 +73,8 @@ func (h *Handlers) begin(c *gin.Context, hook, flowID string, raw []byte) (hookC
 	}
 	call := hookCall{key: h.ks.HookCall(hook, flowID)}
 	sum := sha256.Sum256(raw)
-	res, err := recordScript.Run(c.Request.Context(), h.rdb, []string{call.key}, hex.EncodeToString(sum[:]), h.cfg.ReplayWindow.Milliseconds()).StringSlice()
+	res, err := recordScript.Eval(c.Request.Context(), h.rdb, []string{call.key},
+		map[string]any{"digest": hex.EncodeToString(sum[:]), "ttl": h.cfg.ReplayWindow.Milliseconds()}).StringSlice()
 	if err != nil {
 		h.unavailable(c, err)
 		return hookCall{}, false
@@ -130,7 +131,7 @@ func (h *Handlers) forget(ctx context.Context, call hookCall) {
 // organization: "first" (create it), "done" (it exists: orgID) or
 // "expired" (the record is gone; creating it now could create it twice).
 func (h *Handlers) claimOrganization(ctx context.Context, key string) (outcome, orgID string, err error) {
-	res, err := orgScript.Run(ctx, h.rdb, []string{key}).StringSlice()
+	res, err := orgScript.Eval(ctx, h.rdb, []string{key}, nil).StringSlice()
 	if err != nil {
 		return "", "", err
 	}

@@ -24,7 +24,7 @@ func (s *Store) LookupToken(ctx context.Context, token string) (Link, error) {
 	if !ok {
 		return Link{}, errLinkNotFound()
 	}
-	rep, err := lookupScript.Run(ctx, s.rdb, []string{s.ks.Token(shard, hash)}, s.ks.Args(shard, s.now(), s.retention, hash)...)
+	rep, err := lookupScript.Run(ctx, s.rdb, []string{s.ks.Token(shard, hash)}, tokenArgs{Env: s.env(shard, s.now()), TokenHash: hash})
 	if err != nil {
 		return Link{}, storeErr(err)
 	}
@@ -57,7 +57,7 @@ func (s *Store) Claim(ctx context.Context, token string, timeout time.Duration) 
 	}
 	now := s.now()
 	rep, err := claimScript.Run(ctx, s.rdb, []string{s.ks.Token(shard, hash)},
-		s.ks.Args(shard, now, s.retention, hash, now.Add(timeout).UnixMilli())...)
+		tokenArgs{Env: s.env(shard, now), TokenHash: hash, ClaimUntil: now.Add(timeout).UnixMilli()})
 	if err != nil {
 		return Invitation{}, storeErr(err)
 	}
@@ -69,7 +69,7 @@ func (s *Store) Claim(ctx context.Context, token string, timeout time.Duration) 
 
 // Release gives a claimed invitation back: its link works again.
 func (s *Store) Release(ctx context.Context, id string) error {
-	_, err := releaseScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.ks.Args(redisx.ShardOf(id), s.now(), s.retention, id)...)
+	_, err := releaseScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, invitationArgs{Env: s.env(redisx.ShardOf(id), s.now()), ID: id})
 	return storeErr(err)
 }
 
@@ -83,7 +83,7 @@ type Finalized struct {
 // Finalize completes a claimed acceptance for an identity.
 func (s *Store) Finalize(ctx context.Context, id, identityID, email string) (Finalized, error) {
 	rep, err := finalizeScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)},
-		s.ks.Args(redisx.ShardOf(id), s.now(), s.retention, id, identityID, email)...)
+		finalizeArgs{Env: s.env(redisx.ShardOf(id), s.now()), ID: id, Identity: identityID, Email: email})
 	if err != nil {
 		return Finalized{}, storeErr(err)
 	}

@@ -27,8 +27,7 @@ func (x *AddressIndex) RepairInvitation(ctx context.Context, id string, apply bo
 	if err != nil || inv.Status != Pending {
 		return "", err
 	}
-	key := x.ks.AddressPending(inv.Email)
-	score, err := x.rdb.ZScore(ctx, key, inv.OrganizationID).Result()
+	score, err := x.rdb.ZScore(ctx, x.ks.AddressPending(inv.Email), inv.OrganizationID).Result()
 	switch {
 	case err == nil && int64(score) == inv.ExpiresAt.UnixMilli():
 		return "", nil
@@ -37,9 +36,11 @@ func (x *AddressIndex) RepairInvitation(ctx context.Context, id string, apply bo
 	case !apply:
 		return inv.Email, nil
 	}
-	err = indexScript.Run(ctx, x.rdb, []string{key, key + ":stamps", x.ks.AddressRefs(inv.Email)}, inv.OrganizationID, "add",
-		observed.UnixMilli(), inv.ExpiresAt.UnixMilli(), x.now().UnixMilli(), x.stampsTTL.Milliseconds(),
-		inv.ID, inv.OrganizationID+" "+strconv.FormatInt(inv.CreatedAt.UnixMilli(), 10)).Err()
+	err = indexScript.Eval(ctx, x.rdb, x.indexKeys(inv.Email), &indexArgs{
+		Org: inv.OrganizationID, Op: "add", Stamp: observed.UnixMilli(), ExpiresAt: inv.ExpiresAt.UnixMilli(),
+		Now: x.now().UnixMilli(), StampsTTL: x.stampsTTL.Milliseconds(),
+		ID: inv.ID, Ref: inv.OrganizationID + " " + strconv.FormatInt(inv.CreatedAt.UnixMilli(), 10),
+	}).Err()
 	if err != nil {
 		return "", storeErr(err)
 	}
@@ -67,11 +68,12 @@ func (x *AddressIndex) RepairAddress(ctx context.Context, email string, apply bo
 		if !apply {
 			continue
 		}
-		key := x.ks.AddressPending(email)
 		// No invitation id: references are the placeholder claim's, and go
 		// with their invitations, not with a stale index entry.
-		err = indexScript.Run(ctx, x.rdb, []string{key, key + ":stamps", x.ks.AddressRefs(email)}, org, "remove",
-			observed.UnixMilli(), 0, x.now().UnixMilli(), x.stampsTTL.Milliseconds(), "", "").Err()
+		err = indexScript.Eval(ctx, x.rdb, x.indexKeys(email), &indexArgs{
+			Org: org, Op: "remove", Stamp: observed.UnixMilli(), Now: x.now().UnixMilli(),
+			StampsTTL: x.stampsTTL.Milliseconds(),
+		}).Err()
 		if err != nil {
 			return stale, storeErr(err)
 		}
@@ -81,7 +83,7 @@ func (x *AddressIndex) RepairAddress(ctx context.Context, email string, apply bo
 
 // pendingIn reports whether org has a pending invitation for email.
 func (x *AddressIndex) pendingIn(ctx context.Context, org, email string) (bool, error) {
-	id, err := x.rdb.HGet(ctx, x.ks.Org(org)+":inv:email", email).Result()
+	id, err := x.rdb.HGet(ctx, x.ks.OrgPendingByEmail(org), email).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}

@@ -269,24 +269,40 @@ func NewAddressIndex(svc *Service, rdb redis.UniversalClient, ks redisx.Keyspace
 // invitation's reference goes with it (final states never change); a
 // pending one gets a reference if it has none (invitations written before
 // references existed).
-// KEYS: pending set, stamps hash, refs hash (same {a:email} tag). ARGV: org,
-// add|remove, stamp (ms), expiry (ms), now (ms), stamps TTL (ms),
-// invitation id, reference value.
-var indexScript = redis.NewScript(`
-local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if tonumber(ARGV[3]) < cur then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
-if ARGV[2] == 'add' then
-  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
-  redis.call('HSETNX', KEYS[3], ARGV[7], ARGV[8])
+// KEYS: indexKeys. Arguments: indexArgs.
+var indexScript = redisx.NewScript("invites.address_index", redisx.Standalone, `
+local cur = tonumber(redis.call('HGET', KEYS[2], A.org) or '0')
+if A.stamp < cur then return 0 end
+redis.call('HSET', KEYS[2], A.org, A.stamp)
+redis.call('PEXPIRE', KEYS[2], A.stamps_ttl)
+if A.op == 'add' then
+  redis.call('ZADD', KEYS[1], A.expires_at, A.org)
+  redis.call('HSETNX', KEYS[3], A.id, A.ref)
 else
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('HDEL', KEYS[3], ARGV[7])
+  redis.call('ZREM', KEYS[1], A.org)
+  redis.call('HDEL', KEYS[3], A.id)
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', A.now)
 return 1
 `)
+
+// indexArgs are indexScript's arguments.
+type indexArgs struct {
+	Org       string `json:"org"`
+	Op        string `json:"op"`         // add or remove
+	Stamp     int64  `json:"stamp"`      // when the invitation was read (ms)
+	ExpiresAt int64  `json:"expires_at"` // ms
+	Now       int64  `json:"now"`        // entries that expired before are dropped (ms)
+	StampsTTL int64  `json:"stamps_ttl"` // ms
+	ID        string `json:"id"`         // the invitation (its reference), or empty
+	Ref       string `json:"ref"`        // the reference's value: "<org id> <created ms>"
+}
+
+// indexKeys are indexScript's keys: one address' pending set, its stamps
+// and its references (all on the address' slot).
+func (x *AddressIndex) indexKeys(email string) []string {
+	return []string{x.ks.AddressPending(email), x.ks.AddressPendingStamps(email), x.ks.AddressRefs(email)}
+}
 
 // StampsTTL bounds how long an index remembers when it applied an
 // observation. A stamp only has to outlive the gap between a job reading an
@@ -309,10 +325,11 @@ func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 	if inv.Status == Pending {
 		op = "add"
 	}
-	keys := []string{x.ks.AddressPending(inv.Email), x.ks.AddressPending(inv.Email) + ":stamps", x.ks.AddressRefs(inv.Email)}
-	err = indexScript.Run(ctx, x.rdb, keys, inv.OrganizationID, op, observed.UnixMilli(),
-		inv.ExpiresAt.UnixMilli(), x.now().UnixMilli(), x.stampsTTL.Milliseconds(),
-		inv.ID, inv.OrganizationID+" "+fmt.Sprint(inv.CreatedAt.UnixMilli())).Err()
+	err = indexScript.Eval(ctx, x.rdb, x.indexKeys(inv.Email), &indexArgs{
+		Org: inv.OrganizationID, Op: op, Stamp: observed.UnixMilli(), ExpiresAt: inv.ExpiresAt.UnixMilli(),
+		Now: x.now().UnixMilli(), StampsTTL: x.stampsTTL.Milliseconds(),
+		ID: inv.ID, Ref: inv.OrganizationID + " " + fmt.Sprint(inv.CreatedAt.UnixMilli()),
+	}).Err()
 	if err != nil {
 		return err
 	}
@@ -344,8 +361,8 @@ func (x *AddressIndex) ReleasePlaceholder(ctx context.Context, email, identityID
 // refs are written before an invitation and its placeholder, so they also
 // show an invitation that is being created right now.
 func (x *AddressIndex) Invited(ctx context.Context, email string) (orgIDs []string, referenced bool, err error) {
-	res, err := invitedScript.Run(ctx, x.rdb, []string{x.ks.AddressPending(email), x.ks.AddressRefs(email)},
-		"("+fmt.Sprint(x.now().UnixMilli())).Slice()
+	res, err := invitedScript.Eval(ctx, x.rdb, []string{x.ks.AddressPending(email), x.ks.AddressRefs(email)},
+		map[string]string{"min": "(" + fmt.Sprint(x.now().UnixMilli())}).Slice()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, false, err
 	}
@@ -363,9 +380,10 @@ func (x *AddressIndex) Invited(ctx context.Context, email string) (orgIDs []stri
 }
 
 // invitedScript reads both address keys in one command (one slot).
-// KEYS: pending, refs. ARGV: the exclusive lower bound of live expiries.
-var invitedScript = redis.NewScript(`
-return {redis.call('ZRANGE', KEYS[1], ARGV[1], '+inf', 'BYSCORE'), redis.call('HLEN', KEYS[2])}
+// KEYS: pending, refs. Arguments: min, the exclusive lower bound of live
+// expiries.
+var invitedScript = redisx.NewScript("invites.invited", redisx.Standalone, `
+return {redis.call('ZRANGE', KEYS[1], A.min, '+inf', 'BYSCORE'), redis.call('HLEN', KEYS[2])}
 `)
 
 // PendingOrganizations lists the organizations with a pending invitation

@@ -20,8 +20,10 @@ func (s *Store) AcceptForAddress(ctx context.Context, org, email, identityID str
 	if _, ok := redisx.ParseID("org", org); !ok {
 		return "", nil
 	}
-	rep, err := acceptAddressScript.Run(ctx, s.rdb, []string{s.ks.Org(org)},
-		s.ks.Args(redisx.ShardOf(org), s.now(), s.retention, email, identityID, strings.Join(roles, ","))...)
+	rep, err := acceptAddressScript.Run(ctx, s.rdb, []string{s.ks.Org(org)}, acceptAddressArgs{
+		Env: s.env(redisx.ShardOf(org), s.now()), Org: org, Email: email, Identity: identityID,
+		Roles: strings.Join(roles, ","),
+	})
 	if err != nil {
 		return "", storeErr(err)
 	}

@@ -18,11 +18,11 @@ import (
 // written, unless the address' placeholder is being deleted (then the
 // caller waits). During a takeover the reference is registered and the
 // caller is told not to use the placeholder.
-// KEYS: refs, claim. ARGV: invitation id, "<org id> <ms>".
-var referenceScript = redis.NewScript(`
+// KEYS: refs, claim. Arguments: id (the invitation), ref ("<org id> <ms>").
+var referenceScript = redisx.NewScript("invites.reference", redisx.Standalone, `
 local c = redis.call('GET', KEYS[2])
 if c and string.sub(c, 1, 7) == 'delete|' then return {'wait', redis.call('PTTL', KEYS[2])} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], A.id, A.ref)
 if c then return {'takeover', 0} end
 return {'ok', 0}
 `)
@@ -30,24 +30,25 @@ return {'ok', 0}
 // claimDeleteScript takes the delete claim of an address if nothing
 // references it: no reference and no live entry in the pending index
 // (which covers invitations written before references existed).
-// KEYS: refs, claim, pending. ARGV: claim value, lease (ms), now (ms).
-var claimDeleteScript = redis.NewScript(`
+// KEYS: refs, claim, pending. Arguments: claim (the value), lease and now
+// (ms).
+var claimDeleteScript = redisx.NewScript("invites.claim_delete", redisx.Standalone, `
 local c = redis.call('GET', KEYS[2])
 if c then return {'busy', c} end
 local refs = redis.call('HGETALL', KEYS[1])
 if #refs > 0 then return {'referenced', refs} end
-if redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[3], '+inf') > 0 then return {'pending', ''} end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+if redis.call('ZCOUNT', KEYS[3], string.format('(%d', A.now), '+inf') > 0 then return {'pending', ''} end
+redis.call('SET', KEYS[2], A.claim, 'PX', A.lease)
 return {'ok', ''}
 `)
 
 // unclaimScript drops a claim: exactly this value (mode 'exact') or any
 // value with this prefix (mode 'prefix').
-// KEYS: claim. ARGV: value, mode.
-var unclaimScript = redis.NewScript(`
+// KEYS: claim. Arguments: value, mode.
+var unclaimScript = redisx.NewScript("invites.unclaim", redisx.Standalone, `
 local c = redis.call('GET', KEYS[1])
 if not c then return 0 end
-if c == ARGV[1] or (ARGV[2] == 'prefix' and string.sub(c, 1, #ARGV[1]) == ARGV[1]) then
+if c == A.value or (A.mode == 'prefix' and string.sub(c, 1, #A.value) == A.value) then
   redis.call('DEL', KEYS[1])
   return 1
 end
@@ -59,22 +60,29 @@ return 0
 // (accepted signed in, or on verification). One being accepted on a page
 // right now is left alone and reported.
 // Mode 'check' only reports.
-// KEYS: invitation hash. ARGV[4..]: invitation id, placeholder id, mode
-// (check|detach).
-var detachScript = redisx.NewScript(`
-local st = current_status(ARGV[4])
+// KEYS: invitation hash. Arguments: detachArgs.
+var detachScript = redisx.NewScript("invites.detach", redisx.OnShard, `
+local st = current_status(A.id)
 if st == 'accepting' then return {'accepting'} end
-if st ~= 'pending' or redis.call('HGET', KEYS[1], 'identity_id') ~= ARGV[5] then return {'none'} end
-if ARGV[6] == 'check' then return {'pending'} end
+if st ~= 'pending' or redis.call('HGET', KEYS[1], 'identity_id') ~= A.placeholder then return {'none'} end
+if A.mode == 'check' then return {'pending'} end
 redis.call('HSET', KEYS[1], 'identity_id', '', 'identity_created', '0', 'identity_existing', '1', 'updated_at', NOW)
 return {'detached'}
 `)
 
+// detachArgs are detachScript's arguments.
+type detachArgs struct {
+	redisx.Env
+	ID          string `json:"id"`
+	Placeholder string `json:"placeholder"`
+	Mode        string `json:"mode"` // check or detach
+}
+
 // reference registers invitation id (of org) for an address: "ok",
 // "takeover", or "wait" with the time left on a delete claim.
 func (s *Store) reference(ctx context.Context, email, id, org string, at time.Time) (string, time.Duration, error) {
-	res, err := referenceScript.Run(ctx, s.rdb, []string{s.ks.AddressRefs(email), s.ks.AddressClaim(email)},
-		id, org+" "+strconv.FormatInt(at.UnixMilli(), 10)).Slice()
+	res, err := referenceScript.Eval(ctx, s.rdb, []string{s.ks.AddressRefs(email), s.ks.AddressClaim(email)},
+		map[string]string{"id": id, "ref": org + " " + strconv.FormatInt(at.UnixMilli(), 10)}).Slice()
 	if err != nil {
 		return "", 0, storeErr(err)
 	}
@@ -90,7 +98,9 @@ func (s *Store) forget(ctx context.Context, email string, ids ...string) error {
 // the claim held), "referenced" (with the references) or "pending".
 func (s *Store) claimDelete(ctx context.Context, email, token string, now time.Time) (outcome, held string, refs map[string]string, err error) {
 	keys := []string{s.ks.AddressRefs(email), s.ks.AddressClaim(email), s.ks.AddressPending(email)}
-	res, err := claimDeleteScript.Run(ctx, s.rdb, keys, token, claimLease.Milliseconds(), now.UnixMilli()).Slice()
+	res, err := claimDeleteScript.Eval(ctx, s.rdb, keys, map[string]any{
+		"claim": token, "lease": claimLease.Milliseconds(), "now": now.UnixMilli(),
+	}).Slice()
 	if err != nil {
 		return "", "", nil, storeErr(err)
 	}
@@ -107,7 +117,8 @@ func (s *Store) unclaim(ctx context.Context, email, value string, prefix bool) e
 	if prefix {
 		mode = "prefix"
 	}
-	return storeErr(unclaimScript.Run(ctx, s.rdb, []string{s.ks.AddressClaim(email)}, value, mode).Err())
+	return storeErr(unclaimScript.Eval(ctx, s.rdb, []string{s.ks.AddressClaim(email)},
+		map[string]string{"value": value, "mode": mode}).Err())
 }
 
 // claimTakeover takes an address' claim if nobody holds it.
@@ -177,7 +188,7 @@ func (s *Store) addressInvitations(ctx context.Context, email string) ([]string,
 		return nil, storeErr(err)
 	}
 	for _, org := range orgIDs {
-		if id, err := s.rdb.HGet(ctx, s.ks.Org(org)+":inv:email", email).Result(); err == nil {
+		if id, err := s.rdb.HGet(ctx, s.ks.OrgPendingByEmail(org), email).Result(); err == nil {
 			ids = append(ids, id)
 		}
 	}
@@ -195,7 +206,8 @@ func (s *Store) detach(ctx context.Context, id, placeholder string, check bool) 
 	if !ok {
 		return "none", nil
 	}
-	rep, err := detachScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.ks.Args(shard, s.now(), s.retention, id, placeholder, mode)...)
+	rep, err := detachScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)},
+		detachArgs{Env: s.env(shard, s.now()), ID: id, Placeholder: placeholder, Mode: mode})
 	if err != nil {
 		return "", storeErr(err)
 	}

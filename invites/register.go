@@ -82,7 +82,7 @@ func (r *Registrar) Register(ctx context.Context, req RegisterRequest) error {
 		return err
 	}
 	explicit := req.Slug != ""
-	first, err := r.rdb.SetNX(ctx, r.ks.AddressPending(email)+":register", "1", r.cooldown).Result()
+	first, err := r.rdb.SetNX(ctx, r.ks.AddressSignupCooldown(email), "1", r.cooldown).Result()
 	if err != nil {
 		return storeErr(err)
 	}

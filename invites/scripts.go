@@ -9,50 +9,43 @@ import "github.com/kratos-orgs/kratos-orgs/redisx"
 // one for the same address: record, indexes, token key and outbox entries
 // in one atomic step.
 //
-// KEYS: org hash. ARGV[4..]: 4 org id, 5 new invitation id, 6 email,
-// 7 role, 8 expires (ms), 9 ttl (ms), 10 token hash, 11 inviter id,
-// 12 inviter name, 13 context JSON, 14 redirect_to, 15 identity id,
-// 16 identity existed (1/0), 17 identity created by us (1/0), 18 send mail
-// (1/0), 19 sealed token, 20 mail template set, 21 kind, 22 roles the
-// caller may grant (comma-separated; empty: no ceiling), 23 granted by
-// (member identity id, or empty for the operator), 24 write-by (ms) of the
-// invitation's address reference, or 0.
+// KEYS: org hash. Arguments: createArgs.
 //
 // Past the write-by time the reference may have been dropped as never
 // written, so nothing is written (see placeholders.go). A placeholder that
 // a Kratos sign-up is replacing (its Moved marker) is not pointed at: the
 // invitation is written detached, for whoever holds the address.
-var createScript = redisx.NewScript(`
-local ok = KEYS[1]
-local org, email, exp, th = ARGV[4], ARGV[6], tonumber(ARGV[8]), ARGV[10]
-if tonumber(ARGV[24]) > 0 and NOW > tonumber(ARGV[24]) then return {'too_late'} end
-if ARGV[17] == '1' and ARGV[15] ~= '' and redis.call('EXISTS', P .. 'moved:' .. ARGV[15]) == 1 then
-  ARGV[15], ARGV[16], ARGV[17] = '', '1', '0'
+var createScript = redisx.NewScript("invites.create", redisx.OnShard, `
+local org, email, exp, th = A.org, A.email, A.expires_at, A.token_hash
+local identity, existing, created = A.identity_id, A.identity_existing, A.identity_created
+if A.write_by > 0 and NOW > A.write_by then return {'too_late'} end
+if created == '1' and identity ~= '' and redis.call('EXISTS', k_moved(identity)) == 1 then
+  identity, existing, created = '', '1', '0'
 end
-if redis.call('EXISTS', ok) == 0 then return {'org_not_found'} end
-if ARGV[21] == 'invitation' and redis.call('HGET', ok, 'state') ~= 'active' then return {'org_inactive'} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'org_not_found'} end
+if A.kind == 'invitation' and redis.call('HGET', KEYS[1], 'state') ~= 'active' then return {'org_inactive'} end
 -- A registration's owner is a member of the pending organization already.
-if ARGV[21] == 'invitation' and ARGV[15] ~= '' and redis.call('HEXISTS', ok .. ':members', ARGV[15]) == 1 then
+if A.kind == 'invitation' and identity ~= '' and redis.call('HEXISTS', k_org_members(org), identity) == 1 then
   return {'already_member'}
 end
 
 local delivery = 'skipped'
-if ARGV[18] == '1' then delivery = 'queued' end
-local fields = {'role', ARGV[7], 'expires_at', exp, 'ttl_ms', ARGV[9], 'token_hash', th,
-  'inviter_id', ARGV[11], 'inviter_name', ARGV[12], 'context', ARGV[13], 'redirect_to', ARGV[14],
-  'identity_id', ARGV[15], 'identity_existing', ARGV[16], 'identity_created', ARGV[17],
+if A.send_mail then delivery = 'queued' end
+local fields = {'role', A.role, 'expires_at', exp, 'ttl_ms', A.ttl_ms, 'token_hash', th,
+  'inviter_id', A.inviter_id, 'inviter_name', A.inviter_name, 'context', A.context, 'redirect_to', A.redirect_to,
+  'identity_id', identity, 'identity_existing', existing, 'identity_created', created,
   'updated_at', NOW, 'delivery', delivery, 'delivery_attempts', 0, 'delivery_error', '', 'delivery_id', '',
-  'delivery_at', NOW, 'granted_by', ARGV[23]}
+  'delivery_at', NOW, 'granted_by', A.granted_by}
 
-local id = redis.call('HGET', ok .. ':inv:email', email)
+local id = redis.call('HGET', k_org_inv_email(org), email)
 local outcome = 'rotated'
 local st = id and current_status(id)
 local replaced = false
 if st == 'accepting' then return {'accepting'} end
-if st == 'pending' and ARGV[22] ~= '' then
+if st == 'pending' and A.within ~= '' then
   -- Re-issuing rewrites the invitation: only within the caller's ceiling.
   local cur = redis.call('HGET', k_inv(id), 'role')
-  if not string.find(',' .. ARGV[22] .. ',', ',' .. cur .. ',', 1, true) then return {'role_ceiling', cur} end
+  if not string.find(',' .. A.within .. ',', ',' .. cur .. ',', 1, true) then return {'role_ceiling', cur} end
 end
 if st == 'pending' then
   local ik = k_inv(id)
@@ -61,101 +54,152 @@ if st == 'pending' then
   redis.call('DEL', k_tok(old[1]))
   redis.call('HSET', ik, 'token_version', tonumber(old[2]) + 1, unpack(fields))
 else
-  id = ARGV[5]
+  id = A.id
   outcome = 'created'
   local ik = k_inv(id)
-  redis.call('HSET', ik, 'id', id, 'org', org, 'email', email, 'status', 'pending', 'kind', ARGV[21],
+  redis.call('HSET', ik, 'id', id, 'org', org, 'email', email, 'status', 'pending', 'kind', A.kind,
     'created_at', NOW, 'token_version', 1, unpack(fields))
-  redis.call('ZADD', ok .. ':inv:ids', 0, id)
-  redis.call('ZADD', ok .. ':inv:st:pending', 0, id)
-  redis.call('HSET', ok .. ':inv:email', email, id)
-  redis.call('SADD', ok .. ':inv:addr:' .. email, id)
+  redis.call('ZADD', k_org_inv_ids(org), 0, id)
+  redis.call('ZADD', k_org_inv_status(org, 'pending'), 0, id)
+  redis.call('HSET', k_org_inv_email(org), email, id)
+  redis.call('SADD', k_org_inv_addr(org, email), id)
 end
-redis.call('ZADD', ok .. ':inv:pending', exp, id)
-redis.call('ZADD', P .. 'due', exp, id)
+redis.call('ZADD', k_org_inv_pending(org), exp, id)
+redis.call('ZADD', k_due(), exp, id)
 redis.call('SET', k_tok(th), id, 'PX', exp - NOW)
 remember_token(th, id, exp, replaced)
-redis.call('HINCRBY', P .. 'stats', outcome, 1)
+redis.call('HINCRBY', k_stats(), outcome, 1)
 local ik = k_inv(id)
-if ARGV[18] == '1' then
-  enqueue({k = 'mail', r = id, v = tonumber(redis.call('HGET', ik, 'token_version')), t = ARGV[20], s = ARGV[19]})
+if A.send_mail then
+  enqueue({k = 'mail', r = id, v = tonumber(redis.call('HGET', ik, 'token_version')), t = A.template, s = A.sealed})
 end
 enqueue({k = 'invitation.sync', r = id})
 return {outcome, flat(ik)}
 `)
 
+// createArgs are createScript's arguments.
+type createArgs struct {
+	redisx.Env
+	Org              string `json:"org"`
+	ID               string `json:"id"` // the new invitation's id (unused on rotation)
+	Email            string `json:"email"`
+	Role             string `json:"role"`
+	ExpiresAt        int64  `json:"expires_at"` // ms
+	TTL              int64  `json:"ttl_ms"`
+	TokenHash        string `json:"token_hash"`
+	InviterID        string `json:"inviter_id"`
+	InviterName      string `json:"inviter_name"`
+	Context          string `json:"context"` // JSON or empty
+	RedirectTo       string `json:"redirect_to"`
+	IdentityID       string `json:"identity_id"`
+	IdentityExisting string `json:"identity_existing"` // "1"/"0", stored as is
+	IdentityCreated  string `json:"identity_created"`  // "1"/"0": a placeholder we created
+	SendMail         bool   `json:"send_mail"`
+	Sealed           string `json:"sealed"` // the sealed token, for the mail job
+	Template         string `json:"template"`
+	Kind             string `json:"kind"`
+	Within           string `json:"within"`     // roles the caller may grant, comma-separated; empty: no ceiling
+	GrantedBy        string `json:"granted_by"` // member identity id; empty for the operator
+	WriteBy          int64  `json:"write_by"`   // ms deadline of the address reference, or 0
+}
+
 // revokeScript ends a pending invitation; its link dies at once.
-// KEYS: invitation hash. ARGV[4]: invitation id.
-var revokeScript = redisx.NewScript(`
-local st = current_status(ARGV[4])
+// KEYS: invitation hash. Arguments: invitationArgs.
+var revokeScript = redisx.NewScript("invites.revoke", redisx.OnShard, `
+local st = current_status(A.id)
 if not st then return {'not_found'} end
 if st ~= 'pending' then return {'not_pending', flat(KEYS[1])} end
-end_invitation(ARGV[4], 'revoked')
+end_invitation(A.id, 'revoked')
 return {'ok', flat(KEYS[1])}
 `)
+
+// invitationArgs name one invitation.
+type invitationArgs struct {
+	redisx.Env
+	ID string `json:"id"`
+}
 
 // rotateScript gives a pending invitation a new token (the old link dies)
 // and queues its mail. A resend extends the expiry by the invitation's TTL;
 // a reminder keeps it and is allowed once per interval.
-// KEYS: invitation hash. ARGV[4..]: 4 invitation id, 5 new token hash,
-// 6 sealed token, 7 mode (resend|remind), 8 remind interval (ms),
-// 9 send mail (1/0), 10 mail template set.
-var rotateScript = redisx.NewScript(`
-local ik, id = KEYS[1], ARGV[4]
+// KEYS: invitation hash. Arguments: rotateArgs.
+var rotateScript = redisx.NewScript("invites.rotate", redisx.OnShard, `
+local ik, id = KEYS[1], A.id
 local st = current_status(id)
 if not st then return {'not_found'} end
 if st ~= 'pending' then return {'not_pending', flat(ik)} end
 local f = redis.call('HMGET', ik, 'token_hash', 'token_version', 'expires_at', 'ttl_ms', 'reminded_at', 'org')
 local exp = tonumber(f[3])
-if ARGV[7] == 'remind' then
-  local next_at = tonumber(f[5] or 0) + tonumber(ARGV[8])
+if A.mode == 'remind' then
+  local next_at = tonumber(f[5] or 0) + A.remind_interval
   if f[5] and next_at > NOW then return {'too_soon', next_at - NOW} end
   redis.call('HSET', ik, 'reminded_at', NOW)
 else
   exp = NOW + tonumber(f[4])
 end
-local th = ARGV[5]
+local th = A.token_hash
 redis.call('DEL', k_tok(f[1]))
 local ver = tonumber(f[2]) + 1
 local delivery = 'skipped'
-if ARGV[9] == '1' then delivery = 'queued' end
+if A.send_mail then delivery = 'queued' end
 redis.call('HSET', ik, 'token_hash', th, 'token_version', ver, 'expires_at', exp, 'updated_at', NOW,
   'delivery', delivery, 'delivery_attempts', 0, 'delivery_error', '', 'delivery_id', '', 'delivery_at', NOW)
 redis.call('SET', k_tok(th), id, 'PX', exp - NOW)
 remember_token(th, id, exp, f[1])
-redis.call('ZADD', k_org(f[6]) .. ':inv:pending', exp, id)
-redis.call('ZADD', P .. 'due', exp, id)
-if ARGV[9] == '1' then enqueue({k = 'mail', r = id, v = ver, t = ARGV[10], s = ARGV[6]}) end
+redis.call('ZADD', k_org_inv_pending(f[6]), exp, id)
+redis.call('ZADD', k_due(), exp, id)
+if A.send_mail then enqueue({k = 'mail', r = id, v = ver, t = A.template, s = A.sealed}) end
 enqueue({k = 'invitation.sync', r = id})
 return {'ok', flat(ik)}
 `)
 
+// rotateArgs are rotateScript's arguments.
+type rotateArgs struct {
+	redisx.Env
+	ID             string `json:"id"`
+	TokenHash      string `json:"token_hash"`
+	Sealed         string `json:"sealed"`
+	Mode           string `json:"mode"`            // resend or remind
+	RemindInterval int64  `json:"remind_interval"` // ms
+	SendMail       bool   `json:"send_mail"`
+	Template       string `json:"template"`
+}
+
 // deliveryScript records the outcome of a mail, unless the token was
 // rotated since (a newer mail is under way and owns the status).
-// KEYS: invitation hash. ARGV[4..]: token version, status, attempts,
-// error, message id, failure reason.
-var deliveryScript = redisx.NewScript(`
-if redis.call('HGET', KEYS[1], 'token_version') ~= ARGV[4] then return {'stale'} end
-redis.call('HSET', KEYS[1], 'delivery', ARGV[5], 'delivery_attempts', ARGV[6], 'delivery_error', ARGV[7],
-  'delivery_id', ARGV[8], 'delivery_reason', ARGV[9], 'delivery_at', NOW)
+// KEYS: invitation hash. Arguments: deliveryArgs.
+var deliveryScript = redisx.NewScript("invites.delivery", redisx.OnShard, `
+if redis.call('HGET', KEYS[1], 'token_version') ~= A.version then return {'stale'} end
+redis.call('HSET', KEYS[1], 'delivery', A.status, 'delivery_attempts', A.attempts, 'delivery_error', A.error,
+  'delivery_id', A.message_id, 'delivery_reason', A.reason, 'delivery_at', NOW)
 return {'ok'}
 `)
+
+// deliveryArgs are deliveryScript's arguments.
+type deliveryArgs struct {
+	redisx.Env
+	Version   string `json:"version"` // the token version, as the hash stores it
+	Status    string `json:"status"`
+	Attempts  int    `json:"attempts"`
+	Error     string `json:"error"`
+	MessageID string `json:"message_id"`
+	Reason    string `json:"reason"`
+}
 
 // listScript pages through an organization's invitations. It first ends
 // the organization's invitations that are past their expiry, so the status
 // filter and the total are exact.
-// KEYS: org hash. ARGV[4..]: status (pending|accepted|revoked|expired|all),
-// email or empty, lexical start, limit (one more than the page).
-var listScript = redisx.NewScript(`
-local ok = KEYS[1]
-if redis.call('EXISTS', ok) == 0 then return {'org_not_found'} end
-for _, id in ipairs(redis.call('ZRANGE', ok .. ':inv:pending', '-inf', NOW, 'BYSCORE', 'LIMIT', 0, 1000)) do
+// KEYS: org hash. Arguments: listArgs.
+var listScript = redisx.NewScript("invites.list", redisx.OnShard, `
+local org = A.org
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'org_not_found'} end
+for _, id in ipairs(redis.call('ZRANGE', k_org_inv_pending(org), '-inf', NOW, 'BYSCORE', 'LIMIT', 0, 1000)) do
   current_status(id)
 end
-local status, email, start, limit = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local status, email, start, limit = A.status, A.email, A.start, A.limit
 local ids, total
 if email ~= '' then
-  local all = redis.call('SMEMBERS', ok .. ':inv:addr:' .. email)
+  local all = redis.call('SMEMBERS', k_org_inv_addr(org, email))
   table.sort(all)
   ids = {}
   total = 0
@@ -169,8 +213,8 @@ if email ~= '' then
     end
   end
 else
-  local set = ok .. ':inv:st:' .. status
-  if status == 'all' then set = ok .. ':inv:ids' end
+  local set = k_org_inv_status(org, status)
+  if status == 'all' then set = k_org_inv_ids(org) end
   total = redis.call('ZCARD', set)
   ids = redis.call('ZRANGE', set, start, '+', 'BYLEX', 'LIMIT', 0, limit)
 end
@@ -182,11 +226,21 @@ end
 return out
 `)
 
+// listArgs are listScript's arguments.
+type listArgs struct {
+	redisx.Env
+	Org    string `json:"org"`
+	Status string `json:"status"` // pending, accepted, revoked, expired or all
+	Email  string `json:"email"`  // or empty
+	Start  string `json:"start"`  // lexical start: "-" or "(<id>"
+	Limit  int    `json:"limit"`  // one more than the page
+}
+
 // sweepScript ends the shard's invitations that are past their expiry and
 // purges ended ones past their retention.
-// KEYS: the shard's due set. ARGV[4]: batch size.
-var sweepScript = redisx.NewScript(`
-local n = tonumber(ARGV[4])
+// KEYS: the shard's due set. Arguments: sweepArgs.
+var sweepScript = redisx.NewScript("invites.sweep", redisx.OnShard, `
+local n = A.batch
 local expired, purged = 0, 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', NOW, 'BYSCORE', 'LIMIT', 0, n)) do
   local st = current_status(id)
@@ -195,30 +249,35 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', NOW, 'BYSCORE', 'LIMIT
   if st ~= 'pending' then redis.call('ZREM', KEYS[1], id) end
 end
 -- A claim whose process died mid-acceptance: the link works again.
-for _, id in ipairs(redis.call('ZRANGE', P .. 'claims', '-inf', NOW, 'BYSCORE', 'LIMIT', 0, n)) do
+for _, id in ipairs(redis.call('ZRANGE', k_claims(), '-inf', NOW, 'BYSCORE', 'LIMIT', 0, n)) do
   release_claim(id)
 end
-for _, id in ipairs(redis.call('ZRANGE', P .. 'purge', '-inf', NOW, 'BYSCORE', 'LIMIT', 0, n)) do
+for _, id in ipairs(redis.call('ZRANGE', k_purge(), '-inf', NOW, 'BYSCORE', 'LIMIT', 0, n)) do
   local ik = k_inv(id)
   local f = redis.call('HMGET', ik, 'org', 'email', 'status')
   if f[1] then
-    local ok = k_org(f[1])
-    redis.call('ZREM', ok .. ':inv:ids', id)
-    redis.call('ZREM', ok .. ':inv:st:' .. f[3], id)
-    redis.call('SREM', ok .. ':inv:addr:' .. f[2], id)
+    redis.call('ZREM', k_org_inv_ids(f[1]), id)
+    redis.call('ZREM', k_org_inv_status(f[1], f[3]), id)
+    redis.call('SREM', k_org_inv_addr(f[1], f[2]), id)
     forget_tokens(ik)
     redis.call('DEL', ik)
     purged = purged + 1
   end
-  redis.call('ZREM', P .. 'purge', id)
+  redis.call('ZREM', k_purge(), id)
 end
 return {'ok', expired, purged}
 `)
 
+// sweepArgs are sweepScript's arguments.
+type sweepArgs struct {
+	redisx.Env
+	Batch int `json:"batch"`
+}
+
 // readWithOrgScript reads an invitation and its organization in one round
 // trip, for the mail worker and the pages (read-only).
-// KEYS: invitation hash.
-var readWithOrgScript = redisx.NewScript(`
+// KEYS: invitation hash. Arguments: redisx.Env.
+var readWithOrgScript = redisx.NewScript("invites.read_with_org", redisx.OnShard, `
 local h = flat(KEYS[1])
 if not h then return {'not_found'} end
 return {'ok', h, flat(k_org(redis.call('HGET', KEYS[1], 'org'))) or {}}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,11 +85,14 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 	if !n.WriteBy.IsZero() {
 		writeBy = n.WriteBy.UnixMilli()
 	}
-	rep, err := createScript.Run(ctx, s.rdb, []string{s.ks.Org(n.OrganizationID)}, s.ks.Args(shard, now, s.retention,
-		n.OrganizationID, id, n.Email, n.Role, exp.UnixMilli(), n.TTL.Milliseconds(),
-		n.TokenHash, inviterID, inviterName, ctxJSON, n.RedirectTo, n.IdentityID, b2s(n.ExistingIdentity),
-		b2s(n.IdentityCreated), b2s(n.SendEmail), n.SealedToken, n.Template, n.Kind,
-		strings.Join(n.Within, ","), n.GrantedBy, writeBy)...)
+	rep, err := createScript.Run(ctx, s.rdb, []string{s.ks.Org(n.OrganizationID)}, &createArgs{
+		Env: s.env(shard, now), Org: n.OrganizationID, ID: id, Email: n.Email, Role: n.Role,
+		ExpiresAt: exp.UnixMilli(), TTL: n.TTL.Milliseconds(), TokenHash: n.TokenHash,
+		InviterID: inviterID, InviterName: inviterName, Context: ctxJSON, RedirectTo: n.RedirectTo,
+		IdentityID: n.IdentityID, IdentityExisting: b2s(n.ExistingIdentity), IdentityCreated: b2s(n.IdentityCreated),
+		SendMail: n.SendEmail, Sealed: n.SealedToken, Template: n.Template, Kind: n.Kind,
+		Within: strings.Join(n.Within, ","), GrantedBy: n.GrantedBy, WriteBy: writeBy,
+	})
 	if err != nil {
 		return inv, false, storeErr(err)
 	}
@@ -115,6 +119,9 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 	}
 	return inv, false, unexpected(rep)
 }
+
+// env is the prelude's part of a script's arguments.
+func (s *Store) env(shard int, now time.Time) redisx.Env { return s.ks.Env(shard, now, s.retention) }
 
 func b2s(b bool) string {
 	if b {
@@ -157,8 +164,7 @@ func (s *Store) GetWithOrg(ctx context.Context, id string) (Invitation, map[stri
 	if _, ok := redisx.ParseID("inv", id); !ok {
 		return Invitation{}, nil, errNotFound(id)
 	}
-	rep, err := readWithOrgScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)},
-		s.ks.Args(redisx.ShardOf(id), s.now(), s.retention)...)
+	rep, err := readWithOrgScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.env(redisx.ShardOf(id), s.now()))
 	if err != nil {
 		return Invitation{}, nil, storeErr(err)
 	}
@@ -173,7 +179,7 @@ func (s *Store) Revoke(ctx context.Context, id string) (Invitation, error) {
 	if _, ok := redisx.ParseID("inv", id); !ok {
 		return Invitation{}, errNotFound(id)
 	}
-	rep, err := revokeScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.ks.Args(redisx.ShardOf(id), s.now(), s.retention, id)...)
+	rep, err := revokeScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, invitationArgs{Env: s.env(redisx.ShardOf(id), s.now()), ID: id})
 	if err != nil {
 		return Invitation{}, storeErr(err)
 	}
@@ -215,8 +221,10 @@ func (s *Store) Rotate(ctx context.Context, id string, r Rotation) (Invitation, 
 	if r.Remind {
 		mode = "remind"
 	}
-	rep, err := rotateScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.ks.Args(redisx.ShardOf(id), s.now(), s.retention,
-		id, r.TokenHash, r.SealedToken, mode, r.RemindInterval.Milliseconds(), b2s(r.SendEmail), r.Template)...)
+	rep, err := rotateScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, &rotateArgs{
+		Env: s.env(redisx.ShardOf(id), s.now()), ID: id, TokenHash: r.TokenHash, Sealed: r.SealedToken, Mode: mode,
+		RemindInterval: r.RemindInterval.Milliseconds(), SendMail: r.SendEmail, Template: r.Template,
+	})
 	if err != nil {
 		return Invitation{}, storeErr(err)
 	}
@@ -232,8 +240,10 @@ func (s *Store) Rotate(ctx context.Context, id string, r Rotation) (Invitation, 
 // SetDelivery records a mail outcome for a token version; it reports false
 // when the token has been rotated since.
 func (s *Store) SetDelivery(ctx context.Context, id string, version int, d Delivery) (bool, error) {
-	rep, err := deliveryScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.ks.Args(redisx.ShardOf(id), s.now(), s.retention,
-		version, d.Status, d.Attempts, d.LastError, d.MessageID, d.Reason)...)
+	rep, err := deliveryScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, &deliveryArgs{
+		Env: s.env(redisx.ShardOf(id), s.now()), Version: strconv.Itoa(version), Status: d.Status,
+		Attempts: d.Attempts, Error: d.LastError, MessageID: d.MessageID, Reason: d.Reason,
+	})
 	if err != nil {
 		return false, storeErr(err)
 	}
@@ -262,8 +272,9 @@ func (s *Store) List(ctx context.Context, org string, f Filter) (orgs.Page[Invit
 		start = "(" + f.Cursor
 	}
 	now := s.now()
-	rep, err := listScript.Run(ctx, s.rdb, []string{s.ks.Org(org)}, s.ks.Args(redisx.ShardOf(org), now, s.retention,
-		f.Status, f.Email, start, f.Limit+1)...)
+	rep, err := listScript.Run(ctx, s.rdb, []string{s.ks.Org(org)}, &listArgs{
+		Env: s.env(redisx.ShardOf(org), now), Org: org, Status: f.Status, Email: f.Email, Start: start, Limit: f.Limit + 1,
+	})
 	if err != nil {
 		return page, storeErr(err)
 	}
@@ -288,7 +299,7 @@ func (s *Store) Sweep(ctx context.Context, batch int) (expired, purged int, err 
 	now := s.now()
 	for shard := 0; shard < redisx.Shards; shard++ {
 		for {
-			rep, err := sweepScript.Run(ctx, s.rdb, []string{s.ks.Due(shard)}, s.ks.Args(shard, now, s.retention, batch)...)
+			rep, err := sweepScript.Run(ctx, s.rdb, []string{s.ks.Due(shard)}, sweepArgs{Env: s.env(shard, now), Batch: batch})
 			if err != nil {
 				return expired, purged, storeErr(err)
 			}

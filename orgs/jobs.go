@@ -35,21 +35,29 @@ func (x *IdentityIndex) Register(w *outbox.Worker) { w.Handle("member.sync", x.H
 
 // identityIndexScript applies one observation of a membership unless a
 // later one was applied already.
-// KEYS: orgs hash, stamps hash (same {i:identity} tag). ARGV: org, role
-// (empty = not a member), stamp (ms), stamps TTL (ms).
-var identityIndexScript = redis.NewScript(`
-local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if tonumber(ARGV[3]) < cur then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+// KEYS: orgs hash, stamps hash (same {i:identity} tag). Arguments: org,
+// role (empty = not a member), stamp (ms), stamps_ttl (ms).
+var identityIndexScript = redisx.NewScript("orgs.identity_index", redisx.Standalone, `
+local cur = tonumber(redis.call('HGET', KEYS[2], A.org) or '0')
+if A.stamp < cur then return 0 end
+redis.call('HSET', KEYS[2], A.org, A.stamp)
+redis.call('PEXPIRE', KEYS[2], A.stamps_ttl)
+if A.role == '' then redis.call('HDEL', KEYS[1], A.org) else redis.call('HSET', KEYS[1], A.org, A.role) end
 return 1
 `)
+
+// identityIndexArgs are identityIndexScript's arguments.
+type identityIndexArgs struct {
+	Org       string `json:"org"`
+	Role      string `json:"role"`
+	Stamp     int64  `json:"stamp"`
+	StampsTTL int64  `json:"stamps_ttl"`
+}
 
 // Handle reads the membership as it is now and mirrors it.
 func (x *IdentityIndex) Handle(ctx context.Context, job outbox.Job) error {
 	observed := time.Now()
-	raw, err := x.rdb.HGet(ctx, x.ks.Org(job.Ref)+":members", job.Subject).Result()
+	raw, err := x.rdb.HGet(ctx, x.ks.OrgMembers(job.Ref), job.Subject).Result()
 	role := ""
 	switch {
 	case errors.Is(err, redis.Nil):
@@ -62,8 +70,9 @@ func (x *IdentityIndex) Handle(ctx context.Context, job outbox.Job) error {
 		}
 		role = m.Role
 	}
-	key := x.ks.IdentityOrgs(job.Subject)
-	if err := identityIndexScript.Run(ctx, x.rdb, []string{key, key + ":stamps"}, job.Ref, role, observed.UnixMilli(), x.StampsTTL.Milliseconds()).Err(); err != nil {
+	keys := []string{x.ks.IdentityOrgs(job.Subject), x.ks.IdentityOrgsStamps(job.Subject)}
+	args := &identityIndexArgs{Org: job.Ref, Role: role, Stamp: observed.UnixMilli(), StampsTTL: x.StampsTTL.Milliseconds()}
+	if err := identityIndexScript.Eval(ctx, x.rdb, keys, args).Err(); err != nil {
 		return err
 	}
 	if x.OnChange != nil {

@@ -11,45 +11,58 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/redisx"
 )
 
-var addMemberScript = redisx.NewScript(`
--- KEYS: org. ARGV[4..]: org id, identity, role, email.
+// addMemberScript adds a membership unless it exists.
+// KEYS: org. Arguments: memberArgs.
+var addMemberScript = redisx.NewScript("orgs.add_member", redisx.OnShard, `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'org_not_found'} end
-local cur = redis.call('HGET', KEYS[1] .. ':members', ARGV[5])
+local cur = redis.call('HGET', k_org_members(A.org), A.identity)
 if cur then return {'exists', cur} end
-put_member(ARGV[4], ARGV[5], ARGV[6], ARGV[7], NOW)
-return {'ok', redis.call('HGET', KEYS[1] .. ':members', ARGV[5])}
+put_member(A.org, A.identity, A.role, A.email, NOW)
+return {'ok', redis.call('HGET', k_org_members(A.org), A.identity)}
 `)
 
-var setRoleScript = redisx.NewScript(`
--- KEYS: org. ARGV[4..]: org id, identity, new role ('' = remove).
+// setRoleScript changes a member's role, or removes the member (role
+// empty); it never removes the last owner.
+// KEYS: org. Arguments: memberArgs.
+var setRoleScript = redisx.NewScript("orgs.set_role", redisx.OnShard, `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'org_not_found'} end
-local ok = KEYS[1]
-local cur = redis.call('HGET', ok .. ':members', ARGV[5])
+local org, identity = A.org, A.identity
+local cur = redis.call('HGET', k_org_members(org), identity)
 if not cur then return {'member_not_found'} end
 local m = cjson.decode(cur)
-local role = ARGV[6]
-if m.role == 'owner' and role ~= 'owner' and redis.call('SCARD', ok .. ':owners') <= 1 then
+local role = A.role
+if m.role == 'owner' and role ~= 'owner' and redis.call('SCARD', k_org_owners(org)) <= 1 then
   return {'last_owner'}
 end
 if role == '' then
-  redis.call('HDEL', ok .. ':members', ARGV[5])
-  redis.call('ZREM', ok .. ':member_ids', ARGV[5])
-  redis.call('SREM', ok .. ':owners', ARGV[5])
-  enqueue({k = 'member.sync', r = ARGV[4], i = ARGV[5]})
+  redis.call('HDEL', k_org_members(org), identity)
+  redis.call('ZREM', k_org_member_ids(org), identity)
+  redis.call('SREM', k_org_owners(org), identity)
+  enqueue({k = 'member.sync', r = org, i = identity})
   return {'removed', cur}
 end
 if m.role == role then return {'unchanged', cur} end
-put_member(ARGV[4], ARGV[5], role, m.email, m.joined_at)
-return {'ok', redis.call('HGET', ok .. ':members', ARGV[5])}
+put_member(org, identity, role, m.email, m.joined_at)
+return {'ok', redis.call('HGET', k_org_members(org), identity)}
 `)
 
-var listMembersScript = redisx.NewScript(`
--- KEYS: org. ARGV[4..]: lexical start, limit.
+// memberArgs name a membership.
+type memberArgs struct {
+	redisx.Env
+	Org      string `json:"org"`
+	Identity string `json:"identity"`
+	Role     string `json:"role"` // setRoleScript: empty removes the member
+	Email    string `json:"email"`
+}
+
+// listMembersScript pages through an organization's members.
+// KEYS: org. Arguments: listMembersArgs.
+var listMembersScript = redisx.NewScript("orgs.list_members", redisx.OnShard, `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'org_not_found'} end
-local ids = redis.call('ZRANGE', KEYS[1] .. ':member_ids', ARGV[4], '+', 'BYLEX', 'LIMIT', 0, tonumber(ARGV[5]))
-local out = {'ok', redis.call('ZCARD', KEYS[1] .. ':member_ids')}
+local ids = redis.call('ZRANGE', k_org_member_ids(A.org), A.start, '+', 'BYLEX', 'LIMIT', 0, A.limit)
+local out = {'ok', redis.call('ZCARD', k_org_member_ids(A.org))}
 if #ids > 0 then
-  local vals = redis.call('HMGET', KEYS[1] .. ':members', unpack(ids))
+  local vals = redis.call('HMGET', k_org_members(A.org), unpack(ids))
   for i, id in ipairs(ids) do
     table.insert(out, id)
     table.insert(out, vals[i] or '')
@@ -58,11 +71,20 @@ end
 return out
 `)
 
+// listMembersArgs are listMembersScript's arguments.
+type listMembersArgs struct {
+	redisx.Env
+	Org   string `json:"org"`
+	Start string `json:"start"` // lexical start: "-" or "(<id>"
+	Limit int    `json:"limit"` // one more than the page
+}
+
 // AddMember makes an identity a member. Adding an existing member returns
 // the existing membership and added=false.
 func (s *Store) AddMember(ctx context.Context, org string, m Member) (Member, bool, error) {
-	rep, err := addMemberScript.Run(ctx, s.rdb, []string{s.ks.Org(org)},
-		s.ks.Args(redisx.ShardOf(org), s.now(), s.retention, org, m.IdentityID, m.Role, m.Email)...)
+	rep, err := addMemberScript.Run(ctx, s.rdb, []string{s.ks.Org(org)}, &memberArgs{
+		Env: s.env(org), Org: org, Identity: m.IdentityID, Role: m.Role, Email: m.Email,
+	})
 	if err != nil {
 		return m, false, storeErr(err)
 	}
@@ -88,7 +110,7 @@ func (s *Store) changeMember(ctx context.Context, org, identity, role string) (M
 		return Member{}, errOrgNotFound(org)
 	}
 	rep, err := setRoleScript.Run(ctx, s.rdb, []string{s.ks.Org(org)},
-		s.ks.Args(redisx.ShardOf(org), s.now(), s.retention, org, identity, role)...)
+		&memberArgs{Env: s.env(org), Org: org, Identity: identity, Role: role})
 	if err != nil {
 		return Member{}, storeErr(err)
 	}
@@ -114,7 +136,7 @@ func (s *Store) Member(ctx context.Context, org, identity string) (Member, error
 	if _, ok := redisx.ParseID("org", org); !ok {
 		return Member{}, errOrgNotFound(org)
 	}
-	raw, err := s.rdb.HGet(ctx, s.ks.Org(org)+":members", identity).Result()
+	raw, err := s.rdb.HGet(ctx, s.ks.OrgMembers(org), identity).Result()
 	if err == redis.Nil {
 		return Member{}, errMemberNotFound(org, identity)
 	}
@@ -135,7 +157,7 @@ func (s *Store) Members(ctx context.Context, org, cursor string, limit int) (Pag
 		start = "(" + cursor
 	}
 	rep, err := listMembersScript.Run(ctx, s.rdb, []string{s.ks.Org(org)},
-		s.ks.Args(redisx.ShardOf(org), s.now(), s.retention, start, limit+1)...)
+		&listMembersArgs{Env: s.env(org), Org: org, Start: start, Limit: limit + 1})
 	if err != nil {
 		return page, storeErr(err)
 	}

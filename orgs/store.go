@@ -49,18 +49,28 @@ func storeErr(err error) error { return redisx.StoreError(err, "organization sto
 
 // claimSlugScript claims the first free slug of a short list of candidates
 // (slugCandidates): never a probing loop whose length a caller controls.
-var claimSlugScript = redis.NewScript(`
--- KEYS: slugs, orgs. ARGV: explicit (1/0), org id, candidates...
-local id = ARGV[2]
-for i = 3, #ARGV do
-  if redis.call('HSETNX', KEYS[1], ARGV[i], id) == 1 then
-    redis.call('ZADD', KEYS[2], 0, id)
-    return {'ok', ARGV[i]}
+// KEYS: slugs, orgs. Arguments: claimSlugArgs.
+var claimSlugScript = redisx.NewScript("orgs.claim_slug", redisx.Standalone, `
+for _, slug in ipairs(A.candidates) do
+  if redis.call('HSETNX', KEYS[1], slug, A.id) == 1 then
+    redis.call('ZADD', KEYS[2], 0, A.id)
+    return {'ok', slug}
   end
-  if ARGV[1] == '1' then return {'taken'} end
+  if A.explicit then return {'taken'} end
 end
 return {'exhausted'}
 `)
+
+// claimSlugArgs are claimSlugScript's arguments.
+type claimSlugArgs struct {
+	ID         string   `json:"id"`
+	Explicit   bool     `json:"explicit"` // only the first candidate: "taken" if it is
+	Candidates []string `json:"candidates"`
+}
+
+func (s *Store) claimSlug(ctx context.Context, a claimSlugArgs) ([]any, error) {
+	return claimSlugScript.Eval(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, &a).Slice()
+}
 
 // numberedSlugTries is how many derived slugs are tried in order (acme,
 // acme-2 … acme-5) before random suffixes: a handful keeps the common case
@@ -70,8 +80,8 @@ const numberedSlugTries = 5
 // slugCandidates lists the slugs a new organization may get: the base,
 // a few numbered ones, then two with a random suffix (36^5 each, so the
 // second is a formality).
-func slugCandidates(base string) []any {
-	out := []any{base}
+func slugCandidates(base string) []string {
+	out := []string{base}
 	for n := 2; n <= numberedSlugTries; n++ {
 		out = append(out, fmt.Sprintf("%s-%d", base, n))
 	}
@@ -92,21 +102,41 @@ func randomSuffix() string {
 	return string(b[:])
 }
 
-var releaseSlugScript = redis.NewScript(`
--- KEYS: slugs, orgs. ARGV: slug, org id, drop from listing (1/0).
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
-if ARGV[3] == '1' then redis.call('ZREM', KEYS[2], ARGV[2]) end
+// releaseSlugScript gives a slug back if the organization holds it, and
+// drops the organization from the listing when unlist is set.
+// KEYS: slugs, orgs. Arguments: slug, id, unlist.
+var releaseSlugScript = redisx.NewScript("orgs.release_slug", redisx.Standalone, `
+if redis.call('HGET', KEYS[1], A.slug) == A.id then redis.call('HDEL', KEYS[1], A.slug) end
+if A.unlist then redis.call('ZREM', KEYS[2], A.id) end
 return 1
 `)
 
-var createScript = redisx.NewScript(`
--- KEYS: org. ARGV[4..]: id, slug, name, metadata, state, owner id, owner email.
+func (s *Store) releaseSlug(ctx context.Context, slug, id string, unlist bool) error {
+	return releaseSlugScript.Eval(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()},
+		map[string]any{"slug": slug, "id": id, "unlist": unlist}).Err()
+}
+
+// createScript writes an organization and its first owner, if any.
+// KEYS: org. Arguments: createArgs.
+var createScript = redisx.NewScript("orgs.create", redisx.OnShard, `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
-redis.call('HSET', KEYS[1], 'id', ARGV[4], 'slug', ARGV[5], 'name', ARGV[6], 'metadata', ARGV[7],
-  'state', ARGV[8], 'created_at', NOW, 'updated_at', NOW)
-if ARGV[9] ~= '' then put_member(ARGV[4], ARGV[9], 'owner', ARGV[10], NOW) end
+redis.call('HSET', KEYS[1], 'id', A.id, 'slug', A.slug, 'name', A.name, 'metadata', A.metadata,
+  'state', A.state, 'created_at', NOW, 'updated_at', NOW)
+if A.owner_id ~= '' then put_member(A.id, A.owner_id, 'owner', A.owner_email, NOW) end
 return {'ok', flat(KEYS[1])}
 `)
+
+// createArgs are createScript's arguments.
+type createArgs struct {
+	redisx.Env
+	ID         string `json:"id"`
+	Slug       string `json:"slug"`
+	Name       string `json:"name"`
+	Metadata   string `json:"metadata"` // JSON
+	State      string `json:"state"`
+	OwnerID    string `json:"owner_id"` // or empty
+	OwnerEmail string `json:"owner_email"`
+}
 
 // Create stores a new organization, claiming a unique slug: the given one
 // (explicit) or one derived from base with -2, -3... appended as needed.
@@ -114,11 +144,11 @@ func (s *Store) Create(ctx context.Context, o Organization, explicitSlug bool, o
 	now := s.now()
 	shard := redisx.RandomShard()
 	o.ID = redisx.NewID("org", shard, now)
-	args := []any{b2s(explicitSlug), o.ID, o.Slug}
+	claim := claimSlugArgs{ID: o.ID, Explicit: explicitSlug, Candidates: []string{o.Slug}}
 	if !explicitSlug {
-		args = append(args[:2], slugCandidates(o.Slug)...)
+		claim.Candidates = slugCandidates(o.Slug)
 	}
-	res, err := claimSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, args...).Slice()
+	res, err := s.claimSlug(ctx, claim)
 	if err != nil {
 		return o, storeErr(err)
 	}
@@ -137,22 +167,22 @@ func (s *Store) Create(ctx context.Context, o Organization, explicitSlug bool, o
 	if owner != nil {
 		ownerID, ownerEmail = owner.IdentityID, owner.Email
 	}
-	rep, err := createScript.Run(ctx, s.rdb, []string{s.ks.Org(o.ID)},
-		s.ks.Args(shard, now, s.retention, o.ID, o.Slug, o.Name, string(meta), o.State, ownerID, ownerEmail)...)
+	rep, err := createScript.Run(ctx, s.rdb, []string{s.ks.Org(o.ID)}, &createArgs{
+		Env: s.ks.Env(shard, now, s.retention), ID: o.ID, Slug: o.Slug, Name: o.Name, Metadata: string(meta),
+		State: o.State, OwnerID: ownerID, OwnerEmail: ownerEmail,
+	})
 	if err != nil {
 		// Give the slug back; the organization was not written.
-		_ = releaseSlugScript.Run(context.WithoutCancel(ctx), s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, o.Slug, o.ID, "1").Err()
+		_ = s.releaseSlug(context.WithoutCancel(ctx), o.Slug, o.ID, true)
 		return o, storeErr(err)
 	}
 	s.remember(o.ID)
 	return parseOrg(redisx.Hash(rep.Values[0]))
 }
 
-func b2s(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
+// env is the prelude's part of the arguments of a script on org's shard.
+func (s *Store) env(org string) redisx.Env {
+	return s.ks.Env(redisx.ShardOf(org), s.now(), s.retention)
 }
 
 func (s *Store) remember(id string) {
@@ -290,17 +320,27 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (Page[Organi
 	return page, nil
 }
 
-var updateScript = redisx.NewScript(`
--- KEYS: org. ARGV[4..]: name or '', metadata JSON or '', slug or '', state or ''.
+// updateScript changes an organization's fields; empty ones are left alone.
+// KEYS: org. Arguments: updateArgs.
+var updateScript = redisx.NewScript("orgs.update", redisx.OnShard, `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
 local old = redis.call('HGET', KEYS[1], 'slug')
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'name', ARGV[4]) end
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'metadata', ARGV[5]) end
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'slug', ARGV[6]) end
-if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'state', ARGV[7]) end
+if A.name ~= '' then redis.call('HSET', KEYS[1], 'name', A.name) end
+if A.metadata ~= '' then redis.call('HSET', KEYS[1], 'metadata', A.metadata) end
+if A.slug ~= '' then redis.call('HSET', KEYS[1], 'slug', A.slug) end
+if A.state ~= '' then redis.call('HSET', KEYS[1], 'state', A.state) end
 redis.call('HSET', KEYS[1], 'updated_at', NOW)
 return {'ok', old, flat(KEYS[1])}
 `)
+
+// updateArgs are updateScript's arguments; empty means unchanged.
+type updateArgs struct {
+	redisx.Env
+	Name     string `json:"name"`
+	Metadata string `json:"metadata"`
+	Slug     string `json:"slug"`
+	State    string `json:"state"`
+}
 
 // Update is a partial update; empty fields are left alone.
 type Update struct {
@@ -334,7 +374,7 @@ func (s *Store) Update(ctx context.Context, id string, u Update) (Organization, 
 			return cur, err
 		}
 		if cur.Slug != *u.Slug {
-			res, err := claimSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, "1", id, *u.Slug).Slice()
+			res, err := s.claimSlug(ctx, claimSlugArgs{ID: id, Explicit: true, Candidates: []string{*u.Slug}})
 			if err != nil {
 				return cur, storeErr(err)
 			}
@@ -350,44 +390,45 @@ func (s *Store) Update(ctx context.Context, id string, u Update) (Organization, 
 		}
 	}
 	rep, err := updateScript.Run(ctx, s.rdb, []string{s.ks.Org(id)},
-		s.ks.Args(redisx.ShardOf(id), s.now(), s.retention, name, meta, slug, state)...)
+		&updateArgs{Env: s.env(id), Name: name, Metadata: meta, Slug: slug, State: state})
 	if err != nil {
 		return Organization{}, storeErr(err)
 	}
 	if rep.Outcome == "not_found" {
 		if slug != "" {
-			_ = releaseSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, slug, id, "0").Err()
+			_ = s.releaseSlug(ctx, slug, id, false)
 		}
 		return Organization{}, errOrgNotFound(id)
 	}
 	if old := redisx.Str(rep.Values[0]); slug != "" && old != slug {
-		_ = releaseSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, old, id, "0").Err()
+		_ = s.releaseSlug(ctx, old, id, false)
 	}
 	return parseOrg(redisx.Hash(rep.Values[1]))
 }
 
-var deleteScript = redisx.NewScript(`
--- KEYS: org. ARGV[4]: org id, ARGV[5]: only if pending (1/0).
-local org = ARGV[4]
+// deleteScript deletes an organization: its pending invitations are
+// revoked, its memberships and indexes deleted.
+// KEYS: org. Arguments: org (its id), only_pending.
+var deleteScript = redisx.NewScript("orgs.delete", redisx.OnShard, `
+local org = A.org
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
-if ARGV[5] == '1' and redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return {'active'} end
-local ok = KEYS[1]
-local slug = redis.call('HGET', ok, 'slug')
-local pending = redis.call('ZRANGE', ok .. ':inv:st:pending', 0, -1)
+if A.only_pending and redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return {'active'} end
+local slug = redis.call('HGET', KEYS[1], 'slug')
+local pending = redis.call('ZRANGE', k_org_inv_status(org, 'pending'), 0, -1)
 local revoked = 0
 for _, id in ipairs(pending) do
   if current_status(id) == 'pending' then end_invitation(id, 'revoked'); revoked = revoked + 1 end
 end
-for _, identity in ipairs(redis.call('ZRANGE', ok .. ':member_ids', 0, -1)) do
+for _, identity in ipairs(redis.call('ZRANGE', k_org_member_ids(org), 0, -1)) do
   enqueue({k = 'member.sync', r = org, i = identity})
 end
-for _, id in ipairs(redis.call('ZRANGE', ok .. ':inv:ids', 0, -1)) do
+for _, id in ipairs(redis.call('ZRANGE', k_org_inv_ids(org), 0, -1)) do
   local email = redis.call('HGET', k_inv(id), 'email')
-  if email then redis.call('DEL', ok .. ':inv:addr:' .. email) end
+  if email then redis.call('DEL', k_org_inv_addr(org, email)) end
 end
-redis.call('DEL', ok, ok .. ':members', ok .. ':member_ids', ok .. ':owners', ok .. ':inv:ids',
-  ok .. ':inv:st:pending', ok .. ':inv:st:accepted', ok .. ':inv:st:revoked', ok .. ':inv:st:expired',
-  ok .. ':inv:pending', ok .. ':inv:email')
+redis.call('DEL', KEYS[1], k_org_members(org), k_org_member_ids(org), k_org_owners(org), k_org_inv_ids(org),
+  k_org_inv_status(org, 'pending'), k_org_inv_status(org, 'accepted'), k_org_inv_status(org, 'revoked'),
+  k_org_inv_status(org, 'expired'), k_org_inv_pending(org), k_org_inv_email(org))
 return {'ok', slug, revoked}
 `)
 
@@ -415,7 +456,11 @@ func (s *Store) delete(ctx context.Context, id string, onlyPending bool) (int, e
 	if _, ok := redisx.ParseID("org", id); !ok {
 		return 0, errOrgNotFound(id)
 	}
-	rep, err := deleteScript.Run(ctx, s.rdb, []string{s.ks.Org(id)}, s.ks.Args(redisx.ShardOf(id), s.now(), s.retention, id, b2s(onlyPending))...)
+	rep, err := deleteScript.Run(ctx, s.rdb, []string{s.ks.Org(id)}, &struct {
+		redisx.Env
+		Org         string `json:"org"`
+		OnlyPending bool   `json:"only_pending"`
+	}{s.env(id), id, onlyPending})
 	if err != nil {
 		return 0, storeErr(err)
 	}
@@ -426,7 +471,7 @@ func (s *Store) delete(ctx context.Context, id string, onlyPending bool) (int, e
 		return 0, errActive
 	}
 	s.forget(id)
-	if err := releaseSlugScript.Run(ctx, s.rdb, []string{s.ks.Slugs(), s.ks.Orgs()}, redisx.Str(rep.Values[0]), id, "1").Err(); err != nil {
+	if err := s.releaseSlug(ctx, redisx.Str(rep.Values[0]), id, true); err != nil {
 		return 0, storeErr(err)
 	}
 	return int(redisx.Int(rep.Values[1])), nil

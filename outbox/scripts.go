@@ -1,46 +1,61 @@
 package outbox
 
-import "github.com/redis/go-redis/v9"
+import "github.com/kratos-orgs/kratos-orgs/redisx"
 
 // Each script touches the keys of one shard only.
 
 // ackScript acknowledges and deletes a finished entry, so the stream holds
 // only work in progress (and sealed tokens do not linger).
-// KEYS: stream. ARGV: group, entry id.
-var ackScript = redis.NewScript(`
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
+// KEYS: stream. Arguments: entryArgs (group, id).
+var ackScript = redisx.NewScript("outbox.ack", redisx.Standalone, `
+redis.call('XACK', KEYS[1], A.group, A.id)
+redis.call('XDEL', KEYS[1], A.id)
 return 1
 `)
 
 // delayScript replaces an entry by a delayed retry, atomically. It does
 // nothing (returns 0) when the entry is no longer pending: another worker
 // took it over while this one was presumed dead, and owns its outcome.
-// KEYS: stream, delayed. ARGV: group, entry id, job JSON, due (unix ms).
-var delayScript = redis.NewScript(`
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+// KEYS: stream, delayed. Arguments: entryArgs (group, id, job, due).
+var delayScript = redisx.NewScript("outbox.delay", redisx.Standalone, `
+if redis.call('XACK', KEYS[1], A.group, A.id) == 0 then return 0 end
+redis.call('XDEL', KEYS[1], A.id)
+redis.call('ZADD', KEYS[2], A.due, A.job)
 return 1
 `)
 
 // deadScript moves an entry to the dead-letter stream, atomically; like
 // delayScript it leaves an entry another worker took over alone.
-// KEYS: stream, dead. ARGV: group, entry id, job JSON.
-var deadScript = redis.NewScript(`
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*', 'job', ARGV[3])
+// KEYS: stream, dead. Arguments: entryArgs (group, id, job).
+var deadScript = redisx.NewScript("outbox.dead", redisx.Standalone, `
+if redis.call('XACK', KEYS[1], A.group, A.id) == 0 then return 0 end
+redis.call('XDEL', KEYS[1], A.id)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*', 'job', A.job)
 return 1
 `)
 
+// entryArgs name a stream entry of a consumer group, and what becomes of
+// it.
+type entryArgs struct {
+	Group string `json:"group"`
+	ID    string `json:"id"`
+	Job   string `json:"job,omitempty"` // the job's JSON, re-encoded
+	Due   int64  `json:"due,omitempty"` // unix ms
+}
+
 // promoteScript moves due retries back into the stream.
-// KEYS: delayed, stream. ARGV: now (unix ms), limit.
-var promoteScript = redis.NewScript(`
-local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+// KEYS: delayed, stream. Arguments: now (unix ms), limit.
+var promoteScript = redisx.NewScript("outbox.promote", redisx.Standalone, `
+local due = redis.call('ZRANGE', KEYS[1], '-inf', A.now, 'BYSCORE', 'LIMIT', 0, A.limit)
 for _, job in ipairs(due) do
   redis.call('XADD', KEYS[2], '*', 'job', job)
   redis.call('ZREM', KEYS[1], job)
 end
 return #due
 `)
+
+// promoteArgs are promoteScript's arguments.
+type promoteArgs struct {
+	Now   int64 `json:"now"`
+	Limit int   `json:"limit"`
+}

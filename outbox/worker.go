@@ -317,13 +317,13 @@ func (w *Worker) promote(ctx context.Context) error {
 	now := w.now().UnixMilli()
 	pipe := w.rdb.Pipeline()
 	for s := 0; s < redisx.Shards; s++ {
-		promoteScript.Run(ctx, pipe, []string{w.ks.OutboxDelayed(s), w.ks.Outbox(s)}, now, 100)
+		promoteScript.Eval(ctx, pipe, []string{w.ks.OutboxDelayed(s), w.ks.Outbox(s)}, promoteArgs{now, 100})
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && isNoScript(err) {
 		// Scripts are not cached on a fresh or restarted server; load and retry once.
 		for s := 0; s < redisx.Shards; s++ {
-			if err := promoteScript.Run(ctx, w.rdb, []string{w.ks.OutboxDelayed(s), w.ks.Outbox(s)}, now, 100).Err(); err != nil {
+			if err := promoteScript.Eval(ctx, w.rdb, []string{w.ks.OutboxDelayed(s), w.ks.Outbox(s)}, promoteArgs{now, 100}).Err(); err != nil {
 				return fmt.Errorf("outbox: promote retries: %w", err)
 			}
 		}
@@ -453,7 +453,7 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 	outcome := "done"
 	switch {
 	case herr == nil:
-		err = ackScript.Run(ctx, w.rdb, []string{w.ks.Outbox(m.shard)}, w.cfg.Group, m.id).Err()
+		err = ackScript.Eval(ctx, w.rdb, []string{w.ks.Outbox(m.shard)}, entryArgs{Group: w.cfg.Group, ID: m.id}).Err()
 	case isDefer(herr):
 		outcome = "deferred"
 		err = w.postpone(ctx, m, job, herr)
@@ -474,8 +474,8 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 			delay := max(after, w.backoff(job.Attempt))
 			// A notice job's ref is an address, and errors may quote one.
 			w.log.Info("outbox: job will be retried", "kind", job.Kind, "ref", redact.Text(job.Ref), "attempt", job.Attempt, "in", delay, "err", redact.Text(herr.Error()))
-			err = delayScript.Run(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
-				w.cfg.Group, m.id, job.encode(), w.now().Add(delay).UnixMilli()).Err()
+			err = delayScript.Eval(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
+				entryArgs{Group: w.cfg.Group, ID: m.id, Job: job.encode(), Due: w.now().Add(delay).UnixMilli()}).Err()
 		}
 	}
 	w.observe(job.Kind, outcome, start)
@@ -497,8 +497,8 @@ func (w *Worker) postpone(ctx context.Context, m entry, job Job, herr error) err
 		job.First = w.now().Add(delay).UnixMilli()
 	}
 	w.log.Info("outbox: job deferred", "kind", job.Kind, "ref", job.Ref, "in", delay.Round(time.Second), "reason", herr)
-	return delayScript.Run(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
-		w.cfg.Group, m.id, job.encode(), w.now().Add(delay).UnixMilli()).Err()
+	return delayScript.Eval(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
+		entryArgs{Group: w.cfg.Group, ID: m.id, Job: job.encode(), Due: w.now().Add(delay).UnixMilli()}).Err()
 }
 
 func (w *Worker) observe(kind, outcome string, start time.Time) {
@@ -517,7 +517,8 @@ func (w *Worker) finish(_ context.Context, m entry, job Job, outcome string, err
 // bury dead-letters an entry; false means another worker owns it now.
 func (w *Worker) bury(ctx context.Context, m entry, job Job) (bool, error) {
 	job.Sealed = "" // a dead letter never keeps a link
-	n, err := deadScript.Run(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDead(m.shard)}, w.cfg.Group, m.id, job.encode()).Int()
+	n, err := deadScript.Eval(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDead(m.shard)},
+		entryArgs{Group: w.cfg.Group, ID: m.id, Job: job.encode()}).Int()
 	return n == 1, err
 }
 

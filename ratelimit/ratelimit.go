@@ -99,10 +99,10 @@ func New(rdb redis.UniversalClient, ks redisx.Keyspace, o Options) *Limiter {
 
 // gcraScript takes cost cells from one bucket, or refuses without
 // changing it. A negative cost gives cells back (a refund).
-// KEYS: the bucket. ARGV: now (ms), interval (ms), burst, cost.
+// KEYS: the bucket. Arguments: gcraArgs.
 // Returns {allowed (1/0), retry after (ms), remaining}.
-var gcraScript = redis.NewScript(`
-local now, t, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+var gcraScript = redisx.NewScript("ratelimit.gcra", redisx.Standalone, `
+local now, t, burst, cost = A.now, A.interval, A.burst, A.cost
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new_tat = tat + t * cost
@@ -118,6 +118,14 @@ else
 end
 return {1, 0, math.floor((now - allow_at) / t)}
 `)
+
+// gcraArgs are gcraScript's arguments.
+type gcraArgs struct {
+	Now      int64 `json:"now"`      // ms
+	Interval int64 `json:"interval"` // ms per cell
+	Burst    int   `json:"burst"`
+	Cost     int   `json:"cost"` // negative: a refund
+}
 
 // Allow takes one request from key's bucket of limit l. A disabled limit
 // always allows.
@@ -136,8 +144,9 @@ func (r *Limiter) take(ctx context.Context, l Limit, key string, cost int) (Deci
 	if !l.Enabled() {
 		return Decision{Allowed: true, Remaining: math.MaxInt32}, nil
 	}
-	res, err := gcraScript.Run(ctx, r.rdb, []string{r.ks.RateLimit(l.Name, key)},
-		r.opt.Now().UnixMilli(), l.interval().Milliseconds(), l.burst(), cost).Int64Slice()
+	res, err := gcraScript.Eval(ctx, r.rdb, []string{r.ks.RateLimit(l.Name, key)}, &gcraArgs{
+		Now: r.opt.Now().UnixMilli(), Interval: l.interval().Milliseconds(), Burst: l.burst(), Cost: cost,
+	}).Int64Slice()
 	if err != nil {
 		return Decision{}, apperr.Unavailablef(err, "redis_unavailable", "the rate limit store is unavailable; try again")
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kratos-orgs/kratos-orgs/redisx"
 	"github.com/kratos-orgs/kratos-orgs/tokens"
 )
 
@@ -38,25 +39,35 @@ func Acquire(ctx context.Context, rdb redis.UniversalClient, key string, ttl tim
 	return &Lease{rdb: rdb, key: key, token: token, ttl: ttl}, nil
 }
 
-var renewScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+// renewScript extends the lease if this process holds it.
+// KEYS: the lease. Arguments: leaseArgs.
+var renewScript = redisx.NewScript("reconcile.lease_renew", redisx.Standalone, `
+if redis.call('GET', KEYS[1]) == A.token then return redis.call('PEXPIRE', KEYS[1], A.ttl) end
 return 0
 `)
 
-var releaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+// releaseScript gives the lease up if this process holds it.
+// KEYS: the lease. Arguments: leaseArgs (the token).
+var releaseScript = redisx.NewScript("reconcile.lease_release", redisx.Standalone, `
+if redis.call('GET', KEYS[1]) == A.token then return redis.call('DEL', KEYS[1]) end
 return 0
 `)
+
+// leaseArgs are the lease scripts' arguments.
+type leaseArgs struct {
+	Token string `json:"token"`
+	TTL   int64  `json:"ttl,omitempty"` // ms
+}
 
 // Renew extends the lease; false means it was lost (expired and taken).
 func (l *Lease) Renew(ctx context.Context) (bool, error) {
-	n, err := renewScript.Run(ctx, l.rdb, []string{l.key}, l.token, l.ttl.Milliseconds()).Int()
+	n, err := renewScript.Eval(ctx, l.rdb, []string{l.key}, leaseArgs{l.token, l.ttl.Milliseconds()}).Int()
 	return n == 1, err
 }
 
 // Release gives the lease up if this process still holds it.
 func (l *Lease) Release(ctx context.Context) error {
-	return releaseScript.Run(ctx, l.rdb, []string{l.key}, l.token).Err()
+	return releaseScript.Eval(ctx, l.rdb, []string{l.key}, leaseArgs{Token: l.token}).Err()
 }
 
 // Hold runs fn under the lease: it renews every third of the TTL and

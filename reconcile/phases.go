@@ -115,7 +115,7 @@ func (r *Reconciler) org(ctx context.Context, st *state, id string, apply bool, 
 			"organization", id, "slug", slug, "holder", holder)
 	}
 	if orgState == "pending" && r.old(redisx.MsTime(created)) {
-		n, err := rdb.ZCount(ctx, ks.Org(id)+":inv:pending", "("+ms(r.o.Now().UnixMilli()), "+inf").Result()
+		n, err := rdb.ZCount(ctx, ks.OrgPending(id), "("+ms(r.o.Now().UnixMilli()), "+inf").Result()
 		if err != nil {
 			return err
 		}
@@ -133,7 +133,7 @@ func (r *Reconciler) org(ctx context.Context, st *state, id string, apply bool, 
 // members puts an organization's members into their identities' index.
 func (r *Reconciler) members(ctx context.Context, st *state, org string, apply bool, rep *Report) error {
 	ks, rdb := r.o.Keyspace, r.o.Redis
-	members, err := rdb.HGetAll(ctx, ks.Org(org)+":members").Result()
+	members, err := rdb.HGetAll(ctx, ks.OrgMembers(org)).Result()
 	if err != nil || len(members) == 0 {
 		return err
 	}
@@ -169,9 +169,9 @@ func (r *Reconciler) members(ctx context.Context, st *state, org string, apply b
 }
 
 // releaseSlugScript deletes a slug only if it still names the organization
-// it was found for. KEYS: slugs. ARGV: slug, org id.
-var releaseSlugScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+// it was found for. KEYS: slugs. Arguments: slug, id (the organization).
+var releaseSlugScript = redisx.NewScript("reconcile.release_slug", redisx.Standalone, `
+if redis.call('HGET', KEYS[1], A.slug) == A.id then return redis.call('HDEL', KEYS[1], A.slug) end
 return 0
 `)
 
@@ -201,7 +201,7 @@ func (r *Reconciler) slugs(ctx context.Context, st *state, apply bool, rep *Repo
 		}
 		rep.add(FixSlugStale, slug)
 		if apply {
-			if err := releaseSlugScript.Run(ctx, rdb, []string{ks.Slugs()}, slug, id).Err(); err != nil {
+			if err := releaseSlugScript.Eval(ctx, rdb, []string{ks.Slugs()}, map[string]string{"slug": slug, "id": id}).Err(); err != nil {
 				return false, fmt.Errorf("reconcile: release slug: %w", err)
 			}
 		}
@@ -288,7 +288,7 @@ func (r *Reconciler) staleMemberships(ctx context.Context, id string, apply bool
 	}
 	left := len(indexed)
 	for org := range indexed {
-		member, err := rdb.HExists(ctx, ks.Org(org)+":members", id).Result()
+		member, err := rdb.HExists(ctx, ks.OrgMembers(org), id).Result()
 		if err != nil {
 			return left, err
 		}

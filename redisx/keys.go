@@ -1,6 +1,18 @@
 // Package redisx owns kratos-orgs' use of Redis: building the client for any
-// deployment (single, Sentinel, Cluster, embedded), the key layout below, and
-// the identifiers that carry their key's hash slot.
+// deployment (single, Sentinel, Cluster, embedded), the key layout below, the
+// identifiers that carry their key's hash slot, and the one constructor of
+// Lua scripts (NewScript) with its prelude.
+//
+// # Scripts
+//
+// Every script is built by NewScript, has a name, and is listed by Scripts.
+// Its arguments are one JSON object in ARGV[1], decoded by the prelude into
+// the table A; Go encodes a small struct per script. Keys come from Go,
+// written once: a shard's key names are templates (layout.go) that build
+// both Keyspace's methods and the prelude's k_* Lua functions. A script
+// gets the keys its caller knows in KEYS and calls k_* for the records it
+// finds at run time (ids read from an index); no script body spells a key
+// name.
 //
 // # Key layout
 //
@@ -119,32 +131,85 @@ func (k Keyspace) Reconcile() string { return k.Global() + "reconcile" }
 func (k Keyspace) ReconcileLease() string { return k.Global() + "reconcile:lease" }
 
 // Org is an organization's hash.
-func (k Keyspace) Org(org string) string { return k.Shard(ShardOf(org)) + "org:" + org }
+func (k Keyspace) Org(org string) string { return keyOrg.build(k.Shard(ShardOf(org)), org) }
+
+// OrgMembers maps identity id → member JSON for an organization.
+func (k Keyspace) OrgMembers(org string) string {
+	return keyOrgMembers.build(k.Shard(ShardOf(org)), org)
+}
+
+// OrgMemberIDs orders an organization's member identity ids.
+func (k Keyspace) OrgMemberIDs(org string) string {
+	return keyOrgMemberIDs.build(k.Shard(ShardOf(org)), org)
+}
+
+// OrgOwners holds the identity ids with role owner.
+func (k Keyspace) OrgOwners(org string) string {
+	return keyOrgOwners.build(k.Shard(ShardOf(org)), org)
+}
+
+// OrgInvitations orders all of an organization's invitation ids.
+func (k Keyspace) OrgInvitations(org string) string {
+	return keyOrgInvIDs.build(k.Shard(ShardOf(org)), org)
+}
+
+// OrgInvitationsByStatus holds an organization's invitation ids of one
+// stored status.
+func (k Keyspace) OrgInvitationsByStatus(org, status string) string {
+	return keyOrgInvStatus.build(k.Shard(ShardOf(org)), org, status)
+}
+
+// OrgPending maps an organization's pending invitation ids → expiry (ms).
+func (k Keyspace) OrgPending(org string) string {
+	return keyOrgInvPend.build(k.Shard(ShardOf(org)), org)
+}
+
+// OrgPendingByEmail maps address → the organization's pending invitation id.
+func (k Keyspace) OrgPendingByEmail(org string) string {
+	return keyOrgInvEmail.build(k.Shard(ShardOf(org)), org)
+}
+
+// OrgAddressInvitations holds every invitation id of an organization for
+// one address.
+func (k Keyspace) OrgAddressInvitations(org, email string) string {
+	return keyOrgInvAddr.build(k.Shard(ShardOf(org)), org, email)
+}
 
 // Invitation is an invitation's hash.
 func (k Keyspace) Invitation(inv string) string {
-	return k.Shard(ShardOf(inv)) + "inv:" + inv
+	return keyInvitation.build(k.Shard(ShardOf(inv)), inv)
 }
 
 // Token is the key of a token hash in a shard.
 func (k Keyspace) Token(shard int, tokenHash string) string {
-	return k.Shard(shard) + "tok:" + tokenHash
+	return keyToken.build(k.Shard(shard), tokenHash)
+}
+
+// TokenInfo explains a dead link: which invitation a token hash was for.
+func (k Keyspace) TokenInfo(shard int, tokenHash string) string {
+	return keyTokenInfo.build(k.Shard(shard), tokenHash)
 }
 
 // Outbox is the job stream of shard s.
-func (k Keyspace) Outbox(s int) string { return k.Shard(s) + "outbox" }
+func (k Keyspace) Outbox(s int) string { return keyOutbox.build(k.Shard(s)) }
 
 // OutboxDelayed holds jobs waiting for a retry in shard s.
-func (k Keyspace) OutboxDelayed(s int) string { return k.Shard(s) + "outbox:delayed" }
+func (k Keyspace) OutboxDelayed(s int) string { return keyOutboxDelay.build(k.Shard(s)) }
 
 // OutboxDead holds jobs that ran out of attempts in shard s.
-func (k Keyspace) OutboxDead(s int) string { return k.Shard(s) + "outbox:dead" }
+func (k Keyspace) OutboxDead(s int) string { return keyOutboxDead.build(k.Shard(s)) }
 
 // Stats counts invitation events in shard s (metrics).
-func (k Keyspace) Stats(s int) string { return k.Shard(s) + "stats" }
+func (k Keyspace) Stats(s int) string { return keyStats.build(k.Shard(s)) }
 
 // Due holds the expiry of every pending invitation of shard s.
-func (k Keyspace) Due(s int) string { return k.Shard(s) + "due" }
+func (k Keyspace) Due(s int) string { return keyDue.build(k.Shard(s)) }
+
+// Purge holds the purge time of every ended invitation of shard s.
+func (k Keyspace) Purge(s int) string { return keyPurge.build(k.Shard(s)) }
+
+// Claims holds the deadline of every invitation being accepted in shard s.
+func (k Keyspace) Claims(s int) string { return keyClaims.build(k.Shard(s)) }
 
 // AddressPending maps org id → expiry of the pending invitation for an
 // address. The address is hashed: key names carry no personal data, and
@@ -157,6 +222,18 @@ func (k Keyspace) AddressPending(email string) string {
 // invitation of an address that may be pending (same slot as AddressPending).
 func (k Keyspace) AddressRefs(email string) string { return k.address(email) + "refs" }
 
+// AddressSignupCooldown is set while an address may not start another
+// sign-up (same slot as AddressPending).
+func (k Keyspace) AddressSignupCooldown(email string) string {
+	return k.address(email) + "pending:register"
+}
+
+// AddressPendingStamps holds, per org id, the last observation applied to
+// AddressPending (same slot).
+func (k Keyspace) AddressPendingStamps(email string) string {
+	return k.address(email) + "pending:stamps"
+}
+
 // AddressClaim is held while an address' placeholder identity is being
 // deleted or replaced (same slot as AddressPending).
 func (k Keyspace) AddressClaim(email string) string { return k.address(email) + "claim" }
@@ -168,7 +245,9 @@ func (k Keyspace) address(email string) string {
 
 // Moved marks, in shard s, a placeholder identity that a Kratos sign-up is
 // replacing: invitations written for it in that shard are written detached.
-func (k Keyspace) Moved(s int, identityID string) string { return k.Shard(s) + "moved:" + identityID }
+func (k Keyspace) Moved(s int, identityID string) string {
+	return keyMoved.build(k.Shard(s), identityID)
+}
 
 // RateLimit is the GCRA bucket of one limit and one key (a client
 // address, an identity, an organization, an e-mail address).
@@ -180,6 +259,12 @@ func (k Keyspace) RateLimit(limit, key string) string {
 // IdentityOrgs maps org id → role for one Kratos identity.
 func (k Keyspace) IdentityOrgs(identityID string) string {
 	return k.Prefix + "{i:" + identityID + "}:orgs"
+}
+
+// IdentityOrgsStamps holds, per org id, the last observation applied to
+// IdentityOrgs (same slot).
+func (k Keyspace) IdentityOrgsStamps(identityID string) string {
+	return k.IdentityOrgs(identityID) + ":stamps"
 }
 
 // HookCall records one call of a Kratos webhook: its hook name and the

@@ -1,7 +1,6 @@
 package redisx
 
 import (
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -55,8 +54,12 @@ func TestShardKeysShareHashTag(t *testing.T) {
 			keys := []string{
 				k.Shard(s),
 				k.Org(org),
-				k.Org(org) + ":members",
-				k.Org(org) + ":inv:pending",
+				k.OrgMembers(org),
+				k.OrgPending(org),
+				k.OrgAddressInvitations(org, "a{b}@c.d"),
+				k.TokenInfo(s, tokHash),
+				k.Claims(s),
+				k.Purge(s),
 				k.Invitation(inv),
 				k.Token(s, tokHash),
 				k.Outbox(s),
@@ -87,18 +90,34 @@ func TestKeyNames(t *testing.T) {
 	org := NewID("org", 7, testNow)
 	inv := NewID("inv", 7, testNow)
 	for got, want := range map[string]string{
-		k.Shard(7):             "P:{7}:",
-		k.Global():             "P:{g}:",
-		k.Slugs():              "P:{g}:slugs",
-		k.Orgs():               "P:{g}:orgs",
-		k.Org(org):             "P:{7}:org:" + org,
-		k.Invitation(inv):      "P:{7}:inv:" + inv,
-		k.Token(7, "abc"):      "P:{7}:tok:abc",
-		k.Outbox(7):            "P:{7}:outbox",
-		k.OutboxDelayed(7):     "P:{7}:outbox:delayed",
-		k.OutboxDead(7):        "P:{7}:outbox:dead",
-		k.Due(7):               "P:{7}:due",
-		k.IdentityOrgs("id-1"): "P:{i:id-1}:orgs",
+		k.Shard(7):                            "P:{7}:",
+		k.Global():                            "P:{g}:",
+		k.Slugs():                             "P:{g}:slugs",
+		k.Orgs():                              "P:{g}:orgs",
+		k.Org(org):                            "P:{7}:org:" + org,
+		k.Invitation(inv):                     "P:{7}:inv:" + inv,
+		k.Token(7, "abc"):                     "P:{7}:tok:abc",
+		k.Outbox(7):                           "P:{7}:outbox",
+		k.OutboxDelayed(7):                    "P:{7}:outbox:delayed",
+		k.OutboxDead(7):                       "P:{7}:outbox:dead",
+		k.Due(7):                              "P:{7}:due",
+		k.IdentityOrgs("id-1"):                "P:{i:id-1}:orgs",
+		k.IdentityOrgsStamps("id-1"):          "P:{i:id-1}:orgs:stamps",
+		k.OrgMembers(org):                     "P:{7}:org:" + org + ":members",
+		k.OrgMemberIDs(org):                   "P:{7}:org:" + org + ":member_ids",
+		k.OrgOwners(org):                      "P:{7}:org:" + org + ":owners",
+		k.OrgInvitations(org):                 "P:{7}:org:" + org + ":inv:ids",
+		k.OrgInvitationsByStatus(org, "x"):    "P:{7}:org:" + org + ":inv:st:x",
+		k.OrgPending(org):                     "P:{7}:org:" + org + ":inv:pending",
+		k.OrgPendingByEmail(org):              "P:{7}:org:" + org + ":inv:email",
+		k.OrgAddressInvitations(org, "a@b.c"): "P:{7}:org:" + org + ":inv:addr:a@b.c",
+		k.TokenInfo(7, "abc"):                 "P:{7}:tokinfo:abc",
+		k.Purge(7):                            "P:{7}:purge",
+		k.Claims(7):                           "P:{7}:claims",
+		k.Stats(7):                            "P:{7}:stats",
+		k.Moved(7, "id-1"):                    "P:{7}:moved:id-1",
+		k.AddressPendingStamps("x@y.z"):       k.AddressPending("x@y.z") + ":stamps",
+		k.AddressSignupCooldown("x@y.z"):      k.AddressPending("x@y.z") + ":register",
 	} {
 		if got != want {
 			t.Errorf("got %q, want %q", got, want)
@@ -128,33 +147,14 @@ func TestKeyNames(t *testing.T) {
 	}
 }
 
-func TestArgs(t *testing.T) {
+func TestEnv(t *testing.T) {
 	t.Parallel()
 	k := Keyspace{Prefix: "P:"}
 	now := time.UnixMilli(1_700_000_000_123)
-	got := k.Args(5, now, 90*24*time.Hour, "x", 42)
-	want := []any{"P:{5}:", int64(1_700_000_000_123), int64(90 * 24 * 3600 * 1000), "x", 42}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Args = %#v, want %#v", got, want)
-	}
-	if got := k.Args(0, now, 0); !reflect.DeepEqual(got, []any{"P:{0}:", int64(1_700_000_000_123), int64(0)}) {
-		t.Errorf("Args without rest = %#v", got)
-	}
-}
-
-// The Lua prelude builds keys as ARGV[1] .. 'org:' .. id; with the shard
-// prefix from Args that must be the key Go builds.
-func TestArgsPrefixMatchesGoKeys(t *testing.T) {
-	t.Parallel()
-	k := Keyspace{Prefix: "kratos-orgs:"}
-	for s := 0; s < Shards; s++ {
-		org := NewID("org", s, testNow)
-		inv := NewID("inv", s, testNow)
-		p := k.Args(s, testNow, time.Hour)[0].(string)
-		if p+"org:"+org != k.Org(org) || p+"inv:"+inv != k.Invitation(inv) ||
-			p+"tok:h" != k.Token(s, "h") || p+"due" != k.Due(s) || p+"outbox" != k.Outbox(s) {
-			t.Errorf("shard %d: Lua-built keys under %q differ from Keyspace's", s, p)
-		}
+	got := k.Env(5, now, 90*24*time.Hour)
+	want := Env{P: "P:{5}:", Now: 1_700_000_000_123, Retention: 90 * 24 * 3600 * 1000}
+	if got != want {
+		t.Errorf("Env = %#v, want %#v", got, want)
 	}
 }
 

@@ -2,36 +2,27 @@ package redisx
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// luaPrelude is prepended to every script of orgs and invites. It mirrors
-// the key layout in keys.go and holds the steps several scripts share, so an
-// invitation ends the same way whether it is revoked, expires, is accepted
-// or its organization is deleted.
-//
-// Calling convention: ARGV[1] is the shard prefix "P{s}:", ARGV[2] the
-// current time in unix ms, ARGV[3] the retention of ended invitations in ms;
-// script arguments start at ARGV[4]. KEYS[1] is a key of the same shard, so
-// that Redis Cluster routes the script there. Keys built from ARGV[1] share
-// KEYS[1]'s hash tag and therefore its slot.
-const luaPrelude = `
-local P = ARGV[1]
-local NOW = tonumber(ARGV[2])
-local RETENTION = tonumber(ARGV[3])
-
-local function k_org(org) return P .. 'org:' .. org end
-local function k_inv(id) return P .. 'inv:' .. id end
-local function k_tok(hash) return P .. 'tok:' .. hash end
-
+// shardSteps is the part of the prelude that scripts on an organization's
+// shard share: the steps several scripts take, so an invitation ends the
+// same way whether it is revoked, expires, is accepted or its organization
+// is deleted. Key names come only from the k_* functions, which
+// luaKeyFunctions renders from the templates in layout.go.
+const shardSteps = `
 local function enqueue(job)
   job['at'] = NOW
-  redis.call('XADD', P .. 'outbox', '*', 'job', cjson.encode(job))
+  redis.call('XADD', k_outbox(), '*', 'job', cjson.encode(job))
 end
 
 -- flat returns a hash as a flat array, or false when it does not exist.
@@ -45,21 +36,21 @@ end
 local function end_invitation(id, status, by)
   local ik = k_inv(id)
   local f = redis.call('HMGET', ik, 'org', 'email', 'token_hash')
-  local ok = k_org(f[1])
+  local org = f[1]
   redis.call('HSET', ik, 'status', status, 'ended_at', NOW, 'updated_at', NOW)
   if by and by ~= '' then redis.call('HSET', ik, 'accepted_by', by) end
   if f[3] then redis.call('DEL', k_tok(f[3])) end
-  redis.call('ZREM', ok .. ':inv:st:pending', id)
-  redis.call('ZADD', ok .. ':inv:st:' .. status, 0, id)
-  redis.call('ZREM', ok .. ':inv:pending', id)
-  if redis.call('HGET', ok .. ':inv:email', f[2]) == id then
-    redis.call('HDEL', ok .. ':inv:email', f[2])
+  redis.call('ZREM', k_org_inv_status(org, 'pending'), id)
+  redis.call('ZADD', k_org_inv_status(org, status), 0, id)
+  redis.call('ZREM', k_org_inv_pending(org), id)
+  if redis.call('HGET', k_org_inv_email(org), f[2]) == id then
+    redis.call('HDEL', k_org_inv_email(org), f[2])
   end
-  redis.call('ZREM', P .. 'due', id)
+  redis.call('ZREM', k_due(), id)
   -- Always scheduled: a retention of 0 purges at the next sweep, so no
   -- ended invitation is kept for ever.
-  redis.call('ZADD', P .. 'purge', NOW + RETENTION, id)
-  redis.call('HINCRBY', P .. 'stats', status, 1)
+  redis.call('ZADD', k_purge(), NOW + RETENTION, id)
+  redis.call('HINCRBY', k_stats(), status, 1)
   enqueue({k = 'invitation.sync', r = id})
 end
 
@@ -87,17 +78,17 @@ local function remember_token(hash, id, exp, old)
   local ik = k_inv(id)
   if old then
     local prev = redis.call('HGET', ik, 'prev_token_hash')
-    if prev and prev ~= '' and prev ~= hash then redis.call('DEL', P .. 'tokinfo:' .. prev) end
+    if prev and prev ~= '' and prev ~= hash then redis.call('DEL', k_tokinfo(prev)) end
     redis.call('HSET', ik, 'prev_token_hash', old)
   end
-  redis.call('SET', P .. 'tokinfo:' .. hash, id, 'PX', math.max(exp - NOW, 0) + RETENTION + 1000)
+  redis.call('SET', k_tokinfo(hash), id, 'PX', math.max(exp - NOW, 0) + RETENTION + 1000)
 end
 
 -- forget_tokens deletes an invitation's token records (at purge).
 local function forget_tokens(ik)
   local f = redis.call('HMGET', ik, 'token_hash', 'prev_token_hash')
   for _, h in ipairs({f[1], f[2]}) do
-    if h and h ~= '' then redis.call('DEL', P .. 'tok:' .. h, P .. 'tokinfo:' .. h) end
+    if h and h ~= '' then redis.call('DEL', k_tok(h), k_tokinfo(h)) end
   end
 end
 
@@ -105,7 +96,7 @@ end
 -- pending, with its link alive again (unless it expired meanwhile).
 local function release_claim(id)
   local ik = k_inv(id)
-  redis.call('ZREM', P .. 'claims', id)
+  redis.call('ZREM', k_claims(), id)
   if redis.call('HGET', ik, 'status') ~= 'accepting' then return false end
   local f = redis.call('HMGET', ik, 'token_hash', 'expires_at')
   redis.call('HSET', ik, 'status', 'pending', 'claim_until', '', 'updated_at', NOW)
@@ -115,36 +106,132 @@ local function release_claim(id)
   return true
 end
 
--- add_member writes a membership; the caller checked it does not exist.
+-- put_member writes a membership; the caller checked it does not exist.
 local function put_member(org, identity, role, email, joined)
-  local ok = k_org(org)
-  redis.call('HSET', ok .. ':members', identity,
+  redis.call('HSET', k_org_members(org), identity,
     cjson.encode({role = role, email = email, joined_at = joined, updated_at = NOW}))
-  redis.call('ZADD', ok .. ':member_ids', 0, identity)
+  redis.call('ZADD', k_org_member_ids(org), 0, identity)
   if role == 'owner' then
-    redis.call('SADD', ok .. ':owners', identity)
+    redis.call('SADD', k_org_owners(org), identity)
   else
-    redis.call('SREM', ok .. ':owners', identity)
+    redis.call('SREM', k_org_owners(org), identity)
   end
   enqueue({k = 'member.sync', r = org, i = identity})
 end
 `
 
-// Script is a Lua script with the shared prelude.
+// Prelude chooses what NewScript puts before a script's body.
+type Prelude int
+
+const (
+	// Standalone scripts get their arguments only: A, the decoded table.
+	// Their keys all come in KEYS.
+	Standalone Prelude = iota
+	// OnShard scripts run on an organization's shard (KEYS[1] is a key of
+	// it, so Redis Cluster routes them there). Their arguments embed Env;
+	// the prelude adds P (the shard prefix), NOW, RETENTION, the k_* key
+	// functions and the shared steps above.
+	OnShard
+)
+
+// argsPrelude is the calling convention of every script: ARGV[1] is one
+// JSON object of named arguments; nothing else is in ARGV.
+const argsPrelude = "local A = cjson.decode(ARGV[1])\n"
+
+// shardPrelude is built once, from the key templates.
+var shardPrelude = argsPrelude +
+	"local P, NOW, RETENTION = A.p, tonumber(A.now), tonumber(A.retention)\n" +
+	luaKeyFunctions() + shardSteps
+
+func (p Prelude) source() string {
+	if p == OnShard {
+		return shardPrelude
+	}
+	return argsPrelude
+}
+
+// Env is the part of an OnShard script's arguments the prelude reads.
+// Embed it in the script's argument struct; its JSON names (p, now,
+// retention) are reserved.
+type Env struct {
+	P         string `json:"p"`
+	Now       int64  `json:"now"`
+	Retention int64  `json:"retention"`
+}
+
+// Env builds the prelude's arguments for a script on shard s.
+func (k Keyspace) Env(shard int, now time.Time, retention time.Duration) Env {
+	return Env{P: k.Shard(shard), Now: now.UnixMilli(), Retention: retention.Milliseconds()}
+}
+
+// Script is a Lua script built by NewScript: a name, a prelude and a body.
 type Script struct {
-	*redis.Script
+	name    string
+	prelude Prelude
+	body    string
+	lua     *redis.Script
 }
 
-// NewScript prepends the prelude to body.
-func NewScript(body string) Script {
-	return Script{redis.NewScript(luaPrelude + body)}
+var (
+	registryMu sync.Mutex
+	registry   = map[string]*Script{}
+)
+
+// NewScript is the one way kratos-orgs builds a Lua script: it prepends
+// the prelude to body and records the script under name (unique; by
+// convention "package.what") in Scripts.
+func NewScript(name string, prelude Prelude, body string) *Script {
+	s := &Script{name: name, prelude: prelude, body: body, lua: redis.NewScript(prelude.source() + body)}
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[name]; dup || name == "" {
+		panic("redisx: script name " + strconv.Quote(name) + " is empty or taken")
+	}
+	registry[name] = s
+	return s
 }
 
-// Args builds the conventional leading arguments.
-func (k Keyspace) Args(shard int, now time.Time, retention time.Duration, rest ...any) []any {
-	args := make([]any, 0, 3+len(rest))
-	args = append(args, k.Shard(shard), now.UnixMilli(), retention.Milliseconds())
-	return append(args, rest...)
+// Scripts lists every script built so far (every package's scripts once
+// it is imported), ordered by name: a test can load or run them all, on
+// every deployment kind.
+func Scripts() []*Script {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	out := make([]*Script, 0, len(registry))
+	for _, s := range registry {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// Name is the script's registered name.
+func (s *Script) Name() string { return s.name }
+
+// Body is the script's own source, without the prelude.
+func (s *Script) Body() string { return s.body }
+
+// Prelude is the prelude the script was built with.
+func (s *Script) Prelude() Prelude { return s.prelude }
+
+// Load loads the script into Redis (compiling it there).
+func (s *Script) Load(ctx context.Context, c redis.Scripter) error {
+	return s.lua.Load(ctx, c).Err()
+}
+
+// Eval runs the script with args (a struct or map, JSON-encoded as
+// ARGV[1]; nil is an empty table) and returns the raw reply.
+func (s *Script) Eval(ctx context.Context, c redis.Scripter, keys []string, args any) *redis.Cmd {
+	arg := []byte("{}")
+	if args != nil {
+		var err error
+		if arg, err = json.Marshal(args); err != nil {
+			cmd := redis.NewCmd(ctx)
+			cmd.SetErr(fmt.Errorf("redisx: arguments of script %s: %w", s.name, err))
+			return cmd
+		}
+	}
+	return s.lua.Run(ctx, c, keys, arg)
 }
 
 // Reply is a script's answer: an outcome word followed by values.
@@ -154,8 +241,8 @@ type Reply struct {
 }
 
 // Run executes the script and splits its reply.
-func (s Script) Run(ctx context.Context, c redis.Scripter, keys []string, args ...any) (Reply, error) {
-	res, err := s.Script.Run(ctx, c, keys, args...).Slice()
+func (s *Script) Run(ctx context.Context, c redis.Scripter, keys []string, args any) (Reply, error) {
+	res, err := s.Eval(ctx, c, keys, args).Slice()
 	if err != nil {
 		return Reply{}, err
 	}
