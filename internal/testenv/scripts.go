@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -48,10 +49,12 @@ type ClusterCase struct {
 }
 
 // RunOnCluster runs cases in parallel under t (a package's TestCluster, so
-// that OnCluster holds in them), then checks that every Lua script of the
+// that OnCluster holds in them; TestCluster itself runs in parallel with
+// the package's other parallel tests), then checks that every Lua script of the
 // package ran on the cluster: scripts maps each script variable of the
 // package to its SHA1. A script that touches keys of more than one hash
-// slot fails there with a CROSSSLOT error, which fails its case; a script
+// slot fails there with a CROSSSLOT error, which fails its case, or is
+// caught by MONITOR on the masters (see slotWatch); a script
 // no case ran fails the check, and so does a script added to the package
 // (a NewScript assignment in its non-test files) without being listed.
 func RunOnCluster(t *testing.T, scripts map[string]string, cases ...ClusterCase) {
@@ -59,10 +62,22 @@ func RunOnCluster(t *testing.T, scripts map[string]string, cases ...ClusterCase)
 	if !OnCluster(t) {
 		t.Fatalf("RunOnCluster must be called from a test named TestCluster, not %s", t.Name())
 	}
-	SharedCluster(t)
+	t.Parallel() // alongside the package's other parallel tests
+	watch, err := watchSlots(SharedCluster(t))
+	if err != nil {
+		t.Fatalf("testenv: MONITOR the cluster: %v", err)
+	}
 	t.Run("contract", func(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.Name, func(t *testing.T) { t.Parallel(); c.Test(t) })
+		}
+	})
+	time.Sleep(200 * time.Millisecond) // the end of the MONITOR streams
+	watch.stop()
+	t.Run("every script touches one slot", func(t *testing.T) {
+		t.Logf("%d script executions watched", watch.executions)
+		for _, v := range watch.violations {
+			t.Error(v)
 		}
 	})
 	t.Run("every script ran", func(t *testing.T) {

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bufio"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -71,5 +72,35 @@ func TestEveryScriptPackageRunsOnTheCluster(t *testing.T) {
 		if strings.HasSuffix(test, "/cluster_test.go") && strings.HasPrefix(test, p+"/") && !strings.Contains(string(b), "RunOnCluster(") {
 			t.Errorf("%s does not call testenv.RunOnCluster", test)
 		}
+	}
+}
+
+func TestKeySlot(t *testing.T) {
+	for key, want := range map[string]int{"foo": 12182, "P{0}:org:x": 13907, "kratos-orgs:{g}:slugs": 7233, "{15}": 4178, "a{}b": keySlot("a{}b")} {
+		if got := keySlot(key); got != want {
+			t.Errorf("keySlot(%q) = %d, want %d", key, got, want)
+		}
+	}
+	args, source := parseMonitorLine(`+1700000000.000001 [0 lua] "HSET" "P{3}:inv:\"x\\y" "a\x00b"` + "\r\n")
+	if source != "lua" || len(args) != 3 || args[1] != `P{3}:inv:"x\y` || args[2] != "a\x00b" {
+		t.Fatalf("parsed %q from %q", args, source)
+	}
+}
+
+func TestSlotWatchFindsAScriptTouchingTwoSlots(t *testing.T) {
+	stream := strings.Join([]string{
+		`+1.0 [0 127.0.0.1:1] "EVALSHA" "aaaaaaaaaaaaaaaa" "1" "P{3}:org:x"`,
+		`+1.1 [0 lua] "HGET" "P{3}:org:x" "f"`,
+		`+1.2 [0 lua] "DEL" "P{3}:tok:a" "P{3}:tokinfo:a"`,
+		`+2.0 [0 127.0.0.1:1] "EVALSHA" "bbbbbbbbbbbbbbbb" "1" "P{3}:org:x"`,
+		`+2.1 [0 lua] "HGET" "P{3}:org:x" "f"`,
+		`+2.2 [0 lua] "HSET" "P{4}:org:y" "f" "v"`,
+		`+3.0 [0 127.0.0.1:1] "GET" "k"`,
+	}, "\r\n") + "\r\n"
+	w := &slotWatch{}
+	w.wg.Add(1)
+	w.follow(bufio.NewReader(strings.NewReader(stream)))
+	if w.executions != 2 || len(w.violations) != 1 || !strings.Contains(w.violations[0], "bbbbbbbbbbbb") {
+		t.Fatalf("%d executions, violations %q; want 2 and script bbbb…", w.executions, w.violations)
 	}
 }
