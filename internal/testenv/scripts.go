@@ -101,10 +101,11 @@ func RunOnCluster(t *testing.T, scripts map[string]string, cases ...ClusterCase)
 	})
 }
 
-var newScriptCall = regexp.MustCompile(`=\s*(?:\w+\.)?NewScript\(`)
+var newScriptCall = regexp.MustCompile(`[=:]\s*(?:\w+\.)?NewScript\(`)
 
-// countNewScript counts the script definitions (a variable assigned from
-// redis.NewScript or redisx.NewScript) in the non-test Go files of dir.
+// countNewScript counts the script definitions (a variable or a map entry
+// set from redis.NewScript or redisx.NewScript) in the non-test Go files
+// of dir.
 func countNewScript(dir string) (int, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
