@@ -191,12 +191,12 @@ func (k *Kratos) Patch(ctx context.Context, id string, ops []ory.JsonPatch) (*Id
 	return k.convert(got), nil
 }
 
-// kratosErr maps a client-go failure: no answer or a 5xx means Kratos is
-// unavailable (503, retry); anything else is a bug or a schema mismatch.
+// kratosErr maps a client-go failure to an *Error: no answer or a 5xx means
+// Kratos is unavailable (503, temporary); anything else is a bug or a
+// schema mismatch (not temporary).
 func kratosErr(what string, resp *http.Response, err error) error {
-	if resp == nil || resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-		return apperr.Unavailablef(fmt.Errorf("kratos: %s: %w", what, err), "kratos_unavailable",
-			"the identity service (Kratos) is unavailable; try again")
+	if resp == nil || temporaryStatus(resp.StatusCode) {
+		return outage(fmt.Errorf("kratos: %s: %w", what, err), "the identity service (Kratos) is unavailable; try again", retryAfter(resp))
 	}
 	var body string
 	var oerr *ory.GenericOpenAPIError
@@ -206,16 +206,15 @@ func kratosErr(what string, resp *http.Response, err error) error {
 	// Kratos reports some database conflicts (SQLite locks, serialization
 	// failures) as 400: they are transient, so retry rather than refuse.
 	if resp.StatusCode == http.StatusBadRequest && transientDB(body) {
-		return apperr.Unavailablef(fmt.Errorf("kratos: %s: %s", what, redact.Text(body)), "kratos_unavailable",
-			"the identity service (Kratos) is busy; try again")
+		return outage(fmt.Errorf("kratos: %s: %s", what, redact.Text(body)), "the identity service (Kratos) is busy; try again", 0)
 	}
 	if resp.StatusCode == http.StatusBadRequest {
-		return apperr.Invalidf("identity_rejected", "Kratos rejected the identity: %s", redact.Text(kratosMessage(body))).
-			Wrap(fmt.Errorf("kratos: %s: %d %s", what, resp.StatusCode, redact.Text(body)))
+		return refused(apperr.Invalidf("identity_rejected", "Kratos rejected the identity: %s", redact.Text(kratosMessage(body))).
+			Wrap(fmt.Errorf("kratos: %s: %d %s", what, resp.StatusCode, redact.Text(body))))
 	}
 	// Kratos' error bodies may quote the identifier (an address): errors
 	// end up in logs, so they carry the body masked and cut.
-	return fmt.Errorf("kratos: %s: %d %s: %w", what, resp.StatusCode, redact.Text(body), errors.New(redact.Text(err.Error())))
+	return refused(fmt.Errorf("kratos: %s: %d %s: %w", what, resp.StatusCode, redact.Text(body), errors.New(redact.Text(err.Error()))))
 }
 
 func transientDB(body string) bool {

@@ -123,16 +123,22 @@ func (m *Mailer) Notice(ctx context.Context, job outbox.Job) error {
 		Tags:           map[string]string{"kind": "notice"},
 		IdempotencyKey: fmt.Sprintf("kratos-orgs/notice/%d/%s", job.Enqueued, tokens.Hash(job.Ref)[:16]),
 	})
-	if se, ok := mail.AsSendError(err); ok && se.Temporary {
-		m.observe("retry", err)
-		return outbox.Retry(err, se.RetryAfter)
-	}
 	if err != nil {
-		m.observe("failed", err)
-		return outbox.Permanent(err)
+		// The error says whether the outbox retries it, and when.
+		m.observe(sendResult(err), err)
+		return err
 	}
 	m.observe("sent", nil)
 	return nil
+}
+
+// sendResult names a failed send for metrics: retry if the outbox will
+// try again (attempts allowing), failed if not.
+func sendResult(err error) string {
+	if outbox.Temporary(err) {
+		return "retry"
+	}
+	return "failed"
 }
 
 // Handle sends one invitation, reminder or activation mail. A job whose
@@ -172,7 +178,7 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 	}
 	if inv.Inviter != nil {
 		if data.Inviter, err = m.inviter(ctx, *inv.Inviter); err != nil {
-			return err // Kratos down: retry later
+			return err // a Kratos error says itself whether to retry
 		}
 	}
 	rendered, err := m.render.Mail(job.Template, data)
@@ -203,15 +209,15 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 		_, err := m.svc.store.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliverySent, Attempts: attempts, MessageID: id})
 		return err // a failure here retries the send, which the idempotency key makes harmless
 	}
-	se, _ := mail.AsSendError(sendErr)
-	if se == nil || !se.Temporary {
-		m.observe("failed", sendErr)
-		_, _ = m.svc.store.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliveryFailed, Attempts: attempts, LastError: sendErr.Error(), Reason: failureReason(sendErr)})
-		return outbox.Permanent(sendErr)
+	// The error says whether the outbox retries it, and when; the
+	// delivery tells the inviter the same.
+	m.observe(sendResult(sendErr), sendErr)
+	d := Delivery{Status: DeliveryQueued, Attempts: attempts, LastError: sendErr.Error()}
+	if !outbox.Temporary(sendErr) {
+		d.Status, d.Reason = DeliveryFailed, failureReason(sendErr)
 	}
-	m.observe("retry", sendErr)
-	_, _ = m.svc.store.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliveryQueued, Attempts: attempts, LastError: sendErr.Error()})
-	return outbox.Retry(sendErr, se.RetryAfter)
+	_, _ = m.svc.store.SetDelivery(ctx, inv.ID, job.Version, d)
+	return sendErr
 }
 
 // GiveUp marks the delivery failed when the outbox stops retrying.
@@ -222,21 +228,20 @@ func (m *Mailer) GiveUp(ctx context.Context, job outbox.Job, err error) {
 	_, _ = m.svc.store.SetDelivery(ctx, job.Ref, job.Version, Delivery{Status: DeliveryFailed, Attempts: job.Attempt, LastError: err.Error(), Reason: failureReason(err)})
 }
 
-// failureReason classifies why a mail job was given up.
+// failureReason says why a mail job was given up: past the retry window;
+// refused for good by the mail provider (rejected) or by anything else
+// (error); or still temporary when its attempts ran out.
 func failureReason(err error) string {
-	if errors.Is(err, errRetryWindow) {
+	_, fromProvider := mail.AsSendError(err)
+	switch {
+	case errors.Is(err, errRetryWindow):
 		return ReasonExpiredRetryWindow
-	}
-	if se, ok := mail.AsSendError(err); ok {
-		if se.Temporary {
-			return ReasonMaxAttempts
-		}
+	case outbox.Temporary(err):
+		return ReasonMaxAttempts
+	case fromProvider:
 		return ReasonRejected
 	}
-	if outbox.IsPermanent(err) {
-		return ReasonError
-	}
-	return ReasonMaxAttempts
+	return ReasonError
 }
 
 // AddressIndex maintains, per address, the organizations with a pending

@@ -34,6 +34,9 @@ func (s *LogSender) Send(_ context.Context, m Message) (string, error) {
 		fmt.Fprintf(&sb, "Reply-To: %s\n", m.ReplyTo)
 	}
 	fmt.Fprintf(&sb, "Subject: %s\n\n%s\n----- end of mail -----\n", m.Subject, strings.TrimRight(m.Text, "\n"))
-	_, err := io.WriteString(s.w, sb.String())
-	return id, err
+	if _, err := io.WriteString(s.w, sb.String()); err != nil {
+		// A log that cannot be written will not heal by itself: not temporary.
+		return "", &SendError{Message: err.Error()}
+	}
+	return id, nil
 }

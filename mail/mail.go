@@ -1,6 +1,7 @@
 // Package mail sends messages: through Resend in production, or to a log for
-// development. Retrying is not done here but by the outbox, which needs to
-// know whether an error is worth a retry: see SendError.
+// development. Retrying is not done here but by the outbox, which asks the
+// error whether it is worth a retry (Temporary) and when (RetryAfter): see
+// SendError.
 package mail
 
 import (
@@ -25,22 +26,31 @@ type Message struct {
 	IdempotencyKey string
 }
 
-// Sender delivers a message and returns the provider's message id.
+// Sender delivers a message and returns the provider's message id. Its
+// errors say whether trying again may help: Temporary() and RetryAfter(),
+// the outbox's retry vocabulary (SendError implements it); an error that
+// says nothing is retried like any failed outbox job.
 type Sender interface {
 	Send(ctx context.Context, m Message) (id string, err error)
 }
 
 // SendError is a delivery failure, classified.
 type SendError struct {
-	Status     int    // HTTP status, 0 for network errors
-	Name       string // provider error name, e.g. rate_limit_exceeded
-	Message    string
-	RetryAfter time.Duration
-	// Temporary failures are worth retrying: rate limits with a
+	Status  int    // HTTP status, 0 for network errors
+	Name    string // provider error name, e.g. rate_limit_exceeded
+	Message string
+	// temporary failures are worth retrying: rate limits with a
 	// retry-after, 5xx, network errors, a concurrent idempotent request.
 	// Quota exhaustion and other 4xx are not.
-	Temporary bool
+	temporary  bool
+	retryAfter time.Duration // the provider's Retry-After, 0 if none
 }
+
+// Temporary reports whether sending again may succeed.
+func (e *SendError) Temporary() bool { return e.temporary }
+
+// RetryAfter is how long the provider asked to wait (0: no advice).
+func (e *SendError) RetryAfter() time.Duration { return e.retryAfter }
 
 func (e *SendError) Error() string {
 	if e.Status == 0 {

@@ -61,7 +61,7 @@ func NewResendSender(cfg ResendConfig) (*ResendSender, error) {
 // Send sends one message.
 func (s *ResendSender) Send(ctx context.Context, m Message) (string, error) {
 	if err := s.limiter.Wait(ctx); err != nil {
-		return "", &SendError{Message: err.Error(), Temporary: true}
+		return "", &SendError{Message: err.Error(), temporary: true}
 	}
 	req := &resend.SendEmailRequest{
 		From: m.From, To: m.To, ReplyTo: m.ReplyTo,
@@ -120,7 +120,7 @@ func classify(err error, c *capture) *SendError {
 		// No response (network error, timeout), or a 2xx whose body could
 		// not be read: the email may have gone out, and only a retry under
 		// the same idempotency key can tell.
-		return &SendError{Message: err.Error(), Temporary: true}
+		return &SendError{Message: err.Error(), temporary: true}
 	}
 	se := &SendError{Status: c.status, Message: err.Error()}
 	var body struct {
@@ -131,20 +131,20 @@ func classify(err error, c *capture) *SendError {
 		se.Name, se.Message = body.Name, body.Message
 	}
 	if secs, perr := strconv.ParseFloat(strings.TrimSpace(c.retryAfter), 64); perr == nil && secs >= 0 {
-		se.RetryAfter = time.Duration(secs * float64(time.Second))
+		se.retryAfter = time.Duration(secs * float64(time.Second))
 	}
 	switch {
 	case c.status == http.StatusTooManyRequests:
 		// Quota exhaustion also answers 429, without retry-after: retrying
 		// only hammers the API until the next day.
-		se.Temporary = se.Name != "daily_quota_exceeded" && se.Name != "monthly_quota_exceeded" &&
+		se.temporary = se.Name != "daily_quota_exceeded" && se.Name != "monthly_quota_exceeded" &&
 			(se.Name == "rate_limit_exceeded" || c.retryAfter != "")
 	case c.status == http.StatusConflict:
 		// Another attempt with the same key is still in flight: it will
 		// settle. A different payload under the same key never will.
-		se.Temporary = se.Name == "concurrent_idempotent_requests"
+		se.temporary = se.Name == "concurrent_idempotent_requests"
 	case c.status >= 500:
-		se.Temporary = true
+		se.temporary = true
 	}
 	return se
 }

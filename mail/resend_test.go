@@ -3,6 +3,8 @@ package mail
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kratos-orgs/kratos-orgs/mail/resendtest"
+	"github.com/kratos-orgs/kratos-orgs/outbox"
 )
 
 const apiKey = "re_test_123"
@@ -168,9 +171,14 @@ func TestResendErrorClassification(t *testing.T) {
 			if !ok {
 				t.Fatalf("err = %v, want a *SendError", err)
 			}
-			if se.Status != tt.status || se.Name != tt.errName || se.Temporary != tt.temporary || se.RetryAfter != tt.retry {
+			if se.Status != tt.status || se.Name != tt.errName || se.Temporary() != tt.temporary || se.RetryAfter() != tt.retry {
 				t.Errorf("got {Status:%d Name:%q Temporary:%v RetryAfter:%v}, want {%d %q %v %v}",
-					se.Status, se.Name, se.Temporary, se.RetryAfter, tt.status, tt.errName, tt.temporary, tt.retry)
+					se.Status, se.Name, se.Temporary(), se.RetryAfter(), tt.status, tt.errName, tt.temporary, tt.retry)
+			}
+			// What the outbox sees once a handler wrapped the error.
+			var r outbox.Retryable
+			if !errors.As(fmt.Errorf("mail job: %w", err), &r) || r.Temporary() != tt.temporary || r.RetryAfter() != tt.retry {
+				t.Errorf("through the outbox's interface: %v", r)
 			}
 			if se.Message == "" || !strings.Contains(se.Error(), tt.errName) {
 				t.Errorf("Error() = %q", se.Error())
@@ -199,11 +207,11 @@ func TestResendTimeoutThenRetry(t *testing.T) {
 	m := invite("org-invite/inv-42/1")
 
 	_, err := s.Send(context.Background(), m)
-	if se, ok := AsSendError(err); !ok || se.Status != 0 || !se.Temporary {
+	if se, ok := AsSendError(err); !ok || se.Status != 0 || !se.Temporary() {
 		t.Fatalf("timeout: err = %#v, want a temporary network error", err)
 	}
 	_, err = s.Send(context.Background(), m)
-	if se, ok := AsSendError(err); !ok || se.Status != 409 || se.Name != "concurrent_idempotent_requests" || !se.Temporary {
+	if se, ok := AsSendError(err); !ok || se.Status != 409 || se.Name != "concurrent_idempotent_requests" || !se.Temporary() {
 		t.Fatalf("retry in flight: err = %#v", err)
 	}
 	sent := fake.WaitForEmails(t, 1, 5*time.Second)
@@ -221,7 +229,7 @@ func TestResendNetworkError(t *testing.T) {
 	srv.Close() // nothing listens there any more
 	_, err := newSender(t, srv.URL, time.Second).Send(context.Background(), invite("k"))
 	se, ok := AsSendError(err)
-	if !ok || se.Status != 0 || se.Name != "" || !se.Temporary || !strings.HasPrefix(se.Error(), "mail: ") {
+	if !ok || se.Status != 0 || se.Name != "" || !se.Temporary() || !strings.HasPrefix(se.Error(), "mail: ") {
 		t.Errorf("err = %#v", err)
 	}
 }
@@ -231,10 +239,23 @@ func TestResendCanceledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := newSender(t, fake.URL(), time.Second).Send(ctx, invite("k"))
-	if se, ok := AsSendError(err); !ok || se.Status != 0 || !se.Temporary {
+	if se, ok := AsSendError(err); !ok || se.Status != 0 || !se.Temporary() {
 		t.Errorf("err = %#v", err)
 	}
 }
+
+// A log sender that cannot write says so, and that retrying will not help.
+func TestLogSenderWriteFailure(t *testing.T) {
+	_, err := NewLogSender(failingWriter{}).Send(context.Background(), invite("k"))
+	var r outbox.Retryable
+	if !errors.As(err, &r) || r.Temporary() || Class(err) != "network" {
+		t.Errorf("err = %#v, want a SendError that is not temporary", err)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
 
 func TestLogSender(t *testing.T) {
 	var buf bytes.Buffer
@@ -265,7 +286,7 @@ func TestResendTruncatedSuccess(t *testing.T) {
 	t.Cleanup(srv.Close)
 	_, err := newSender(t, srv.URL, time.Second).Send(context.Background(), invite("k"))
 	se, ok := AsSendError(err)
-	if !ok || !se.Temporary || se.Status != 0 {
+	if !ok || !se.Temporary() || se.Status != 0 {
 		t.Errorf("err = %#v, want a temporary error without status", err)
 	}
 }

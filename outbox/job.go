@@ -4,10 +4,12 @@
 // atomic step as the data, then carried out by workers.
 //
 // Each shard has a Redis Stream read through a consumer group. A job that
-// fails with a retryable error moves to a delayed set and comes back after a
-// backoff; after MaxAttempts it is dead-lettered. A job whose worker died
-// unacknowledged is claimed by another worker after ClaimAfter. Handlers must
-// therefore be idempotent: a job can run more than once, never zero times.
+// fails with a temporary error (see Retryable) moves to a delayed set and
+// comes back after a backoff, or after the error's RetryAfter if longer;
+// after MaxAttempts, or at once for an error that is not temporary, it is
+// dead-lettered. A job whose worker died unacknowledged is claimed by
+// another worker after ClaimAfter. Handlers must therefore be idempotent: a
+// job can run more than once, never zero times.
 package outbox
 
 import (
@@ -63,27 +65,6 @@ func decodeJob(raw string) (Job, error) {
 func (j Job) encode() string {
 	b, _ := json.Marshal(j)
 	return string(b)
-}
-
-// RetryError asks for another attempt, no sooner than After.
-type RetryError struct {
-	Err   error
-	After time.Duration // 0 = the worker's backoff
-}
-
-func (e *RetryError) Error() string { return "retryable: " + e.Err.Error() }
-func (e *RetryError) Unwrap() error { return e.Err }
-
-// Retry marks err as worth another attempt.
-func Retry(err error, after time.Duration) error { return &RetryError{Err: err, After: after} }
-
-// IsRetry reports whether err asks for another attempt, and after how long.
-func IsRetry(err error) (time.Duration, bool) {
-	var r *RetryError
-	if errors.As(err, &r) {
-		return r.After, true
-	}
-	return 0, false
 }
 
 // DeferError asks to run the job again after After without counting an

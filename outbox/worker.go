@@ -30,26 +30,102 @@ type Config struct {
 	ClaimAfter   time.Duration
 }
 
-// HandlerFunc carries out one job. nil means done; an error made with
-// Permanent is not retried; any other error is retried with backoff.
+// HandlerFunc carries out one job. nil means done; an error is retried or
+// not as it says itself (see Retryable); an error that says nothing is
+// retried with backoff.
 type HandlerFunc func(ctx context.Context, job Job) error
 
-// DeadFunc is told when a job of its kind will not be retried any more.
+// DeadFunc is told when a job of its kind will not be retried any more;
+// Temporary(err) tells a refused job from one that ran out of attempts.
 type DeadFunc func(ctx context.Context, job Job, err error)
 
-type permanentError struct{ err error }
+// Retryable is the one answer to "should this be retried, and when",
+// given by the error itself anywhere in its chain: mail and
+// Kratos errors implement it, so handlers return them as they are (wrapped
+// with %w) instead of translating them.
+//
+//   - Temporary() == false: the job is dead-lettered at once.
+//   - Temporary() == true: the job is retried, no sooner than RetryAfter()
+//     and never sooner than the worker's backoff, until MaxAttempts.
+//   - An error that does not implement it is retried with backoff, as a
+//     temporary error with no RetryAfter.
+//   - A joined error (errors.Join) is temporary if any of its parts is.
+type Retryable interface {
+	Temporary() bool
+	RetryAfter() time.Duration
+}
 
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
+// Temporary reports whether the worker would try err's job again (if
+// attempts remain): what err's chain says, else true.
+func Temporary(err error) bool {
+	t, _ := classify(err)
+	return t
+}
+
+// classify reads err's answer to Retryable, as errors.As finds it, except
+// that a joined error (errors.Join, several %w) is temporary if any of its
+// parts is, after the longest of their RetryAfter: a job that did several
+// things is worth another attempt if one of them may still succeed. An
+// error that gives no answer is temporary, after the backoff.
+func classify(err error) (temporary bool, after time.Duration) {
+	for err != nil {
+		if r, ok := err.(Retryable); ok {
+			return r.Temporary(), r.RetryAfter()
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			return classifyJoined(u.Unwrap())
+		default:
+			err = nil
+		}
+	}
+	return true, 0
+}
+
+func classifyJoined(errs []error) (temporary bool, after time.Duration) {
+	answered := false
+	for _, e := range errs {
+		if e == nil {
+			continue
+		}
+		answered = true
+		if t, a := classify(e); t {
+			temporary, after = true, max(after, a)
+		}
+	}
+	if !answered {
+		return true, 0 // no part at all: the default
+	}
+	return temporary, after
+}
+
+// classified gives an error that says nothing (a decoding error, a broken
+// template) an answer to Retryable.
+type classified struct {
+	err       error
+	temporary bool
+	after     time.Duration
+}
+
+func (e *classified) Error() string {
+	if e.temporary {
+		return "retryable: " + e.err.Error()
+	}
+	return e.err.Error()
+}
+func (e *classified) Unwrap() error             { return e.err }
+func (e *classified) Temporary() bool           { return e.temporary }
+func (e *classified) RetryAfter() time.Duration { return e.after }
 
 // Permanent marks err as not worth retrying.
-func Permanent(err error) error { return &permanentError{err} }
+func Permanent(err error) error { return &classified{err: err} }
 
-// IsPermanent reports whether err was marked with Permanent (a DeadFunc
-// tells a refused job from one that ran out of attempts).
-func IsPermanent(err error) bool {
-	var perm *permanentError
-	return errors.As(err, &perm)
+// Retry marks err as worth another attempt, no sooner than after (0: the
+// worker's backoff).
+func Retry(err error, after time.Duration) error {
+	return &classified{err: err, temporary: true, after: after}
 }
 
 // Observer is told what happens to jobs (metrics).
@@ -384,9 +460,8 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 	default:
 		job.Attempt++
 		job.LastErr = truncate(herr.Error(), 500)
-		after, _ := IsRetry(herr)
-		var perm *permanentError
-		if errors.As(herr, &perm) || job.Attempt >= w.cfg.MaxAttempts {
+		temporary, after := classify(herr)
+		if !temporary || job.Attempt >= w.cfg.MaxAttempts {
 			outcome = "dead"
 			w.log.Warn("outbox: giving up a job", "kind", job.Kind, "ref", redact.Text(job.Ref), "attempts", job.Attempt, "err", redact.Text(herr.Error()))
 			var buried bool

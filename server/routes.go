@@ -17,6 +17,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/kratosui"
 	"github.com/kratos-orgs/kratos-orgs/openapi"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
 	"github.com/kratos-orgs/kratos-orgs/templates"
 )
 
@@ -128,8 +129,9 @@ func newEngine(proxies []string, log *slog.Logger) *gin.Engine {
 }
 
 // health serves Ory's health endpoints: alive answers while the process
-// runs; ready when Redis and the Kratos admin API answer and the server is
-// not shutting down.
+// runs; ready when Redis (every master, on a cluster) and the Kratos admin
+// API answer and the server is not shutting down. The body names what does
+// not answer.
 func (s *Server) health(e *gin.Engine) {
 	e.GET("/health/alive", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/health/ready", func(c *gin.Context) {
@@ -140,7 +142,7 @@ func (s *Server) health(e *gin.Engine) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 		defer cancel()
 		problems := gin.H{}
-		if err := s.rdb.Ping(ctx).Err(); err != nil {
+		if err := redisx.Ping(ctx, s.rdb); err != nil {
 			problems["redis"] = err.Error()
 		}
 		if err := s.ids.Ready(ctx); err != nil {

@@ -38,7 +38,7 @@ func New() *Fake {
 func (f *Fake) call(name string) error {
 	f.Calls[name]++
 	if f.Down {
-		return apperr.Unavailablef(fmt.Errorf("fake kratos is down"), "kratos_unavailable", "the identity service (Kratos) is unavailable; try again")
+		return identity.Unavailable(fmt.Errorf("fake kratos is down"))
 	}
 	return nil
 }
