@@ -215,7 +215,7 @@ func TestReplayedHookBodiesChangeNothing(t *testing.T) {
 		t.Fatalf("5 deliveries of one new flow: %+v → %+v, want exactly one organization and one member more", before, after)
 	}
 	// The record expires by itself.
-	rdb := testenv.SharedRedis(t).Client(t)
+	rdb := st.redis()
 	key := redisx.Keyspace{Prefix: st.cfg.Redis.KeyPrefix}.HookCall("registration.post", "fresh-flow")
 	ttl, err := rdb.PTTL(ctx, key).Result()
 	if err != nil || ttl <= 0 || ttl > st.cfg.Hooks.ReplayWindow {

@@ -84,12 +84,16 @@ func tryStartStack(t *testing.T, loginMode string, mutate []func(*config.Config)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	admin := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
 	st := &stack{t: t, base: base, admin: admin, kratos: testenv.StartKratosFor(t, base, admin, nil), resend: resendtest.New(t, "re_e2e")}
-	r := testenv.SharedRedis(t)
 	cfg := config.Default()
 	cfg.Serve.Public = config.Listener{Host: "127.0.0.1", Port: port, BaseURL: base}
 	cfg.Serve.Admin = config.Listener{Host: "127.0.0.1", Port: adminPort}
 	cfg.Hooks.Secret = testenv.HooksSecret
-	cfg.Redis.URL, cfg.Redis.KeyPrefix = "redis://"+r.Addr+"/0", testenv.UniquePrefix(t)
+	cfg.Redis.KeyPrefix = testenv.UniquePrefix(t)
+	if testenv.OnCluster(t) { // TestCluster (cluster_test.go)
+		cfg.Redis.Mode, cfg.Redis.Addrs = "cluster", testenv.SharedCluster(t).Addrs()
+	} else {
+		cfg.Redis.URL = "redis://" + testenv.SharedRedis(t).Addr + "/0"
+	}
 	cfg.Kratos.AdminURL, cfg.Kratos.PublicURL = st.kratos.AdminURL, st.kratos.PublicURL
 	cfg.Admin.APIKeys = []string{"browser-e2e-admin-key-0123"}
 	cfg.Invitations.AllowedRedirectHosts = []string{fmt.Sprintf("127.0.0.1:%d", port)}

@@ -139,7 +139,7 @@ func TestTokenInfoIsBoundedPerInvitation(t *testing.T) {
 		}
 		links = append(links, tokenOf(t, got))
 	}
-	info, err := h.rdb.Keys(h.ctx, h.ks.Prefix+"*tokinfo:*").Result()
+	info, err := testenv.Keys(h.ctx, h.rdb, h.ks.Prefix+"*tokinfo:*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestTokenInfoIsBoundedPerInvitation(t *testing.T) {
 	if _, _, err := h.svc.store.Sweep(h.ctx, 100); err != nil {
 		t.Fatal(err)
 	}
-	if left, _ := h.rdb.Keys(h.ctx, h.ks.Prefix+"*tok*").Result(); len(left) != 0 {
+	if left, _ := testenv.Keys(h.ctx, h.rdb, h.ks.Prefix+"*tok*"); len(left) != 0 {
 		t.Fatalf("token records outlived the purged invitation: %v", left)
 	}
 }

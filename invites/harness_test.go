@@ -53,7 +53,7 @@ func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 type harness struct {
 	t      *testing.T
 	ctx    context.Context
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	ks     redisx.Keyspace
 	clock  *clock
 	ids    *identitytest.Fake
@@ -69,13 +69,18 @@ type harness struct {
 
 const testAcceptURL = "https://orgs.example.com/invitations/accept/"
 
+// newHarness runs on the package's redis-server, or on the shared Redis
+// Cluster under TestCluster (cluster_test.go).
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	if testenv.OnCluster(t) {
+		return newHarnessOn(t, testenv.SharedCluster(t).Open(t))
+	}
 	r := testenv.SharedRedis(t)
 	return newHarnessOn(t, r.Client(t))
 }
 
-func newHarnessOn(t *testing.T, rdb *redis.Client) *harness {
+func newHarnessOn(t *testing.T, rdb redis.UniversalClient) *harness {
 	t.Helper()
 	h := &harness{t: t, ctx: context.Background(), rdb: rdb, ks: redisx.Keyspace{Prefix: testenv.UniquePrefix(t)},
 		clock: &clock{now: time.Now().Truncate(time.Millisecond)}, ids: identitytest.New(), trips: &roundTrips{}}
@@ -164,7 +169,7 @@ func (h *harness) drain() {
 // keys counts the keys of this test's prefix.
 func (h *harness) keys() []string {
 	h.t.Helper()
-	keys, err := h.rdb.Keys(h.ctx, h.ks.Prefix+"*").Result()
+	keys, err := testenv.Keys(h.ctx, h.rdb, h.ks.Prefix+"*")
 	if err != nil {
 		h.t.Fatal(err)
 	}

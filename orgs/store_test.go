@@ -39,7 +39,11 @@ func newTestStore(t *testing.T, backend string) (*Store, redis.UniversalClient, 
 }
 
 func forEachBackend(t *testing.T, f func(t *testing.T, backend string)) {
-	for _, b := range []string{"redis-server", "embedded"} {
+	names := []string{"redis-server", "embedded"}
+	if testenv.OnCluster(t) {
+		names = []string{"cluster"} // TestCluster (cluster_test.go)
+	}
+	for _, b := range names {
 		t.Run(b, func(t *testing.T) { t.Parallel(); f(t, b) })
 	}
 }

@@ -74,12 +74,16 @@ func baseConfig() Config {
 	}
 }
 
-// sharedEnv returns a client of the package's shared redis-server and a
+// sharedEnv returns a client of the package's shared redis-server (of the
+// shared Redis Cluster under TestCluster, see cluster_test.go) and a
 // keyspace no other test uses.
-func sharedEnv(t *testing.T) (*redis.Client, redisx.Keyspace) {
+func sharedEnv(t *testing.T) (redis.UniversalClient, redisx.Keyspace) {
 	t.Helper()
-	r := testenv.SharedRedis(t)
-	return r.Client(t), redisx.Keyspace{Prefix: testenv.UniquePrefix(t)}
+	ks := redisx.Keyspace{Prefix: testenv.UniquePrefix(t)}
+	if testenv.OnCluster(t) {
+		return testenv.SharedCluster(t).Open(t), ks
+	}
+	return testenv.SharedRedis(t).Client(t), ks
 }
 
 func newWorker(t *testing.T, rdb redis.UniversalClient, ks redisx.Keyspace, cfg Config, clock *fakeClock) *Worker {

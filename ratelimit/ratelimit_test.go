@@ -37,7 +37,7 @@ func (c *counter) RateLimited(string) { c.n.Add(1) }
 
 func newLimiter(t *testing.T, o ratelimit.Options) (*ratelimit.Limiter, redisx.Keyspace) {
 	t.Helper()
-	rdb := testenv.SharedRedis(t).Client(t)
+	rdb := redisClient(t)
 	ks := redisx.Keyspace{Prefix: testenv.UniquePrefix(t)}
 	return ratelimit.New(rdb, ks, o), ks
 }
@@ -75,7 +75,7 @@ func TestBurstThenSustainedRate(t *testing.T) {
 
 func TestKeysExpireAndCarryTheirOwnHashTag(t *testing.T) {
 	l, ks := newLimiter(t, ratelimit.Options{})
-	rdb := testenv.SharedRedis(t).Client(t)
+	rdb := redisClient(t)
 	lim := ratelimit.Limit{Name: "links", Requests: 10, Period: time.Minute}
 	if _, err := l.Allow(context.Background(), lim, "user@example.com"); err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func TestDisabledLimitAllowsEverything(t *testing.T) {
 // N goroutines on M limiters (replicas) sharing one Redis: exactly the
 // burst gets through.
 func TestConcurrentReplicasShareTheQuota(t *testing.T) {
-	rdb := testenv.SharedRedis(t).Client(t)
+	rdb := redisClient(t)
 	ks := redisx.Keyspace{Prefix: testenv.UniquePrefix(t)}
 	var refusals counter
 	replicas := []*ratelimit.Limiter{

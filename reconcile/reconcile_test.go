@@ -81,7 +81,7 @@ func newReconciler(rdb redis.UniversalClient, ks redisx.Keyspace, ids reconcile.
 // phase and leaves its cursor in Redis, so the next Step, by another
 // replica, continues there; a full pass fixes everything once.
 func TestStepIsBoundedAndResumes(t *testing.T) {
-	rdb := testenv.SharedRedis(t).Client(t)
+	rdb := redisClient(t)
 	ks := redisx.Keyspace{Prefix: testenv.UniquePrefix(t)}
 	ctx := t.Context()
 	const ghosts, batch = 9, 2
@@ -123,7 +123,7 @@ func TestStepIsBoundedAndResumes(t *testing.T) {
 // a holder that dies loses it when its TTL passes; Hold keeps it alive
 // past the TTL while the work runs.
 func TestLease(t *testing.T) {
-	rdb := testenv.SharedRedis(t).Client(t)
+	rdb := redisClient(t)
 	ctx := t.Context()
 	key := testenv.UniquePrefix(t) + "{g}:reconcile:lease"
 	a, err := reconcile.Acquire(ctx, rdb, key, 300*time.Millisecond)
@@ -166,7 +166,7 @@ func TestLease(t *testing.T) {
 // TestRunOneReplicaAtATime: several replicas run the periodic reconciler
 // at once; the lease lets only one step at a time, and rounds still happen.
 func TestRunOneReplicaAtATime(t *testing.T) {
-	rdb := testenv.SharedRedis(t).Client(t)
+	rdb := redisClient(t)
 	ks := redisx.Keyspace{Prefix: testenv.UniquePrefix(t)}
 	ids := &noIdentities{delay: 30 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
@@ -206,7 +206,7 @@ func (f *failingLister) ListPage(_ context.Context, token string, _ int) ([]iden
 // TestRejectedPageTokenStartsOver: a page token Kratos refuses (after an
 // upgrade, say) costs one failed round, not every later one.
 func TestRejectedPageTokenStartsOver(t *testing.T) {
-	rdb := testenv.SharedRedis(t).Client(t)
+	rdb := redisClient(t)
 	ks := redisx.Keyspace{Prefix: testenv.UniquePrefix(t)}
 	rdb.HSet(t.Context(), ks.Reconcile(), "state", `{"identities_token":"stale"}`)
 	ids := &failingLister{}

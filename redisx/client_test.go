@@ -1,4 +1,4 @@
-package redisx
+package redisx_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
 )
 
 // A master configured with min-replicas-to-write that lost its replicas
@@ -21,10 +22,10 @@ func TestNoReplicasIsUnavailable(t *testing.T) {
 	if err == nil {
 		t.Fatal("a write without replicas succeeded")
 	}
-	if !IsUnavailable(err) {
+	if !redisx.IsUnavailable(err) {
 		t.Fatalf("IsUnavailable(%v) = false", err)
 	}
-	if got := StoreError(err, "invitation store"); apperr.KindOf(got) != apperr.Unavailable {
+	if got := redisx.StoreError(err, "invitation store"); apperr.KindOf(got) != apperr.Unavailable {
 		t.Fatalf("StoreError(%v) = %v, want an Unavailable error", err, got)
 	}
 }
