@@ -205,6 +205,9 @@ func Scripts() []*Script {
 	return out
 }
 
+// Hash is the script's SHA1 digest, as EVALSHA and MONITOR name it.
+func (s *Script) Hash() string { return s.lua.Hash() }
+
 // Name is the script's registered name.
 func (s *Script) Name() string { return s.name }
 
