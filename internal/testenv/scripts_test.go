@@ -42,8 +42,9 @@ func TestEveryScriptPackageRunsOnTheCluster(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if n > 0 {
-				rel, _ := filepath.Rel(root, path)
+			rel, _ := filepath.Rel(root, path)
+			// redisx holds the one constructor (redisx.NewScript), no script.
+			if n > 0 && filepath.ToSlash(rel) != "redisx" {
 				found[filepath.ToSlash(rel)] = n
 			}
 		}
