@@ -73,7 +73,7 @@ type Config struct {
 type Invitations interface {
 	Lookup(ctx context.Context, token string) (invites.Link, error)
 	AcceptToken(ctx context.Context, token, identityID, email string) (invites.Invitation, error)
-	AcceptVerifiedAddress(ctx context.Context, idx *invites.AddressIndex, email, identityID string) ([]string, error)
+	AcceptVerifiedAddress(ctx context.Context, email, identityID string) ([]string, error)
 	TakeOver(ctx context.Context, email string) error
 	EndTakeover(ctx context.Context, email string) error
 	Seal(token string) string
@@ -433,7 +433,7 @@ func (h *Handlers) afterRegistration(ctx context.Context, su signup) error {
 		}
 	}
 	if h.cfg.AcceptOnVerifiedAddress && slices.Contains(who.VerifiedAddresses, email) {
-		if _, err := h.invites.AcceptVerifiedAddress(ctx, h.index, email, who.ID); err != nil {
+		if _, err := h.invites.AcceptVerifiedAddress(ctx, email, who.ID); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -510,7 +510,7 @@ func (h *Handlers) acceptVerified(ctx context.Context, identityID string) error 
 		if err != nil {
 			continue
 		}
-		if _, err := h.invites.AcceptVerifiedAddress(ctx, h.index, email, who.ID); err != nil {
+		if _, err := h.invites.AcceptVerifiedAddress(ctx, email, who.ID); err != nil {
 			errs = append(errs, err)
 		}
 	}

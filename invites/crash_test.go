@@ -64,7 +64,9 @@ func newCrashWorld(t *testing.T, k *testenv.Kratos, grace time.Duration) *crashW
 		AcceptURL: "https://orgs.example.com/invitations/accept/", Roles: orgs.Roles{"owner", "admin", "member"},
 	}, log, nil)
 	w.reg = invites.NewRegistrar(w.svc, w.orgs, w.worker, w.rdb, w.ks)
-	addresses := invites.NewAddressIndex(w.svc, w.rdb, w.ks)
+	addresses := invites.NewAddressIndex(invites.AddressIndexOptions{
+		Invitations: w.svc.Store(), Orgs: w.orgs, Placeholders: w.svc, Redis: w.rdb, Keys: w.ks,
+	})
 	members := orgs.NewIdentityIndex(w.rdb, w.ks)
 	members.Register(w.worker)
 	w.worker.Handle("invitation.sync", addresses.Handle, nil)

@@ -112,9 +112,13 @@ func newHarnessOn(t *testing.T, rdb *redis.Client) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.index = NewAddressIndex(h.svc, h.rdb, h.ks)
-	h.index.now = h.clock.Now
-	h.mailer = NewMailer(h.svc, sender, render, "invites@example.com", "Example")
+	h.index = NewAddressIndex(AddressIndexOptions{
+		Invitations: store, Orgs: h.orgs, Placeholders: h.svc, Redis: h.rdb, Keys: h.ks, Now: h.clock.Now,
+	})
+	h.mailer = NewMailer(MailerOptions{
+		Invitations: store, Tokens: h.svc, Links: h.svc, Identities: h.ids, Sender: sender, Templates: render,
+		FromAddress: "invites@example.com", FromName: "Example", Now: h.clock.Now,
+	})
 	h.mailer.Register(h.worker, h.index)
 	h.org = h.newOrg("Acme & Co")
 	return h

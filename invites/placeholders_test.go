@@ -219,7 +219,7 @@ func TestTakeOverKeepsEveryPendingInvitation(t *testing.T) {
 	}
 	person := h.ids.Add("new@example.com", "New Person")
 	h.drain() // the address index lists every organization
-	accepted, err := h.svc.AcceptVerifiedAddress(h.ctx, h.index, "new@example.com", person.ID)
+	accepted, err := h.svc.AcceptVerifiedAddress(h.ctx, "new@example.com", person.ID)
 	if err != nil || len(accepted) != 4 {
 		t.Fatalf("accepted %v (%v), want all four invitations", accepted, err)
 	}
@@ -263,7 +263,7 @@ func TestVerifiedAddressAcceptsUnindexedInvitations(t *testing.T) {
 	h := newHarness(t)
 	a := h.mustInvite("new@example.com")
 	person := h.ids.Add("someone@example.com", "Someone")
-	accepted, err := h.svc.AcceptVerifiedAddress(h.ctx, h.index, "new@example.com", person.ID)
+	accepted, err := h.svc.AcceptVerifiedAddress(h.ctx, "new@example.com", person.ID)
 	if err != nil || len(accepted) != 1 || accepted[0] != a.ID {
 		t.Fatalf("accepted %v (%v), want %s", accepted, err, a.ID)
 	}

@@ -15,7 +15,7 @@ import (
 func (h *harness) withBudget(global, perOrg ratelimit.Limit) {
 	h.t.Helper()
 	lim := ratelimit.New(h.rdb, h.ks, ratelimit.Options{Now: h.clock.Now})
-	h.mailer.SetBudget(ratelimit.Budget{Limiter: lim, Global: global, PerOrg: perOrg})
+	h.mailer.budget = ratelimit.Budget{Limiter: lim, Global: global, PerOrg: perOrg}
 }
 
 // waitAndDrain moves the clock past every deferred job's due time (the

@@ -46,7 +46,6 @@ type Config struct {
 	AllowedRedirectHosts []string
 	Roles                orgs.Roles
 	EmailTrait           string // dotted path of the email trait
-	LoginURL             string // where mail sends people who already have an account
 }
 
 // Service is the invitation backend.
@@ -439,10 +438,10 @@ func (s *Service) rotate(ctx context.Context, id string, r Rotation, template st
 	return inv, nil
 }
 
-// linkURL is the link of an invitation's token: registrations' activation
+// LinkURL is the link of an invitation's token: registrations' activation
 // mails link to registration.activate_path, everything else to the accept
 // path. Both paths accept both kinds of token.
-func (s *Service) linkURL(inv Invitation, token string) string {
+func (s *Service) LinkURL(inv Invitation, token string) string {
 	if inv.kind == "registration" && s.cfg.ActivateURL != "" {
 		return s.cfg.ActivateURL + token
 	}

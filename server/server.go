@@ -151,13 +151,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 			ActivateURL:          trimSlash(cfg.Serve.Public.BaseURL) + cfg.Register.ActivatePath,
 			AllowedRedirectHosts: cfg.Invitations.AllowedRedirectHosts, Roles: orgs.Roles(cfg.Roles),
 			EmailTrait: cfg.Kratos.EmailTrait,
-			LoginURL:   trimSlash(cfg.Kratos.PublicURL) + "/self-service/login/browser",
 		}, log, s.Worker.Wake)
 	s.newAcceptance(orgStore)
-	s.Addresses = invites.NewAddressIndex(s.Invites, s.rdb, s.ks)
-	mailer := invites.NewMailer(s.Invites, sender, render, cfg.Mail.FromAddress, cfg.Mail.FromName)
-	mailer.SetObserver(s.Metrics)
-	mailer.SetBudget(ratelimit.Budget{Limiter: s.Limiter, Global: s.quotas.mailGlobal, PerOrg: s.quotas.mailPerOrg})
+	s.Addresses = invites.NewAddressIndex(invites.AddressIndexOptions{
+		Invitations: s.Invites.Store(), Orgs: orgStore, Placeholders: s.Invites, Redis: s.rdb, Keys: s.ks,
+	})
+	mailer := invites.NewMailer(invites.MailerOptions{
+		Invitations: s.Invites.Store(), Tokens: s.Invites, Links: s.Invites, Identities: s.ids,
+		Sender: sender, Templates: render, FromAddress: cfg.Mail.FromAddress, FromName: cfg.Mail.FromName,
+		LoginURL: loginURL(cfg), Observer: s.Metrics,
+		Budget: ratelimit.Budget{Limiter: s.Limiter, Global: s.quotas.mailGlobal, PerOrg: s.quotas.mailPerOrg},
+	})
 	mailer.Register(s.Worker, s.Addresses)
 	s.Members = orgs.NewIdentityIndex(s.rdb, s.ks)
 	s.Members.Register(s.Worker)
@@ -206,6 +210,12 @@ func (s *Server) newAcceptance(orgStore *orgs.Store) {
 			return s.Limiter.Check(ctx, s.quotas.registerPerEmail, email)
 		},
 	})
+}
+
+// loginURL is Kratos' browser login, where mail sends people who already
+// have an account.
+func loginURL(cfg config.Config) string {
+	return trimSlash(cfg.Kratos.PublicURL) + "/self-service/login/browser"
 }
 
 func trimSlash(s string) string {
