@@ -173,8 +173,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 			EmailTrait: cfg.Kratos.EmailTrait, AcceptOnVerifiedAddress: cfg.Hooks.AcceptOnVerifiedAddress,
 			ReplayWindow: cfg.Hooks.ReplayWindow,
 		},
-		Invitations: s.Invites, Addresses: s.Addresses, Orgs: orgStore, Identities: s.ids, Outbox: s.Worker,
-		Messages: render, Redis: s.rdb, Keys: s.ks, Log: log.With("component", "hooks"),
+		Invitations: s.Invites, Addresses: s.Addresses, Orgs: s.Orgs, Signups: orgStore, Identities: s.ids, Outbox: s.Worker,
+		Messages: render, Replays: hooks.NewRedisReplayStore(s.rdb, s.ks), Log: log.With("component", "hooks"),
 	})
 	s.Hooks.RegisterJobs(s.Worker)
 	s.Reconciler = s.newReconciler(orgStore)
