@@ -84,25 +84,25 @@ func newHarnessOn(t *testing.T, rdb *redis.Client) *harness {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	h.orgs = orgs.NewStore(h.rdb, h.ks, 24*time.Hour)
-	h.orgs.SetClock(h.clock.Now)
-	store := NewStore(h.rdb, h.ks, 24*time.Hour)
-	store.SetClock(h.clock.Now)
+	h.orgs = orgs.NewStore(h.rdb, h.ks, 24*time.Hour, h.clock.Now)
+	store := NewStore(h.rdb, h.ks, 24*time.Hour, h.clock.Now)
 	sealer, err := tokens.NewSealer([]string{"test-cipher-secret-0123456789abcdef"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.worker = outbox.NewWorker(h.rdb, h.ks, outbox.Config{
 		Concurrency: 4, PollInterval: 10 * time.Millisecond, MaxAttempts: 4,
-		BaseBackoff: time.Second, MaxBackoff: time.Minute, ClaimAfter: time.Hour,
+		BaseBackoff: time.Second, MaxBackoff: time.Minute, ClaimAfter: time.Hour, Now: h.clock.Now,
 	}, log)
-	h.worker.SetClock(h.clock.Now)
-	h.svc = NewService(store, h.orgs, h.ids, sealer, Config{
-		TTL: 7 * 24 * time.Hour, MaxTTL: 30 * 24 * time.Hour, RemindInterval: time.Hour,
-		AcceptURL: testAcceptURL, AllowedRedirectHosts: []string{"app.example.com"},
-		Roles: orgs.Roles{"owner", "admin", "billing", "member"},
-	}, log, h.worker.Wake)
-	h.svc.now = h.clock.Now
+	h.svc = NewService(ServiceOptions{
+		Store: store, Orgs: h.orgs, Identities: h.ids, Sealer: sealer,
+		Config: Config{
+			TTL: 7 * 24 * time.Hour, MaxTTL: 30 * 24 * time.Hour, RemindInterval: time.Hour,
+			AcceptURL: testAcceptURL, AllowedRedirectHosts: []string{"app.example.com"},
+			Roles: orgs.Roles{"owner", "admin", "billing", "member"},
+		},
+		Log: log, Wake: h.worker.Wake, Now: h.clock.Now,
+	})
 	render, err := templates.New("")
 	if err != nil {
 		t.Fatal(err)

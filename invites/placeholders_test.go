@@ -145,7 +145,7 @@ func TestOnlyUnusedPlaceholdersAreReleased(t *testing.T) {
 // placeholder until the organization is deleted.
 func TestPendingOrganizationHoldsItsOwnersPlaceholder(t *testing.T) {
 	h := newHarness(t)
-	reg := NewRegistrar(h.svc, h.orgs, h.worker, h.rdb, h.ks)
+	reg := newRegistrar(h, RegistrarOptions{})
 	if err := reg.Register(h.ctx, RegisterRequest{OrganizationName: "Startup", Email: "founder@example.com"}); err != nil {
 		t.Fatal(err)
 	}

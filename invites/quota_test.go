@@ -140,9 +140,8 @@ func TestMailBudgetGlobal(t *testing.T) {
 }
 
 func newRegistrar(h *harness, o RegistrarOptions) *Registrar {
-	r := NewRegistrar(h.svc, h.orgs, h.worker, h.rdb, h.ks)
-	r.SetOptions(o)
-	return r
+	o.Service, o.Orgs, o.Outbox, o.Redis, o.Keys = h.svc, h.orgs, h.worker, h.rdb, h.ks
+	return NewRegistrar(o)
 }
 
 // An organization registered and never activated is gone, with its
