@@ -34,46 +34,16 @@ func KeyDocs() []KeyDoc {
 		}
 	}
 	var out []KeyDoc
-	walkDocs(reflect.ValueOf(def), "", "", func(key, doc string, f reflect.StructField, v reflect.Value) {
-		d := KeyDoc{Key: key, Env: envName(key), Doc: doc, Secret: f.Tag.Get("secret") == "true", Required: required[key]}
-		d.FileOnly = v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct
+	_ = walk(reflect.ValueOf(def), "", "", func(l leaf) error {
+		d := KeyDoc{Key: l.Key, Env: envName(l.Key), Doc: l.Doc, Secret: l.Field.Tag.Get("secret") == "true", Required: required[l.Key]}
+		d.FileOnly = l.Value.Kind() == reflect.Slice && l.Value.Type().Elem().Kind() == reflect.Struct
 		if !d.Secret {
-			d.Default = renderValue(v)
+			d.Default = renderValue(l.Value)
 		}
 		out = append(out, d)
+		return nil
 	})
 	return out
-}
-
-// walkDocs visits the leaves walk visits, with each one's field and its
-// meaning: the sections' doc tags, then its own, joined by ": ".
-func walkDocs(v reflect.Value, prefix, parentDoc string, leaf func(key, doc string, f reflect.StructField, v reflect.Value)) {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
-		if tag == "" || tag == "-" {
-			continue
-		}
-		key := tag
-		if prefix != "" {
-			key = prefix + "." + tag
-		}
-		doc := f.Tag.Get("doc")
-		if parentDoc != "" && doc != "" {
-			doc = parentDoc + ": " + doc
-		} else if doc == "" {
-			doc = parentDoc
-		}
-		if f.Type.Kind() == reflect.Struct {
-			walkDocs(v.Field(i), key, doc, leaf)
-			continue
-		}
-		if f.Tag.Get("doc") == "" {
-			doc = "" // a leaf without its own meaning is missing one
-		}
-		leaf(key, doc, f, v.Field(i))
-	}
 }
 
 // renderValue shows a default as an operator writes it: 168h, not

@@ -90,7 +90,8 @@ func TestDocsSecrets(t *testing.T) {
 	t.Parallel()
 	cfg := Default()
 	set := map[string]string{}
-	_ = walk(reflect.ValueOf(&cfg).Elem(), "", func(key string, v reflect.Value) error {
+	_ = walk(reflect.ValueOf(&cfg).Elem(), "", "", func(l leaf) error {
+		key, v := l.Key, l.Value
 		switch {
 		case v.Kind() == reflect.String:
 			v.SetString("value-of-" + key)
@@ -104,7 +105,8 @@ func TestDocsSecrets(t *testing.T) {
 	})
 	masked := Masked(cfg)
 	changed := map[string]bool{}
-	_ = walk(reflect.ValueOf(masked), "", func(key string, v reflect.Value) error {
+	_ = walk(reflect.ValueOf(masked), "", "", func(l leaf) error {
+		key, v := l.Key, l.Value
 		if want, ok := set[key]; ok && !strings.Contains(renderValue(v), want) {
 			changed[key] = true
 		}

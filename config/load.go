@@ -48,8 +48,8 @@ func Load(path string, getenv func(string) string) (Config, error) {
 // in declaration order.
 func EnvKeys() [][2]string {
 	var out [][2]string
-	walk(reflect.ValueOf(Default()), "", func(key string, _ reflect.Value) error {
-		out = append(out, [2]string{key, envName(key)})
+	_ = walk(reflect.ValueOf(Default()), "", "", func(l leaf) error {
+		out = append(out, [2]string{l.Key, envName(l.Key)})
 		return nil
 	})
 	return out
@@ -65,7 +65,8 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 	if getenv == nil {
 		return nil
 	}
-	return walk(reflect.ValueOf(cfg).Elem(), "", func(key string, v reflect.Value) error {
+	return walk(reflect.ValueOf(cfg).Elem(), "", "", func(l leaf) error {
+		key, v := l.Key, l.Value
 		raw := getenv(envName(key))
 		if raw == "" {
 			return nil
@@ -77,7 +78,18 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 	})
 }
 
-func walk(v reflect.Value, prefix string, leaf func(key string, v reflect.Value) error) error {
+// leaf is one configuration key, as walk visits it.
+type leaf struct {
+	Key   string // dotted yaml path: invitations.ttl
+	Doc   string // its meaning: the sections' doc tags, then its own, joined by ": "; "" when it has none of its own
+	Field reflect.StructField
+	Value reflect.Value
+}
+
+// walk visits every leaf of a configuration struct by yaml tags, in
+// declaration order; prefix and parentDoc are those of the section v is.
+// The one walker behind environment variables, EnvKeys and KeyDocs.
+func walk(v reflect.Value, prefix, parentDoc string, visit func(leaf) error) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -89,14 +101,22 @@ func walk(v reflect.Value, prefix string, leaf func(key string, v reflect.Value)
 		if prefix != "" {
 			key = prefix + "." + tag
 		}
-		fv := v.Field(i)
+		doc := f.Tag.Get("doc")
+		if parentDoc != "" && doc != "" {
+			doc = parentDoc + ": " + doc
+		} else if doc == "" {
+			doc = parentDoc
+		}
 		if f.Type.Kind() == reflect.Struct {
-			if err := walk(fv, key, leaf); err != nil {
+			if err := walk(v.Field(i), key, doc, visit); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := leaf(key, fv); err != nil {
+		if f.Tag.Get("doc") == "" {
+			doc = "" // a leaf without its own meaning is missing one
+		}
+		if err := visit(leaf{Key: key, Doc: doc, Field: f, Value: v.Field(i)}); err != nil {
 			return err
 		}
 	}

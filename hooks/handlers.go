@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/identity"
@@ -73,22 +72,37 @@ type Config struct {
 type Invitations interface {
 	Lookup(ctx context.Context, token string) (invites.Link, error)
 	AcceptToken(ctx context.Context, token, identityID, email string) (invites.Invitation, error)
-	AcceptVerifiedAddress(ctx context.Context, idx *invites.AddressIndex, email, identityID string) ([]string, error)
+	AcceptVerifiedAddress(ctx context.Context, email, identityID string) ([]string, error)
 	TakeOver(ctx context.Context, email string) error
 	EndTakeover(ctx context.Context, email string) error
 	Seal(token string) string
 	Open(sealed string) (string, error)
 }
 
-// Organizations creates the organization a sign-up asks for.
+// Organizations creates the organization a sign-up asks for (orgs.Service,
+// as the command line and the admin API do).
 type Organizations interface {
-	Create(ctx context.Context, o orgs.Organization, explicitSlug bool, owner *orgs.Member) (orgs.Organization, error)
+	Create(ctx context.Context, r orgs.CreateRequest, state string) (orgs.Organization, error)
+}
+
+// SignupClaims makes a sign-up's organization once per Kratos flow
+// (orgs.Store).
+type SignupClaims interface {
+	ClaimSignupOrganization(ctx context.Context, flowID string) (outcome, orgID string, err error)
+	SetSignupOrganization(ctx context.Context, flowID, orgID string) error
+	ReleaseSignupOrganization(ctx context.Context, flowID string) error
+}
+
+// Addresses tells the pre-persist hook what is known about an address
+// (invites.AddressIndex).
+type Addresses interface {
+	PendingOrganizations(ctx context.Context, email string) ([]string, error)
+	Invited(ctx context.Context, email string) (orgIDs []string, referenced bool, err error)
 }
 
 // Outbox queues work that failed for a retry.
 type Outbox interface {
 	Enqueue(ctx context.Context, shard int, job outbox.Job) error
-	Wake()
 }
 
 // Messages renders the texts Kratos shows when a hook refuses.
@@ -99,14 +113,14 @@ type Messages interface {
 // Options are the webhooks' dependencies.
 type Options struct {
 	Config      Config
-	Invitations Invitations
-	Addresses   *invites.AddressIndex
-	Orgs        Organizations
+	Invitations Invitations   // invites.Service
+	Addresses   Addresses     // invites.AddressIndex
+	Orgs        Organizations // orgs.Service
+	Signups     SignupClaims  // orgs.Store
 	Identities  Identities
 	Outbox      Outbox
 	Messages    Messages
-	Redis       redis.UniversalClient // the replay records (replay.go)
-	Keys        redisx.Keyspace
+	Replays     ReplayStore // the replay records (replay.go): RedisReplayStore
 	Log         *slog.Logger
 }
 
@@ -114,13 +128,13 @@ type Options struct {
 type Handlers struct {
 	cfg      Config
 	invites  Invitations
-	index    *invites.AddressIndex
+	index    Addresses
 	orgs     Organizations
+	signups  SignupClaims
 	ids      Identities
 	outbox   Outbox
 	render   Messages
-	rdb      redis.UniversalClient
-	ks       redisx.Keyspace
+	replays  ReplayStore
 	log      *slog.Logger
 	secret   [32]byte
 	nilIdent string
@@ -138,8 +152,8 @@ func New(o Options) *Handlers {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handlers{cfg: cfg, invites: o.Invitations, index: o.Addresses, orgs: o.Orgs, ids: o.Identities, outbox: o.Outbox,
-		render: o.Messages, rdb: o.Redis, ks: o.Keys, log: o.Log,
+	return &Handlers{cfg: cfg, invites: o.Invitations, index: o.Addresses, orgs: o.Orgs, signups: o.Signups, ids: o.Identities,
+		outbox: o.Outbox, render: o.Messages, replays: o.Replays, log: o.Log,
 		secret: sha256.Sum256([]byte(cfg.Secret)), nilIdent: "00000000-0000-0000-0000-000000000000"}
 }
 
@@ -433,7 +447,7 @@ func (h *Handlers) afterRegistration(ctx context.Context, su signup) error {
 		}
 	}
 	if h.cfg.AcceptOnVerifiedAddress && slices.Contains(who.VerifiedAddresses, email) {
-		if _, err := h.invites.AcceptVerifiedAddress(ctx, h.index, email, who.ID); err != nil {
+		if _, err := h.invites.AcceptVerifiedAddress(ctx, email, who.ID); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -449,25 +463,23 @@ func (h *Handlers) createOrganization(ctx context.Context, flowID, name, identit
 		h.log.Info("sign-up asked for an organization with an invalid name", "flow", flowID, "err", err)
 		return nil
 	}
-	key := h.ks.HookCall(hookRegistration, flowID)
-	outcome, _, err := h.claimOrganization(ctx, key)
+	outcome, _, err := h.signups.ClaimSignupOrganization(ctx, flowID)
 	switch {
 	case err != nil:
 		return err
-	case outcome == "expired":
+	case outcome == orgs.SignupExpired:
 		h.log.Error("sign-up's organization not created: its webhook record expired before the work could be retried (hooks.replay_window)", "flow", flowID)
 		return nil
-	case outcome != "first":
+	case outcome != orgs.SignupFirst:
 		return nil
 	}
-	o, err := h.orgs.Create(ctx, orgs.Organization{Name: name, Slug: orgs.Slugify(name), State: orgs.StateActive}, false,
-		&orgs.Member{IdentityID: identityID, Email: email, Role: "owner"})
+	o, err := h.orgs.Create(ctx, orgs.CreateRequest{Name: name, Owner: &orgs.Member{IdentityID: identityID, Email: email, Role: "owner"}},
+		orgs.StateActive)
 	if err != nil {
-		h.rdb.HDel(context.WithoutCancel(ctx), key, "org") // let the retry create it
+		_ = h.signups.ReleaseSignupOrganization(context.WithoutCancel(ctx), flowID) // let the retry create it
 		return err
 	}
-	h.outbox.Wake()
-	h.rdb.HSet(context.WithoutCancel(ctx), key, "org", o.ID)
+	_ = h.signups.SetSignupOrganization(context.WithoutCancel(ctx), flowID, o.ID)
 	return nil
 }
 
@@ -510,7 +522,7 @@ func (h *Handlers) acceptVerified(ctx context.Context, identityID string) error 
 		if err != nil {
 			continue
 		}
-		if _, err := h.invites.AcceptVerifiedAddress(ctx, h.index, email, who.ID); err != nil {
+		if _, err := h.invites.AcceptVerifiedAddress(ctx, email, who.ID); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -74,8 +74,7 @@ func TestSessionCache(t *testing.T) {
 		return nil, nil
 	}
 	now := time.Unix(1000, 0)
-	c := NewSessionCache(lookup, 5*time.Second, 3)
-	c.SetClock(func() time.Time { return now })
+	c := NewSessionCache(lookup, 5*time.Second, 3, func() time.Time { return now })
 	ctx := context.Background()
 	for range 10 {
 		if s, _ := c.Whoami(ctx, "ory_kratos_session=good", ""); s == nil || s.ID != "s1" {
@@ -103,7 +102,7 @@ func TestSessionCache(t *testing.T) {
 		}
 	}
 	// Off: every call asks.
-	off := NewSessionCache(lookup, 0, 3)
+	off := NewSessionCache(lookup, 0, 3, nil)
 	_, _ = off.Whoami(ctx, "ory_kratos_session=x", "")
 	_, _ = off.Whoami(ctx, "ory_kratos_session=x", "")
 	if calls["ory_kratos_session=x|"] != 2 || off.Len() != 0 {

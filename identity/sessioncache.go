@@ -32,13 +32,14 @@ type cachedSession struct {
 	expires time.Time
 }
 
-// NewSessionCache wraps lookup; ttl <= 0 turns caching off.
-func NewSessionCache(lookup WhoamiFunc, ttl time.Duration, max int) *SessionCache {
-	return &SessionCache{lookup: lookup, ttl: ttl, max: max, now: time.Now, entries: map[[32]byte]cachedSession{}}
+// NewSessionCache wraps lookup; ttl <= 0 turns caching off. now is the
+// clock (nil: time.Now).
+func NewSessionCache(lookup WhoamiFunc, ttl time.Duration, max int, now func() time.Time) *SessionCache {
+	if now == nil {
+		now = time.Now
+	}
+	return &SessionCache{lookup: lookup, ttl: ttl, max: max, now: now, entries: map[[32]byte]cachedSession{}}
 }
-
-// SetClock replaces the clock (tests).
-func (c *SessionCache) SetClock(now func() time.Time) { c.now = now }
 
 // Whoami answers from the cache or asks Kratos.
 func (c *SessionCache) Whoami(ctx context.Context, cookie, sessionToken string) (*Session, error) {

@@ -45,10 +45,10 @@ func TestBoundedStateOverCycles(t *testing.T) {
 	r := testenv.StartRedis(t) // its own server: DBSIZE and used_memory are this test's alone
 	h := newHarnessOn(t, r.Client(t))
 	h.index.stampsTTL = 50 * time.Millisecond
-	members := orgs.NewIdentityIndex(h.rdb, h.ks)
+	members := orgs.NewIdentityIndex(h.rdb, h.ks, nil)
 	members.StampsTTL = 50 * time.Millisecond
 	members.Register(h.worker)
-	reg := NewRegistrar(h.svc, h.orgs, h.worker, h.rdb, h.ks)
+	reg := newRegistrar(h, RegistrarOptions{})
 	reg.cooldown = 50 * time.Millisecond
 
 	cycle := func(i int) {

@@ -113,7 +113,7 @@ func TestLapsedGrantIsRefusedAtAcceptanceAndStaysPending(t *testing.T) {
 			_, err = h.svc.AcceptToken(h.ctx, token, h.ids.Add("new.signup@example.com", "New").ID, "new@example.com")
 			mustCode(t, err, "invitation_grant_lapsed")
 			// And a verified address does not accept it either.
-			accepted, err := h.svc.AcceptVerifiedAddress(h.ctx, h.index, "new@example.com", inv.IdentityID)
+			accepted, err := h.svc.AcceptVerifiedAddress(h.ctx, "new@example.com", inv.IdentityID)
 			if err != nil || len(accepted) != 0 {
 				t.Fatalf("verified address accepted %v (%v)", accepted, err)
 			}

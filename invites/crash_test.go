@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,7 @@ type crashWorld struct {
 	reg    *invites.Registrar
 	worker *outbox.Worker
 	rec    *reconcile.Reconciler
+	skew   atomic.Int64 // how far the invitation backend's clock is ahead (later)
 	org    orgs.Organization
 
 	emails []string // every address the test used
@@ -52,20 +54,28 @@ func newCrashWorld(t *testing.T, k *testenv.Kratos, grace time.Duration) *crashW
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	w.kratos = identity.New(identity.Config{AdminURL: k.AdminURL, PublicURL: k.PublicURL, SchemaID: "default",
 		EmailTrait: "email", NameTrait: "name", Timeout: 10 * time.Second}, nil)
-	w.orgs = orgs.NewStore(w.rdb, w.ks, 24*time.Hour)
+	w.orgs = orgs.NewStore(w.rdb, w.ks, 24*time.Hour, nil)
 	sealer, err := tokens.NewSealer([]string{"test-cipher-secret-0123456789abcdef"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.worker = outbox.NewWorker(w.rdb, w.ks, outbox.Config{Concurrency: 2, PollInterval: 10 * time.Millisecond,
 		MaxAttempts: 3, BaseBackoff: time.Second, MaxBackoff: time.Minute, ClaimAfter: time.Hour}, log)
-	w.svc = invites.NewService(invites.NewStore(w.rdb, w.ks, 24*time.Hour), w.orgs, w.kratos, sealer, invites.Config{
-		TTL: 24 * time.Hour, MaxTTL: 30 * 24 * time.Hour, RemindInterval: time.Hour,
-		AcceptURL: "https://orgs.example.com/invitations/accept/", Roles: orgs.Roles{"owner", "admin", "member"},
-	}, log, nil)
-	w.reg = invites.NewRegistrar(w.svc, w.orgs, w.worker, w.rdb, w.ks)
-	addresses := invites.NewAddressIndex(w.svc, w.rdb, w.ks)
-	members := orgs.NewIdentityIndex(w.rdb, w.ks)
+	w.svc = invites.NewService(invites.ServiceOptions{
+		Store: invites.NewStore(w.rdb, w.ks, 24*time.Hour, nil), Orgs: w.orgs, Identities: w.kratos, Sealer: sealer,
+		Config: invites.Config{
+			TTL: 24 * time.Hour, MaxTTL: 30 * 24 * time.Hour, RemindInterval: time.Hour,
+			AcceptURL: "https://orgs.example.com/invitations/accept/", Roles: orgs.Roles{"owner", "admin", "member"},
+		},
+		Log: log, Now: func() time.Time { return time.Now().Add(time.Duration(w.skew.Load())) },
+	})
+	w.reg = invites.NewRegistrar(invites.RegistrarOptions{
+		Service: w.svc, Orgs: w.orgs, Outbox: w.worker, Redis: w.rdb, Keys: w.ks,
+	})
+	addresses := invites.NewAddressIndex(invites.AddressIndexOptions{
+		Invitations: w.svc.Store(), Orgs: w.orgs, Placeholders: w.svc, Redis: w.rdb, Keys: w.ks,
+	})
+	members := orgs.NewIdentityIndex(w.rdb, w.ks, nil)
 	members.Register(w.worker)
 	w.worker.Handle("invitation.sync", addresses.Handle, nil)
 	w.worker.Handle("mail", func(context.Context, outbox.Job) error { return nil }, nil)
@@ -106,7 +116,7 @@ func (w *crashWorld) drain() {
 // crashed operation's invitation reference counts as dead (the reconciler
 // runs long after a crash; its own grace period is 0 in these tests).
 func (w *crashWorld) later() {
-	invites.SetClock(w.svc, func() time.Time { return time.Now().Add(2 * time.Hour) })
+	w.skew.Store(int64(2 * time.Hour))
 }
 
 // dropJobs loses every queued job, as a dead-lettered or lost job would.

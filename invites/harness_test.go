@@ -89,25 +89,25 @@ func newHarnessOn(t *testing.T, rdb redis.UniversalClient) *harness {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	h.orgs = orgs.NewStore(h.rdb, h.ks, 24*time.Hour)
-	h.orgs.SetClock(h.clock.Now)
-	store := NewStore(h.rdb, h.ks, 24*time.Hour)
-	store.SetClock(h.clock.Now)
+	h.orgs = orgs.NewStore(h.rdb, h.ks, 24*time.Hour, h.clock.Now)
+	store := NewStore(h.rdb, h.ks, 24*time.Hour, h.clock.Now)
 	sealer, err := tokens.NewSealer([]string{"test-cipher-secret-0123456789abcdef"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.worker = outbox.NewWorker(h.rdb, h.ks, outbox.Config{
 		Concurrency: 4, PollInterval: 10 * time.Millisecond, MaxAttempts: 4,
-		BaseBackoff: time.Second, MaxBackoff: time.Minute, ClaimAfter: time.Hour,
+		BaseBackoff: time.Second, MaxBackoff: time.Minute, ClaimAfter: time.Hour, Now: h.clock.Now,
 	}, log)
-	h.worker.SetClock(h.clock.Now)
-	h.svc = NewService(store, h.orgs, h.ids, sealer, Config{
-		TTL: 7 * 24 * time.Hour, MaxTTL: 30 * 24 * time.Hour, RemindInterval: time.Hour,
-		AcceptURL: testAcceptURL, AllowedRedirectHosts: []string{"app.example.com"},
-		Roles: orgs.Roles{"owner", "admin", "billing", "member"},
-	}, log, h.worker.Wake)
-	h.svc.now = h.clock.Now
+	h.svc = NewService(ServiceOptions{
+		Store: store, Orgs: h.orgs, Identities: h.ids, Sealer: sealer,
+		Config: Config{
+			TTL: 7 * 24 * time.Hour, MaxTTL: 30 * 24 * time.Hour, RemindInterval: time.Hour,
+			AcceptURL: testAcceptURL, AllowedRedirectHosts: []string{"app.example.com"},
+			Roles: orgs.Roles{"owner", "admin", "billing", "member"},
+		},
+		Log: log, Wake: h.worker.Wake, Now: h.clock.Now,
+	})
 	render, err := templates.New("")
 	if err != nil {
 		t.Fatal(err)
@@ -117,9 +117,13 @@ func newHarnessOn(t *testing.T, rdb redis.UniversalClient) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.index = NewAddressIndex(h.svc, h.rdb, h.ks)
-	h.index.now = h.clock.Now
-	h.mailer = NewMailer(h.svc, sender, render, "invites@example.com", "Example")
+	h.index = NewAddressIndex(AddressIndexOptions{
+		Invitations: store, Orgs: h.orgs, Placeholders: h.svc, Redis: h.rdb, Keys: h.ks, Now: h.clock.Now,
+	})
+	h.mailer = NewMailer(MailerOptions{
+		Invitations: store, Tokens: h.svc, Links: h.svc, Identities: h.ids, Sender: sender, Templates: render,
+		FromAddress: "invites@example.com", FromName: "Example", Now: h.clock.Now,
+	})
 	h.mailer.Register(h.worker, h.index)
 	h.org = h.newOrg("Acme & Co")
 	return h

@@ -20,7 +20,7 @@ import (
 // (for the caller's bookkeeping; never log it), "" otherwise.
 func (x *AddressIndex) RepairInvitation(ctx context.Context, id string, apply bool) (string, error) {
 	observed := x.now()
-	inv, err := x.svc.store.Get(ctx, id)
+	inv, err := x.invitations.Get(ctx, id)
 	if apperr.KindOf(err) == apperr.NotFound {
 		return "", nil
 	}
@@ -90,7 +90,7 @@ func (x *AddressIndex) pendingIn(ctx context.Context, org, email string) (bool, 
 	if err != nil {
 		return false, storeErr(err)
 	}
-	inv, err := x.svc.store.Get(ctx, id)
+	inv, err := x.invitations.Get(ctx, id)
 	if apperr.KindOf(err) == apperr.NotFound {
 		return false, nil
 	}

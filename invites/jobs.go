@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/mail"
 	"github.com/kratos-orgs/kratos-orgs/outbox"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
@@ -25,13 +24,68 @@ type MailObserver interface {
 
 // Mailer renders and sends invitation mail from outbox jobs.
 type Mailer struct {
-	svc      *Service
-	sender   mail.Sender
-	render   *templates.Renderer
-	from     string // bare address
-	fromName string
-	observer MailObserver
-	budget   MailBudget
+	invitations invitationReader
+	tokens      tokenOpener
+	links       linkBuilder
+	ids         inviterReader
+	sender      mail.Sender
+	render      *templates.Renderer
+	from        string // bare address
+	fromName    string
+	loginURL    string
+	observer    MailObserver
+	budget      MailBudget
+	now         func() time.Time
+}
+
+// invitationReader is what the mail job reads and writes of invitations
+// (Store).
+type invitationReader interface {
+	GetWithOrg(ctx context.Context, id string) (Invitation, map[string]string, error)
+	SetDelivery(ctx context.Context, id string, version int, d Delivery) (bool, error)
+}
+
+// tokenOpener opens the sealed token a mail job carries (Service).
+type tokenOpener interface {
+	Open(sealed string) (string, error)
+}
+
+// linkBuilder builds the link a mail carries for a token (Service).
+type linkBuilder interface {
+	LinkURL(inv Invitation, token string) string
+}
+
+// inviterReader reads the inviter a mail names from Kratos.
+type inviterReader interface {
+	Get(ctx context.Context, id string) (*identity.Identity, error)
+}
+
+// MailerOptions are the mail job's dependencies and settings.
+type MailerOptions struct {
+	Invitations invitationReader // the invitation store
+	Tokens      tokenOpener      // the service (sealed tokens)
+	Links       linkBuilder      // the service (accept and activate links)
+	Identities  inviterReader    // Kratos: the inviter's name and address
+	Sender      mail.Sender
+	Templates   *templates.Renderer
+	FromAddress string // bare address
+	FromName    string
+	LoginURL    string       // where notices send people who already have an account
+	Observer    MailObserver // nil: none
+	Budget      MailBudget   // nil: unlimited
+	Now         func() time.Time
+}
+
+// NewMailer returns the mail job handler.
+func NewMailer(o MailerOptions) *Mailer {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Mailer{
+		invitations: o.Invitations, tokens: o.Tokens, links: o.Links, ids: o.Identities,
+		sender: o.Sender, render: o.Templates, from: o.FromAddress, fromName: o.FromName, loginURL: o.LoginURL,
+		observer: o.Observer, budget: o.Budget, now: o.Now,
+	}
 }
 
 // MailBudget is the outgoing-mail quota. Spend takes one mail from the
@@ -40,9 +94,6 @@ type Mailer struct {
 type MailBudget interface {
 	Spend(ctx context.Context, org string) (wait time.Duration, limit string, err error)
 }
-
-// SetBudget installs the outgoing-mail quota (none: unlimited).
-func (m *Mailer) SetBudget(b MailBudget) { m.budget = b }
 
 // MailBudgetExhausted starts the delivery error of a mail that waits in
 // the outbox for its budget.
@@ -61,19 +112,11 @@ func (m *Mailer) spend(ctx context.Context, org string) error {
 	return outbox.Defer(fmt.Errorf("%s: %s spent; waiting %s", MailBudgetExhausted, limit, wait.Round(time.Second)), wait)
 }
 
-// SetObserver installs a metrics observer.
-func (m *Mailer) SetObserver(o MailObserver) { m.observer = o }
-
 // observe records an attempt: result is sent, retry or failed.
 func (m *Mailer) observe(result string, err error) {
 	if m.observer != nil {
 		m.observer.MailResult(result, mail.Class(err))
 	}
-}
-
-// NewMailer returns the mail job handler.
-func NewMailer(svc *Service, sender mail.Sender, render *templates.Renderer, fromAddress, fromName string) *Mailer {
-	return &Mailer{svc: svc, sender: sender, render: render, from: fromAddress, fromName: fromName}
 }
 
 // Register installs the invitation jobs on a worker.
@@ -96,7 +139,7 @@ var errRetryWindow = errors.New(ReasonExpiredRetryWindow + ": not sent within " 
 // pastWindow reports whether a job may no longer be sent under its key.
 func (m *Mailer) pastWindow(job outbox.Job) bool {
 	first := job.FirstAttempt()
-	return !first.IsZero() && m.svc.now().Sub(first) > RetryWindow
+	return !first.IsZero() && m.now().Sub(first) > RetryWindow
 }
 
 // Notice mails a person who already has an account and asked to register
@@ -105,7 +148,7 @@ func (m *Mailer) Notice(ctx context.Context, job outbox.Job) error {
 	rendered, err := m.render.Mail(job.Template, templates.MailData{
 		Organization: templates.Organization{Name: shownName(job.Name, 1000)},
 		Invitee:      templates.Invitee{Email: job.Ref, Existing: true},
-		LoginURL:     m.svc.cfg.LoginURL,
+		LoginURL:     m.loginURL,
 	})
 	if err != nil {
 		return outbox.Permanent(err)
@@ -145,7 +188,7 @@ func sendResult(err error) string {
 // invitation ended or whose token was rotated since is dropped: a newer job
 // carries the link that works.
 func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
-	inv, org, err := m.svc.store.GetWithOrg(ctx, job.Ref)
+	inv, org, err := m.invitations.GetWithOrg(ctx, job.Ref)
 	if apperr.KindOf(err) == apperr.NotFound {
 		return nil
 	}
@@ -161,7 +204,7 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 		m.observe("failed", errRetryWindow)
 		return outbox.Permanent(errRetryWindow)
 	}
-	token, err := m.svc.sealer.Open(job.Sealed, sealContext)
+	token, err := m.tokens.Open(job.Sealed)
 	if err != nil {
 		return outbox.Permanent(err)
 	}
@@ -172,7 +215,7 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 		Organization: templates.Organization{ID: inv.OrganizationID, Slug: org["slug"], Name: shownOrgName(org["name"], org["slug"])},
 		Invitee:      templates.Invitee{Email: inv.Email, Existing: inv.ExistingIdentity},
 		Role:         inv.Role,
-		AcceptURL:    m.svc.linkURL(inv, token),
+		AcceptURL:    m.links.LinkURL(inv, token),
 		ExpiresAt:    inv.ExpiresAt,
 		Context:      inv.Context,
 	}
@@ -198,7 +241,7 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 	if err := m.spend(ctx, inv.OrganizationID); err != nil {
 		if _, waiting := outbox.IsDefer(err); waiting {
 			// Queued, not failed: the invitation says why it waits.
-			_, _ = m.svc.store.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliveryQueued, Attempts: job.Attempt, LastError: errors.Unwrap(err).Error()})
+			_, _ = m.invitations.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliveryQueued, Attempts: job.Attempt, LastError: errors.Unwrap(err).Error()})
 		}
 		return err
 	}
@@ -206,7 +249,7 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 	attempts := job.Attempt + 1
 	if sendErr == nil {
 		m.observe("sent", nil)
-		_, err := m.svc.store.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliverySent, Attempts: attempts, MessageID: id})
+		_, err := m.invitations.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliverySent, Attempts: attempts, MessageID: id})
 		return err // a failure here retries the send, which the idempotency key makes harmless
 	}
 	// The error says whether the outbox retries it, and when; the
@@ -216,7 +259,7 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 	if !outbox.Temporary(sendErr) {
 		d.Status, d.Reason = DeliveryFailed, failureReason(sendErr)
 	}
-	_, _ = m.svc.store.SetDelivery(ctx, inv.ID, job.Version, d)
+	_, _ = m.invitations.SetDelivery(ctx, inv.ID, job.Version, d)
 	return sendErr
 }
 
@@ -225,7 +268,7 @@ func (m *Mailer) GiveUp(ctx context.Context, job outbox.Job, err error) {
 	if job.Kind != "mail" {
 		return
 	}
-	_, _ = m.svc.store.SetDelivery(ctx, job.Ref, job.Version, Delivery{Status: DeliveryFailed, Attempts: job.Attempt, LastError: err.Error(), Reason: failureReason(err)})
+	_, _ = m.invitations.SetDelivery(ctx, job.Ref, job.Version, Delivery{Status: DeliveryFailed, Attempts: job.Attempt, LastError: err.Error(), Reason: failureReason(err)})
 }
 
 // failureReason says why a mail job was given up: past the retry window;
@@ -249,18 +292,55 @@ func failureReason(err error) string {
 // references (AddressRefs), and releases placeholder identities once
 // nothing references them any more (see placeholders.go).
 type AddressIndex struct {
-	svc *Service
-	rdb redis.UniversalClient
-	ks  redisx.Keyspace
-	now func() time.Time
+	invitations invitationGetter
+	orgs        pendingOrgDeleter
+	releaser    placeholderReleaser
+	rdb         redis.UniversalClient
+	ks          redisx.Keyspace
+	now         func() time.Time
 	// stampsTTL is how long the index remembers when it last applied an
 	// invitation's state (StampsTTL; tests shorten it).
 	stampsTTL time.Duration
 }
 
+// invitationGetter reads the invitation a job names (Store).
+type invitationGetter interface {
+	Get(ctx context.Context, id string) (Invitation, error)
+}
+
+// pendingOrgDeleter deletes the organization of an abandoned sign-up
+// (orgs.Store).
+type pendingOrgDeleter interface {
+	DeleteIfPending(ctx context.Context, id string) error
+}
+
+// placeholderReleaser deletes an address' placeholder identity once
+// nothing references it (Service.ReleasePlaceholder).
+type placeholderReleaser interface {
+	ReleasePlaceholder(ctx context.Context, email, identityID string) (deleted bool, err error)
+}
+
+// AddressIndexOptions are the address index's dependencies.
+type AddressIndexOptions struct {
+	Invitations  invitationGetter    // the invitation store
+	Orgs         pendingOrgDeleter   // the organization store
+	Placeholders placeholderReleaser // the service
+	Redis        redis.UniversalClient
+	Keys         redisx.Keyspace
+	Now          func() time.Time // nil: time.Now
+	StampsTTL    time.Duration    // zero: StampsTTL
+}
+
 // NewAddressIndex returns the invitation.sync job handler.
-func NewAddressIndex(svc *Service, rdb redis.UniversalClient, ks redisx.Keyspace) *AddressIndex {
-	return &AddressIndex{svc: svc, rdb: rdb, ks: ks, now: time.Now, stampsTTL: StampsTTL}
+func NewAddressIndex(o AddressIndexOptions) *AddressIndex {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.StampsTTL <= 0 {
+		o.StampsTTL = StampsTTL
+	}
+	return &AddressIndex{invitations: o.Invitations, orgs: o.Orgs, releaser: o.Placeholders,
+		rdb: o.Redis, ks: o.Keys, now: o.Now, stampsTTL: o.StampsTTL}
 }
 
 // indexScript applies one observation of an invitation to its address'
@@ -314,7 +394,7 @@ const StampsTTL = 24 * time.Hour
 // releases its placeholder when it ended.
 func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 	observed := x.now()
-	inv, err := x.svc.store.Get(ctx, job.Ref)
+	inv, err := x.invitations.Get(ctx, job.Ref)
 	if apperr.KindOf(err) == apperr.NotFound {
 		return nil // purged
 	}
@@ -338,21 +418,15 @@ func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 	}
 	if inv.kind == "registration" {
 		// An abandoned sign-up leaves no organization behind.
-		if err := x.svc.orgs.DeleteIfPending(ctx, inv.OrganizationID); err != nil {
+		if err := x.orgs.DeleteIfPending(ctx, inv.OrganizationID); err != nil {
 			return err
 		}
 	}
 	if inv.identityCreated && inv.IdentityID != "" {
-		_, err := x.svc.ReleasePlaceholder(ctx, inv.Email, inv.IdentityID)
+		_, err := x.releaser.ReleasePlaceholder(ctx, inv.Email, inv.IdentityID)
 		return err
 	}
 	return nil
-}
-
-// ReleasePlaceholder deletes an address' placeholder identity if nothing
-// references it (Service.ReleasePlaceholder), for the reconciler.
-func (x *AddressIndex) ReleasePlaceholder(ctx context.Context, email, identityID string) (deleted bool, err error) {
-	return x.svc.ReleasePlaceholder(ctx, email, identityID)
 }
 
 // Invited tells a sign-up what is known about its address, in one round
@@ -389,33 +463,5 @@ return {redis.call('ZRANGE', KEYS[1], A.min, '+inf', 'BYSCORE'), redis.call('HLE
 // PendingOrganizations lists the organizations with a pending invitation
 // for an address (one round trip).
 func (x *AddressIndex) PendingOrganizations(ctx context.Context, email string) ([]string, error) {
-	orgIDs, err := x.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
-		Key: x.ks.AddressPending(email), ByScore: true, Start: "(" + fmt.Sprint(x.now().UnixMilli()), Stop: "+inf",
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	return orgIDs, err
-}
-
-// candidateOrganizations lists the organizations that may have a pending
-// invitation for an address: the pending index, and the references, which
-// are written before the invitation and so also name invitations whose
-// index job has not run yet. A superset: acceptance checks each atomically.
-func (x *AddressIndex) candidateOrganizations(ctx context.Context, email string) ([]string, error) {
-	pending, err := x.PendingOrganizations(ctx, email)
-	if err != nil {
-		return nil, err
-	}
-	refs, err := x.rdb.HVals(ctx, x.ks.AddressRefs(email)).Result()
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range refs {
-		org, _, _ := strings.Cut(v, " ")
-		if org != "" && !slices.Contains(pending, org) {
-			pending = append(pending, org)
-		}
-	}
-	return pending, nil
+	return pendingOrganizations(ctx, x.rdb, x.ks, email, x.now())
 }

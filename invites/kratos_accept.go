@@ -35,8 +35,8 @@ func (s *Store) AcceptForAddress(ctx context.Context, org, email, identityID str
 
 // AcceptVerifiedAddress accepts every pending invitation for an address
 // that Kratos shows verified, for the identity that owns it.
-func (s *Service) AcceptVerifiedAddress(ctx context.Context, idx *AddressIndex, email, identityID string) ([]string, error) {
-	orgIDs, err := idx.candidateOrganizations(ctx, email)
+func (s *Service) AcceptVerifiedAddress(ctx context.Context, email, identityID string) ([]string, error) {
+	orgIDs, err := s.store.candidateOrganizations(ctx, email)
 	if err != nil {
 		return nil, storeErr(err)
 	}

@@ -11,7 +11,7 @@ func TestActivationMailLinksToTheActivatePath(t *testing.T) {
 	h := newHarness(t)
 	const activate = "https://orgs.example.com/register/activate/"
 	h.svc.cfg.ActivateURL = activate
-	reg := NewRegistrar(h.svc, h.orgs, h.worker, h.rdb, h.ks)
+	reg := newRegistrar(h, RegistrarOptions{})
 	if err := reg.Register(h.ctx, RegisterRequest{OrganizationName: "Fresh Start", Email: "founder@example.com"}); err != nil {
 		t.Fatal(err)
 	}

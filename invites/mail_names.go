@@ -22,7 +22,7 @@ const maxFromName = 64
 func (m *Mailer) inviter(ctx context.Context, in Inviter) (templates.Person, error) {
 	p := templates.Person{ID: in.ID, Name: in.Name}
 	if in.ID != "" {
-		who, err := m.svc.ids.Get(ctx, in.ID)
+		who, err := m.ids.Get(ctx, in.ID)
 		if err != nil {
 			return p, err
 		}

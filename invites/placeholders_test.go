@@ -145,7 +145,7 @@ func TestOnlyUnusedPlaceholdersAreReleased(t *testing.T) {
 // placeholder until the organization is deleted.
 func TestPendingOrganizationHoldsItsOwnersPlaceholder(t *testing.T) {
 	h := newHarness(t)
-	reg := NewRegistrar(h.svc, h.orgs, h.worker, h.rdb, h.ks)
+	reg := newRegistrar(h, RegistrarOptions{})
 	if err := reg.Register(h.ctx, RegisterRequest{OrganizationName: "Startup", Email: "founder@example.com"}); err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestTakeOverKeepsEveryPendingInvitation(t *testing.T) {
 	}
 	person := h.ids.Add("new@example.com", "New Person")
 	h.drain() // the address index lists every organization
-	accepted, err := h.svc.AcceptVerifiedAddress(h.ctx, h.index, "new@example.com", person.ID)
+	accepted, err := h.svc.AcceptVerifiedAddress(h.ctx, "new@example.com", person.ID)
 	if err != nil || len(accepted) != 4 {
 		t.Fatalf("accepted %v (%v), want all four invitations", accepted, err)
 	}
@@ -263,7 +263,7 @@ func TestVerifiedAddressAcceptsUnindexedInvitations(t *testing.T) {
 	h := newHarness(t)
 	a := h.mustInvite("new@example.com")
 	person := h.ids.Add("someone@example.com", "Someone")
-	accepted, err := h.svc.AcceptVerifiedAddress(h.ctx, h.index, "new@example.com", person.ID)
+	accepted, err := h.svc.AcceptVerifiedAddress(h.ctx, "new@example.com", person.ID)
 	if err != nil || len(accepted) != 1 || accepted[0] != a.ID {
 		t.Fatalf("accepted %v (%v), want %s", accepted, err, a.ID)
 	}

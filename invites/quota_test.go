@@ -15,7 +15,7 @@ import (
 func (h *harness) withBudget(global, perOrg ratelimit.Limit) {
 	h.t.Helper()
 	lim := ratelimit.New(h.rdb, h.ks, ratelimit.Options{Now: h.clock.Now})
-	h.mailer.SetBudget(ratelimit.Budget{Limiter: lim, Global: global, PerOrg: perOrg})
+	h.mailer.budget = ratelimit.Budget{Limiter: lim, Global: global, PerOrg: perOrg}
 }
 
 // waitAndDrain moves the clock past every deferred job's due time (the
@@ -140,9 +140,8 @@ func TestMailBudgetGlobal(t *testing.T) {
 }
 
 func newRegistrar(h *harness, o RegistrarOptions) *Registrar {
-	r := NewRegistrar(h.svc, h.orgs, h.worker, h.rdb, h.ks)
-	r.SetOptions(o)
-	return r
+	o.Service, o.Orgs, o.Outbox, o.Redis, o.Keys = h.svc, h.orgs, h.worker, h.rdb, h.ks
+	return NewRegistrar(o)
 }
 
 // An organization registered and never activated is gone, with its

@@ -38,8 +38,14 @@ type Registrar struct {
 	opt      RegistrarOptions
 }
 
-// RegistrarOptions are registration's own policy.
+// RegistrarOptions are registration's dependencies and its own policy.
 type RegistrarOptions struct {
+	Service *Service
+	Orgs    OrgRegistry
+	Outbox  Enqueuer
+	Redis   redis.UniversalClient // the per-address sign-up cooldown
+	Keys    redisx.Keyspace
+
 	// PendingTTL is the life of an activation link; an organization never
 	// activated is deleted with its placeholder identity when it ends.
 	// Zero: the invitation TTL.
@@ -49,9 +55,6 @@ type RegistrarOptions struct {
 	CheckAddress func(ctx context.Context, email string) error
 }
 
-// SetOptions installs registration's policy.
-func (r *Registrar) SetOptions(o RegistrarOptions) { r.opt = o }
-
 func (r *Registrar) pendingTTL() time.Duration {
 	if r.opt.PendingTTL > 0 {
 		return r.opt.PendingTTL
@@ -60,8 +63,8 @@ func (r *Registrar) pendingTTL() time.Duration {
 }
 
 // NewRegistrar wires registration.
-func NewRegistrar(svc *Service, o OrgRegistry, q Enqueuer, rdb redis.UniversalClient, ks redisx.Keyspace) *Registrar {
-	return &Registrar{svc: svc, orgs: o, outbox: q, rdb: rdb, ks: ks, cooldown: time.Minute}
+func NewRegistrar(o RegistrarOptions) *Registrar {
+	return &Registrar{svc: o.Service, orgs: o.Orgs, outbox: o.Outbox, rdb: o.Redis, ks: o.Keys, cooldown: time.Minute, opt: o}
 }
 
 // RegisterRequest is the sign-up form.

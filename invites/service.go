@@ -46,7 +46,6 @@ type Config struct {
 	AllowedRedirectHosts []string
 	Roles                orgs.Roles
 	EmailTrait           string // dotted path of the email trait
-	LoginURL             string // where mail sends people who already have an account
 }
 
 // Service is the invitation backend.
@@ -64,17 +63,37 @@ type Service struct {
 	crashAt    func(step string) error // crash tests only (crash.go)
 }
 
-// NewService wires the backend. wake is called after each write that
-// queued a job, so a local worker picks it up at once.
-func NewService(store *Store, o Organizations, ids Identities, sealer *tokens.Sealer, cfg Config, log *slog.Logger, wake func()) *Service {
-	if wake == nil {
-		wake = func() {}
+// ServiceOptions are the backend's dependencies and policy.
+type ServiceOptions struct {
+	Store      *Store
+	Orgs       Organizations
+	Identities Identities
+	Sealer     *tokens.Sealer
+	Config     Config
+	Log        *slog.Logger
+	// Wake is called after each write that queued a job, so a local
+	// worker picks it up at once (nil: nothing).
+	Wake func()
+	Now  func() time.Time // the clock (nil: time.Now)
+}
+
+// NewService wires the backend.
+func NewService(o ServiceOptions) *Service {
+	if o.Wake == nil {
+		o.Wake = func() {}
 	}
-	trait := cfg.EmailTrait
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	trait := o.Config.EmailTrait
 	if trait == "" {
 		trait = "email"
 	}
-	return &Service{store: store, orgs: o, ids: ids, sealer: sealer, cfg: cfg, log: log, wake: wake, now: time.Now, emailTrait: trait}
+	return &Service{store: o.Store, orgs: o.Orgs, ids: o.Identities, sealer: o.Sealer, cfg: o.Config, log: o.Log,
+		wake: o.Wake, now: o.Now, emailTrait: trait}
 }
 
 // Store exposes the store (jobs, tests).
@@ -439,10 +458,10 @@ func (s *Service) rotate(ctx context.Context, id string, r Rotation, template st
 	return inv, nil
 }
 
-// linkURL is the link of an invitation's token: registrations' activation
+// LinkURL is the link of an invitation's token: registrations' activation
 // mails link to registration.activate_path, everything else to the accept
 // path. Both paths accept both kinds of token.
-func (s *Service) linkURL(inv Invitation, token string) string {
+func (s *Service) LinkURL(inv Invitation, token string) string {
 	if inv.kind == "registration" && s.cfg.ActivateURL != "" {
 		return s.cfg.ActivateURL + token
 	}

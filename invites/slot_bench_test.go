@@ -30,7 +30,7 @@ import (
 
 func BenchmarkOrgSlotInvitations(b *testing.B) {
 	env := newSlotBench(b)
-	store := NewStore(env.rdb, env.ks, 24*time.Hour)
+	store := NewStore(env.rdb, env.ks, 24*time.Hour, time.Now)
 	env.fill(b, func(ctx context.Context, i int64) error {
 		email := fmt.Sprintf("person%07d@example.com", i)
 		th := sha256.Sum256([]byte(email))
@@ -70,7 +70,7 @@ func newSlotBench(b *testing.B) *slotBench {
 	b.Helper()
 	c := testenv.StartCluster(b, testenv.ClusterOptions{})
 	env := &slotBench{cluster: c, rdb: c.Open(b), ks: redisx.Keyspace{Prefix: "kratos-orgs:"}}
-	env.orgs = orgs.NewStore(env.rdb, env.ks, 24*time.Hour)
+	env.orgs = orgs.NewStore(env.rdb, env.ks, 24*time.Hour, time.Now)
 	var err error
 	env.org, err = env.orgs.Create(context.Background(), orgs.Organization{Name: "Big", Slug: "big", State: orgs.StateActive}, true,
 		&orgs.Member{IdentityID: "5f1c9a3e-6a43-4b8e-9d0f-2c7e8b1a4d6f", Email: "owner@example.com"})

@@ -25,13 +25,14 @@ type Store struct {
 	now       func() time.Time
 }
 
-// NewStore returns a store; retention is how long ended invitations stay listable.
-func NewStore(rdb redis.UniversalClient, ks redisx.Keyspace, retention time.Duration) *Store {
-	return &Store{rdb: rdb, ks: ks, retention: retention, now: time.Now}
+// NewStore returns a store; retention is how long ended invitations stay
+// listable; now is the clock (nil: time.Now).
+func NewStore(rdb redis.UniversalClient, ks redisx.Keyspace, retention time.Duration, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{rdb: rdb, ks: ks, retention: retention, now: now}
 }
-
-// SetClock replaces the clock (tests).
-func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 func storeErr(err error) error { return redisx.StoreError(err, "invitation store") }
 

@@ -31,6 +31,7 @@ func TestCluster(t *testing.T) {
 		"setRoleScript":       setRoleScript.Hash(),
 		"listMembersScript":   listMembersScript.Hash(),
 		"identityIndexScript": identityIndexScript.Hash(),
+		"signupScript":        signupScript.Hash(),
 	},
 		testenv.ClusterCase{Name: "CreateGetAndSlugs", Test: TestStoreCreateGetAndSlugs},
 		testenv.ClusterCase{Name: "ConcurrentSlugsAreUnique", Test: TestStoreConcurrentSlugsAreUnique},
@@ -39,6 +40,7 @@ func TestCluster(t *testing.T) {
 		testenv.ClusterCase{Name: "MembersAndLastOwner", Test: TestStoreMembersAndLastOwner},
 		testenv.ClusterCase{Name: "DeleteRemovesEverything", Test: TestStoreDeleteRemovesEverything},
 		testenv.ClusterCase{Name: "IdentityIndex", Test: testIdentityIndex},
+		testenv.ClusterCase{Name: "SignupOrganizationClaim", Test: TestStoreSignupOrganizationClaim},
 	)
 }
 
@@ -55,7 +57,7 @@ func testIdentityIndex(t *testing.T) {
 		w := outbox.NewWorker(rdb, ks, outbox.Config{Concurrency: 2, PollInterval: 10 * time.Millisecond,
 			MaxAttempts: 3, BaseBackoff: time.Second, MaxBackoff: time.Second, ClaimAfter: time.Hour},
 			slog.New(slog.NewTextHandler(io.Discard, nil)))
-		x := NewIdentityIndex(rdb, ks)
+		x := NewIdentityIndex(rdb, ks, time.Now)
 		x.Register(w)
 		for i := 0; i < 10; i++ {
 			n, err := w.RunOnce(ctx)

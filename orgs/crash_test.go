@@ -37,7 +37,7 @@ func TestSlugCrashesThenReconcile(t *testing.T) {
 	rdb := testenv.SharedRedis(t).Client(t)
 	ks := redisx.Keyspace{Prefix: testenv.UniquePrefix(t)}
 	ctx := t.Context()
-	store := orgs.NewStore(rdb, ks, time.Hour)
+	store := orgs.NewStore(rdb, ks, time.Hour, nil)
 	acme, err := store.Create(ctx, orgs.Organization{Name: "Acme", Slug: "acme", State: orgs.StateActive}, true, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func TestSlugCrashesThenReconcile(t *testing.T) {
 	time.Sleep(5 * time.Millisecond) // grace 0: everything above is in the past
 
 	rec := reconcile.New(reconcile.Options{
-		Redis: rdb, Keyspace: ks, Identities: nobody{}, Addresses: nobody{}, Members: orgs.NewIdentityIndex(rdb, ks),
+		Redis: rdb, Keyspace: ks, Identities: nobody{}, Addresses: nobody{}, Members: orgs.NewIdentityIndex(rdb, ks, nil),
 		Orgs: store, Releaser: nobody{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Batch: 2,
 	})
 	rep, err := rec.Pass(ctx, true)

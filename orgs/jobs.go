@@ -17,6 +17,7 @@ import (
 type IdentityIndex struct {
 	rdb redis.UniversalClient
 	ks  redisx.Keyspace
+	now func() time.Time
 	// StampsTTL bounds the stamps hash (see invites.StampsTTL); the
 	// default is a day.
 	StampsTTL time.Duration
@@ -25,9 +26,13 @@ type IdentityIndex struct {
 	OnChange func(ctx context.Context, identityID string) error
 }
 
-// NewIdentityIndex returns the member.sync job handler.
-func NewIdentityIndex(rdb redis.UniversalClient, ks redisx.Keyspace) *IdentityIndex {
-	return &IdentityIndex{rdb: rdb, ks: ks, StampsTTL: 24 * time.Hour}
+// NewIdentityIndex returns the member.sync job handler; now is the clock
+// (nil: time.Now).
+func NewIdentityIndex(rdb redis.UniversalClient, ks redisx.Keyspace, now func() time.Time) *IdentityIndex {
+	if now == nil {
+		now = time.Now
+	}
+	return &IdentityIndex{rdb: rdb, ks: ks, now: now, StampsTTL: 24 * time.Hour}
 }
 
 // Register installs the handler on a worker.
@@ -56,7 +61,7 @@ type identityIndexArgs struct {
 
 // Handle reads the membership as it is now and mirrors it.
 func (x *IdentityIndex) Handle(ctx context.Context, job outbox.Job) error {
-	observed := time.Now()
+	observed := x.now()
 	raw, err := x.rdb.HGet(ctx, x.ks.OrgMembers(job.Ref), job.Subject).Result()
 	role := ""
 	switch {

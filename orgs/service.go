@@ -50,6 +50,9 @@ type CreateRequest struct {
 	Metadata map[string]any `json:"metadata,omitempty"`
 	// OwnerIdentityID makes an existing Kratos identity the first owner.
 	OwnerIdentityID string `json:"owner_identity_id,omitempty"`
+	// Owner is a first owner the caller has just read from Kratos itself
+	// (a sign-up through Kratos): used as is, Kratos is not asked again.
+	Owner *Member `json:"-"`
 }
 
 // CheckName validates and normalises an organization name: the rule of
@@ -114,8 +117,8 @@ func (s *Service) Create(ctx context.Context, r CreateRequest, state string) (Or
 	if err := checkMetadata(r.Metadata); err != nil {
 		return Organization{}, err
 	}
-	var owner *Member
-	if r.OwnerIdentityID != "" {
+	owner := r.Owner
+	if owner == nil && r.OwnerIdentityID != "" {
 		who, err := s.lookupIdentity(ctx, "owner_identity_id", r.OwnerIdentityID)
 		if err != nil {
 			return Organization{}, err

@@ -35,13 +35,13 @@ type Store struct {
 }
 
 // NewStore returns a store; retention is how long ended invitations of a
-// deleted organization are kept.
-func NewStore(rdb redis.UniversalClient, ks redisx.Keyspace, retention time.Duration) *Store {
-	return &Store{rdb: rdb, ks: ks, retention: retention, now: time.Now, exists: map[string]time.Time{}}
+// deleted organization are kept; now is the clock (nil: time.Now).
+func NewStore(rdb redis.UniversalClient, ks redisx.Keyspace, retention time.Duration, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{rdb: rdb, ks: ks, retention: retention, now: now, exists: map[string]time.Time{}}
 }
-
-// SetClock replaces the clock (tests).
-func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 const existsCacheTTL = 30 * time.Second
 

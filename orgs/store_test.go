@@ -35,7 +35,7 @@ func newTestStore(t *testing.T, backend string) (*Store, redis.UniversalClient, 
 	t.Helper()
 	rdb := backends[backend](t)
 	ks := redisx.Keyspace{Prefix: testenv.UniquePrefix(t)}
-	return NewStore(rdb, ks, time.Hour), rdb, ks
+	return NewStore(rdb, ks, time.Hour, nil), rdb, ks
 }
 
 func forEachBackend(t *testing.T, f func(t *testing.T, backend string)) {
@@ -330,7 +330,7 @@ func TestStoreUnavailable(t *testing.T) {
 	// A Redis that is not there maps to 503 redis_unavailable, not 500.
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
 	defer c.Close()
-	s := NewStore(c, redisx.Keyspace{Prefix: "x:"}, time.Hour)
+	s := NewStore(c, redisx.Keyspace{Prefix: "x:"}, time.Hour, nil)
 	_, err := s.Create(context.Background(), Organization{Name: "X", Slug: "x", State: StateActive}, false, nil)
 	if apperr.KindOf(err) != apperr.Unavailable {
 		t.Fatalf("err = %v, want unavailable", err)

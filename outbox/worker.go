@@ -28,6 +28,8 @@ type Config struct {
 	BaseBackoff  time.Duration
 	MaxBackoff   time.Duration
 	ClaimAfter   time.Duration
+	// Now is the clock (server.Options.Now); nil: time.Now.
+	Now func() time.Time
 }
 
 // HandlerFunc carries out one job. nil means done; an error is retried or
@@ -183,12 +185,15 @@ func NewWorker(rdb redis.UniversalClient, ks redisx.Keyspace, cfg Config, log *s
 	if cfg.MaxBackoff < cfg.BaseBackoff {
 		cfg.MaxBackoff = cfg.BaseBackoff
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Worker{
 		rdb: rdb, ks: ks, cfg: cfg, log: log,
 		handlers: map[string]HandlerFunc{},
 		dead:     map[string]DeadFunc{},
 		wake:     make(chan struct{}, 1),
-		now:      time.Now,
+		now:      cfg.Now,
 	}
 }
 
@@ -203,9 +208,6 @@ func (w *Worker) Handle(kind string, h HandlerFunc, onDead DeadFunc) {
 
 // SetObserver installs a metrics observer.
 func (w *Worker) SetObserver(o Observer) { w.observer = o }
-
-// SetClock replaces the clock (tests).
-func (w *Worker) SetClock(now func() time.Time) { w.now = now }
 
 // Wake makes the worker look for jobs now rather than at its next poll;
 // call it after enqueueing in this process.

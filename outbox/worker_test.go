@@ -88,11 +88,10 @@ func sharedEnv(t *testing.T) (redis.UniversalClient, redisx.Keyspace) {
 
 func newWorker(t *testing.T, rdb redis.UniversalClient, ks redisx.Keyspace, cfg Config, clock *fakeClock) *Worker {
 	t.Helper()
-	w := NewWorker(rdb, ks, cfg, testLogger(t))
 	if clock != nil {
-		w.SetClock(clock.Now)
+		cfg.Now = clock.Now
 	}
-	return w
+	return NewWorker(rdb, ks, cfg, testLogger(t))
 }
 
 // recorder is a handler that counts calls per Ref and keeps the jobs it saw.

@@ -67,8 +67,11 @@
 //	                                         deletes or replaces the placeholder
 //	P{i:<identity>}:orgs              HASH   org id → role                           member.sync jobs
 //	P{i:<identity>}:orgs:stamps       HASH   org id → last applied observation       TTL a day
-//	P{f:<sha256(flow id)>}:hook:<hook> HASH  a webhook call: body digest, answer,   TTL hooks.replay_window (2h)
-//	                                         the organization a sign-up created
+//	P{f:<sha256(flow id)>}:hook:<hook> HASH  a webhook call: body digest, answer    TTL hooks.replay_window (2h)
+//	                                         (hooks.RedisReplayStore); for
+//	                                         registration.post also "org", the
+//	                                         organization the sign-up created
+//	                                         (orgs.Store, SignupOrganization)
 //
 // The {a:…} and {i:…} keys are indexes across organizations. pending and
 // orgs are written by outbox jobs after the atomic step, idempotently, so
@@ -273,4 +276,12 @@ func (k Keyspace) IdentityOrgsStamps(identityID string) string {
 func (k Keyspace) HookCall(hook, flowID string) string {
 	sum := sha256.Sum256([]byte(flowID))
 	return k.Prefix + "{f:" + hex.EncodeToString(sum[:16]) + "}:hook:" + hook
+}
+
+// SignupOrganization holds, in its "org" field, the organization a Kratos
+// sign-up's flow created (orgs.Store.ClaimSignupOrganization). It is that
+// flow's registration.post webhook record: the claim lives and expires with
+// the record, so a retry after the record expired creates nothing.
+func (k Keyspace) SignupOrganization(flowID string) string {
+	return k.HookCall("registration.post", flowID)
 }

@@ -17,6 +17,6 @@ func (s *Server) newReconciler(orgStore *orgs.Store) *reconcile.Reconciler {
 		// The atomic claim: deleting cannot race with a new invitation.
 		Releaser: s.Invites,
 		Observer: s.Metrics, Log: s.log.With("component", "reconciler"),
-		Grace: s.cfg.Reconcile.Grace, Batch: s.cfg.Reconcile.Batch,
+		Grace: s.cfg.Reconcile.Grace, Batch: s.cfg.Reconcile.Batch, Now: s.now,
 	})
 }

@@ -55,12 +55,17 @@ type Options struct {
 	Identities Identities            // nil: the Kratos admin API from Config.Kratos
 	Sender     mail.Sender           // nil: from Config.Mail
 	MailLog    io.Writer             // where the log sender prints (default stderr)
+	// Now is the one clock every part reads (stores, worker, webhooks,
+	// quotas, reconciler, session cache); nil: time.Now. Tests pass a
+	// fake to move time.
+	Now func() time.Time
 }
 
 // Server is a wired kratos-orgs.
 type Server struct {
 	cfg        config.Config
 	log        *slog.Logger
+	now        func() time.Time
 	rdb        redis.UniversalClient
 	closeRedis func() error
 	ks         redisx.Keyspace
@@ -99,7 +104,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: log, ks: redisx.Keyspace{Prefix: cfg.Redis.KeyPrefix}, addrs: map[string]string{}, listening: make(chan struct{})}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &Server{cfg: cfg, log: log, now: now, ks: redisx.Keyspace{Prefix: cfg.Redis.KeyPrefix}, addrs: map[string]string{}, listening: make(chan struct{})}
 
 	render, err := templates.New(cfg.Templates.Dir)
 	if err != nil {
@@ -123,7 +132,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		}
 	}
 	s.Metrics = metrics.New(s.rdb, s.ks)
-	s.Limiter = ratelimit.New(s.rdb, s.ks, ratelimit.Options{Observer: s.Metrics, Logger: log.With("component", "ratelimit")})
+	s.Limiter = ratelimit.New(s.rdb, s.ks, ratelimit.Options{Observer: s.Metrics, Logger: log.With("component", "ratelimit"), Now: now})
 	s.quotas = newQuotas(s.Limiter, render, cfg.Limits, cfg.Invitations.RemindInterval)
 	s.ids = o.Identities
 	if s.ids == nil {
@@ -134,32 +143,40 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		}, s.Metrics)
 	}
 
-	s.sessions = identity.NewSessionCache(s.ids.Whoami, cfg.Kratos.WhoamiCacheTTL, 10000)
+	s.sessions = identity.NewSessionCache(s.ids.Whoami, cfg.Kratos.WhoamiCacheTTL, 10000, now)
 
 	s.Worker = outbox.NewWorker(s.rdb, s.ks, outbox.Config{
 		Concurrency: cfg.Outbox.Workers, PollInterval: cfg.Outbox.PollInterval, MaxAttempts: cfg.Outbox.MaxAttempts,
 		BaseBackoff: cfg.Outbox.BaseBackoff, MaxBackoff: cfg.Outbox.MaxBackoff, ClaimAfter: cfg.Outbox.ClaimAfter,
+		Now: now,
 	}, log.With("component", "outbox"))
 	s.Worker.SetObserver(s.Metrics)
 
-	orgStore := orgs.NewStore(s.rdb, s.ks, cfg.Invitations.Retention)
+	orgStore := orgs.NewStore(s.rdb, s.ks, cfg.Invitations.Retention, now)
 	s.Orgs = orgs.NewService(orgStore, s.ids, orgs.Roles(cfg.Roles), s.Worker.Wake)
-	s.Invites = invites.NewService(invites.NewStore(s.rdb, s.ks, cfg.Invitations.Retention), orgStore, s.ids, sealer,
-		invites.Config{
+	s.Invites = invites.NewService(invites.ServiceOptions{
+		Store: invites.NewStore(s.rdb, s.ks, cfg.Invitations.Retention, now), Orgs: orgStore, Identities: s.ids, Sealer: sealer,
+		Config: invites.Config{
 			TTL: cfg.Invitations.TTL, MaxTTL: cfg.Invitations.MaxTTL, RemindInterval: cfg.Invitations.RemindInterval,
 			AcceptURL:            trimSlash(cfg.Serve.Public.BaseURL) + cfg.Invitations.AcceptPath,
 			ActivateURL:          trimSlash(cfg.Serve.Public.BaseURL) + cfg.Register.ActivatePath,
 			AllowedRedirectHosts: cfg.Invitations.AllowedRedirectHosts, Roles: orgs.Roles(cfg.Roles),
 			EmailTrait: cfg.Kratos.EmailTrait,
-			LoginURL:   trimSlash(cfg.Kratos.PublicURL) + "/self-service/login/browser",
-		}, log, s.Worker.Wake)
+		},
+		Log: log, Wake: s.Worker.Wake, Now: now,
+	})
 	s.newAcceptance(orgStore)
-	s.Addresses = invites.NewAddressIndex(s.Invites, s.rdb, s.ks)
-	mailer := invites.NewMailer(s.Invites, sender, render, cfg.Mail.FromAddress, cfg.Mail.FromName)
-	mailer.SetObserver(s.Metrics)
-	mailer.SetBudget(ratelimit.Budget{Limiter: s.Limiter, Global: s.quotas.mailGlobal, PerOrg: s.quotas.mailPerOrg})
+	s.Addresses = invites.NewAddressIndex(invites.AddressIndexOptions{
+		Invitations: s.Invites.Store(), Orgs: orgStore, Placeholders: s.Invites, Redis: s.rdb, Keys: s.ks, Now: now,
+	})
+	mailer := invites.NewMailer(invites.MailerOptions{
+		Invitations: s.Invites.Store(), Tokens: s.Invites, Links: s.Invites, Identities: s.ids,
+		Sender: sender, Templates: render, FromAddress: cfg.Mail.FromAddress, FromName: cfg.Mail.FromName,
+		LoginURL: loginURL(cfg), Observer: s.Metrics, Now: now,
+		Budget: ratelimit.Budget{Limiter: s.Limiter, Global: s.quotas.mailGlobal, PerOrg: s.quotas.mailPerOrg},
+	})
 	mailer.Register(s.Worker, s.Addresses)
-	s.Members = orgs.NewIdentityIndex(s.rdb, s.ks)
+	s.Members = orgs.NewIdentityIndex(s.rdb, s.ks, now)
 	s.Members.Register(s.Worker)
 	s.Claims = orgs.NewClaims(s.Members, orgStore, s.ids)
 	s.Claims.Register(s.Worker)
@@ -167,10 +184,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Config: hooks.Config{
 			Secret: cfg.Hooks.Secret, Mode: cfg.Register.Mode, AllowedDomains: cfg.Register.AllowedDomains,
 			EmailTrait: cfg.Kratos.EmailTrait, AcceptOnVerifiedAddress: cfg.Hooks.AcceptOnVerifiedAddress,
-			ReplayWindow: cfg.Hooks.ReplayWindow,
+			ReplayWindow: cfg.Hooks.ReplayWindow, Now: now,
 		},
-		Invitations: s.Invites, Addresses: s.Addresses, Orgs: orgStore, Identities: s.ids, Outbox: s.Worker,
-		Messages: render, Redis: s.rdb, Keys: s.ks, Log: log.With("component", "hooks"),
+		Invitations: s.Invites, Addresses: s.Addresses, Orgs: s.Orgs, Signups: orgStore, Identities: s.ids, Outbox: s.Worker,
+		Messages: render, Replays: hooks.NewRedisReplayStore(s.rdb, s.ks), Log: log.With("component", "hooks"),
 	})
 	s.Hooks.RegisterJobs(s.Worker)
 	s.Reconciler = s.newReconciler(orgStore)
@@ -199,13 +216,19 @@ func (s *Server) newAcceptance(orgStore *orgs.Store) {
 	if !cfg.Register.Enabled {
 		return
 	}
-	s.Registrar = invites.NewRegistrar(s.Invites, orgStore, s.Worker, s.rdb, s.ks)
-	s.Registrar.SetOptions(invites.RegistrarOptions{
+	s.Registrar = invites.NewRegistrar(invites.RegistrarOptions{
+		Service: s.Invites, Orgs: orgStore, Outbox: s.Worker, Redis: s.rdb, Keys: s.ks,
 		PendingTTL: cfg.Register.PendingTTL,
 		CheckAddress: func(ctx context.Context, email string) error {
 			return s.Limiter.Check(ctx, s.quotas.registerPerEmail, email)
 		},
 	})
+}
+
+// loginURL is Kratos' browser login, where mail sends people who already
+// have an account.
+func loginURL(cfg config.Config) string {
+	return trimSlash(cfg.Kratos.PublicURL) + "/self-service/login/browser"
 }
 
 func trimSlash(s string) string {

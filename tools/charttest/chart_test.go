@@ -30,6 +30,7 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
 	"helm.sh/helm/v3/pkg/lint/support"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -145,11 +146,41 @@ func TestFullValuesRenderEveryOptionalObject(t *testing.T) {
 // checkInvariants asserts what the chart promises whatever the values.
 func checkInvariants(t *testing.T, objs *objects, eff chartutil.Values) {
 	d := objs.deployment(t)
-	pod := d.Spec.Template.Spec
 	c := objs.container(t)
-	podLabels := labels.Set(d.Spec.Template.Labels)
+	r := &rendered{
+		objs: objs, eff: eff, d: d, pod: d.Spec.Template.Spec, c: c, podLabels: labels.Set(d.Spec.Template.Labels),
+		cfg: parseConfig(t, objs), adminPort: containerPort(t, c, "http-admin"),
+		adminSvc: objs.service(t, d.Name+"-admin"), publicSvc: objs.service(t, d.Name+"-public"),
+	}
+	r.checkNames(t)
+	r.checkCommand(t)
+	r.checkSecurity(t)
+	r.checkPorts(t)
+	r.checkSecrets(t)
+	r.checkServices(t)
+	r.checkIngresses(t)
+	r.checkNoSecretInConfig(t)
+	r.checkScaling(t)
+	r.checkNetworkPolicies(t)
+	r.checkServiceMonitors(t)
+}
 
-	// Names and labels are valid Kubernetes names.
+// rendered is a rendered chart and the parts its invariants look at.
+type rendered struct {
+	objs                *objects
+	eff                 chartutil.Values
+	d                   *appsv1.Deployment
+	pod                 corev1.PodSpec
+	c                   *corev1.Container
+	podLabels           labels.Set
+	cfg                 map[string]any // config.yaml
+	adminPort           int32
+	adminSvc, publicSvc *corev1.Service
+}
+
+// checkNames checks that names and labels are valid Kubernetes names, and the Deployment selects its pods.
+func (r *rendered) checkNames(t *testing.T) {
+	objs, d, podLabels := r.objs, r.d, r.podLabels
 	for _, m := range allMeta(objs) {
 		if errs := validation.IsDNS1123Subdomain(m.Name); len(errs) > 0 {
 			t.Errorf("name %q: %v", m.Name, errs)
@@ -163,8 +194,11 @@ func checkInvariants(t *testing.T, objs *objects, eff chartutil.Values) {
 	if sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector); err != nil || !sel.Matches(podLabels) {
 		t.Errorf("the Deployment's selector does not match its pods (%v)", err)
 	}
+}
 
-	// The command line.
+// checkCommand checks that the container runs serve with the mounted configuration.
+func (r *rendered) checkCommand(t *testing.T) {
+	c := r.c
 	if want := []string{"serve", "--config", "/etc/kratos-orgs/config.yaml"}; len(c.Args) < 3 || !slices.Equal(c.Args[:3], want) {
 		t.Errorf("args = %v, want %v first", c.Args, want)
 	}
@@ -177,8 +211,11 @@ func checkInvariants(t *testing.T, objs *objects, eff chartutil.Values) {
 	if configMount == nil || !configMount.ReadOnly {
 		t.Errorf("config.yaml must be mounted read-only at /etc/kratos-orgs/config.yaml: %+v", c.VolumeMounts)
 	}
+}
 
-	// Security contexts.
+// checkSecurity checks that the pod and the container are locked down.
+func (r *rendered) checkSecurity(t *testing.T) {
+	objs, pod, c := r.objs, r.pod, r.c
 	sc := c.SecurityContext
 	if sc == nil {
 		t.Fatal("container has no securityContext")
@@ -204,10 +241,12 @@ func checkInvariants(t *testing.T, objs *objects, eff chartutil.Values) {
 			t.Errorf("pods use ServiceAccount %q, the chart makes %q", pod.ServiceAccountName, sa.Name)
 		}
 	}
+}
 
-	// Ports follow the configuration; probes hit the admin port.
-	publicPort, adminPort := containerPort(t, c, "http-public"), containerPort(t, c, "http-admin")
-	cfg := parseConfig(t, objs)
+// checkPorts checks that the ports follow the configuration and the probes hit the admin port.
+func (r *rendered) checkPorts(t *testing.T) {
+	c, cfg, adminPort := r.c, r.cfg, r.adminPort
+	publicPort := containerPort(t, c, "http-public")
 	if fmt.Sprint(dig(cfg, "serve", "public", "port")) != fmt.Sprint(publicPort) ||
 		fmt.Sprint(dig(cfg, "serve", "admin", "port")) != fmt.Sprint(adminPort) {
 		t.Errorf("config ports %v/%v differ from the container ports %d/%d",
@@ -216,8 +255,11 @@ func checkInvariants(t *testing.T, objs *objects, eff chartutil.Values) {
 	checkProbe(t, "liveness", c.LivenessProbe, "/health/alive", adminPort)
 	checkProbe(t, "readiness", c.ReadinessProbe, "/health/ready", adminPort)
 	checkProbe(t, "startup", c.StartupProbe, "/health/alive", adminPort)
+}
 
-	// Secrets come from a Secret, as environment variables.
+// checkSecrets checks that secrets come from a Secret, as environment variables.
+func (r *rendered) checkSecrets(t *testing.T) {
+	objs, eff, c := r.objs, r.eff, r.c
 	secretName := fmt.Sprint(dig(eff, "secret", "existingSecret"))
 	if secretName == "" {
 		if len(objs.secrets) != 1 {
@@ -249,11 +291,11 @@ func checkInvariants(t *testing.T, objs *objects, eff chartutil.Values) {
 			t.Errorf("env %s must come from Secret %s key %s: %s", name, secretName, key, mustJSON(e))
 		}
 	}
+}
 
-	// Services: the admin port is on the admin Service only.
-	fullname := d.Name
-	adminSvc := objs.service(t, fullname+"-admin")
-	publicSvc := objs.service(t, fullname+"-public")
+// checkServices checks that the admin port is on the admin Service only, and Services select only the server.
+func (r *rendered) checkServices(t *testing.T) {
+	objs, podLabels, adminPort, adminSvc, publicSvc := r.objs, r.podLabels, r.adminPort, r.adminSvc, r.publicSvc
 	if adminSvc.Spec.Type != corev1.ServiceTypeClusterIP || len(adminSvc.Spec.Ports) != 1 ||
 		adminSvc.Spec.Ports[0].TargetPort != intstr.FromString("http-admin") || adminSvc.Spec.Ports[0].NodePort != 0 {
 		t.Errorf("admin Service must be ClusterIP with the one port http-admin: %s", mustJSON(adminSvc.Spec))
@@ -291,8 +333,11 @@ func checkInvariants(t *testing.T, objs *objects, eff chartutil.Values) {
 			t.Errorf("test pod should call the admin Service: %v", pc.Command)
 		}
 	}
+}
 
-	// The Ingress routes to the public Service and port only.
+// checkIngresses checks that the Ingress routes to the public Service and port only.
+func (r *rendered) checkIngresses(t *testing.T) {
+	objs, adminSvc, publicSvc := r.objs, r.adminSvc, r.publicSvc
 	for _, ing := range objs.ingresses {
 		if ing.Spec.DefaultBackend != nil {
 			t.Errorf("Ingress %s has a default backend", ing.Name)
@@ -313,8 +358,11 @@ func checkInvariants(t *testing.T, objs *objects, eff chartutil.Values) {
 			}
 		}
 	}
+}
 
-	// No secret value appears in any ConfigMap, nor any secret key in config.yaml.
+// checkNoSecretInConfig checks that no secret is in a ConfigMap or config.yaml.
+func (r *rendered) checkNoSecretInConfig(t *testing.T) {
+	objs, cfg := r.objs, r.cfg
 	for _, cm := range objs.configMaps {
 		for k, v := range cm.Data {
 			for _, s := range objs.secretValues() {
@@ -329,8 +377,11 @@ func checkInvariants(t *testing.T, objs *objects, eff chartutil.Values) {
 			t.Errorf("config.yaml holds the secret %s", strings.Join(key, "."))
 		}
 	}
+}
 
-	// Checksums roll the pods.
+// checkScaling checks that checksums roll the pods; replicas, HPA and PDB follow the values.
+func (r *rendered) checkScaling(t *testing.T) {
+	objs, eff, d, podLabels := r.objs, r.eff, r.d, r.podLabels
 	for _, a := range []string{"checksum/config", "checksum/templates", "checksum/secret"} {
 		if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(d.Spec.Template.Annotations[a]) {
 			t.Errorf("pod annotation %s = %q, want a sha256", a, d.Spec.Template.Annotations[a])
@@ -362,8 +413,11 @@ func checkInvariants(t *testing.T, objs *objects, eff chartutil.Values) {
 			t.Errorf("PDB does not select the pods")
 		}
 	}
+}
 
-	// NetworkPolicy: the admin port only from selected peers; never from everyone.
+// checkNetworkPolicies checks that the admin port is open only to selected peers.
+func (r *rendered) checkNetworkPolicies(t *testing.T) {
+	objs, podLabels := r.objs, r.podLabels
 	for _, np := range objs.networkPolicies {
 		if sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector); err != nil || !sel.Matches(podLabels) {
 			t.Errorf("NetworkPolicy does not select the pods")
@@ -404,8 +458,11 @@ func checkInvariants(t *testing.T, objs *objects, eff chartutil.Values) {
 			t.Errorf("the first admin peer must be Kratos' pods: %s", mustJSON(np.Spec.Ingress[0].From[0]))
 		}
 	}
+}
 
-	// ServiceMonitor: the admin Service's port, /metrics.
+// checkServiceMonitors checks that the ServiceMonitor scrapes the admin Service only.
+func (r *rendered) checkServiceMonitors(t *testing.T) {
+	objs, adminSvc, publicSvc := r.objs, r.adminSvc, r.publicSvc
 	for _, sm := range objs.serviceMonitors {
 		eps, _, _ := unstructuredSlice(sm.Object, "spec", "endpoints")
 		if len(eps) != 1 {
