@@ -251,11 +251,14 @@ type AddressIndex struct {
 	// stampsTTL is how long the index remembers when it last applied an
 	// invitation's state (StampsTTL; tests shorten it).
 	stampsTTL time.Duration
+	// knownTTL is how long the identity seen for an address is remembered
+	// (KnownIdentityTTL; tests shorten it).
+	knownTTL time.Duration
 }
 
 // NewAddressIndex returns the invitation.sync job handler.
 func NewAddressIndex(svc *Service, rdb redis.UniversalClient, ks redisx.Keyspace) *AddressIndex {
-	return &AddressIndex{svc: svc, rdb: rdb, ks: ks, now: time.Now, stampsTTL: StampsTTL}
+	return &AddressIndex{svc: svc, rdb: rdb, ks: ks, now: time.Now, stampsTTL: StampsTTL, knownTTL: KnownIdentityTTL}
 }
 
 // indexScript applies one observation of an invitation to its address'
@@ -312,7 +315,7 @@ func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 		return err
 	}
 	if inv.Status != Revoked && inv.Status != Expired {
-		return nil
+		return x.remember(ctx, inv)
 	}
 	if inv.kind == "registration" {
 		// An abandoned sign-up leaves no organization behind.

@@ -17,14 +17,15 @@ import (
 // referenceScript registers an invitation for an address before it is
 // written, unless the address' placeholder is being deleted (then the
 // caller waits). During a takeover the reference is registered and the
-// caller is told not to use the placeholder.
-// KEYS: refs, claim. ARGV: invitation id, "<org id> <ms>".
+// caller is told not to use the placeholder. The third value is the
+// identity last seen for the address (known.go), read in the same step.
+// KEYS: refs, claim, known identity. ARGV: invitation id, "<org id> <ms>".
 var referenceScript = redis.NewScript(`
 local c = redis.call('GET', KEYS[2])
-if c and string.sub(c, 1, 7) == 'delete|' then return {'wait', redis.call('PTTL', KEYS[2])} end
+if c and string.sub(c, 1, 7) == 'delete|' then return {'wait', redis.call('PTTL', KEYS[2]), ''} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if c then return {'takeover', 0} end
-return {'ok', 0}
+if c then return {'takeover', 0, ''} end
+return {'ok', 0, redis.call('GET', KEYS[3]) or ''}
 `)
 
 // claimDeleteScript takes the delete claim of an address if nothing
@@ -70,15 +71,16 @@ redis.call('HSET', KEYS[1], 'identity_id', '', 'identity_created', '0', 'identit
 return {'detached'}
 `)
 
-// reference registers invitation id (of org) for an address: "ok",
-// "takeover", or "wait" with the time left on a delete claim.
-func (s *Store) reference(ctx context.Context, email, id, org string, at time.Time) (string, time.Duration, error) {
-	res, err := referenceScript.Run(ctx, s.rdb, []string{s.ks.AddressRefs(email), s.ks.AddressClaim(email)},
-		id, org+" "+strconv.FormatInt(at.UnixMilli(), 10)).Slice()
+// reference registers invitation id (of org) for an address: "ok" (with
+// the identity last seen for the address, or ""), "takeover", or "wait"
+// with the time left on a delete claim.
+func (s *Store) reference(ctx context.Context, email, id, org string, at time.Time) (outcome string, wait time.Duration, known string, err error) {
+	keys := []string{s.ks.AddressRefs(email), s.ks.AddressClaim(email), s.ks.AddressIdentity(email)}
+	res, err := referenceScript.Run(ctx, s.rdb, keys, id, org+" "+strconv.FormatInt(at.UnixMilli(), 10)).Slice()
 	if err != nil {
-		return "", 0, storeErr(err)
+		return "", 0, "", storeErr(err)
 	}
-	return redisx.Str(res[0]), time.Duration(redisx.Int(res[1])) * time.Millisecond, nil
+	return redisx.Str(res[0]), time.Duration(redisx.Int(res[1])) * time.Millisecond, redisx.Str(res[2]), nil
 }
 
 // forget drops references.
