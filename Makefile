@@ -6,7 +6,7 @@ export GOTOOLCHAIN ?= local
 KRATOS_BIN := .cache/bin/kratos
 KRATOS_VERSION := v1.3.1
 
-.PHONY: all build kratos dev test test-go chart-test lint bench fuzz clean image config-docs
+.PHONY: all build kratos dev test test-go chart-test lint bench bench-kratos fuzz clean image config-docs
 
 all: build
 
@@ -64,6 +64,17 @@ lint: $(STATICCHECK)
 bench:
 	$(GO) test -run=NONE -bench=. -benchtime=3s ./server/
 	$(GO) test -run=NONE -bench=RegistrationPreHook/paced -benchtime=5000x ./server/
+
+# kratos-orgs side by side with the Kratos it stands in front of, in one
+# run: Kratos' own rates (create, look-up, recovery link) and kratos-orgs'
+# invitation rates, with the ratios, at c=8 for 10 s each. Kratos runs on
+# PostgreSQL (a fresh database on KRATOS_PG_URL, default the local server
+# at 127.0.0.1:5432, dropped afterwards; when none answers, one is started
+# from Debian's postgresql binaries with its data in .cache/postgres), or
+# with KRATOS_DB=sqlite on SQLite with BENCH_IDENTITIES identities present
+# (default 10000). BENCH_FLAGS="-c 8 -d 10s" changes the load.
+bench-kratos: kratos
+	$(GO) run ./internal/cmd/benchkratos $(BENCH_FLAGS)
 
 fuzz:
 	@for target in tokens:FuzzParse invites:FuzzNormalizeEmail invites:FuzzCheckRedirect orgs:FuzzSlugify httpx:FuzzDecodeJSON; do \
