@@ -22,7 +22,8 @@ $(KRATOS_BIN): tools/kratos/go.mod tools/kratos/go.sum tools/kratos/main.go
 	cd tools/kratos && CGO_ENABLED=1 $(GO) build -tags sqlite \
 		-ldflags "-X github.com/ory/kratos/driver/config.Version=$(KRATOS_VERSION)" -o ../../$(KRATOS_BIN) .
 
-# The sidecar with a real Kratos (SQLite), Redis (a local redis-server when
+# The sidecar with a real Kratos (SQLite; KRATOS_DB=postgres for PostgreSQL,
+# see the README), Redis (a local redis-server when
 # installed, else an embedded one), a demo organization and mail printed here.
 dev: kratos
 	$(GO) run ./internal/cmd/dev

@@ -44,38 +44,39 @@ type errExhaustedT struct{}
 func (errExhaustedT) Error() string { return "inputs exhausted" }
 
 // run calls op from c workers for d (or until an op returns errExhausted).
-// op gets a sequence number unique in the phase.
+// op gets a sequence number unique in the phase. Requests in flight at the
+// end are waited for (up to hardLimit) and counted: on a slow Kratos a
+// request can take longer than the whole phase.
 func run(ctx context.Context, c int, d time.Duration, op func(ctx context.Context, n int) error) result {
-	ctx, cancel := context.WithTimeout(ctx, d)
+	ctx, cancel := context.WithTimeout(ctx, d+hardLimit)
 	defer cancel()
 	var (
-		seq    atomic.Int64
-		mu     sync.Mutex
-		res    result
-		wg     sync.WaitGroup
-		start  = time.Now()
-		stopAt atomic.Int64
+		seq       atomic.Int64
+		exhausted atomic.Bool
+		mu        sync.Mutex
+		res       result
+		wg        sync.WaitGroup
+		start     = time.Now()
+		stop      = start.Add(d)
 	)
 	for range c {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
+			for time.Now().Before(stop) && !exhausted.Load() && ctx.Err() == nil {
 				n := int(seq.Add(1)) - 1
 				t0 := time.Now()
 				err := op(ctx, n)
 				lat := time.Since(t0)
 				if err == errExhausted {
-					stopAt.CompareAndSwap(0, int64(time.Since(start)))
-					cancel()
+					exhausted.Store(true)
 					return
 				}
 				mu.Lock()
-				switch {
-				case err == nil:
+				if err == nil {
 					res.OK++
 					res.latencies = append(res.latencies, lat)
-				case ctx.Err() == nil: // not cut by the deadline
+				} else {
 					res.Failed++
 					if res.firstErr == nil {
 						res.firstErr = err
@@ -87,8 +88,8 @@ func run(ctx context.Context, c int, d time.Duration, op func(ctx context.Contex
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(start)
-	if at := stopAt.Load(); at > 0 {
-		res.Elapsed = time.Duration(at)
-	}
 	return res
 }
+
+// hardLimit bounds how long a phase waits for its last requests.
+const hardLimit = 2 * time.Minute
