@@ -54,9 +54,13 @@ func failures(rs ...*result) string {
 func writeTable(w io.Writer, rows []row) {
 	fmt.Fprintln(w, "| operation | kratos-orgs | p50 / p99 | Kratos' own | rate | p50 / p99 | ratio | notes |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
-	for _, r := range rows {
+	for i, r := range rows {
 		note := r.Note
-		if f := failures(r.Ours, r.Kratos); f != "" {
+		kratos := r.Kratos
+		if i > 0 && rows[i-1].Kratos == r.Kratos {
+			kratos = nil // its failures are in the row above
+		}
+		if f := failures(r.Ours, kratos); f != "" {
 			note = strings.TrimPrefix(note+"; "+f, "; ")
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n",
