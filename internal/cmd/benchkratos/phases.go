@@ -64,47 +64,42 @@ func measure(ctx context.Context, s *stack, o options) ([]row, error) {
 		}
 		return err
 	})
+	// Known: the placeholders of the new addresses, once the outbox has
+	// remembered their identities (an account kratos-orgs has seen takes
+	// the same path: one read by id). Measured before the look-ups: on
+	// SQLite those outlast their clients and keep Kratos busy afterwards.
+	fmt.Fprintf(os.Stderr, "waiting for the outbox to remember %d identities...\n", len(placeholders.emails))
+	if err := s.waitKnown(ctx, placeholders.emails); err != nil {
+		return nil, err
+	}
+	phase("kratos-orgs: invite addresses it knows")
+	inviteKnown := run(ctx, c, d, func(ctx context.Context, n int) error {
+		if n >= len(placeholders.emails) {
+			return errExhausted
+		}
+		return s.invite(ctx, orgIDs[2], placeholders.emails[n])
+	})
+	phase("Kratos: recovery link")
+	recovery := run(ctx, c, d, func(ctx context.Context, n int) error {
+		return s.kratosRecoveryLink(ctx, accounts.ids[n%len(accounts.ids)])
+	})
 	phase("Kratos: look-up")
 	lookUp := run(ctx, c, d, func(ctx context.Context, n int) error {
 		return s.kratosLookUp(ctx, accounts.emails[n%len(accounts.emails)])
 	})
 	phase("kratos-orgs: invite accounts it has not seen")
-	var invited collected
 	inviteUnknown := run(ctx, c, d, func(ctx context.Context, n int) error {
 		if n >= len(accounts.emails) {
 			return errExhausted
 		}
-		err := s.invite(ctx, orgIDs[1], accounts.emails[n])
-		if err == nil {
-			invited.add(accounts.emails[n], "")
-		}
-		return err
-	})
-	// Known: the accounts just invited, then the placeholders of the new
-	// addresses (the same path: one read by id), once the outbox has
-	// remembered their identities.
-	known := append(append([]string(nil), invited.emails...), placeholders.emails...)
-	fmt.Fprintf(os.Stderr, "waiting for the outbox to remember %d identities...\n", len(known))
-	if err := s.waitKnown(ctx, known); err != nil {
-		return nil, err
-	}
-	phase("kratos-orgs: invite addresses it knows")
-	inviteKnown := run(ctx, c, d, func(ctx context.Context, n int) error {
-		if n >= len(known) {
-			return errExhausted
-		}
-		return s.invite(ctx, orgIDs[2], known[n])
-	})
-	phase("Kratos: recovery link")
-	recovery := run(ctx, c, d, func(ctx context.Context, n int) error {
-		return s.kratosRecoveryLink(ctx, accounts.ids[n%len(accounts.ids)])
+		return s.invite(ctx, orgIDs[1], accounts.emails[n])
 	})
 	return []row{
 		{What: "invite, new address", Ours: &inviteNew, Kratos: &create, KratosOp: "create (POST /admin/identities)"},
 		{What: "invite, account kratos-orgs has not seen", Ours: &inviteUnknown, Kratos: &lookUp, KratosOp: "look-up (GET /admin/identities?credentials_identifier=)",
 			Note: "create refused (409), then the look-up"},
 		{What: "invite, address kratos-orgs knows", Ours: &inviteKnown, Kratos: &lookUp, KratosOp: "look-up (same as above)",
-			Note: fmt.Sprintf("one read by id (GET /admin/identities/{id}); %d accounts, then placeholders", len(invited.emails))},
+			Note: "one read by id (GET /admin/identities/{id}); the first row's addresses, now known"},
 		{What: "accept", Kratos: &recovery, KratosOp: "recovery link (POST /admin/recovery/link)",
 			Note: "kratos-orgs' accept not measured yet (the page's form flow)"},
 	}, nil
