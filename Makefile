@@ -6,7 +6,7 @@ export GOTOOLCHAIN ?= local
 KRATOS_BIN := .cache/bin/kratos
 KRATOS_VERSION := v1.3.1
 
-.PHONY: all build kratos dev test test-go chart-test lint bench fuzz clean image config-docs
+.PHONY: all build kratos dev test test-go chart-test lint bench bench-kratos fuzz clean image config-docs
 
 all: build
 
@@ -22,7 +22,8 @@ $(KRATOS_BIN): tools/kratos/go.mod tools/kratos/go.sum tools/kratos/main.go
 	cd tools/kratos && CGO_ENABLED=1 $(GO) build -tags sqlite \
 		-ldflags "-X github.com/ory/kratos/driver/config.Version=$(KRATOS_VERSION)" -o ../../$(KRATOS_BIN) .
 
-# The sidecar with a real Kratos (SQLite), Redis (a local redis-server when
+# The sidecar with a real Kratos (SQLite; KRATOS_DB=postgres for PostgreSQL,
+# see the README), Redis (a local redis-server when
 # installed, else an embedded one), a demo organization and mail printed here.
 dev: kratos
 	$(GO) run ./internal/cmd/dev
@@ -66,6 +67,17 @@ lint: $(STATICCHECK)
 bench:
 	$(GO) test -run=NONE -bench=. -benchtime=3s ./server/
 	$(GO) test -run=NONE -bench=RegistrationPreHook/paced -benchtime=5000x ./server/
+
+# kratos-orgs side by side with the Kratos it stands in front of, in one
+# run: Kratos' own rates (create, look-up, recovery link) and kratos-orgs'
+# invitation rates, with the ratios, at c=8 for 10 s each. Kratos runs on
+# PostgreSQL (a fresh database on KRATOS_PG_URL, default the local server
+# at 127.0.0.1:5432, dropped afterwards; when none answers, one is started
+# from Debian's postgresql binaries with its data in .cache/postgres), or
+# with KRATOS_DB=sqlite on SQLite with BENCH_IDENTITIES identities present
+# (default 10000). BENCH_FLAGS="-c 8 -d 10s" changes the load.
+bench-kratos: kratos
+	$(GO) run ./internal/cmd/benchkratos $(BENCH_FLAGS)
 
 fuzz:
 	@for target in tokens:FuzzParse invites:FuzzNormalizeEmail invites:FuzzCheckRedirect orgs:FuzzSlugify httpx:FuzzDecodeJSON; do \

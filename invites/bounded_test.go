@@ -45,6 +45,7 @@ func TestBoundedStateOverCycles(t *testing.T) {
 	r := testenv.StartRedis(t) // its own server: DBSIZE and used_memory are this test's alone
 	h := newHarnessOn(t, r.Client(t))
 	h.index.stampsTTL = 50 * time.Millisecond
+	h.index.knownTTL = 50 * time.Millisecond
 	members := orgs.NewIdentityIndex(h.rdb, h.ks, nil)
 	members.StampsTTL = 50 * time.Millisecond
 	members.Register(h.worker)

@@ -301,6 +301,9 @@ type AddressIndex struct {
 	// stampsTTL is how long the index remembers when it last applied an
 	// invitation's state (StampsTTL; tests shorten it).
 	stampsTTL time.Duration
+	// knownTTL is how long the identity seen for an address is remembered
+	// (KnownIdentityTTL; tests shorten it).
+	knownTTL time.Duration
 }
 
 // invitationGetter reads the invitation a job names (Store).
@@ -340,7 +343,7 @@ func NewAddressIndex(o AddressIndexOptions) *AddressIndex {
 		o.StampsTTL = StampsTTL
 	}
 	return &AddressIndex{invitations: o.Invitations, orgs: o.Orgs, releaser: o.Placeholders,
-		rdb: o.Redis, ks: o.Keys, now: o.Now, stampsTTL: o.StampsTTL}
+		rdb: o.Redis, ks: o.Keys, now: o.Now, stampsTTL: o.StampsTTL, knownTTL: KnownIdentityTTL}
 }
 
 // indexScript applies one observation of an invitation to its address'
@@ -414,7 +417,7 @@ func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 		return err
 	}
 	if inv.Status != Revoked && inv.Status != Expired {
-		return nil
+		return x.remember(ctx, inv)
 	}
 	if inv.kind == "registration" {
 		// An abandoned sign-up leaves no organization behind.

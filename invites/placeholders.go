@@ -77,23 +77,37 @@ func nonce() string {
 // address, waiting while the address' placeholder is being deleted.
 // takeover reports a Kratos sign-up replacing the placeholder right now.
 func (s *Service) reference(ctx context.Context, email, org, id string) (takeover bool, at time.Time, err error) {
+	r, err := s.referenceAddress(ctx, email, org, id)
+	return r.takeover, r.at, err
+}
+
+// addressRef is what registering a reference tells about the address.
+type addressRef struct {
+	takeover bool      // a Kratos sign-up is replacing the placeholder
+	at       time.Time // when the reference was registered
+	known    string    // the identity last seen for the address (a hint, see known.go)
+}
+
+// referenceAddress is reference, also returning the identity last seen for
+// the address, read in the same step.
+func (s *Service) referenceAddress(ctx context.Context, email, org, id string) (addressRef, error) {
 	giveUp := time.Now().Add(claimLease)
 	for {
-		at = s.now()
-		outcome, wait, err := s.store.reference(ctx, email, id, org, at)
+		at := s.now()
+		outcome, wait, known, err := s.store.reference(ctx, email, id, org, at)
 		if err != nil {
-			return false, at, err
+			return addressRef{at: at}, err
 		}
 		if outcome != "wait" {
-			return outcome == "takeover", at, nil
+			return addressRef{takeover: outcome == "takeover", at: at, known: known}, nil
 		}
 		wait = min(max(wait, 5*time.Millisecond), 50*time.Millisecond)
 		if time.Now().Add(wait).After(giveUp) {
-			return false, at, errAddressBusy()
+			return addressRef{at: at}, errAddressBusy()
 		}
 		select {
 		case <-ctx.Done():
-			return false, at, ctx.Err()
+			return addressRef{at: at}, ctx.Err()
 		case <-time.After(wait):
 		}
 	}
@@ -206,6 +220,7 @@ func (s *Service) deleteIfPlaceholder(ctx context.Context, email, identityID str
 	if err := s.ids.Delete(ctx, identityID); err != nil {
 		return false, err
 	}
+	s.forgetKnown(ctx, email, identityID)
 	s.log.Info("deleted a placeholder identity nothing references any more", "identity", identityID)
 	return true, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
@@ -288,11 +289,12 @@ func (s *Service) invite(ctx context.Context, orgRef string, r InviteRequest, em
 		return inv, false, err
 	}
 	id := redisx.NewID("inv", redisx.ShardOf(org), s.now())
-	takeover, referenced, err := s.reference(ctx, email, org, id)
+	ref, err := s.referenceAddress(ctx, email, org, id)
 	if err != nil {
 		return inv, false, err
 	}
-	person, createdNow, err := s.identityFor(ctx, org, email, takeover, r.UniformKratosWork)
+	referenced := ref.at
+	person, createdNow, err := s.identityFor(ctx, org, email, ref, r.UniformKratosWork)
 	if err != nil {
 		s.forget(ctx, email, id)
 		return inv, false, err
@@ -348,16 +350,66 @@ func scriptRefused(err error) bool {
 }
 
 // identityFor finds the Kratos identity of an address or creates an
-// inactive one. createdNow says whether this call created it. During a
-// takeover (a Kratos sign-up replacing the placeholder right now) no
-// placeholder is used or created: the invitation is for whoever holds the
-// address (nil).
+// inactive one. createdNow says whether this call created it.
+//
+// The operator's API spends as few Kratos calls as it can: an identity
+// kratos-orgs has seen for the address (ref.known, known.go) is read by id;
+// otherwise, or when that hint is stale, an identity is created first, and
+// only a conflict (409: the address has an account) leads to the look-up by
+// identifier. A new address costs one call, a known one one read by id.
+//
+// The org admins' API (uniform) keeps the look-up and always attempts the
+// create as well (lookUpFirst): creating first there would answer a new
+// address after one call and an account after two, and the hint would
+// answer an address some other organization invited faster than one nobody
+// did. Either difference in time would tell an org admin whether the
+// address has an account (issue 10, no enumeration). During a takeover the
+// look-up is needed anyway, to recognise the placeholder being replaced.
+func (s *Service) identityFor(ctx context.Context, org, email string, ref addressRef, uniform bool) (*identity.Identity, bool, error) {
+	if uniform || ref.takeover {
+		return s.lookUpFirst(ctx, org, email, ref.takeover, uniform)
+	}
+	if ref.known != "" {
+		who, err := s.ids.Get(ctx, ref.known)
+		if err != nil {
+			return nil, false, err
+		}
+		if who != nil && strings.EqualFold(who.Email, email) {
+			return who, false, nil
+		}
+		// Stale: deleted in Kratos meanwhile, or its address changed.
+	}
+	return s.createFirst(ctx, org, email)
+}
+
+// createFirst creates an inactive identity for the address; when Kratos
+// answers that one exists (409), it looks that one up.
+func (s *Service) createFirst(ctx context.Context, org, email string) (*identity.Identity, bool, error) {
+	// Creating an identity for an unknown organization would leave it behind.
+	if err := s.checkOrganization(ctx, org); err != nil {
+		return nil, false, err
+	}
+	created, err := s.ids.CreateInvited(ctx, email, s.marker(org))
+	if errors.Is(err, identity.ErrExists) {
+		found, err := s.ids.FindByEmail(ctx, email)
+		if err == nil && found == nil {
+			err = apperr.Unavailablef(identity.ErrExists, "kratos_unavailable", "the identity service is inconsistent; try again")
+		}
+		return found, false, err
+	}
+	return created, err == nil, err
+}
+
+// lookUpFirst looks the address up, then creates an identity if it has
+// none. During a takeover (a Kratos sign-up replacing the placeholder right
+// now) no placeholder is used or created: the invitation is for whoever
+// holds the address (nil).
 //
 // uniform (the org admins' API) does the same work when the address has an
 // identity: the organization check, and the create call, which Kratos
 // refuses (409) after the same validation and transaction as a create that
 // succeeds, so the time an answer takes does not tell either.
-func (s *Service) identityFor(ctx context.Context, org, email string, takeover, uniform bool) (*identity.Identity, bool, error) {
+func (s *Service) lookUpFirst(ctx context.Context, org, email string, takeover, uniform bool) (*identity.Identity, bool, error) {
 	found, err := s.ids.FindByEmail(ctx, email)
 	if err != nil {
 		return nil, false, err
@@ -371,24 +423,19 @@ func (s *Service) identityFor(ctx context.Context, org, email string, takeover, 
 	if takeover {
 		return nil, false, nil
 	}
-	// Creating an identity for an unknown organization would leave it behind.
+	return s.createFirst(ctx, org, email)
+}
+
+// checkOrganization refuses an organization that does not exist.
+func (s *Service) checkOrganization(ctx context.Context, org string) error {
 	ok, err := s.orgs.Exists(ctx, org)
 	if err != nil {
-		return nil, false, err
+		return err
 	}
 	if !ok {
-		return nil, false, apperr.NotFoundf("organization_not_found", "no organization %q", org).WithDetails("organization", org)
+		return apperr.NotFoundf("organization_not_found", "no organization %q", org).WithDetails("organization", org)
 	}
-	created, err := s.ids.CreateInvited(ctx, email, s.marker(org))
-	if errors.Is(err, identity.ErrExists) {
-		// Another request created it a moment ago.
-		found, err = s.ids.FindByEmail(ctx, email)
-		if err == nil && found == nil {
-			err = apperr.Unavailablef(identity.ErrExists, "kratos_unavailable", "the identity service is inconsistent; try again")
-		}
-		return found, false, err
-	}
-	return created, err == nil, err
+	return nil
 }
 
 // Get reads an invitation.
@@ -477,12 +524,8 @@ const sealContext = "kratos-orgs/invitation-token"
 // creating one costs. Its errors are the ones a create would give (Kratos
 // down), so they do not tell the two cases apart either.
 func (s *Service) sameWorkAsCreating(ctx context.Context, org, email string, found *identity.Identity) (*identity.Identity, bool, error) {
-	ok, err := s.orgs.Exists(ctx, org)
-	if err != nil {
+	if err := s.checkOrganization(ctx, org); err != nil {
 		return nil, false, err
-	}
-	if !ok {
-		return nil, false, apperr.NotFoundf("organization_not_found", "no organization %q", org).WithDetails("organization", org)
 	}
 	created, err := s.ids.CreateInvited(ctx, email, s.marker(org))
 	switch {

@@ -22,12 +22,16 @@ import (
 func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	r := testenv.SharedRedis(t)
 	k := testenv.SharedKratos(t)
-	// A Kratos admin API that answers the identity lookup slowly.
+	// A Kratos admin API that answers identity calls slowly (an invitation
+	// of a new address creates first: its one call is the POST).
 	var slow atomic.Bool
 	entered := make(chan struct{}, 1)
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if slow.Load() && strings.HasPrefix(req.URL.Path, "/admin/identities") && req.Method == http.MethodGet {
-			entered <- struct{}{}
+		if slow.Load() && strings.HasPrefix(req.URL.Path, "/admin/identities") {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
 			time.Sleep(700 * time.Millisecond)
 		}
 		target, _ := http.NewRequest(req.Method, k.AdminURL+req.URL.RequestURI(), req.Body)

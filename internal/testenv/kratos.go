@@ -16,14 +16,18 @@ import (
 	kratosconf "github.com/kratos-orgs/kratos-orgs/config/kratos"
 )
 
-// Kratos is a running Kratos v1.3.1 on a throwaway SQLite database.
+// Kratos is a running Kratos v1.3.1 on a throwaway database: SQLite, or
+// PostgreSQL with KRATOS_DB=postgres (postgres.go).
 type Kratos struct {
 	PublicURL string
 	AdminURL  string
-	cmd       *exec.Cmd
-	out       *bytes.Buffer
-	mu        sync.Mutex
-	dbDir     string
+	// DB is the database it runs on: "sqlite" or "postgres".
+	DB     string
+	cmd    *exec.Cmd
+	out    *bytes.Buffer
+	mu     sync.Mutex
+	dbDir  string
+	dropDB func() error
 }
 
 // RepoRoot finds the module root (the directory with the project's go.mod).
@@ -95,6 +99,12 @@ func StartKratosFor(t testing.TB, publicURL, adminURL string, env map[string]str
 	return k
 }
 
+// NewKratos is StartKratosFor outside a test (benchmarks): the caller
+// stops it.
+func NewKratos(publicURL, adminURL string, env map[string]string) (*Kratos, error) {
+	return startKratos(publicURL, adminURL, env)
+}
+
 // startKratos starts Kratos, retrying with fresh ports: a port handed out
 // by FreePort can be taken by another process before Kratos binds it.
 func startKratos(publicURL, adminURL string, env map[string]string) (*Kratos, error) {
@@ -126,10 +136,8 @@ func startKratosOnce(publicURL, adminURL string, env map[string]string) (*Kratos
 		AdminURL:  "http://127.0.0.1:" + strconv.Itoa(adm),
 		out:       &bytes.Buffer{},
 	}
-	// The configuration and a SQLite file in WAL mode live in one temporary
-	// directory. Not DSN=memory: Kratos' in-memory database is shared-cache
-	// SQLite, which fails concurrent writers with "table is locked" and made
-	// browser journeys flaky.
+	// The configuration (and a SQLite database) live in one temporary
+	// directory.
 	dir, err := os.MkdirTemp("", "kratos-")
 	if err != nil {
 		return nil, err
@@ -146,14 +154,18 @@ func startKratosOnce(publicURL, adminURL string, env map[string]string) (*Kratos
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	dsn := "DSN=sqlite://" + filepath.Join(dir, "kratos.db") + "?_fk=true&mode=rwc&_journal_mode=WAL&_busy_timeout=10000"
+	dsn, err := k.database(dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
 	// Run from another directory than the configuration's: the generated
 	// file must not depend on the working directory.
 	migrate := exec.Command(bin, "migrate", "sql", "-e", "--yes", "-c", filepath.Join(dir, "kratos.yml"))
 	migrate.Dir = os.TempDir()
 	migrate.Env = append(os.Environ(), dsn)
 	if out, err := migrate.CombinedOutput(); err != nil {
-		_ = os.RemoveAll(dir)
+		k.Stop()
 		return nil, fmt.Errorf("kratos migrate: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "serve", "-c", filepath.Join(dir, "kratos.yml"), "--dev")
@@ -165,11 +177,44 @@ func startKratosOnce(publicURL, adminURL string, env map[string]string) (*Kratos
 	cmd.Stdout = syncWriter{k}
 	cmd.Stderr = syncWriter{k}
 	if err := cmd.Start(); err != nil {
+		k.Stop()
 		return nil, fmt.Errorf("start kratos: %w", err)
 	}
 	k.cmd = cmd
 	return k, k.waitReady()
 }
+
+// database returns the DSN variable for Kratos: a SQLite file in WAL mode
+// in dir, or a fresh database on the PostgreSQL of KRATOS_PG_URL. Not
+// DSN=memory: Kratos' in-memory database is shared-cache SQLite, which
+// fails concurrent writers with "table is locked" and made browser
+// journeys flaky.
+func (k *Kratos) database(dir string) (string, error) {
+	db, err := KratosDB()
+	if err != nil {
+		return "", err
+	}
+	k.DB = db
+	if db == "sqlite" {
+		return "DSN=sqlite://" + filepath.Join(dir, "kratos.db") + "?_fk=true&mode=rwc&_journal_mode=WAL&_busy_timeout=10000", nil
+	}
+	sharedPostgresOnce.Do(func() { sharedPostgres, sharedPostgresErr = OpenPostgres(PostgresURL()) })
+	if sharedPostgresErr != nil {
+		return "", sharedPostgresErr
+	}
+	dsn, drop, err := sharedPostgres.CreateDatabase("kratos_test")
+	if err != nil {
+		return "", err
+	}
+	k.dropDB = drop
+	return "DSN=" + dsn, nil
+}
+
+var (
+	sharedPostgres     *Postgres
+	sharedPostgresErr  error
+	sharedPostgresOnce sync.Once
+)
 
 // waitReady waits until both listeners answer: the admin one alone could
 // be up while the public one failed to bind.
@@ -227,6 +272,10 @@ func (k *Kratos) Stop() {
 	}
 	if k.dbDir != "" {
 		_ = os.RemoveAll(k.dbDir)
+	}
+	if k.dropDB != nil {
+		_ = k.dropDB()
+		k.dropDB = nil
 	}
 }
 

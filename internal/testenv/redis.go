@@ -67,6 +67,10 @@ func StartRedis(t testing.TB) *Redis {
 	return r
 }
 
+// NewRedis starts a redis-server that keeps nothing on disk, outside a
+// test (benchmarks); dir holds its log. The caller stops it.
+func NewRedis(dir string) (*Redis, error) { return startRedis(dir, false) }
+
 func startRedis(dir string, durable bool) (*Redis, error) {
 	bin, err := redisBinary()
 	if err != nil {

@@ -1,6 +1,6 @@
 // Command dev runs kratos-orgs for development (make dev): a Redis (a local
 // redis-server when installed, else the embedded one), Kratos v1.3.1 on
-// SQLite, and the sidecar with mail printed to the terminal. It creates a
+// SQLite (or PostgreSQL with KRATOS_DB=postgres), and the sidecar with mail printed to the terminal. It creates a
 // demo organization and invitation and prints the link to follow.
 package main
 
@@ -21,6 +21,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/config"
 	kratosconf "github.com/kratos-orgs/kratos-orgs/config/kratos"
+	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
 	"github.com/kratos-orgs/kratos-orgs/invites"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/server"
@@ -81,15 +82,19 @@ func run() error {
 		fmt.Fprintln(os.Stderr, "redis:  redis-server is not installed; using an embedded in-memory Redis (install redis-server to keep data)")
 	}
 
-	// Kratos on SQLite, migrated first.
-	kratos, err := startKratos(ctx, root, state, cfg)
+	// Kratos on SQLite (or PostgreSQL: KRATOS_DB=postgres), migrated first.
+	dsn, where, err := kratosDSN(state)
+	if err != nil {
+		return err
+	}
+	kratos, err := startKratos(ctx, root, state, cfg, dsn)
 	if kratos != nil {
 		children = append(children, kratos)
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "kratos: public %s, admin %s (SQLite in .cache/dev, log in .cache/dev/kratos.log)\n", cfg.Kratos.PublicURL, cfg.Kratos.AdminURL)
+	fmt.Fprintf(os.Stderr, "kratos: public %s, admin %s (%s, log in .cache/dev/kratos.log)\n", cfg.Kratos.PublicURL, cfg.Kratos.AdminURL, where)
 
 	srv, err := server.New(ctx, server.Options{Config: cfg, Logger: log, MailLog: os.Stdout})
 	if err != nil {
@@ -105,9 +110,30 @@ func run() error {
 	return <-done
 }
 
-// startKratos writes Kratos' configuration, migrates its SQLite database in
-// state and starts it; the returned process is to be stopped by the caller.
-func startKratos(ctx context.Context, root, state string, cfg config.Config) (*exec.Cmd, error) {
+// kratosDSN is Kratos' database: SQLite in state by default (for trying
+// things out, as Ory says), or with KRATOS_DB=postgres the database
+// KRATOS_DSN names, else kratos_orgs_dev on the server of KRATOS_PG_URL
+// (default: the local one), created on first use and kept like the SQLite
+// file.
+func kratosDSN(state string) (dsn, where string, err error) {
+	db, err := testenv.KratosDB()
+	if err != nil || db == "sqlite" {
+		return "sqlite://" + filepath.Join(state, "kratos.db") + "?_fk=true&mode=rwc", "SQLite in .cache/dev", err
+	}
+	if dsn := os.Getenv("KRATOS_DSN"); dsn != "" {
+		return dsn, "PostgreSQL at KRATOS_DSN", nil
+	}
+	pg, err := testenv.OpenPostgres(testenv.PostgresURL())
+	if err != nil {
+		return "", "", err
+	}
+	dsn, err = pg.EnsureDatabase("kratos_orgs_dev")
+	return dsn, "PostgreSQL database kratos_orgs_dev", err
+}
+
+// startKratos writes Kratos' configuration, migrates its database (dsn)
+// and starts it; the returned process is to be stopped by the caller.
+func startKratos(ctx context.Context, root, state string, cfg config.Config, dsn string) (*exec.Cmd, error) {
 	kratos := filepath.Join(root, ".cache", "bin", "kratos")
 	if _, err := os.Stat(kratos); err != nil {
 		return nil, errors.New("the Kratos binary is missing: run `make kratos` (or just `make dev`)")
@@ -126,7 +152,7 @@ func startKratos(ctx context.Context, root, state string, cfg config.Config) (*e
 	if err := os.WriteFile(kratosYML, conf, 0o600); err != nil {
 		return nil, err
 	}
-	env := append(os.Environ(), "DSN=sqlite://"+filepath.Join(state, "kratos.db")+"?_fk=true&mode=rwc")
+	env := append(os.Environ(), "DSN="+dsn)
 	migrate := exec.Command(kratos, "migrate", "sql", "-e", "--yes", "-c", kratosYML)
 	migrate.Env = env
 	if out, err := migrate.CombinedOutput(); err != nil {

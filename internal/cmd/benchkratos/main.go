@@ -1,0 +1,88 @@
+// Command benchkratos (make bench-kratos) measures kratos-orgs against the
+// Kratos it stands in front of, side by side in one run: Kratos' own rate
+// for the call an operation needs, and kratos-orgs' rate for the
+// operation, with the ratio. It starts everything it needs: a PostgreSQL
+// database (KRATOS_DB=postgres, the default; a server started from
+// Debian's binaries when none answers at KRATOS_PG_URL) or SQLite
+// (KRATOS_DB=sqlite, with BENCH_IDENTITIES identities present, 10,000 by
+// default), a migrated Kratos, redis-server, and kratos-orgs in process.
+//
+// It is a benchmark: the machine it runs on and what else runs there set
+// the figures. Nothing here is asserted.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
+)
+
+type options struct {
+	db          string // sqlite or postgres
+	pgURL       string
+	seed        int // identities created in Kratos before measuring
+	concurrency int
+	duration    time.Duration
+}
+
+func parseOptions(args []string) (options, error) {
+	o := options{db: os.Getenv("KRATOS_DB"), pgURL: testenv.PostgresURL()}
+	switch o.db {
+	case "", "postgres", "postgresql":
+		o.db = "postgres"
+	case "sqlite":
+		o.seed = 10000
+	default:
+		return o, fmt.Errorf("KRATOS_DB=%q: want postgres or sqlite", o.db)
+	}
+	if v := os.Getenv("BENCH_IDENTITIES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return o, fmt.Errorf("BENCH_IDENTITIES=%q: want a count", v)
+		}
+		o.seed = n
+	}
+	fs := flag.NewFlagSet("benchkratos", flag.ContinueOnError)
+	fs.IntVar(&o.concurrency, "c", 8, "requests in flight")
+	fs.DurationVar(&o.duration, "d", 10*time.Second, "duration of each measurement")
+	fs.IntVar(&o.seed, "identities", o.seed, "identities created in Kratos before measuring (BENCH_IDENTITIES)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.concurrency < 1 || o.duration <= 0 {
+		return o, fmt.Errorf("-c and -d must be positive")
+	}
+	return o, nil
+}
+
+func main() {
+	o, err := parseOptions(os.Args[1:])
+	if err == nil {
+		err = bench(context.Background(), o)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-kratos:", err)
+		os.Exit(1)
+	}
+}
+
+func bench(ctx context.Context, o options) error {
+	env, err := startStack(ctx, o)
+	defer env.stop()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Kratos %s on %s (%d identities seeded), c=%d, %s each; started %s\n",
+		"v1.3.1", o.db, o.seed, o.concurrency, o.duration, time.Now().UTC().Format(time.RFC3339))
+	rows, err := measure(ctx, env, o)
+	if err != nil {
+		return err
+	}
+	writeTable(os.Stdout, rows)
+	return nil
+}
