@@ -212,33 +212,47 @@ func nodeInfo(addr string) (string, error) {
 	return cl.ClusterInfo(ctx).Result()
 }
 
-// MasterFor returns the running node that currently serves key as master.
+// MasterFor returns the node that currently serves key as master in the
+// cluster's own view (it may have just died: see WaitNewMaster).
 func (c *Cluster) MasterFor(key string) (*Redis, error) {
 	for _, n := range c.Nodes {
 		if !n.running() {
 			continue
 		}
-		cl := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		slot, err := cl.ClusterKeySlot(ctx, key).Result()
-		if err == nil {
-			var slots []redis.ClusterSlot
-			slots, err = cl.ClusterSlots(ctx).Result()
-			for _, s := range slots {
-				if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
-					cancel()
-					_ = cl.Close()
-					return c.node(s.Nodes[0].Addr)
-				}
-			}
-		}
-		cancel()
-		_ = cl.Close()
-		if err != nil {
-			continue
+		if addr, err := masterOf(n.Addr, key); err == nil {
+			return c.node(addr)
 		}
 	}
 	return nil, fmt.Errorf("no running node knows the master of %q", key)
+}
+
+// masterOf asks the node at addr which node is master of key's slot.
+func masterOf(addr, key string) (string, error) {
+	cl := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	slot, err := cl.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		return "", err
+	}
+	shards, err := cl.ClusterShards(ctx).Result()
+	if err != nil {
+		return "", err
+	}
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if slot < r.Start || slot > r.End {
+				continue
+			}
+			for _, n := range sh.Nodes {
+				if n.Role == "master" {
+					return n.IP + ":" + strconv.FormatInt(n.Port, 10), nil
+				}
+			}
+		}
+	}
+	return "", fmt.Errorf("%s knows no master of slot %d", addr, slot)
 }
 
 func (c *Cluster) node(addr string) (*Redis, error) {
