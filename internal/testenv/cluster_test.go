@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestMain(m *testing.M) { os.Exit(Main(m)) }
@@ -35,6 +37,17 @@ func TestClusterServesEverySlotAndFailsOver(t *testing.T) {
 	m, err := c.MasterFor("k1")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Replication is asynchronous: a write the replica has not received
+	// is lost with its master. WAIT, on the connection that wrote, makes
+	// sure it has arrived before the kill.
+	mc := redis.NewClient(&redis.Options{Addr: m.Addr, PoolSize: 1})
+	defer mc.Close()
+	if err := mc.Set(ctx, "k1", 1, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := mc.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n < 1 {
+		t.Fatalf("WAIT 1: %d replicas, %v", n, err)
 	}
 	m.Kill()
 	killed := time.Now()
