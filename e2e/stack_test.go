@@ -35,6 +35,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	runReplicaIfAsked()
 	code := testenv.Main(m)
 	if err := recorder.Err(); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: responses do not match the OpenAPI document:", err)
