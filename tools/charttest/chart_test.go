@@ -1624,3 +1624,23 @@ func TestNetworkPolicyIsOnByDefault(t *testing.T) {
 		}
 	})
 }
+
+// The defaults run two replicas behind a PodDisruptionBudget that lets a
+// node drain take one at a time: replicas coordinate through Redis
+// (e2e TestTwoReplicasOneKilled).
+func TestDefaultsRunTwoReplicasWithABudget(t *testing.T) {
+	objs, _ := renderObjects(t, readValues(t, "ci/minimal-values.yaml"), renderOpts{})
+	if r := objs.deployment(t).Spec.Replicas; r == nil || *r != 2 {
+		t.Errorf("default replicas = %v, want 2", r)
+	}
+	if len(objs.pdbs) != 1 {
+		t.Fatalf("default values render %d PodDisruptionBudgets, want 1", len(objs.pdbs))
+	}
+	if mu := objs.pdbs[0].Spec.MaxUnavailable; mu == nil || mu.String() != "1" || objs.pdbs[0].Spec.MinAvailable != nil {
+		t.Errorf("default pdb = %+v, want maxUnavailable 1", objs.pdbs[0].Spec)
+	}
+	one, _ := renderObjects(t, merge(readValues(t, "ci/minimal-values.yaml"), set("pdb.enabled", false)), renderOpts{})
+	if len(one.pdbs) != 0 {
+		t.Errorf("pdb.enabled=false still renders a PodDisruptionBudget")
+	}
+}
