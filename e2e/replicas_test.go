@@ -14,11 +14,14 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
@@ -34,21 +37,35 @@ import (
 // survivor takes the dead worker's jobs over; Resend's idempotency keys
 // absorb a send that was in flight), every invitation answered 2xx exists,
 // every short-lived invitation expired exactly once although both
-// sweepers ran, and every Kratos webhook was answered.
+// sweepers ran, and every Kratos webhook was answered. On one redis-server
+// and on a Redis Cluster, side by side.
 func TestTwoReplicasOneKilled(t *testing.T) {
+	t.Run("single", func(t *testing.T) {
+		t.Parallel()
+		r := testenv.StartRedis(t)
+		twoReplicasOneKilled(t, map[string]string{"KRATOS_ORGS_REDIS_URL": "redis://" + r.Addr + "/0"}, r.Client(t))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		c := testenv.SharedCluster(t)
+		twoReplicasOneKilled(t, map[string]string{"KRATOS_ORGS_REDIS_MODE": "cluster",
+			"KRATOS_ORGS_REDIS_ADDRS": strings.Join(c.Addrs(), ",")}, c.Open(t))
+	})
+}
+
+func twoReplicasOneKilled(t *testing.T, redisEnv map[string]string, rdb redis.UniversalClient) {
 	const total, killAt, shortLived, workers = 2000, 1000, 100, 8
 	bin, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := testenv.StartRedis(t)
 	public, admin := newBalancer(t), newBalancer(t)
 	k := testenv.StartKratosFor(t, public.URL, admin.URL, nil)
 	resend := resendtest.New(t, "re_e2e")
 	prefix := testenv.UniquePrefix(t)
 	var reps [2]*replica
 	for i := range reps {
-		reps[i] = startReplica(t, bin, replicaEnv(rdb.Addr, prefix, k, resend.URL(), public.URL))
+		reps[i] = startReplica(t, bin, replicaEnv(redisEnv, prefix, k, resend.URL(), public.URL))
 		public.backends = append(public.backends, reps[i].public)
 		admin.backends = append(admin.backends, reps[i].admin)
 	}
@@ -150,9 +167,8 @@ func runReplica() int {
 
 // replicaEnv configures a process the way an operator would: through
 // KRATOS_ORGS_* variables.
-func replicaEnv(redisAddr, prefix string, k *testenv.Kratos, resendURL, publicURL string) map[string]string {
-	return map[string]string{
-		"KRATOS_ORGS_REDIS_URL":                             "redis://" + redisAddr + "/0",
+func replicaEnv(redisEnv map[string]string, prefix string, k *testenv.Kratos, resendURL, publicURL string) map[string]string {
+	env := map[string]string{
 		"KRATOS_ORGS_REDIS_KEY_PREFIX":                      prefix,
 		"KRATOS_ORGS_KRATOS_ADMIN_URL":                      k.AdminURL,
 		"KRATOS_ORGS_KRATOS_PUBLIC_URL":                     k.PublicURL,
@@ -171,8 +187,11 @@ func replicaEnv(redisAddr, prefix string, k *testenv.Kratos, resendURL, publicUR
 		"KRATOS_ORGS_OUTBOX_POLL_INTERVAL":                  "20ms",
 		"KRATOS_ORGS_OUTBOX_CLAIM_AFTER":                    "3s",
 		"KRATOS_ORGS_OUTBOX_SWEEP_INTERVAL":                 "1s",
-		"KRATOS_ORGS_LOG_LEVEL":                             "warn",
 	}
+	for k, v := range redisEnv {
+		env[k] = v
+	}
+	return env
 }
 
 const replicaAdminKey = "replicas-e2e-admin-key-0123"
@@ -423,7 +442,7 @@ func checkMailedOnce(t *testing.T, resend *resendtest.Server, pending map[string
 // checkExpiredOnce waits for the short-lived invitations to expire and
 // checks the expiry counter counted each once: two sweepers racing over
 // one invitation would count it twice.
-func checkExpiredOnce(t *testing.T, base, path string, rdb *testenv.Redis, prefix, orgID string, n int) {
+func checkExpiredOnce(t *testing.T, base, path string, rdb redis.UniversalClient, prefix, orgID string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	var expired map[string]string
@@ -438,7 +457,7 @@ func checkExpiredOnce(t *testing.T, base, path string, rdb *testenv.Redis, prefi
 		t.Fatalf("%d invitations expired, want %d", len(expired), n)
 	}
 	stats := redisx.Keyspace{Prefix: prefix}.Stats(redisx.ShardOf(orgID))
-	got, err := rdb.Client(t).HGet(context.Background(), stats, "expired").Int()
+	got, err := rdb.HGet(context.Background(), stats, "expired").Int()
 	if err != nil {
 		t.Fatal(err)
 	}
