@@ -103,35 +103,46 @@ func (r *Redis) start(bin string) error {
 		"--logfile", filepath.Join(r.dir, "redis.log"),
 	}, persistence...)
 	args = append(args, r.extra...)
-	cmd := exec.Command(bin, args...)
-	if err := cmd.Start(); err != nil {
+	client := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
+	defer client.Close()
+	cmd, err := startAnswering(exec.Command(bin, args...), filepath.Join(r.dir, "redis.log"), "redis-server on "+r.Addr,
+		func(ctx context.Context) error { return client.Ping(ctx).Err() })
+	if err != nil {
 		return err
+	}
+	r.mu.Lock()
+	r.cmd = cmd
+	r.mu.Unlock()
+	return nil
+}
+
+// startAnswering starts cmd and waits up to 10 s until ping succeeds (a
+// server's or a sentinel's PING); it reports the process' log if it exits
+// first.
+func startAnswering(cmd *exec.Cmd, logPath, what string, ping func(context.Context) error) (*exec.Cmd, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	client := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
-	defer client.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-done:
-			log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-			return fmt.Errorf("redis-server exited: %v: %s", err, log)
+			log, _ := os.ReadFile(logPath)
+			return nil, fmt.Errorf("%s exited: %v: %s", what, err, log)
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := client.Ping(ctx).Err()
+		err := ping(ctx)
 		cancel()
 		if err == nil {
-			r.mu.Lock()
-			r.cmd = cmd
-			r.mu.Unlock()
-			return nil
+			return cmd, nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	_ = cmd.Process.Kill()
-	return fmt.Errorf("redis-server on %s did not answer within 10s", r.Addr)
+	return nil, fmt.Errorf("%s did not answer within 10s", what)
 }
 
 // Kill stops the server abruptly (SIGKILL), as a crash would.

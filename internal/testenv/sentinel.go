@@ -136,35 +136,17 @@ func (n *SentinelNode) start(bin string, masterPort int) error {
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, conf, "--sentinel")
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	client := redis.NewSentinelClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
 	defer client.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-done:
-			log, _ := os.ReadFile(filepath.Join(n.dir, "sentinel.log"))
-			return fmt.Errorf("sentinel exited: %v: %s", err, log)
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := client.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			n.mu.Lock()
-			n.cmd = cmd
-			n.mu.Unlock()
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
+	cmd, err := startAnswering(exec.Command(bin, conf, "--sentinel"), filepath.Join(n.dir, "sentinel.log"),
+		"sentinel on "+n.Addr, func(ctx context.Context) error { return client.Ping(ctx).Err() })
+	if err != nil {
+		return err
 	}
-	_ = cmd.Process.Kill()
-	return fmt.Errorf("sentinel on %s did not answer within 10s", n.Addr)
+	n.mu.Lock()
+	n.cmd = cmd
+	n.mu.Unlock()
+	return nil
 }
 
 // Stop ends the sentinel.
