@@ -49,6 +49,7 @@ func BenchmarkInviteHTTP(b *testing.B) {
 	var failures atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(8) // requests wait on Redis; keep both cores busy
+	cost := newCostMeter(b, srv.Redis())
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -68,6 +69,7 @@ func BenchmarkInviteHTTP(b *testing.B) {
 		b.Fatalf("%d invitations failed", n)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "invites/s")
+	cost.report(b)
 	// Leave the shared Redis clean for other tests and runs.
 	keys, _ := srv.Redis().Keys(context.Background(), cfg.Redis.KeyPrefix+"*").Result()
 	for i := 0; i < len(keys); i += 500 {

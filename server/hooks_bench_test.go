@@ -161,7 +161,8 @@ func (r *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 //
 //	go test -run=NONE -bench=RegistrationPreHook -benchtime=3s ./server/
 func BenchmarkRegistrationPreHook(b *testing.B) {
-	_, hs, _ := hookServer(b, "invite_only")
+	_, hs, rdb := hookServer(b, "invite_only")
+	cost := newCostMeter(b, rdb)
 	body := preBody("stranger@example.com", "")
 	c := keepAliveClient()
 	for i := 0; i < 200; i++ { // warm connections and the script cache
@@ -174,6 +175,8 @@ func BenchmarkRegistrationPreHook(b *testing.B) {
 		var mu sync.Mutex
 		var lat []time.Duration
 		b.SetParallelism(16)
+		b.ReportAllocs()
+		cost.start(b)
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
 			local := make([]time.Duration, 0, 1024)
@@ -193,12 +196,15 @@ func BenchmarkRegistrationPreHook(b *testing.B) {
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 		reportPercentiles(b, lat)
+		cost.report(b)
 	})
 
 	b.Run("paced-1000rps", func(b *testing.B) {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 		lat := make([]time.Duration, b.N)
 		var wg sync.WaitGroup
+		b.ReportAllocs()
+		cost.start(b)
 		b.ResetTimer()
 		start := time.Now()
 		for i := 0; i < b.N; i++ {
@@ -220,6 +226,7 @@ func BenchmarkRegistrationPreHook(b *testing.B) {
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 		reportPercentiles(b, lat)
+		cost.report(b)
 	})
 }
 
