@@ -37,17 +37,30 @@ func RandomShard() int {
 }
 
 // ParseID checks that id is a well-formed id of kind and returns its shard.
+// It runs several times per request, so it decodes on the stack.
 func ParseID(kind, id string) (shard int, ok bool) {
-	body, found := strings.CutPrefix(id, kind+"_")
-	if !found || len(body) != idBodyLen {
-		return 0, false
-	}
-	b, err := idEncoding.DecodeString(body)
-	// Re-encoding rejects aliases that differ only in the unused low bits.
-	if err != nil || len(b) != 16 || idEncoding.EncodeToString(b) != body {
+	b, ok := decodeID(kind, id)
+	if !ok {
 		return 0, false
 	}
 	return int(b[15] & 0x0f), true
+}
+
+// decodeID returns the 16 bytes of a well-formed id of kind.
+func decodeID(kind, id string) (b [16]byte, ok bool) {
+	if len(id) != len(kind)+1+idBodyLen || id[:len(kind)] != kind || id[len(kind)] != '_' {
+		return b, false
+	}
+	var src [idBodyLen]byte
+	copy(src[:], id[len(kind)+1:])
+	n, err := idEncoding.Decode(b[:], src[:])
+	if err != nil || n != 16 {
+		return b, false
+	}
+	// Re-encoding rejects aliases that differ only in the unused low bits.
+	var again [idBodyLen]byte
+	idEncoding.Encode(again[:], b[:])
+	return b, again == src
 }
 
 // ShardOf returns the shard of a well-formed id, 0 for anything else (whose
@@ -68,9 +81,9 @@ func IDTime(id string) time.Time {
 	if i <= 0 {
 		return time.Time{}
 	}
-	if _, ok := ParseID(id[:i], id); !ok {
+	b, ok := decodeID(id[:i], id)
+	if !ok {
 		return time.Time{}
 	}
-	b, _ := idEncoding.DecodeString(id[i+1:])
 	return time.UnixMilli(int64(binary.BigEndian.Uint64(b[:8]) >> 16))
 }

@@ -185,3 +185,16 @@ func TestRandomShard(t *testing.T) {
 		}
 	}
 }
+
+// ParseID runs several times per request (ShardOf, ResolveID): it must not
+// allocate.
+func TestParseIDDoesNotAllocate(t *testing.T) {
+	id := NewID("inv", 5, time.Now())
+	if n := testing.AllocsPerRun(100, func() {
+		if s, ok := ParseID("inv", id); !ok || s != 5 {
+			t.Fatal("round trip failed")
+		}
+	}); n != 0 {
+		t.Fatalf("ParseID allocates %.0f times", n)
+	}
+}
