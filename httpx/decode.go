@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -20,19 +21,20 @@ import (
 // within the body limit, no unknown fields, exactly one value.
 func DecodeJSON(c *gin.Context, dst any) error {
 	ct := c.GetHeader("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil || mt != "application/json" {
+	if !IsJSON(ct) {
 		return apperr.New(apperr.UnsupportedMedia, "unsupported_media_type",
 			"the request body must be JSON (Content-Type: application/json), got %q", ct)
 	}
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer putBodyBuffer(buf)
+	if err := ReadBody(buf, c.Request); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return errTooLarge(mbe.Limit)
 		}
 		return apperr.Invalidf("invalid_body", "could not read the request body")
 	}
+	body := buf.Bytes()
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		return apperr.Invalidf("invalid_json", "the request body is empty; expected a JSON object")
@@ -42,19 +44,72 @@ func DecodeJSON(c *gin.Context, dst any) error {
 		// an action nobody asked for.
 		return apperr.Invalidf("invalid_json", "the request body must be a JSON object, not null")
 	}
+	if err := DecodeStrict(body, dst); err != nil {
+		if errors.Is(err, errTrailing) {
+			return apperr.Invalidf("invalid_json", "the request body must hold exactly one JSON value")
+		}
+		return jsonError(err)
+	}
+	return nil
+}
+
+// errTrailing: something follows the JSON value.
+var errTrailing = errors.New("httpx: data after the JSON value")
+
+// DecodeStrict decodes exactly one JSON value from body into dst, refusing
+// unknown fields; what follows the value may only be JSON whitespace
+// (errTrailing otherwise). The decoder copies what it keeps, so body may
+// be reused afterwards.
+func DecodeStrict(body []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return jsonError(err)
+		return err
 	}
-	if dec.More() {
-		return apperr.Invalidf("invalid_json", "the request body must hold exactly one JSON value")
-	}
-	var extra json.RawMessage
-	if err := dec.Decode(&extra); err != io.EOF {
-		return apperr.Invalidf("invalid_json", "the request body must hold exactly one JSON value")
+	for _, ch := range body[dec.InputOffset():] {
+		if ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n' {
+			return errTrailing
+		}
 	}
 	return nil
+}
+
+// IsJSON tells a JSON Content-Type ("application/json", parameters
+// allowed) without parsing the common exact spelling.
+func IsJSON(contentType string) bool {
+	if contentType == "application/json" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
+// ReadBody reads r's body into buf (which it resets), sized up front from
+// Content-Length when that is known.
+func ReadBody(buf *bytes.Buffer, r *http.Request) error {
+	buf.Reset()
+	if n := r.ContentLength; n > 0 && n <= 1<<20 {
+		buf.Grow(int(n) + 1) // +1: the read that sees EOF needs room
+	}
+	_, err := buf.ReadFrom(r.Body)
+	return err
+}
+
+// bodyBuffers recycles request body buffers; very large ones are dropped
+// so one big request does not pin its memory.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// GetBodyBuffer and PutBodyBuffer lend a body buffer (webhooks).
+func GetBodyBuffer() *bytes.Buffer { return bodyBuffers.Get().(*bytes.Buffer) }
+
+// PutBodyBuffer returns a buffer from GetBodyBuffer; nothing may use its
+// bytes afterwards.
+func PutBodyBuffer(b *bytes.Buffer) { putBodyBuffer(b) }
+
+func putBodyBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 {
+		bodyBuffers.Put(b)
+	}
 }
 
 // DecodeOptionalJSON is DecodeJSON for endpoints whose body may be absent:

@@ -113,7 +113,9 @@ func H(h Handler) gin.HandlerFunc {
 // Logger returns the request's logger (with its request id).
 func Logger(c *gin.Context) *slog.Logger {
 	if l, ok := c.Get(loggerKey); ok {
-		return l.(*slog.Logger)
+		if rl, ok := l.(*requestLog); ok {
+			return rl.logger()
+		}
 	}
 	return slog.Default()
 }

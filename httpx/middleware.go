@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -17,29 +17,36 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 )
 
-var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-
 // RequestObserver is told about every finished request (metrics).
 type RequestObserver interface {
 	Request(listener, route, method string, status int, d time.Duration)
 }
 
+// noStore is the Cache-Control value of every answer, shared by all of
+// them (nothing appends to or edits a header's slice in place).
+var noStore = []string{"no-store"}
+
 // Common installs request ids, access logs, panic recovery and the body
 // limit. The access log names the route pattern, never the raw path: paths
 // can hold invitation tokens.
+//
+// It runs on every request, so it spends little: the request's logger
+// (Logger) is only built when something logs through it, and the access
+// log line is only put together when its level is enabled.
 func Common(listener string, log *slog.Logger, maxBody int64, obs RequestObserver) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		id := c.GetHeader("X-Request-Id")
-		if !requestIDPattern.MatchString(id) {
+		if !validRequestID(id) {
 			id = newRequestID()
 		}
-		c.Header("X-Request-Id", id)
+		h := c.Writer.Header()
+		h["X-Request-Id"] = []string{id}
 		// Answers carry invitations, memberships and session-dependent
 		// data: no shared or browser cache keeps them.
-		c.Header("Cache-Control", "no-store")
-		l := log.With("request_id", id, "listener", listener)
-		c.Set(loggerKey, l)
+		h["Cache-Control"] = noStore
+		rl := &requestLog{base: log, id: id, listener: listener}
+		c.Set(loggerKey, rl)
 		if c.Request.ContentLength > maxBody {
 			// Refused without reading, in the route's own error format
 			// (the API's, or Kratos' for webhooks): the body reader fails.
@@ -47,17 +54,7 @@ func Common(listener string, log *slog.Logger, maxBody int64, obs RequestObserve
 		} else {
 			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
 		}
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					l.Error("panic while handling a request", "panic", fmt.Sprint(r))
-					if !c.Writer.Written() {
-						WriteError(c, fmt.Errorf("panic: %v", r))
-					}
-				}
-			}()
-			c.Next()
-		}()
+		runChain(c, rl)
 		route := c.FullPath()
 		if route == "" {
 			route = "unmatched"
@@ -67,17 +64,70 @@ func Common(listener string, log *slog.Logger, maxBody int64, obs RequestObserve
 		if obs != nil {
 			obs.Request(listener, route, c.Request.Method, status, d)
 		}
-		code, _ := c.Get(errorCodeKey)
 		level := slog.LevelInfo
 		if strings.HasPrefix(route, "/health/") {
 			level = slog.LevelDebug
 		}
-		attrs := []any{"method", c.Request.Method, "route", route, "status", status, "duration_ms", float64(d.Microseconds()) / 1000}
-		if code != nil {
-			attrs = append(attrs, "error_code", code)
+		ctx := c.Request.Context()
+		if !log.Enabled(ctx, level) {
+			return
 		}
-		l.Log(c.Request.Context(), level, "request", attrs...)
+		attrs := make([]slog.Attr, 0, 7)
+		attrs = append(attrs, slog.String("request_id", id), slog.String("listener", listener),
+			slog.String("method", c.Request.Method), slog.String("route", route), slog.Int("status", status),
+			slog.Float64("duration_ms", float64(d.Microseconds())/1000))
+		if code, ok := c.Get(errorCodeKey); ok {
+			attrs = append(attrs, slog.Any("error_code", code))
+		}
+		log.LogAttrs(ctx, level, "request", attrs...)
 	}
+}
+
+// runChain runs the rest of the chain, answering a panic with a 500.
+func runChain(c *gin.Context, rl *requestLog) {
+	defer func() {
+		if r := recover(); r != nil {
+			rl.logger().Error("panic while handling a request", "panic", fmt.Sprint(r))
+			if !c.Writer.Written() {
+				WriteError(c, fmt.Errorf("panic: %v", r))
+			}
+		}
+	}()
+	c.Next()
+}
+
+// requestLog is a request's logger, built on first use: most requests
+// never log anything but their access line.
+type requestLog struct {
+	base         *slog.Logger
+	id, listener string
+	built        atomic.Pointer[slog.Logger]
+}
+
+func (r *requestLog) logger() *slog.Logger {
+	if l := r.built.Load(); l != nil {
+		return l
+	}
+	l := r.base.With("request_id", r.id, "listener", r.listener)
+	r.built.Store(l)
+	return l
+}
+
+// validRequestID accepts a caller's X-Request-Id of 1 to 128 characters
+// from A-Z a-z 0-9 . _ : -, which logs cannot misread.
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch ch := id[i]; {
+		case 'a' <= ch && ch <= 'z', 'A' <= ch && ch <= 'Z', '0' <= ch && ch <= '9',
+			ch == '.', ch == '_', ch == ':', ch == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // tooLarge is the body of a request whose Content-Length is over the limit.

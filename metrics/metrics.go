@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,12 +33,27 @@ type Metrics struct {
 	scrapeErrs prometheus.Counter
 	limited    *prometheus.CounterVec
 	reconciled *prometheus.CounterVec
+
+	// The request histogram's children by label values: looking one up in
+	// the vector hashes four strings and formats the status on every
+	// request; this map is read under a shared lock without allocating.
+	reqMu  sync.RWMutex
+	reqObs map[requestLabels]prometheus.Observer
 }
+
+type requestLabels struct {
+	listener, route, method string
+	status                  int
+}
+
+// maxCachedRequestLabels bounds the cache; beyond it (a client sending
+// made-up methods) lookups go to the vector as before.
+const maxCachedRequestLabels = 4096
 
 // New registers every metric; rdb and ks feed the collectors that read
 // Redis at scrape time (invitation events, outbox depth).
 func New(rdb redis.UniversalClient, ks redisx.Keyspace) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), reqObs: map[requestLabels]prometheus.Observer{}}
 	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "kratos_orgs_http_request_duration_seconds", Help: "HTTP requests by listener, route pattern, method and status.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
@@ -77,7 +93,19 @@ func (m *Metrics) Handler() http.Handler {
 
 // Request implements httpx.RequestObserver.
 func (m *Metrics) Request(listener, route, method string, status int, d time.Duration) {
-	m.requests.WithLabelValues(listener, route, method, strconv.Itoa(status)).Observe(d.Seconds())
+	key := requestLabels{listener, route, method, status}
+	m.reqMu.RLock()
+	obs, ok := m.reqObs[key]
+	m.reqMu.RUnlock()
+	if !ok {
+		obs = m.requests.WithLabelValues(listener, route, method, strconv.Itoa(status))
+		m.reqMu.Lock()
+		if len(m.reqObs) < maxCachedRequestLabels {
+			m.reqObs[key] = obs
+		}
+		m.reqMu.Unlock()
+	}
+	obs.Observe(d.Seconds())
 }
 
 // JobDone implements outbox.Observer.
