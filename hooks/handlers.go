@@ -5,11 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -18,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/httpx"
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/invites"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
@@ -183,35 +181,43 @@ func (h *Handlers) auth(c *gin.Context) {
 }
 
 // decode reads a hook body strictly; its failure is answered in Kratos'
-// format (a 4xx, so Kratos shows a message and does not retry).
+// format (a 4xx, so Kratos shows a message and does not retry). The body
+// is read into a recycled buffer: the pre-persist hook runs on every
+// sign-up attempt.
 func (h *Handlers) decode(c *gin.Context) (Body, string, bool) {
-	b, _, email, ok := h.decodeRaw(c)
+	buf := httpx.GetBodyBuffer()
+	defer httpx.PutBodyBuffer(buf)
+	b, email, ok := h.decodeInto(c, buf)
 	return b, email, ok
 }
 
 // decodeRaw is decode that also returns the raw body (replay records).
 func (h *Handlers) decodeRaw(c *gin.Context) (Body, []byte, string, bool) {
+	var buf bytes.Buffer
+	b, email, ok := h.decodeInto(c, &buf)
+	return b, buf.Bytes(), email, ok
+}
+
+func (h *Handlers) decodeInto(c *gin.Context, buf *bytes.Buffer) (Body, string, bool) {
 	var b Body
-	bad := func(status int, reason string) (Body, []byte, string, bool) {
+	bad := func(status int, reason string) (Body, string, bool) {
 		refuse(c, status, "#/", MsgBadRequest, "bad_request", h.render.HookMessage("bad_request", templates.HookData{Reason: reason}))
-		return b, nil, "", false
+		return b, "", false
 	}
-	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json" {
+	if !httpx.IsJSON(c.GetHeader("Content-Type")) {
 		return bad(http.StatusUnsupportedMediaType, "the webhook body must be JSON")
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, h.cfg.MaxBody))
-	if err != nil {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, h.cfg.MaxBody)
+	if err := httpx.ReadBody(buf, c.Request); err != nil {
 		return bad(http.StatusRequestEntityTooLarge, "the webhook body is too large")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil || dec.More() {
+	if err := httpx.DecodeStrict(buf.Bytes(), &b); err != nil {
 		return bad(http.StatusBadRequest, "the webhook body does not match the jsonnet template kratos-orgs expects")
 	}
 	// The address, when the traits carry a valid one ("" otherwise).
 	addr, _ := identity.Trait(b.Traits, h.cfg.EmailTrait).(string)
 	email, _ := invites.NormalizeEmail(addr)
-	return b, raw, email, true
+	return b, email, true
 }
 
 // needEmail refuses a sign-up whose traits have no usable address.
