@@ -217,6 +217,11 @@ var (
 // as a link.
 func LooksLikeLink(s string) bool {
 	f := fold(s)
+	// Every pattern below needs one of these: most names have none, and
+	// skip the five regular expressions.
+	if !strings.ContainsAny(f, ":.@") {
+		return false
+	}
 	if schemePattern.MatchString(f) || wwwPattern.MatchString(f) || hostPathPattern.MatchString(f) || addressPattern.MatchString(f) {
 		return true
 	}
