@@ -25,7 +25,7 @@ type costMeter struct {
 	trips *tripCounter
 	cpu   time.Duration
 	rcpu  time.Duration
-	cmds  map[string]int64
+	cmds  map[string]cmdStat
 }
 
 func newCostMeter(b *testing.B, rdb redis.UniversalClient) *costMeter {
@@ -55,16 +55,17 @@ func (m *costMeter) report(b *testing.B) {
 	after := commandStats(b, m.rdb)
 	var names []string
 	for name := range after {
-		if after[name] > m.cmds[name] && name != "info" {
+		if after[name].calls > m.cmds[name].calls && name != "info" {
 			names = append(names, name)
 		}
 	}
 	sort.Strings(names)
 	var sb strings.Builder
 	for _, name := range names {
-		fmt.Fprintf(&sb, " %s=%.2f", name, float64(after[name]-m.cmds[name])/n)
+		d := after[name].sub(m.cmds[name])
+		fmt.Fprintf(&sb, " %s=%.2f(%.0fµs)", name, float64(d.calls)/n, float64(d.usec)/n)
 	}
-	b.Logf("N=%d per op: %.0f µs CPU here + %.0f µs in redis-server (%.0f/s on 2 idle cores); Redis commands:%s",
+	b.Logf("N=%d per op: %.0f µs CPU here + %.0f µs in redis-server (%.0f/s on 2 idle cores); Redis commands (count and time in redis per op):%s",
 		b.N, goCPU, rCPU, 2e6/(goCPU+rCPU), sb.String())
 }
 
@@ -87,14 +88,28 @@ func redisCPU(b *testing.B, rdb redis.UniversalClient) time.Duration {
 	return time.Duration(total * float64(time.Second))
 }
 
-// commandStats reads INFO commandstats: calls per command so far.
-func commandStats(b *testing.B, rdb redis.UniversalClient) map[string]int64 {
+type cmdStat struct{ calls, usec int64 }
+
+func (c cmdStat) sub(o cmdStat) cmdStat { return cmdStat{c.calls - o.calls, c.usec - o.usec} }
+
+// commandStats reads INFO commandstats: calls and microseconds per command
+// so far.
+func commandStats(b *testing.B, rdb redis.UniversalClient) map[string]cmdStat {
 	b.Helper()
-	out := map[string]int64{}
+	out := map[string]cmdStat{}
 	for _, kv := range infoFields(b, rdb, "commandstats") {
-		calls, _, _ := strings.Cut(strings.TrimPrefix(kv[1], "calls="), ",")
-		n, _ := strconv.ParseInt(calls, 10, 64)
-		out[strings.TrimPrefix(kv[0], "cmdstat_")] = n
+		var st cmdStat
+		for _, f := range strings.Split(kv[1], ",") {
+			k, v, _ := strings.Cut(f, "=")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "calls":
+				st.calls = n
+			case "usec":
+				st.usec = n
+			}
+		}
+		out[strings.TrimPrefix(kv[0], "cmdstat_")] = st
 	}
 	return out
 }
