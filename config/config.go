@@ -70,6 +70,11 @@ type Redis struct {
 	DB         int      `yaml:"db" doc:"database number"`
 	KeyPrefix  string   `yaml:"key_prefix" doc:"prefix of every key (no braces)"`
 	TLS        bool     `yaml:"tls" doc:"connect with TLS"`
+	// WaitReplicas makes state-changing writes wait (Redis WAIT) until this
+	// many replicas have them before answering; 0 answers once the master
+	// has them (Redis' asynchronous replication). README "Redis failover".
+	WaitReplicas int           `yaml:"wait_replicas" doc:"replicas that must confirm an invitation, acceptance, revocation, organization or membership change before it is answered (Redis {WAIT}); 0 turns it off; unconfirmed in time: 503 {redis_unavailable}"`
+	WaitTimeout  time.Duration `yaml:"wait_timeout" doc:"how long such a write waits for the replicas (1ms to 1s)"`
 }
 
 // Kratos locates Kratos and describes its identity schema.
@@ -265,7 +270,7 @@ func Default() Config {
 			ShutdownTimeout: 30 * time.Second,
 			MaxBodyBytes:    1 << 20,
 		},
-		Redis: Redis{Mode: "single", URL: "redis://127.0.0.1:6379/0", KeyPrefix: "kratos-orgs:"},
+		Redis: Redis{Mode: "single", URL: "redis://127.0.0.1:6379/0", KeyPrefix: "kratos-orgs:", WaitTimeout: 500 * time.Millisecond},
 		Kratos: Kratos{
 			AdminURL:   "http://127.0.0.1:4434",
 			PublicURL:  "http://127.0.0.1:4433",

@@ -668,3 +668,30 @@ func TestReconcileDefaultsAndEnv(t *testing.T) {
 		t.Errorf("reconcile from the environment: %+v", c.Reconcile)
 	}
 }
+
+// redis.wait_replicas and redis.wait_timeout come from YAML and the
+// environment like every key; a timeout past the client's read timeout, or
+// a negative count, is refused.
+func TestRedisWait(t *testing.T) {
+	t.Parallel()
+	if d := Default(); d.Redis.WaitReplicas != 0 || d.Redis.WaitTimeout != 500*time.Millisecond {
+		t.Fatalf("defaults %d %s, want 0 (off) and 500ms", d.Redis.WaitReplicas, d.Redis.WaitTimeout)
+	}
+	path := writeFile(t, "redis:\n  wait_replicas: 1\n  wait_timeout: 100ms\n")
+	c, err := Load(path, env(requiredEnv()))
+	if err != nil || c.Redis.WaitReplicas != 1 || c.Redis.WaitTimeout != 100*time.Millisecond {
+		t.Fatalf("from YAML: %d %s %v", c.Redis.WaitReplicas, c.Redis.WaitTimeout, err)
+	}
+	e := requiredEnv()
+	e["KRATOS_ORGS_REDIS_WAIT_REPLICAS"], e["KRATOS_ORGS_REDIS_WAIT_TIMEOUT"] = "2", "250ms"
+	if c, err = Load(path, env(e)); err != nil || c.Redis.WaitReplicas != 2 || c.Redis.WaitTimeout != 250*time.Millisecond {
+		t.Fatalf("the environment over YAML: %d %s %v", c.Redis.WaitReplicas, c.Redis.WaitTimeout, err)
+	}
+	for _, bad := range []Redis{{WaitReplicas: -1}, {WaitReplicas: 1, WaitTimeout: 0}, {WaitReplicas: 1, WaitTimeout: 3 * time.Second}} {
+		c := valid()
+		c.Redis.WaitReplicas, c.Redis.WaitTimeout = bad.WaitReplicas, bad.WaitTimeout
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "redis.wait_") {
+			t.Errorf("%d replicas, %s: Validate() = %v", bad.WaitReplicas, bad.WaitTimeout, err)
+		}
+	}
+}

@@ -35,6 +35,7 @@ var (
 var CrossKeyRules = []string{
 	"{serve.admin.port} must differ from {serve.public.port} when both listeners bind the same host.",
 	"{redis.url} (or exactly one {redis.addrs}) is required when {redis.mode} is {single}; {redis.addrs} and {redis.master_name} when it is {sentinel}; {redis.addrs} when it is {cluster}.",
+	"{redis.wait_timeout} is checked only when {redis.wait_replicas} is above 0.",
 	"{invitations.ttl} must not exceed {invitations.max_ttl}.",
 	"The hosts of {invitations.success_url} and {registration.success_url} must be in {invitations.allowed_redirect_hosts}.",
 	"{registration.pending_ttl} must be between 1m and {invitations.max_ttl}.",
@@ -118,6 +119,14 @@ func (c *Config) validateRedis(add addFunc) {
 	}
 	if strings.ContainsAny(c.Redis.KeyPrefix, "{} \t\n") {
 		add("redis.key_prefix", "must not contain braces or spaces (braces are hash tags), got %q", c.Redis.KeyPrefix)
+	}
+	if c.Redis.WaitReplicas < 0 {
+		add("redis.wait_replicas", "must be 0 (off) or more, got %d", c.Redis.WaitReplicas)
+	}
+	// WAIT blocks the connection it runs on; past the client's 2 s read
+	// timeout the answer would be a broken connection, not a count.
+	if c.Redis.WaitReplicas > 0 && (c.Redis.WaitTimeout < time.Millisecond || c.Redis.WaitTimeout > time.Second) {
+		add("redis.wait_timeout", "must be between 1ms and 1s, got %s", c.Redis.WaitTimeout)
 	}
 }
 

@@ -192,6 +192,9 @@ func StoreError(err error, what string) error {
 	if err == nil {
 		return nil
 	}
+	if werr := WaitError(err, what); werr != nil {
+		return werr
+	}
 	if IsUnavailable(err) {
 		return apperr.Unavailablef(err, "redis_unavailable", "the %s is unavailable; try again", what)
 	}

@@ -225,16 +225,25 @@ func (s *Script) Load(ctx context.Context, c redis.Scripter) error {
 // Eval runs the script with args (a struct or map, JSON-encoded as
 // ARGV[1]; nil is an empty table) and returns the raw reply.
 func (s *Script) Eval(ctx context.Context, c redis.Scripter, keys []string, args any) *redis.Cmd {
-	arg := []byte("{}")
-	if args != nil {
-		var err error
-		if arg, err = json.Marshal(args); err != nil {
-			cmd := redis.NewCmd(ctx)
-			cmd.SetErr(fmt.Errorf("redisx: arguments of script %s: %w", s.name, err))
-			return cmd
-		}
+	arg, err := s.args(args)
+	if err != nil {
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(err)
+		return cmd
 	}
 	return s.lua.Run(ctx, c, keys, arg)
+}
+
+// args encodes a script's arguments (ARGV[1]).
+func (s *Script) args(args any) ([]byte, error) {
+	if args == nil {
+		return []byte("{}"), nil
+	}
+	arg, err := json.Marshal(args)
+	if err != nil {
+		return nil, fmt.Errorf("redisx: arguments of script %s: %w", s.name, err)
+	}
+	return arg, nil
 }
 
 // Reply is a script's answer: an outcome word followed by values.
@@ -249,6 +258,10 @@ func (s *Script) Run(ctx context.Context, c redis.Scripter, keys []string, args 
 	if err != nil {
 		return Reply{}, err
 	}
+	return splitReply(res)
+}
+
+func splitReply(res []any) (Reply, error) {
 	if len(res) == 0 {
 		return Reply{}, errors.New("redisx: empty script reply")
 	}
