@@ -165,7 +165,7 @@ func TestCrossKeyRulesAreEnforced(t *testing.T) {
 	}{
 		{"{serve.admin.port} must differ", func(c *Config) { c.Serve.Admin.Port = c.Serve.Public.Port }, "serve.admin.port:"},
 		{"{redis.url} (or exactly one", func(c *Config) { c.Redis.URL = "" }, "redis.url:"},
-		{"{redis.wait_timeout} is checked only", func(c *Config) { c.Redis.WaitReplicas, c.Redis.WaitTimeout = 1, 2 * time.Second }, "redis.wait_timeout:"},
+		{"{redis.wait_timeout} is checked only", func(c *Config) { c.Redis.WaitReplicas, c.Redis.WaitTimeout = 1, 2*time.Second }, "redis.wait_timeout:"},
 		{"{invitations.ttl} must not exceed", func(c *Config) { c.Invitations.TTL = c.Invitations.MaxTTL + time.Hour }, "invitations.ttl:"},
 		{"The hosts of {invitations.success_url}", func(c *Config) { c.Invitations.SuccessURL = "https://app.example.com/" }, "invitations.success_url:"},
 		{"{registration.pending_ttl} must be between", func(c *Config) { c.Register.PendingTTL = c.Invitations.MaxTTL + time.Hour }, "registration.pending_ttl:"},
