@@ -82,7 +82,7 @@ type Finalized struct {
 
 // Finalize completes a claimed acceptance for an identity.
 func (s *Store) Finalize(ctx context.Context, id, identityID, email string) (Finalized, error) {
-	rep, err := finalizeScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)},
+	rep, err := finalizeScript.RunWaiting(ctx, s.rdb, s.wait, []string{s.ks.Invitation(id)},
 		finalizeArgs{Env: s.env(redisx.ShardOf(id), s.now()), ID: id, Identity: identityID, Email: email})
 	if err != nil {
 		return Finalized{}, storeErr(err)

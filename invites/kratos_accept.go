@@ -20,7 +20,7 @@ func (s *Store) AcceptForAddress(ctx context.Context, org, email, identityID str
 	if _, ok := redisx.ParseID("org", org); !ok {
 		return "", nil
 	}
-	rep, err := acceptAddressScript.Run(ctx, s.rdb, []string{s.ks.Org(org)}, acceptAddressArgs{
+	rep, err := acceptAddressScript.RunWaiting(ctx, s.rdb, s.wait, []string{s.ks.Org(org)}, acceptAddressArgs{
 		Env: s.env(redisx.ShardOf(org), s.now()), Org: org, Email: email, Identity: identityID,
 		Roles: strings.Join(roles, ","),
 	})

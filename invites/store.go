@@ -23,6 +23,7 @@ type Store struct {
 	ks        redisx.Keyspace
 	retention time.Duration
 	now       func() time.Time
+	wait      redisx.Wait // for the writes a person is answered about
 }
 
 // NewStore returns a store; retention is how long ended invitations stay
@@ -35,6 +36,11 @@ func NewStore(rdb redis.UniversalClient, ks redisx.Keyspace, retention time.Dura
 }
 
 func storeErr(err error) error { return redisx.StoreError(err, "invitation store") }
+
+// SetWait makes the writes people are answered about (an invitation
+// created or re-issued, accepted, revoked) wait for w.Replicas replicas
+// (redis.wait_replicas; README "Redis failover"). Call it before use.
+func (s *Store) SetWait(w redisx.Wait) { s.wait = w }
 
 // NewInvitation is what Create writes.
 type NewInvitation struct {
@@ -86,7 +92,7 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 	if !n.WriteBy.IsZero() {
 		writeBy = n.WriteBy.UnixMilli()
 	}
-	rep, err := createScript.Run(ctx, s.rdb, []string{s.ks.Org(n.OrganizationID)}, &createArgs{
+	rep, err := createScript.RunWaiting(ctx, s.rdb, s.wait, []string{s.ks.Org(n.OrganizationID)}, &createArgs{
 		Env: s.env(shard, now), Org: n.OrganizationID, ID: id, Email: n.Email, Role: n.Role,
 		ExpiresAt: exp.UnixMilli(), TTL: n.TTL.Milliseconds(), TokenHash: n.TokenHash,
 		InviterID: inviterID, InviterName: inviterName, Context: ctxJSON, RedirectTo: n.RedirectTo,
@@ -180,7 +186,7 @@ func (s *Store) Revoke(ctx context.Context, id string) (Invitation, error) {
 	if _, ok := redisx.ParseID("inv", id); !ok {
 		return Invitation{}, errNotFound(id)
 	}
-	rep, err := revokeScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, invitationArgs{Env: s.env(redisx.ShardOf(id), s.now()), ID: id})
+	rep, err := revokeScript.RunWaiting(ctx, s.rdb, s.wait, []string{s.ks.Invitation(id)}, invitationArgs{Env: s.env(redisx.ShardOf(id), s.now()), ID: id})
 	if err != nil {
 		return Invitation{}, storeErr(err)
 	}

@@ -82,7 +82,7 @@ type listMembersArgs struct {
 // AddMember makes an identity a member. Adding an existing member returns
 // the existing membership and added=false.
 func (s *Store) AddMember(ctx context.Context, org string, m Member) (Member, bool, error) {
-	rep, err := addMemberScript.Run(ctx, s.rdb, []string{s.ks.Org(org)}, &memberArgs{
+	rep, err := addMemberScript.RunWaiting(ctx, s.rdb, s.wait, []string{s.ks.Org(org)}, &memberArgs{
 		Env: s.env(org), Org: org, Identity: m.IdentityID, Role: m.Role, Email: m.Email,
 	})
 	if err != nil {
@@ -109,7 +109,7 @@ func (s *Store) changeMember(ctx context.Context, org, identity, role string) (M
 	if _, ok := redisx.ParseID("org", org); !ok {
 		return Member{}, errOrgNotFound(org)
 	}
-	rep, err := setRoleScript.Run(ctx, s.rdb, []string{s.ks.Org(org)},
+	rep, err := setRoleScript.RunWaiting(ctx, s.rdb, s.wait, []string{s.ks.Org(org)},
 		&memberArgs{Env: s.env(org), Org: org, Identity: identity, Role: role})
 	if err != nil {
 		return Member{}, storeErr(err)

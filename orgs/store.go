@@ -31,6 +31,8 @@ type Store struct {
 	mu     sync.Mutex
 	exists map[string]time.Time
 
+	wait redisx.Wait // for organization and membership changes
+
 	crashAt func(step string) error // crash tests only (crash.go)
 }
 
@@ -42,6 +44,11 @@ func NewStore(rdb redis.UniversalClient, ks redisx.Keyspace, retention time.Dura
 	}
 	return &Store{rdb: rdb, ks: ks, retention: retention, now: now, exists: map[string]time.Time{}}
 }
+
+// SetWait makes organization creation and membership changes wait for
+// w.Replicas replicas (redis.wait_replicas; README "Redis failover"). Call
+// it before use.
+func (s *Store) SetWait(w redisx.Wait) { s.wait = w }
 
 const existsCacheTTL = 30 * time.Second
 
@@ -167,13 +174,18 @@ func (s *Store) Create(ctx context.Context, o Organization, explicitSlug bool, o
 	if owner != nil {
 		ownerID, ownerEmail = owner.IdentityID, owner.Email
 	}
-	rep, err := createScript.Run(ctx, s.rdb, []string{s.ks.Org(o.ID)}, &createArgs{
+	rep, err := createScript.RunWaiting(ctx, s.rdb, s.wait, []string{s.ks.Org(o.ID)}, &createArgs{
 		Env: s.ks.Env(shard, now, s.retention), ID: o.ID, Slug: o.Slug, Name: o.Name, Metadata: string(meta),
 		State: o.State, OwnerID: ownerID, OwnerEmail: ownerEmail,
 	})
-	if err != nil {
+	var unconfirmed *redisx.NotReplicatedError
+	if err != nil && !errors.As(err, &unconfirmed) {
 		// Give the slug back; the organization was not written.
 		_ = s.releaseSlug(context.WithoutCancel(ctx), o.Slug, o.ID, true)
+	}
+	if err != nil {
+		// Unconfirmed by the replicas: written, slug and all, but answered
+		// 503 (README "Redis failover").
 		return o, storeErr(err)
 	}
 	s.remember(o.ID)

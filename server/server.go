@@ -152,10 +152,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}, log.With("component", "outbox"))
 	s.Worker.SetObserver(s.Metrics)
 
-	orgStore := orgs.NewStore(s.rdb, s.ks, cfg.Invitations.Retention, now)
+	orgStore, invStore := s.newStores()
 	s.Orgs = orgs.NewService(orgStore, s.ids, orgs.Roles(cfg.Roles), s.Worker.Wake)
 	s.Invites = invites.NewService(invites.ServiceOptions{
-		Store: invites.NewStore(s.rdb, s.ks, cfg.Invitations.Retention, now), Orgs: orgStore, Identities: s.ids, Sealer: sealer,
+		Store: invStore, Orgs: orgStore, Identities: s.ids, Sealer: sealer,
 		Config: invites.Config{
 			TTL: cfg.Invitations.TTL, MaxTTL: cfg.Invitations.MaxTTL, RemindInterval: cfg.Invitations.RemindInterval,
 			AcceptURL:            trimSlash(cfg.Serve.Public.BaseURL) + cfg.Invitations.AcceptPath,
@@ -194,6 +194,18 @@ func New(ctx context.Context, o Options) (*Server, error) {
 
 	s.public, s.admin = s.routes()
 	return s, nil
+}
+
+// newStores builds the organization and invitation stores. Their writes
+// people are answered about wait for redis.wait_replicas replicas (README
+// "Redis failover").
+func (s *Server) newStores() (*orgs.Store, *invites.Store) {
+	wait := redisx.Wait{Replicas: s.cfg.Redis.WaitReplicas, Timeout: s.cfg.Redis.WaitTimeout}
+	orgStore := orgs.NewStore(s.rdb, s.ks, s.cfg.Invitations.Retention, s.now)
+	orgStore.SetWait(wait)
+	invStore := invites.NewStore(s.rdb, s.ks, s.cfg.Invitations.Retention, s.now)
+	invStore.SetWait(wait)
+	return orgStore, invStore
 }
 
 // newAcceptance builds what accepting and activating links need: the
