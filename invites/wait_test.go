@@ -79,4 +79,3 @@ func TestWritesWaitForReplicas(t *testing.T) {
 		t.Errorf("the unconfirmed organization gave its slug back: taken %v %v", taken, err)
 	}
 }
-
