@@ -91,11 +91,13 @@ func (s *Script) RunWaiting(ctx context.Context, c redis.UniversalClient, w Wait
 func (s *Script) evalAndWait(ctx context.Context, c redis.Cmdable, w Wait, keys []string, arg []byte) ([]any, int, error) {
 	run := func(sha bool) ([]any, int, error) {
 		pipe := c.Pipeline()
+		// Queued in a pipeline, Run is EVALSHA alone (its NOSCRIPT
+		// fallback needs the answer, which comes with Exec).
 		var cmd *redis.Cmd
 		if sha {
-			cmd = pipe.EvalSha(ctx, s.lua.Hash(), keys, arg)
+			cmd = s.lua.Run(ctx, pipe, keys, arg)
 		} else {
-			cmd = pipe.Eval(ctx, s.prelude.source()+s.body, keys, arg)
+			cmd = s.lua.Eval(ctx, pipe, keys, arg)
 		}
 		wait := redis.NewIntCmd(ctx, "wait", w.Replicas, w.Timeout.Milliseconds())
 		_ = pipe.Process(ctx, wait)
