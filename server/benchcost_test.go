@@ -65,7 +65,7 @@ func (m *costMeter) report(b *testing.B) {
 		d := after[name].sub(m.cmds[name])
 		fmt.Fprintf(&sb, " %s=%.2f(%.0fµs)", name, float64(d.calls)/n, float64(d.usec)/n)
 	}
-	b.Logf("N=%d per op: %.0f µs CPU here + %.0f µs in redis-server (%.0f/s on 2 idle cores); Redis commands (count and time in redis per op):%s",
+	b.Logf("N=%d per op: %.0f µs CPU here + %.0f µs in redis-server (a ceiling of %.0f/s for 2 cores doing only this); Redis commands (count and time in redis per op):%s",
 		b.N, goCPU, rCPU, 2e6/(goCPU+rCPU), sb.String())
 }
 
