@@ -24,12 +24,21 @@ func (s *Store) LookupToken(ctx context.Context, token string) (Link, error) {
 	if !ok {
 		return Link{}, errLinkNotFound()
 	}
-	rep, err := lookupScript.Run(ctx, s.rdb, []string{s.ks.Token(shard, hash)}, tokenArgs{Env: s.env(shard, s.now()), TokenHash: hash})
+	link, err := s.lookupHash(ctx, shard, hash)
+	if err == nil && link.Invitation.ID == "" {
+		return Link{}, errLinkNotFound()
+	}
+	return link, err
+}
+
+// lookupHash resolves a token hash; a zero Link when it is unknown.
+func (s *Store) lookupHash(ctx context.Context, shard int, hash string) (Link, error) {
+	rep, err := lookupScript.Run(ctx, s.rdb, []string{s.ks.Tokens(shard)}, tokenArgs{Env: s.env(shard, s.now()), TokenHash: hash})
 	if err != nil {
 		return Link{}, storeErr(err)
 	}
 	if rep.Outcome == "unknown" {
-		return Link{}, errLinkNotFound()
+		return Link{}, nil
 	}
 	inv := parseInvitation(redisx.Hash(rep.Values[0]), s.now())
 	return Link{
@@ -56,7 +65,7 @@ func (s *Store) Claim(ctx context.Context, token string, timeout time.Duration) 
 		return Invitation{}, errLinkNotFound()
 	}
 	now := s.now()
-	rep, err := claimScript.Run(ctx, s.rdb, []string{s.ks.Token(shard, hash)},
+	rep, err := claimScript.Run(ctx, s.rdb, []string{s.ks.Tokens(shard)},
 		tokenArgs{Env: s.env(shard, now), TokenHash: hash, ClaimUntil: now.Add(timeout).UnixMilli()})
 	if err != nil {
 		return Invitation{}, storeErr(err)

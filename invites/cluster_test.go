@@ -65,6 +65,9 @@ func TestCluster(t *testing.T) {
 		testenv.ClusterCase{Name: "ExpiredInvitationCleansUpAfterSweep", Test: TestExpiredInvitationCleansUpAfterSweep},
 		testenv.ClusterCase{Name: "TokenInfoIsBoundedPerInvitation", Test: TestTokenInfoIsBoundedPerInvitation},
 		testenv.ClusterCase{Name: "AddressIndex", Test: testAddressIndex},
+		// data of the first layout
+		testenv.ClusterCase{Name: "FirstLayoutUpgrade", Test: TestFirstLayoutInvitationIsUpgraded},
+		testenv.ClusterCase{Name: "FirstLayoutRotationAndPurge", Test: TestFirstLayoutRotationAndPurge},
 	)
 }
 

@@ -108,20 +108,21 @@ func optTime(s string) *time.Time {
 	return &t
 }
 
-// parseInvitation reads a hash; the status read is the effective one: a
+// parseInvitation reads a record (field names: redisx/fields.go, the id
+// added by the reader); the status read is the effective one: a
 // pending invitation past its expiry is expired even before a sweeper ran.
 func parseInvitation(h map[string]string, now time.Time) Invitation {
 	inv := Invitation{
-		ID: h["id"], OrganizationID: h["org"], Email: h["email"], Role: h["role"],
-		Status: Status(h["status"]), RedirectTo: h["redirect_to"], IdentityID: h["identity_id"],
-		ExistingIdentity: h["identity_existing"] == "1", identityCreated: h["identity_created"] == "1",
-		CreatedAt: redisx.MsTime(h["created_at"]), UpdatedAt: redisx.MsTime(h["updated_at"]),
-		ExpiresAt: redisx.MsTime(h["expires_at"]), AcceptedBy: h["accepted_by"],
-		EndedAt: optTime(h["ended_at"]), RemindedAt: optTime(h["reminded_at"]),
-		tokenHash: h["token_hash"], kind: h["kind"], grantedBy: h["granted_by"],
+		ID: h["id"], OrganizationID: h["o"], Email: h["e"], Role: h["r"],
+		Status: Status(h["s"]), RedirectTo: h["rt"], IdentityID: h["ki"],
+		ExistingIdentity: h["ke"] == "1", identityCreated: h["kc"] == "1",
+		CreatedAt: redisx.MsTime(h["c"]), UpdatedAt: redisx.MsTime(h["u"]),
+		ExpiresAt: redisx.MsTime(h["x"]), AcceptedBy: h["ab"],
+		EndedAt: optTime(h["n"]), RemindedAt: optTime(h["re"]),
+		tokenHash: h["t"], kind: h["k"], grantedBy: h["g"],
 	}
-	inv.tokenVersion, _ = strconv.Atoi(h["token_version"])
-	if ms, err := strconv.ParseInt(h["ttl_ms"], 10, 64); err == nil {
+	inv.tokenVersion, _ = strconv.Atoi(h["v"])
+	if ms, err := strconv.ParseInt(h["l"], 10, 64); err == nil {
 		inv.ttl = time.Duration(ms) * time.Millisecond
 	}
 	if inv.Status == Accepted {
@@ -136,19 +137,19 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 		e := inv.ExpiresAt
 		inv.EndedAt = &e
 	}
-	if h["inviter_id"] != "" || h["inviter_name"] != "" {
-		inv.Inviter = &Inviter{ID: h["inviter_id"], Name: h["inviter_name"]}
+	if h["ii"] != "" || h["in"] != "" {
+		inv.Inviter = &Inviter{ID: h["ii"], Name: h["in"]}
 	}
-	if c := h["context"]; c != "" && c != "null" {
+	if c := h["cx"]; c != "" && c != "null" {
 		_ = json.Unmarshal([]byte(c), &inv.Context)
 	}
 	inv.Delivery = Delivery{
-		Status: h["delivery"], LastError: h["delivery_error"], MessageID: h["delivery_id"],
-		UpdatedAt: optTime(h["delivery_at"]),
+		Status: h["d"], LastError: h["de"], MessageID: h["dm"],
+		UpdatedAt: optTime(h["da"]),
 	}
-	inv.Delivery.Attempts, _ = strconv.Atoi(h["delivery_attempts"])
+	inv.Delivery.Attempts, _ = strconv.Atoi(h["dn"])
 	if inv.Delivery.Status == DeliveryFailed {
-		inv.Delivery.Reason = h["delivery_reason"]
+		inv.Delivery.Reason = h["dr"]
 	}
 	return inv
 }

@@ -67,33 +67,8 @@ type NewInvitation struct {
 // invitation for the same organization and address (rotated=true).
 func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, rotated bool, err error) {
 	now := s.now()
-	shard := redisx.ShardOf(n.OrganizationID)
-	var inviterID, inviterName string
-	if n.Inviter != nil {
-		inviterID, inviterName = n.Inviter.ID, n.Inviter.Name
-	}
-	ctxJSON := ""
-	if len(n.Context) > 0 {
-		b, _ := json.Marshal(n.Context)
-		ctxJSON = string(b)
-	}
-	exp := now.Add(n.TTL)
-	id := n.ID
-	if id == "" {
-		id = redisx.NewID("inv", shard, now)
-	}
-	var writeBy int64
-	if !n.WriteBy.IsZero() {
-		writeBy = n.WriteBy.UnixMilli()
-	}
-	rep, err := createScript.Run(ctx, s.rdb, []string{s.ks.Org(n.OrganizationID)}, &createArgs{
-		Env: s.env(shard, now), Org: n.OrganizationID, ID: id, Email: n.Email, Role: n.Role,
-		ExpiresAt: exp.UnixMilli(), TTL: n.TTL.Milliseconds(), TokenHash: n.TokenHash,
-		InviterID: inviterID, InviterName: inviterName, Context: ctxJSON, RedirectTo: n.RedirectTo,
-		IdentityID: n.IdentityID, IdentityExisting: b2s(n.ExistingIdentity), IdentityCreated: b2s(n.IdentityCreated),
-		SendMail: n.SendEmail, Sealed: n.SealedToken, Template: n.Template, Kind: n.Kind,
-		Within: strings.Join(n.Within, ","), GrantedBy: n.GrantedBy, WriteBy: writeBy,
-	})
+	keys, args := s.createCall(n, now)
+	rep, err := createScript.Run(ctx, s.rdb, keys, args)
 	if err != nil {
 		return inv, false, storeErr(err)
 	}
@@ -119,6 +94,38 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 		return parseInvitation(redisx.Hash(rep.Values[0]), now), rep.Outcome == "rotated", nil
 	}
 	return inv, false, unexpected(rep)
+}
+
+// createCall is createScript's keys and arguments for n at now (the
+// benchmarks pipeline it to fill Redis with real invitations).
+func (s *Store) createCall(n NewInvitation, now time.Time) ([]string, *createArgs) {
+	shard := redisx.ShardOf(n.OrganizationID)
+	var inviterID, inviterName string
+	if n.Inviter != nil {
+		inviterID, inviterName = n.Inviter.ID, n.Inviter.Name
+	}
+	ctxJSON := ""
+	if len(n.Context) > 0 {
+		b, _ := json.Marshal(n.Context)
+		ctxJSON = string(b)
+	}
+	exp := now.Add(n.TTL)
+	id := n.ID
+	if id == "" {
+		id = redisx.NewID("inv", shard, now)
+	}
+	var writeBy int64
+	if !n.WriteBy.IsZero() {
+		writeBy = n.WriteBy.UnixMilli()
+	}
+	return []string{s.ks.Org(n.OrganizationID)}, &createArgs{
+		Env: s.env(shard, now), Org: n.OrganizationID, ID: id, Email: n.Email, Role: n.Role,
+		ExpiresAt: exp.UnixMilli(), TTL: n.TTL.Milliseconds(), TokenHash: n.TokenHash,
+		InviterID: inviterID, InviterName: inviterName, Context: ctxJSON, RedirectTo: n.RedirectTo,
+		IdentityID: n.IdentityID, IdentityExisting: b2s(n.ExistingIdentity), IdentityCreated: b2s(n.IdentityCreated),
+		SendMail: n.SendEmail, Sealed: n.SealedToken, Template: n.Template, Kind: n.Kind,
+		Within: strings.Join(n.Within, ","), GrantedBy: n.GrantedBy, WriteBy: writeBy,
+	}
 }
 
 // env is the prelude's part of a script's arguments.
@@ -157,7 +164,36 @@ func (s *Store) Get(ctx context.Context, id string) (Invitation, error) {
 	if len(h) == 0 {
 		return Invitation{}, errNotFound(id)
 	}
+	h = redisx.UpgradeInvitationFields(h)
+	h["id"] = id
 	return parseInvitation(h, s.now()), nil
+}
+
+// readFields reads fields of an invitation's record by their names in
+// today's layout, from a record of the first layout too ("" for absent).
+func (s *Store) readFields(ctx context.Context, id string, names ...string) ([]string, error) {
+	legacy := make(map[string]string, len(redisx.LegacyInvitationFields))
+	for long, short := range redisx.LegacyInvitationFields {
+		legacy[short] = long
+	}
+	all := append(append([]string{}, names...), "status")
+	for _, n := range names {
+		all = append(all, legacy[n])
+	}
+	f, err := s.rdb.HMGet(ctx, s.ks.Invitation(id), all...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(names))
+	old := f[len(names)] != nil
+	for i := range names {
+		v := f[i]
+		if old {
+			v = f[len(names)+1+i]
+		}
+		out[i], _ = v.(string)
+	}
+	return out, nil
 }
 
 // GetWithOrg reads an invitation and its organization in one round trip.
@@ -165,7 +201,8 @@ func (s *Store) GetWithOrg(ctx context.Context, id string) (Invitation, map[stri
 	if _, ok := redisx.ParseID("inv", id); !ok {
 		return Invitation{}, nil, errNotFound(id)
 	}
-	rep, err := readWithOrgScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.env(redisx.ShardOf(id), s.now()))
+	rep, err := readWithOrgScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)},
+		invitationArgs{Env: s.env(redisx.ShardOf(id), s.now()), ID: id})
 	if err != nil {
 		return Invitation{}, nil, storeErr(err)
 	}
@@ -242,7 +279,7 @@ func (s *Store) Rotate(ctx context.Context, id string, r Rotation) (Invitation, 
 // when the token has been rotated since.
 func (s *Store) SetDelivery(ctx context.Context, id string, version int, d Delivery) (bool, error) {
 	rep, err := deliveryScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, &deliveryArgs{
-		Env: s.env(redisx.ShardOf(id), s.now()), Version: strconv.Itoa(version), Status: d.Status,
+		Env: s.env(redisx.ShardOf(id), s.now()), ID: id, Version: strconv.Itoa(version), Status: d.Status,
 		Attempts: d.Attempts, Error: d.LastError, MessageID: d.MessageID, Reason: d.Reason,
 	})
 	if err != nil {
@@ -300,11 +337,10 @@ func (s *Store) Sweep(ctx context.Context, batch int) (expired, purged int, err 
 	now := s.now()
 	for shard := 0; shard < redisx.Shards; shard++ {
 		for {
-			rep, err := sweepScript.Run(ctx, s.rdb, []string{s.ks.Due(shard)}, sweepArgs{Env: s.env(shard, now), Batch: batch})
+			e, p, err := s.sweepStep(ctx, shard, batch, now)
 			if err != nil {
-				return expired, purged, storeErr(err)
+				return expired, purged, err
 			}
-			e, p := int(redisx.Int(rep.Values[0])), int(redisx.Int(rep.Values[1]))
 			expired += e
 			purged += p
 			if e < batch && p < batch {
@@ -315,11 +351,23 @@ func (s *Store) Sweep(ctx context.Context, batch int) (expired, purged int, err 
 	return expired, purged, nil
 }
 
-// TokenInvitation resolves a token hash to an invitation id.
-func (s *Store) TokenInvitation(ctx context.Context, shard int, hash string) (string, error) {
-	id, err := s.rdb.Get(ctx, s.ks.Token(shard, hash)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
+// sweepStep is one sweep of a shard: up to batch expiries, released
+// claims and purges.
+func (s *Store) sweepStep(ctx context.Context, shard, batch int, now time.Time) (expired, purged int, err error) {
+	rep, err := sweepScript.Run(ctx, s.rdb, []string{s.ks.Due(shard)}, sweepArgs{Env: s.env(shard, now), Batch: batch})
+	if err != nil {
+		return 0, 0, storeErr(err)
 	}
-	return id, storeErr(err)
+	return int(redisx.Int(rep.Values[0])), int(redisx.Int(rep.Values[1])), nil
+}
+
+// TokenInvitation resolves a live token hash (the newest link of a
+// pending invitation, not being accepted) to its invitation id; "" for
+// any other.
+func (s *Store) TokenInvitation(ctx context.Context, shard int, hash string) (string, error) {
+	link, err := s.lookupHash(ctx, shard, hash)
+	if err != nil || !link.Live {
+		return "", err
+	}
+	return link.Invitation.ID, nil
 }

@@ -422,13 +422,14 @@ end
 for _, identity in ipairs(redis.call('ZRANGE', k_org_member_ids(org), 0, -1)) do
   enqueue({k = 'member.sync', r = org, i = identity})
 end
+-- The first layout's address sets, of invitations not upgraded yet.
 for _, id in ipairs(redis.call('ZRANGE', k_org_inv_ids(org), 0, -1)) do
-  local email = redis.call('HGET', k_inv(id), 'email')
-  if email then redis.call('DEL', k_org_inv_addr(org, email)) end
+  local f = redis.call('HMGET', k_inv(id), 'email', 'e')
+  if f[1] or f[2] then redis.call('DEL', k_org_inv_addr(org, f[1] or f[2])) end
 end
 redis.call('DEL', KEYS[1], k_org_members(org), k_org_member_ids(org), k_org_owners(org), k_org_inv_ids(org),
   k_org_inv_status(org, 'pending'), k_org_inv_status(org, 'accepted'), k_org_inv_status(org, 'revoked'),
-  k_org_inv_status(org, 'expired'), k_org_inv_pending(org), k_org_inv_email(org))
+  k_org_inv_status(org, 'expired'), k_org_inv_pending(org), k_org_inv_email(org), k_org_inv_ended(org))
 return {'ok', slug, revoked}
 `)
 

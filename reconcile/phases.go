@@ -115,7 +115,7 @@ func (r *Reconciler) org(ctx context.Context, st *state, id string, apply bool, 
 			"organization", id, "slug", slug, "holder", holder)
 	}
 	if orgState == "pending" && r.old(redisx.MsTime(created)) {
-		n, err := rdb.ZCount(ctx, ks.OrgPending(id), "("+ms(r.o.Now().UnixMilli()), "+inf").Result()
+		n, err := livePending(ctx, rdb, ks, id, r.o.Now().UnixMilli())
 		if err != nil {
 			return err
 		}
@@ -312,3 +312,34 @@ func str(v any) string {
 }
 
 func ms(v int64) string { return strconv.FormatInt(v, 10) }
+
+// livePending counts a pending organization's pending invitations that
+// have not expired (a registration's organization has one or a few; the
+// first hundred are enough to tell none from some).
+func livePending(ctx context.Context, rdb redis.UniversalClient, ks redisx.Keyspace, org string, now int64) (int, error) {
+	ids, err := rdb.ZRange(ctx, ks.OrgInvitationsByStatus(org, "pending"), 0, 99).Result()
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	cmds := make([]*redis.SliceCmd, len(ids))
+	_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, inv := range ids {
+			// "x" in today's layout, "expires_at" in the first one.
+			cmds[i] = p.HMGet(ctx, ks.Invitation(inv), "x", "expires_at")
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range cmds {
+		for _, v := range c.Val() {
+			if exp := redisx.MsTime(str(v)); !exp.IsZero() && exp.UnixMilli() > now {
+				n++
+				break
+			}
+		}
+	}
+	return n, nil
+}
