@@ -15,9 +15,9 @@ local h = inv_flat(id)
 if not h then return {'unknown'} end
 local f = redis.call('HMGET', k_inv(id), 't', 'pt', 'o')
 local live = 'dead'
-if f[1] == th then
+if same_token(f[1], th) then
   live = 'live'
-elseif f[2] ~= th then
+elseif not same_token(f[2], th) then
   return {'unknown'}
 end
 return {live, h, flat(k_org(f[3])) or {}}
@@ -39,7 +39,7 @@ var claimScript = redisx.NewScript("invites.claim", redisx.OnShard, `
 local id = token_invitation(A.token_hash)
 if not id then return {'gone'} end
 local ik = k_inv(id)
-if current_status(id) ~= 'pending' or redis.call('HGET', ik, 't') ~= A.token_hash then
+if current_status(id) ~= 'pending' or not same_token(redis.call('HGET', ik, 't'), A.token_hash) then
   return {'gone'}
 end
 redis.call('HSET', ik, 's', 'accepting', 'cu', A.claim_until, 'u', NOW)

@@ -44,7 +44,7 @@ func (s *Store) lookupHash(ctx context.Context, shard int, hash string) (Link, e
 	return Link{
 		Invitation:   inv,
 		Organization: redisx.Hash(rep.Values[1]),
-		Live:         rep.Outcome == "live" && inv.tokenHash == hash && inv.Status == Pending && !inv.claimed,
+		Live:         rep.Outcome == "live" && inv.hasToken(hash) && inv.Status == Pending && !inv.claimed,
 	}, nil
 }
 

@@ -82,6 +82,13 @@ type Invitation struct {
 	grantedBy       string // the member who issued it through the org admins' API
 }
 
+// hasToken reports whether hash (a token's SHA-256, hex) is the
+// invitation's newest link. The record keeps the hash's first 128 bits
+// (redisx.TokenField); the first layout kept all of it.
+func (inv Invitation) hasToken(hash string) bool {
+	return inv.tokenHash != "" && (inv.tokenHash == hash || inv.tokenHash == redisx.TokenField(hash))
+}
+
 // Inviter is who sent the invitation.
 type Inviter struct {
 	ID   string `json:"id,omitempty"`   // a Kratos identity id
@@ -121,6 +128,12 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 		EndedAt: optTime(h["n"]), RemindedAt: optTime(h["re"]),
 		tokenHash: h["t"], kind: h["k"], grantedBy: h["g"],
 	}
+	if inv.kind == "" {
+		inv.kind = "invitation"
+	}
+	if inv.UpdatedAt.IsZero() {
+		inv.UpdatedAt = inv.CreatedAt // not stored until the first update
+	}
 	inv.tokenVersion, _ = strconv.Atoi(h["v"])
 	if ms, err := strconv.ParseInt(h["l"], 10, 64); err == nil {
 		inv.ttl = time.Duration(ms) * time.Millisecond
@@ -146,6 +159,10 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 	inv.Delivery = Delivery{
 		Status: h["d"], LastError: h["de"], MessageID: h["dm"],
 		UpdatedAt: optTime(h["da"]),
+	}
+	if inv.Delivery.UpdatedAt == nil && !inv.CreatedAt.IsZero() {
+		c := inv.CreatedAt // not stored until the first mail or rotation
+		inv.Delivery.UpdatedAt = &c
 	}
 	inv.Delivery.Attempts, _ = strconv.Atoi(h["dn"])
 	if inv.Delivery.Status == DeliveryFailed {

@@ -208,7 +208,7 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 	if err != nil {
 		return outbox.Permanent(err)
 	}
-	if tokens.Hash(token) != inv.tokenHash {
+	if !inv.hasToken(tokens.Hash(token)) {
 		return nil
 	}
 	data := templates.MailData{

@@ -32,9 +32,11 @@ end
 local function flag(v) if v == '1' then return '1' end return '' end
 local delivery = 'skipped'
 if A.send_mail then delivery = 'queued' end
-local fields = {'r', A.role, 'x', exp, 'l', A.ttl_ms, 't', th, 'ii', A.inviter_id, 'in', A.inviter_name,
-  'cx', A.context, 'rt', A.redirect_to, 'ki', identity, 'ke', flag(existing), 'kc', flag(created), 'u', NOW,
-  'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'da', NOW, 'g', A.granted_by}
+-- Absent fields read as empty; kind as invitation, and updated_at and the
+-- delivery's as created_at (redisx/fields.go).
+local fields = {'r', A.role, 'x', exp, 'l', A.ttl_ms, 't', tok_field(th), 'ii', A.inviter_id, 'in', A.inviter_name,
+  'cx', A.context, 'rt', A.redirect_to, 'ki', identity, 'ke', flag(existing), 'kc', flag(created),
+  'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'g', A.granted_by}
 
 local id = redis.call('HGET', k_org_inv_email(org), email)
 local outcome = 'rotated'
@@ -51,17 +53,17 @@ if st == 'pending' then
   ik = k_inv(id)
   local old = redis.call('HMGET', ik, 't', 'v')
   replaced = old[1]
-  fields[#fields + 1] = 'v'
-  fields[#fields + 1] = tonumber(old[2]) + 1
+  for _, v in ipairs({'v', tonumber(old[2]) + 1, 'u', NOW, 'da', NOW}) do fields[#fields + 1] = v end
   put(ik, fields)
 else
   id = A.id
   outcome = 'created'
   ik = k_inv(id)
-  fields[#fields + 1] = 'v'
-  fields[#fields + 1] = 1
+  local kind = A.kind
+  if kind == 'invitation' then kind = '' end
+  for _, v in ipairs({'v', 1, 'k', kind}) do fields[#fields + 1] = v end
   put(ik, fields)
-  redis.call('HSET', ik, 'o', org, 'e', email, 's', 'pending', 'k', A.kind, 'c', NOW)
+  redis.call('HSET', ik, 'o', org, 'e', email, 's', 'pending', 'c', NOW)
   redis.call('ZADD', k_org_inv_status(org, 'pending'), 0, id)
   redis.call('HSET', k_org_inv_email(org), email, id)
 end
@@ -139,7 +141,7 @@ local th = A.token_hash
 local ver = tonumber(f[2]) + 1
 local delivery = 'skipped'
 if A.send_mail then delivery = 'queued' end
-put(ik, {'t', th, 'v', ver, 'x', exp, 'u', NOW, 'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'da', NOW})
+put(ik, {'t', tok_field(th), 'v', ver, 'x', exp, 'u', NOW, 'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'da', NOW})
 index_token(th, id, f[1])
 redis.call('ZADD', k_due(), exp, id)
 if A.send_mail then enqueue({k = 'mail', r = id, v = ver, t = A.template, s = A.sealed}) end

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -118,11 +119,13 @@ func (env *slotBench) report(b *testing.B, what string) {
 		families = append(families, f)
 	}
 	sort.Strings(families)
+	var split []string
 	for _, f := range families {
 		if d := after.families[f] - env.before.families[f]; d != 0 {
-			b.Logf("  %-40s %7.1f B/%s", f, float64(d)/n, what)
+			split = append(split, fmt.Sprintf("%s %.1f", strings.TrimPrefix(f, env.ks.Prefix), float64(d)/n))
 		}
 	}
+	b.Logf("bytes per %s by key family: %s", what, strings.Join(split, "; "))
 }
 
 // keyFamily names a key's family: its ids, hashes and addresses elided.

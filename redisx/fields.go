@@ -7,7 +7,7 @@ import (
 
 // An invitation's record (P{s}:inv:<inv>) is a hash with one- or
 // two-letter field names, and an empty field is not stored (it reads as
-// ""): with about twenty short fields Redis keeps it as one listpack of
+// ""; k as invitation, u and da as c): with about twenty short fields Redis keeps it as one listpack of
 // under 450 bytes. Its id is the key's, not a field (scripts and Store.Get
 // add it to what they read).
 //
@@ -23,8 +23,9 @@ import (
 //	u  updated_at (ms)            dn delivery attempts
 //	x  expires_at (ms)            de last delivery error
 //	l  TTL (ms)                   dm provider's message id
-//	t  sha256(token), hex         dr delivery failure reason
-//	pt the token t replaced       da delivery updated_at (ms)
+//	t  sha256(token), 32 hex      dr delivery failure reason
+//	   digits (128 bits)
+//	pt the t it replaced          da delivery updated_at (ms)
 //	v  token version              re reminded_at (ms)
 //	n  ended_at (ms)              cu claim deadline (ms)
 //	ab accepted_by

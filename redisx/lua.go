@@ -32,8 +32,14 @@ local function flat(key)
   return h
 end
 
--- tok_field is a token hash's field in the shard's token index.
+-- tok_field is a token hash's first 128 bits: its field in the shard's
+-- token index, and what a record keeps (the first layout kept it all).
 local function tok_field(th) return string.sub(th, 1, 32) end
+
+-- same_token reports whether a record's stored token is hash th.
+local function same_token(stored, th)
+  return stored and (stored == th or stored == tok_field(th))
+end
 
 -- add_ended and drop_ended keep an organization's ended invitation ids
 -- per address (a space-separated list: an address has few).
@@ -169,7 +175,7 @@ local function index_token(th, id, old)
   local ik = k_inv(id)
   if old then
     local prev = redis.call('HGET', ik, 'pt')
-    if prev and prev ~= th then redis.call('HDEL', k_tokens(), tok_field(prev)) end
+    if prev and not same_token(prev, th) then redis.call('HDEL', k_tokens(), tok_field(prev)) end
     redis.call('HSET', ik, 'pt', old)
   end
   redis.call('HSET', k_tokens(), tok_field(th), id)
