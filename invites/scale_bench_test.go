@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,15 +31,18 @@ import (
 //
 //	go test -run=NONE -bench=Scale ./invites/ -invites.scale=1000000
 //
-// A private redis-server is filled through the store's own create script
-// (pipelined, the outbox dropped as a worker would drain it), so the data
-// is the real layout. Operations, each timed by the benchmark loop:
+// Two private redis-servers are filled through the store's own create
+// script (pipelined, the outbox dropped as a worker would drain it), so
+// the data is the real layout: one with 1,000 invitations, one with the
+// large number. Each iteration runs the operation once on each, one after
+// the other, so load from elsewhere on the machine hits both alike; the
+// table shows the median of each. Operations:
 //
 //   - list: the first page (50) of an organization's pending invitations;
 //   - list-middle: a page from a cursor half-way through;
 //   - address: an address' invitations (the list filtered by address);
 //   - invite: a new invitation (the address look-up of create included);
-//   - sweep: one sweeper step of 200 due invitations (refilled, untimed,
+//   - sweep: one sweeper step of 200 due invitations (written, untimed,
 //     before each step).
 var benchScale = flag.Int("invites.scale", 100_000, "pending invitations of BenchmarkScale's large size")
 
@@ -54,10 +60,17 @@ type scaleEnv struct {
 	ks    redisx.Keyspace
 	store *Store
 	orgs  []string // organization ids; orgs[0] is listed and swept
-	n     int      // pending invitations
+	n     int      // pending invitations written by the fill
 	seq   int      // addresses used so far
 	now   time.Time
+	mid   string  // the cursor half-way through orgs[0]'s pending invitations
 	mem   float64 // used_memory per pending invitation
+}
+
+// next is a fresh address number.
+func (env *scaleEnv) next() int {
+	env.seq++
+	return env.seq - 1
 }
 
 func BenchmarkScale(b *testing.B) {
@@ -65,100 +78,102 @@ func BenchmarkScale(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("INVITES_SCALE")); err == nil && v > 0 {
 		large = v
 	}
-	r := testenv.StartRedis(b)
-	rdb := r.Client(b)
-	type row struct {
-		shape, op string
-		ns        [2]float64
-		mem       [2]float64
-	}
-	var rows []*row
+	servers := [2]redis.UniversalClient{testenv.StartRedis(b).Client(b), testenv.StartRedis(b).Client(b)}
+	sizes := [2]int{scaleSmall, large}
+	var table []string
 	for _, shape := range []string{"one-org", "spread"} {
-		byOp := map[string]*row{}
-		for i, n := range []int{scaleSmall, large} {
-			env := fillScale(b, rdb, shape, n)
-			for _, op := range scaleOps {
-				if byOp[op.name] == nil {
-					byOp[op.name] = &row{shape: shape, op: op.name}
-					rows = append(rows, byOp[op.name])
-				}
-				rw := byOp[op.name]
-				rw.mem[i] = env.mem
-				b.Run(fmt.Sprintf("%s/%d/%s", shape, n, op.name), func(b *testing.B) {
-					op.run(b, env)
-					rw.ns[i] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-				})
-			}
+		var envs [2]*scaleEnv
+		for i := range envs {
+			envs[i] = fillScale(b, servers[i], shape, sizes[i])
+		}
+		table = append(table, fmt.Sprintf("%-8s %-12s %7.0f B %13.0f B %6.2f×", shape, "memory",
+			envs[0].mem, envs[1].mem, envs[1].mem/envs[0].mem))
+		for _, op := range scaleOps {
+			var med [2]float64
+			b.Run(shape+"/"+op.name, func(b *testing.B) {
+				med = runScaleOp(b, op, envs)
+				b.ReportMetric(med[0], fmt.Sprintf("µs@%d", sizes[0]))
+				b.ReportMetric(med[1], fmt.Sprintf("µs@%d", sizes[1]))
+				b.ReportMetric(med[1]/med[0], "ratio")
+			})
+			table = append(table, fmt.Sprintf("%-8s %-12s %6.0f µs %12.0f µs %6.2f×", shape, op.name, med[0], med[1], med[1]/med[0]))
 		}
 	}
-	fmt.Printf("\n%-8s %-12s %14s %14s %7s\n", "shape", "operation", fmt.Sprintf("at %d", scaleSmall), fmt.Sprintf("at %d", large), "ratio")
-	for _, rw := range rows {
-		fmt.Printf("%-8s %-12s %11.1f µs %11.1f µs %6.2f×\n", rw.shape, rw.op, rw.ns[0]/1e3, rw.ns[1]/1e3, rw.ns[1]/rw.ns[0])
-	}
-	for _, rw := range rows {
-		if rw.op == scaleOps[0].name {
-			fmt.Printf("%-8s used_memory per pending invitation: %.0f B at %d, %.0f B at %d\n",
-				rw.shape, rw.mem[0], scaleSmall, rw.mem[1], large)
-		}
-	}
+	fmt.Printf("\nmedians; memory is used_memory per pending invitation\n%-8s %-12s %9s %15s %7s\n%s\n",
+		"shape", "operation", fmt.Sprintf("at %d", sizes[0]), fmt.Sprintf("at %d", sizes[1]), "ratio", strings.Join(table, "\n"))
 }
 
-var scaleOps = []struct {
-	name string
-	run  func(b *testing.B, env *scaleEnv)
-}{
-	{"list", func(b *testing.B, env *scaleEnv) {
-		for range b.N {
-			page, err := env.store.List(context.Background(), env.orgs[0], Filter{Status: "pending", Limit: scalePageSize})
-			if err != nil || len(page.Items) != scalePageSize {
-				b.Fatalf("list: %d items, %v", len(page.Items), err)
+// runScaleOp runs op b.N times on each environment, alternating, and
+// returns the median duration on each, in µs.
+func runScaleOp(b *testing.B, op scaleOp, envs [2]*scaleEnv) [2]float64 {
+	var samples [2][]time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		for j, env := range envs {
+			if op.prepare != nil {
+				b.StopTimer()
+				op.prepare(b, env)
+				b.StartTimer()
 			}
+			start := time.Now()
+			if err := op.step(env, i); err != nil {
+				b.Fatalf("%s on %d invitations: %v", op.name, env.n, err)
+			}
+			samples[j] = append(samples[j], time.Since(start))
 		}
+	}
+	b.StopTimer()
+	var med [2]float64
+	for j := range samples {
+		slices.Sort(samples[j])
+		med[j] = float64(samples[j][len(samples[j])/2].Nanoseconds()) / 1e3
+		envs[j].rdb.Del(context.Background(), envs[j].ks.Outbox(redisx.ShardOf(envs[j].orgs[0])))
+	}
+	return med
+}
+
+type scaleOp struct {
+	name    string
+	prepare func(b *testing.B, env *scaleEnv) // untimed, before each step; may be nil
+	step    func(env *scaleEnv, i int) error
+}
+
+var scaleOps = []scaleOp{
+	{name: "list", step: func(env *scaleEnv, _ int) error {
+		page, err := env.store.List(context.Background(), env.orgs[0], Filter{Status: "pending", Limit: scalePageSize})
+		if err == nil && len(page.Items) != scalePageSize {
+			err = fmt.Errorf("%d items", len(page.Items))
+		}
+		return err
 	}},
-	{"list-middle", func(b *testing.B, env *scaleEnv) {
-		ks := env.ks.OrgInvitationsByStatus(env.orgs[0], "pending")
-		n := env.rdb.ZCard(context.Background(), ks).Val()
-		mid := env.rdb.ZRange(context.Background(), ks, n/2, n/2).Val()[0]
-		b.ResetTimer()
-		for range b.N {
-			page, err := env.store.List(context.Background(), env.orgs[0], Filter{Status: "pending", Cursor: mid, Limit: scalePageSize})
-			if err != nil || len(page.Items) == 0 {
-				b.Fatalf("list from the middle: %d items, %v", len(page.Items), err)
-			}
+	{name: "list-middle", step: func(env *scaleEnv, _ int) error {
+		page, err := env.store.List(context.Background(), env.orgs[0], Filter{Status: "pending", Cursor: env.mid, Limit: scalePageSize})
+		if err == nil && len(page.Items) == 0 {
+			err = errors.New("no items")
 		}
+		return err
 	}},
-	{"address", func(b *testing.B, env *scaleEnv) {
-		for i := range b.N {
-			// orgs[0]'s addresses: every len(orgs)-th (pipeCreate deals them out).
-			k := (i * 7919) % (env.n / len(env.orgs)) * len(env.orgs)
-			page, err := env.store.List(context.Background(), env.orgs[0], Filter{Status: "all", Email: scaleEmail(k), Limit: scalePageSize})
-			if err != nil || len(page.Items) != 1 {
-				b.Fatalf("address %s: %d items, %v", scaleEmail(k), len(page.Items), err)
-			}
+	{name: "address", step: func(env *scaleEnv, i int) error {
+		// orgs[0]'s addresses: every len(orgs)-th (pipeCreate deals them out).
+		k := (i * 7919) % (env.n / len(env.orgs)) * len(env.orgs)
+		page, err := env.store.List(context.Background(), env.orgs[0], Filter{Status: "all", Email: scaleEmail(k), Limit: scalePageSize})
+		if err == nil && len(page.Items) != 1 {
+			err = fmt.Errorf("%s: %d items", scaleEmail(k), len(page.Items))
 		}
+		return err
 	}},
-	{"invite", func(b *testing.B, env *scaleEnv) {
-		for range b.N {
-			env.seq++
-			if _, _, err := env.store.Create(context.Background(), scaleInvitation(env.orgs[0], env.seq, 7*24*time.Hour)); err != nil {
-				b.Fatal(err)
-			}
-		}
+	{name: "invite", step: func(env *scaleEnv, _ int) error {
+		_, _, err := env.store.Create(context.Background(), scaleInvitation(env.orgs[0], env.next(), 7*24*time.Hour))
+		return err
 	}},
-	{"sweep", func(b *testing.B, env *scaleEnv) {
-		ctx := context.Background()
-		shard := redisx.ShardOf(env.orgs[0])
-		for range b.N {
-			b.StopTimer()
-			env.pipeCreate(b, env.orgs[:1], scaleSweep, time.Millisecond)
-			b.StartTimer()
-			expired, _, err := env.store.sweepStep(ctx, shard, scaleSweep, env.now.Add(time.Second))
-			if err != nil || expired != scaleSweep {
-				b.Fatalf("sweep step: %d expired, %v", expired, err)
-			}
+	{name: "sweep", prepare: func(b *testing.B, env *scaleEnv) {
+		env.pipeCreate(b, env.orgs[:1], scaleSweep, time.Millisecond)
+	}, step: func(env *scaleEnv, _ int) error {
+		expired, _, err := env.store.sweepStep(context.Background(), redisx.ShardOf(env.orgs[0]), scaleSweep, env.now.Add(time.Second))
+		if err == nil && expired != scaleSweep {
+			err = fmt.Errorf("%d expired", expired)
 		}
-		b.StopTimer()
-		env.rdb.Del(ctx, env.ks.Outbox(shard))
+		return err
 	}},
 }
 
@@ -204,6 +219,8 @@ func fillScale(b *testing.B, rdb redis.UniversalClient, shape string, n int) *sc
 	start := time.Now()
 	env.pipeCreate(b, env.orgs, n, 7*24*time.Hour)
 	env.mem = float64(usedMemory(b, rdb)-before) / float64(n)
+	pending := env.ks.OrgInvitationsByStatus(env.orgs[0], "pending")
+	env.mid = rdb.ZRange(ctx, pending, rdb.ZCard(ctx, pending).Val()/2, -1).Val()[0]
 	b.Logf("%s: %d pending invitations in %d organizations written in %v; used_memory %.0f B per invitation",
 		shape, n, count, time.Since(start).Round(time.Millisecond), env.mem)
 	return env
@@ -221,8 +238,7 @@ func (env *scaleEnv) pipeCreate(b *testing.B, orgIDs []string, n int, ttl time.D
 		pipe := env.rdb.Pipeline()
 		var cmds []*redis.Cmd
 		for i := done; i < min(done+batch, n); i++ {
-			keys, args := env.store.createCall(scaleInvitation(orgIDs[i%len(orgIDs)], env.seq, ttl), env.now)
-			env.seq++
+			keys, args := env.store.createCall(scaleInvitation(orgIDs[i%len(orgIDs)], env.next(), ttl), env.now)
 			cmds = append(cmds, createScript.Eval(ctx, pipe, keys, args))
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
