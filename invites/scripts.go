@@ -186,8 +186,10 @@ type deliveryArgs struct {
 }
 
 // listScript pages through an organization's invitations. It first ends
-// the organization's invitations that are past their expiry, so the status
-// filter and the total are exact.
+// the shard's invitations that are past their expiry (up to 1,000: what
+// the sweeper has not reached yet), so the status filter and the total
+// are exact. Pages start after the cursor's id in each status set (by
+// lexical range, never an offset), so a page costs the same at any depth.
 // KEYS: org hash. Arguments: listArgs.
 var listScript = redisx.NewScript("invites.list", redisx.OnShard, `
 local org = A.org
