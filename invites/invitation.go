@@ -56,7 +56,10 @@ type Invitation struct {
 	Inviter        *Inviter       `json:"inviter,omitempty"`
 	Context        map[string]any `json:"context,omitempty"`
 	RedirectTo     string         `json:"redirect_to,omitempty"`
-	IdentityID     string         `json:"identity_id,omitempty"`
+	// Locale is the locale of the invitation's mail (BCP 47), if it was
+	// given; else the organization's default, else the configured one.
+	Locale     string `json:"locale,omitempty"`
+	IdentityID string `json:"identity_id,omitempty"`
 	// ExistingIdentity is true when the address had a Kratos identity
 	// before the invitation; false when kratos-orgs created one for it.
 	ExistingIdentity bool       `json:"existing_identity"`
@@ -118,7 +121,7 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 		CreatedAt: redisx.MsTime(h["created_at"]), UpdatedAt: redisx.MsTime(h["updated_at"]),
 		ExpiresAt: redisx.MsTime(h["expires_at"]), AcceptedBy: h["accepted_by"],
 		EndedAt: optTime(h["ended_at"]), RemindedAt: optTime(h["reminded_at"]),
-		tokenHash: h["token_hash"], kind: h["kind"], grantedBy: h["granted_by"],
+		tokenHash: h["token_hash"], kind: h["kind"], grantedBy: h["granted_by"], Locale: h["locale"],
 	}
 	inv.tokenVersion, _ = strconv.Atoi(h["token_version"])
 	if ms, err := strconv.ParseInt(h["ttl_ms"], 10, 64); err == nil {

@@ -218,6 +218,7 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 		AcceptURL:    m.links.LinkURL(inv, token),
 		ExpiresAt:    inv.ExpiresAt,
 		Context:      inv.Context,
+		Locale:       m.render.Resolve(inv.Locale, org["locale"]),
 	}
 	if inv.Inviter != nil {
 		if data.Inviter, err = m.inviter(ctx, *inv.Inviter); err != nil {

@@ -35,7 +35,7 @@ local fields = {'role', A.role, 'expires_at', exp, 'ttl_ms', A.ttl_ms, 'token_ha
   'inviter_id', A.inviter_id, 'inviter_name', A.inviter_name, 'context', A.context, 'redirect_to', A.redirect_to,
   'identity_id', identity, 'identity_existing', existing, 'identity_created', created,
   'updated_at', NOW, 'delivery', delivery, 'delivery_attempts', 0, 'delivery_error', '', 'delivery_id', '',
-  'delivery_at', NOW, 'granted_by', A.granted_by}
+  'delivery_at', NOW, 'granted_by', A.granted_by, 'locale', A.locale}
 
 local id = redis.call('HGET', k_org_inv_email(org), email)
 local outcome = 'rotated'
@@ -101,6 +101,7 @@ type createArgs struct {
 	Within           string `json:"within"`     // roles the caller may grant, comma-separated; empty: no ceiling
 	GrantedBy        string `json:"granted_by"` // member identity id; empty for the operator
 	WriteBy          int64  `json:"write_by"`   // ms deadline of the address reference, or 0
+	Locale           string `json:"locale"`     // BCP 47, canonical, or empty
 }
 
 // revokeScript ends a pending invitation; its link dies at once.

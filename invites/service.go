@@ -13,6 +13,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
+	"github.com/kratos-orgs/kratos-orgs/templates"
 	"github.com/kratos-orgs/kratos-orgs/tokens"
 )
 
@@ -131,6 +132,8 @@ type InviteRequest struct {
 	TTL        *Duration      `json:"ttl,omitempty"`
 	RedirectTo string         `json:"redirect_to,omitempty"`
 	SendEmail  *bool          `json:"send_email,omitempty"`
+	// Locale is the mail's locale, a BCP 47 tag (stored canonical).
+	Locale string `json:"locale,omitempty"`
 
 	// UniformKratosWork makes Invite ask the same of Kratos whether or not
 	// the address has an account (the org admins' API), so the time an
@@ -165,6 +168,9 @@ func (s *Service) validate(r *InviteRequest) (email string, ttl time.Duration, e
 		return "", 0, err
 	}
 	if err := checkContext(r.Context); err != nil {
+		return "", 0, err
+	}
+	if r.Locale, err = templates.ParseLocale("locale", r.Locale); err != nil {
 		return "", 0, err
 	}
 	return email, ttl, nil
@@ -306,7 +312,7 @@ func (s *Service) invite(ctx context.Context, orgRef string, r InviteRequest, em
 		OrganizationID: org, Email: email, Role: r.Role, TTL: ttl, TokenHash: hash,
 		Inviter: r.Inviter, Context: r.Context, RedirectTo: r.RedirectTo,
 		ExistingIdentity: true, SendEmail: send, Template: "invitation", Kind: "invitation",
-		GrantedBy: g.by, Within: g.within,
+		GrantedBy: g.by, Within: g.within, Locale: r.Locale,
 	}
 	if person != nil {
 		n.IdentityID, n.ExistingIdentity, n.IdentityCreated = person.ID, !person.CreatedByUs, person.CreatedByUs

@@ -61,6 +61,9 @@ type NewInvitation struct {
 	// re-issued (role_ceiling).
 	GrantedBy string
 	Within    []string
+	// Locale is the mail's locale (canonical BCP 47; "" for the
+	// organization's or the configured default).
+	Locale string
 }
 
 // Create writes an invitation, or rotates the token of the pending
@@ -92,7 +95,7 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 		InviterID: inviterID, InviterName: inviterName, Context: ctxJSON, RedirectTo: n.RedirectTo,
 		IdentityID: n.IdentityID, IdentityExisting: b2s(n.ExistingIdentity), IdentityCreated: b2s(n.IdentityCreated),
 		SendMail: n.SendEmail, Sealed: n.SealedToken, Template: n.Template, Kind: n.Kind,
-		Within: strings.Join(n.Within, ","), GrantedBy: n.GrantedBy, WriteBy: writeBy,
+		Within: strings.Join(n.Within, ","), GrantedBy: n.GrantedBy, WriteBy: writeBy, Locale: n.Locale,
 	})
 	if err != nil {
 		return inv, false, storeErr(err)

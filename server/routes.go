@@ -93,6 +93,11 @@ func (s *Server) apiOrigins() []string {
 // memberships lists an identity's organizations for the welcome page.
 type memberships struct{ s *Server }
 
+// TemplateOptions are the renderer's options from the configuration.
+func TemplateOptions(t config.Templates) templates.Options {
+	return templates.Options{Dir: t.Dir, DefaultLocale: t.DefaultLocale}
+}
+
 func (m memberships) OrganizationsOf(ctx context.Context, identityID string) ([]templates.WelcomeOrg, error) {
 	roles, err := m.s.Members.Organizations(ctx, identityID)
 	if err != nil {

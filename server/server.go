@@ -110,7 +110,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, now: now, ks: redisx.Keyspace{Prefix: cfg.Redis.KeyPrefix}, addrs: map[string]string{}, listening: make(chan struct{})}
 
-	render, err := templates.New(cfg.Templates.Dir)
+	render, err := templates.Load(TemplateOptions(cfg.Templates))
 	if err != nil {
 		return nil, err
 	}
