@@ -224,21 +224,30 @@ type grant struct {
 // role it needs (demoted, removed), acceptance is refused until an owner
 // (or the operator) invites the address again; see CheckGrant.
 func (s *Service) InviteAs(ctx context.Context, orgRef string, who Actor, r InviteRequest) (Invitation, bool, error) {
+	g, email, ttl, err := s.checkAs(who, &r)
+	if err != nil {
+		return Invitation{}, false, err
+	}
+	return s.invite(ctx, orgRef, r, email, ttl, g)
+}
+
+// checkAs validates a member's invitation: the role within their ceiling,
+// the member as the inviter, then the request's fields.
+func (s *Service) checkAs(who Actor, r *InviteRequest) (g grant, email string, ttl time.Duration, err error) {
 	if r.Role == "" {
 		r.Role = orgs.DefaultRole
 	}
 	if err := s.cfg.Roles.Check(r.Role); err != nil {
-		return Invitation{}, false, err
+		return g, "", 0, err
 	}
 	if err := s.cfg.Roles.Ceiling(who.Role, r.Role); err != nil {
-		return Invitation{}, false, err
+		return g, "", 0, err
 	}
 	r.Inviter = &Inviter{ID: who.IdentityID, Name: who.Name}
-	email, ttl, err := s.validate(&r)
-	if err != nil {
-		return Invitation{}, false, err
+	if email, ttl, err = s.validate(r); err != nil {
+		return g, "", 0, err
 	}
-	return s.invite(ctx, orgRef, r, email, ttl, grant{by: who.IdentityID, within: s.cfg.Roles.Within(who.Role)})
+	return grant{by: who.IdentityID, within: s.cfg.Roles.Within(who.Role)}, email, ttl, nil
 }
 
 // checkInviterExists refuses an inviter.id that is not a Kratos identity:

@@ -163,6 +163,24 @@ func (s *Store) Get(ctx context.Context, id string) (Invitation, error) {
 	return parseInvitation(h, s.now()), nil
 }
 
+// PendingFor reads, writing nothing (a dry run), the pending invitation of
+// an organization for an address, the one the create script would re-issue;
+// ok is false when there is none.
+func (s *Store) PendingFor(ctx context.Context, org, email string) (inv Invitation, ok bool, err error) {
+	id, err := s.rdb.HGet(ctx, s.ks.OrgPendingByEmail(org), email).Result()
+	if errors.Is(err, redis.Nil) {
+		return inv, false, nil
+	}
+	if err != nil {
+		return inv, false, storeErr(err)
+	}
+	inv, err = s.Get(ctx, id)
+	if apperr.KindOf(err) == apperr.NotFound {
+		return inv, false, nil
+	}
+	return inv, err == nil && inv.Status == Pending, err
+}
+
 // GetWithOrg reads an invitation and its organization in one round trip.
 func (s *Store) GetWithOrg(ctx context.Context, id string) (Invitation, map[string]string, error) {
 	if _, ok := redisx.ParseID("inv", id); !ok {

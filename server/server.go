@@ -77,6 +77,7 @@ type Server struct {
 	Acceptor  *invites.Acceptor
 	Registrar *invites.Registrar
 	Addresses *invites.AddressIndex
+	Previewer *invites.Previewer // dry runs of invitations
 	Members   *orgs.IdentityIndex
 	Claims    *orgs.Claims
 	Hooks     *hooks.Handlers
@@ -176,6 +177,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Budget: ratelimit.Budget{Limiter: s.Limiter, Global: s.quotas.mailGlobal, PerOrg: s.quotas.mailPerOrg},
 	})
 	mailer.Register(s.Worker, s.Addresses)
+	s.Previewer = invites.NewPreviewer(s.Invites, orgStore, mailer)
 	s.Members = orgs.NewIdentityIndex(s.rdb, s.ks, now)
 	s.Members.Register(s.Worker)
 	s.Claims = orgs.NewClaims(s.Members, orgStore, s.ids)
