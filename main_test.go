@@ -162,6 +162,17 @@ func TestOrgsAndInviteCommands(t *testing.T) {
 	if _, _, err := runCLI(t, env, "invite", "x@example.com", "-c", path); err == nil || !strings.Contains(err.Error(), "--org") {
 		t.Fatalf("invite without --org: %v", err)
 	}
+	out, _, err = runCLI(t, env, "orgs", "set-locale", "cli-corp", "de-at", "-c", path)
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(out), "\tcli-corp\tde-AT") {
+		t.Fatalf("orgs set-locale: %q %v", out, err)
+	}
+	if _, _, err := runCLI(t, env, "orgs", "set-locale", "cli-corp", "Deutsch!", "-c", path); err == nil || !strings.Contains(err.Error(), "BCP 47") {
+		t.Fatalf("orgs set-locale with a bad locale: %v", err)
+	}
+	out, _, err = runCLI(t, env, "invite", "--org", "cli-corp", "--no-email", "--locale", "klingon!", "cli.two@example.com", "-c", path)
+	if err == nil || !strings.Contains(out+err.Error(), "1 of 1") {
+		t.Fatalf("invite with a bad locale: %q %v", out, err)
+	}
 }
 
 // kratos-config takes the addresses and the webhook secret from the

@@ -184,6 +184,7 @@ func TestOverrideLocaleNames(t *testing.T) {
 		"invitation_subject.xx-yy-zz.txt": "names no locale",
 		"invitation_subject.DE.txt":       "names no locale",
 		"hook_invite_only.de.txt":         "overrides no template",
+		"invitation_subject.en.txt":       "names English",
 		"nope.de.txt":                     "overrides no template",
 		"messages.de.json":                "",
 		"accept.de.html":                  "",

@@ -247,6 +247,9 @@ func checkOverride(embeddedFiles map[string]string, name string) error {
 	if !ok {
 		return errors.New("names no locale: the part before the extension must be a canonical BCP 47 tag (de, pt-BR)")
 	}
+	if loc == BaseLocale.String() {
+		return errors.New("names English: English is the file without a locale, " + base)
+	}
 	if _, known := embeddedFiles[base]; known && (loc == "" || !strings.HasPrefix(base, "hook_")) {
 		return nil
 	}
