@@ -104,7 +104,12 @@ func (q *quotas) page(c *gin.Context, err error) {
 	t := func(key string, args ...any) string { return httpx.T(c, q.render, key, args...) }
 	if e, ok := apperr.As(err); ok && e.Code == "rate_limited" {
 		page.Title = t("rate_limited.title")
-		page.Paragraphs = []string{t("rate_limited.network"), t("rate_limited.retry", ratelimit.Human(e.RetryAfter))}
+		n, unit := ratelimit.HumanParts(e.RetryAfter)
+		wait := t("wait." + unit)
+		if n != 1 {
+			wait = t("wait."+unit+"s", n)
+		}
+		page.Paragraphs = []string{t("rate_limited.network"), t("rate_limited.retry", wait)}
 	} else {
 		httpx.Logger(c).Error("rate limit check failed", "err", err)
 		page.Title = t("internal.title")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/invites"
@@ -35,8 +36,16 @@ func TestPagesFollowAcceptLanguage(t *testing.T) {
 		}
 	}
 
+	// A refusal page says the wait in the visitor's language.
+	limited := startQuotaStack(t, func(c *config.Config) { c.Limits.LinkViewsPerClient = config.Rate{Requests: 1, Period: time.Hour} })
+	limited.do(http.MethodGet, limited.public+"/invitations/accept/guess", "", nil)
+	r := limited.do(http.MethodGet, limited.public+"/invitations/accept/guess", "", map[string]string{"Accept-Language": "de"})
+	if r.status != http.StatusTooManyRequests || !strings.Contains(r.body, "Zu viele Versuche") || !strings.Contains(r.body, "in 60 Minuten erneut") {
+		t.Errorf("German 429 page: %d\n%s", r.status, r.body)
+	}
+
 	german := startQuotaStack(t, func(c *config.Config) { c.Templates.DefaultLocale = "de" })
-	r := german.do(http.MethodGet, german.public+"/invitations/accept/not-a-real-token", "", map[string]string{"Accept-Language": "fr"})
+	r = german.do(http.MethodGet, german.public+"/invitations/accept/not-a-real-token", "", map[string]string{"Accept-Language": "fr"})
 	if !strings.Contains(r.body, "Dieser Link ist ungültig") {
 		t.Errorf("templates.default_locale de, browser fr: want German:\n%s", r.body)
 	}
