@@ -56,7 +56,10 @@ type Invitation struct {
 	Inviter        *Inviter       `json:"inviter,omitempty"`
 	Context        map[string]any `json:"context,omitempty"`
 	RedirectTo     string         `json:"redirect_to,omitempty"`
-	IdentityID     string         `json:"identity_id,omitempty"`
+	// Locale is the locale of the invitation's mail (BCP 47), if it was
+	// given; else the organization's default, else the configured one.
+	Locale     string `json:"locale,omitempty"`
+	IdentityID string `json:"identity_id,omitempty"`
 	// ExistingIdentity is true when the address had a Kratos identity
 	// before the invitation; false when kratos-orgs created one for it.
 	ExistingIdentity bool       `json:"existing_identity"`
@@ -126,7 +129,7 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 		CreatedAt: redisx.MsTime(h["c"]), UpdatedAt: redisx.MsTime(h["u"]),
 		ExpiresAt: redisx.MsTime(h["x"]), AcceptedBy: h["ab"],
 		EndedAt: optTime(h["n"]), RemindedAt: optTime(h["re"]),
-		tokenHash: h["t"], kind: h["k"], grantedBy: h["g"],
+		tokenHash: h["t"], kind: h["k"], grantedBy: h["g"], Locale: h["lc"],
 	}
 	if inv.kind == "" {
 		inv.kind = "invitation"

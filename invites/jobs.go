@@ -11,6 +11,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/mail"
+	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/outbox"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
 	"github.com/kratos-orgs/kratos-orgs/templates"
@@ -211,18 +212,9 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 	if !inv.hasToken(tokens.Hash(token)) {
 		return nil
 	}
-	data := templates.MailData{
-		Organization: templates.Organization{ID: inv.OrganizationID, Slug: org["slug"], Name: shownOrgName(org["name"], org["slug"])},
-		Invitee:      templates.Invitee{Email: inv.Email, Existing: inv.ExistingIdentity},
-		Role:         inv.Role,
-		AcceptURL:    m.links.LinkURL(inv, token),
-		ExpiresAt:    inv.ExpiresAt,
-		Context:      inv.Context,
-	}
-	if inv.Inviter != nil {
-		if data.Inviter, err = m.inviter(ctx, *inv.Inviter); err != nil {
-			return err // a Kratos error says itself whether to retry
-		}
+	data, err := m.mailData(ctx, inv, mailOrg{Slug: org["slug"], Name: org["name"], Locale: org["locale"]}, m.links.LinkURL(inv, token))
+	if err != nil {
+		return err // a Kratos error says itself whether to retry
 	}
 	rendered, err := m.render.Mail(job.Template, data)
 	if err != nil {
@@ -261,6 +253,45 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 	}
 	_, _ = m.invitations.SetDelivery(ctx, inv.ID, job.Version, d)
 	return sendErr
+}
+
+// mailOrg is what an invitation mail shows of its organization.
+type mailOrg struct{ Slug, Name, Locale string }
+
+// mailData is what an invitation's mail templates see, in the locale of the
+// invitation, else of its organization, else the configured one.
+func (m *Mailer) mailData(ctx context.Context, inv Invitation, org mailOrg, link string) (templates.MailData, error) {
+	data := templates.MailData{
+		Organization: templates.Organization{ID: inv.OrganizationID, Slug: org.Slug, Name: shownOrgName(org.Name, org.Slug)},
+		Invitee:      templates.Invitee{Email: inv.Email, Existing: inv.ExistingIdentity},
+		Role:         inv.Role,
+		AcceptURL:    link,
+		ExpiresAt:    inv.ExpiresAt,
+		Context:      inv.Context,
+		Locale:       m.render.Resolve(inv.Locale, org.Locale),
+	}
+	if inv.Inviter != nil {
+		var err error
+		if data.Inviter, err = m.inviter(ctx, *inv.Inviter); err != nil {
+			return data, err
+		}
+	}
+	return data, nil
+}
+
+// Preview renders the invitation mail inv would get, with link as its link,
+// for a dry run: nothing is sent or written. Only the inviter is read from
+// Kratos, as for a real mail.
+func (m *Mailer) Preview(ctx context.Context, inv Invitation, org orgs.Organization, link string) (PreviewMail, error) {
+	data, err := m.mailData(ctx, inv, mailOrg{Slug: org.Slug, Name: org.Name, Locale: org.Locale}, link)
+	if err != nil {
+		return PreviewMail{}, err
+	}
+	rendered, err := m.render.Mail("invitation", data)
+	if err != nil {
+		return PreviewMail{}, apperr.New(apperr.Internal, "template_failed", "the invitation mail does not render").Wrap(err)
+	}
+	return PreviewMail{To: inv.Email, Subject: rendered.Subject, Text: rendered.Text, HTML: rendered.HTML}, nil
 }
 
 // GiveUp marks the delivery failed when the outbox stops retrying.

@@ -36,7 +36,7 @@ if A.send_mail then delivery = 'queued' end
 -- delivery's as created_at (redisx/fields.go).
 local fields = {'r', A.role, 'x', exp, 'l', A.ttl_ms, 't', tok_field(th), 'ii', A.inviter_id, 'in', A.inviter_name,
   'cx', A.context, 'rt', A.redirect_to, 'ki', identity, 'ke', flag(existing), 'kc', flag(created),
-  'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'g', A.granted_by}
+  'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'g', A.granted_by, 'lc', A.locale}
 
 local id = redis.call('HGET', k_org_inv_email(org), email)
 local outcome = 'rotated'
@@ -101,6 +101,7 @@ type createArgs struct {
 	Within           string `json:"within"`     // roles the caller may grant, comma-separated; empty: no ceiling
 	GrantedBy        string `json:"granted_by"` // member identity id; empty for the operator
 	WriteBy          int64  `json:"write_by"`   // ms deadline of the address reference, or 0
+	Locale           string `json:"locale"`     // BCP 47, canonical, or empty
 }
 
 // revokeScript ends a pending invitation; its link dies at once.

@@ -13,6 +13,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
+	"github.com/kratos-orgs/kratos-orgs/templates"
 	"github.com/kratos-orgs/kratos-orgs/tokens"
 )
 
@@ -131,6 +132,8 @@ type InviteRequest struct {
 	TTL        *Duration      `json:"ttl,omitempty"`
 	RedirectTo string         `json:"redirect_to,omitempty"`
 	SendEmail  *bool          `json:"send_email,omitempty"`
+	// Locale is the mail's locale, a BCP 47 tag (stored canonical).
+	Locale string `json:"locale,omitempty"`
 
 	// UniformKratosWork makes Invite ask the same of Kratos whether or not
 	// the address has an account (the org admins' API), so the time an
@@ -165,6 +168,9 @@ func (s *Service) validate(r *InviteRequest) (email string, ttl time.Duration, e
 		return "", 0, err
 	}
 	if err := checkContext(r.Context); err != nil {
+		return "", 0, err
+	}
+	if r.Locale, err = templates.ParseLocale("locale", r.Locale); err != nil {
 		return "", 0, err
 	}
 	return email, ttl, nil
@@ -218,21 +224,30 @@ type grant struct {
 // role it needs (demoted, removed), acceptance is refused until an owner
 // (or the operator) invites the address again; see CheckGrant.
 func (s *Service) InviteAs(ctx context.Context, orgRef string, who Actor, r InviteRequest) (Invitation, bool, error) {
+	g, email, ttl, err := s.checkAs(who, &r)
+	if err != nil {
+		return Invitation{}, false, err
+	}
+	return s.invite(ctx, orgRef, r, email, ttl, g)
+}
+
+// checkAs validates a member's invitation: the role within their ceiling,
+// the member as the inviter, then the request's fields.
+func (s *Service) checkAs(who Actor, r *InviteRequest) (g grant, email string, ttl time.Duration, err error) {
 	if r.Role == "" {
 		r.Role = orgs.DefaultRole
 	}
 	if err := s.cfg.Roles.Check(r.Role); err != nil {
-		return Invitation{}, false, err
+		return g, "", 0, err
 	}
 	if err := s.cfg.Roles.Ceiling(who.Role, r.Role); err != nil {
-		return Invitation{}, false, err
+		return g, "", 0, err
 	}
 	r.Inviter = &Inviter{ID: who.IdentityID, Name: who.Name}
-	email, ttl, err := s.validate(&r)
-	if err != nil {
-		return Invitation{}, false, err
+	if email, ttl, err = s.validate(r); err != nil {
+		return g, "", 0, err
 	}
-	return s.invite(ctx, orgRef, r, email, ttl, grant{by: who.IdentityID, within: s.cfg.Roles.Within(who.Role)})
+	return grant{by: who.IdentityID, within: s.cfg.Roles.Within(who.Role)}, email, ttl, nil
 }
 
 // checkInviterExists refuses an inviter.id that is not a Kratos identity:
@@ -306,7 +321,7 @@ func (s *Service) invite(ctx context.Context, orgRef string, r InviteRequest, em
 		OrganizationID: org, Email: email, Role: r.Role, TTL: ttl, TokenHash: hash,
 		Inviter: r.Inviter, Context: r.Context, RedirectTo: r.RedirectTo,
 		ExistingIdentity: true, SendEmail: send, Template: "invitation", Kind: "invitation",
-		GrantedBy: g.by, Within: g.within,
+		GrantedBy: g.by, Within: g.within, Locale: r.Locale,
 	}
 	if person != nil {
 		n.IdentityID, n.ExistingIdentity, n.IdentityCreated = person.ID, !person.CreatedByUs, person.CreatedByUs

@@ -61,6 +61,9 @@ type NewInvitation struct {
 	// re-issued (role_ceiling).
 	GrantedBy string
 	Within    []string
+	// Locale is the mail's locale (canonical BCP 47; "" for the
+	// organization's or the configured default).
+	Locale string
 }
 
 // Create writes an invitation, or rotates the token of the pending
@@ -124,7 +127,7 @@ func (s *Store) createCall(n NewInvitation, now time.Time) ([]string, *createArg
 		InviterID: inviterID, InviterName: inviterName, Context: ctxJSON, RedirectTo: n.RedirectTo,
 		IdentityID: n.IdentityID, IdentityExisting: b2s(n.ExistingIdentity), IdentityCreated: b2s(n.IdentityCreated),
 		SendMail: n.SendEmail, Sealed: n.SealedToken, Template: n.Template, Kind: n.Kind,
-		Within: strings.Join(n.Within, ","), GrantedBy: n.GrantedBy, WriteBy: writeBy,
+		Within: strings.Join(n.Within, ","), GrantedBy: n.GrantedBy, WriteBy: writeBy, Locale: n.Locale,
 	}
 }
 
@@ -194,6 +197,24 @@ func (s *Store) readFields(ctx context.Context, id string, names ...string) ([]s
 		out[i], _ = v.(string)
 	}
 	return out, nil
+}
+
+// PendingFor reads, writing nothing (a dry run), the pending invitation of
+// an organization for an address, the one the create script would re-issue;
+// ok is false when there is none.
+func (s *Store) PendingFor(ctx context.Context, org, email string) (inv Invitation, ok bool, err error) {
+	id, err := s.rdb.HGet(ctx, s.ks.OrgPendingByEmail(org), email).Result()
+	if errors.Is(err, redis.Nil) {
+		return inv, false, nil
+	}
+	if err != nil {
+		return inv, false, storeErr(err)
+	}
+	inv, err = s.Get(ctx, id)
+	if apperr.KindOf(err) == apperr.NotFound {
+		return inv, false, nil
+	}
+	return inv, err == nil && inv.Status == Pending, err
 }
 
 // GetWithOrg reads an invitation and its organization in one round trip.

@@ -20,13 +20,16 @@ const (
 
 // Organization is a group of Kratos identities.
 type Organization struct {
-	ID        string         `json:"id"`
-	Slug      string         `json:"slug"`
-	Name      string         `json:"name"`
-	Metadata  map[string]any `json:"metadata"`
-	State     string         `json:"state"`
-	CreatedAt time.Time      `json:"created_at"`
-	UpdatedAt time.Time      `json:"updated_at"`
+	ID       string         `json:"id"`
+	Slug     string         `json:"slug"`
+	Name     string         `json:"name"`
+	Metadata map[string]any `json:"metadata"`
+	// Locale is the default locale (BCP 47) of the organization's
+	// invitation mail; an invitation's own locale wins.
+	Locale    string    `json:"locale,omitempty"`
+	State     string    `json:"state"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Member is one identity's membership of an organization.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/identity"
+	"github.com/kratos-orgs/kratos-orgs/templates"
 	"github.com/kratos-orgs/kratos-orgs/textcheck"
 )
 
@@ -48,6 +49,8 @@ type CreateRequest struct {
 	Name     string         `json:"name"`
 	Slug     string         `json:"slug,omitempty"`
 	Metadata map[string]any `json:"metadata,omitempty"`
+	// Locale is the default locale of the organization's mail (BCP 47).
+	Locale string `json:"locale,omitempty"`
 	// OwnerIdentityID makes an existing Kratos identity the first owner.
 	OwnerIdentityID string `json:"owner_identity_id,omitempty"`
 	// Owner is a first owner the caller has just read from Kratos itself
@@ -117,6 +120,10 @@ func (s *Service) Create(ctx context.Context, r CreateRequest, state string) (Or
 	if err := checkMetadata(r.Metadata); err != nil {
 		return Organization{}, err
 	}
+	locale, err := templates.ParseLocale("locale", r.Locale)
+	if err != nil {
+		return Organization{}, err
+	}
 	owner := r.Owner
 	if owner == nil && r.OwnerIdentityID != "" {
 		who, err := s.lookupIdentity(ctx, "owner_identity_id", r.OwnerIdentityID)
@@ -125,7 +132,7 @@ func (s *Service) Create(ctx context.Context, r CreateRequest, state string) (Or
 		}
 		owner = &Member{IdentityID: who.ID, Email: who.Email, Role: "owner"}
 	}
-	o, err := s.store.Create(ctx, Organization{Name: name, Slug: slug, Metadata: r.Metadata, State: state}, explicit, owner)
+	o, err := s.store.Create(ctx, Organization{Name: name, Slug: slug, Metadata: r.Metadata, Locale: locale, State: state}, explicit, owner)
 	if err == nil && owner != nil {
 		s.wake()
 	}
@@ -137,9 +144,12 @@ type UpdateRequest struct {
 	Name     *string        `json:"name,omitempty"`
 	Slug     *string        `json:"slug,omitempty"`
 	Metadata map[string]any `json:"metadata,omitempty"`
+	// Locale sets the default locale of the organization's mail; ""
+	// removes it (the configured default applies).
+	Locale *string `json:"locale,omitempty"`
 }
 
-// Update changes name, slug or metadata (metadata is replaced whole).
+// Update changes name, slug, metadata (replaced whole) or locale.
 func (s *Service) Update(ctx context.Context, ref string, r UpdateRequest) (Organization, error) {
 	var u Update
 	if r.Name != nil {
@@ -160,6 +170,13 @@ func (s *Service) Update(ctx context.Context, ref string, r UpdateRequest) (Orga
 			return Organization{}, err
 		}
 		u.Metadata = r.Metadata
+	}
+	if r.Locale != nil {
+		locale, err := templates.ParseLocale("locale", *r.Locale)
+		if err != nil {
+			return Organization{}, err
+		}
+		u.Locale = &locale
 	}
 	id, err := s.store.ResolveID(ctx, ref)
 	if err != nil {

@@ -121,7 +121,7 @@ func (s *Store) releaseSlug(ctx context.Context, slug, id string, unlist bool) e
 var createScript = redisx.NewScript("orgs.create", redisx.OnShard, `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
 redis.call('HSET', KEYS[1], 'id', A.id, 'slug', A.slug, 'name', A.name, 'metadata', A.metadata,
-  'state', A.state, 'created_at', NOW, 'updated_at', NOW)
+  'state', A.state, 'locale', A.locale, 'created_at', NOW, 'updated_at', NOW)
 if A.owner_id ~= '' then put_member(A.id, A.owner_id, 'owner', A.owner_email, NOW) end
 return {'ok', flat(KEYS[1])}
 `)
@@ -136,6 +136,7 @@ type createArgs struct {
 	State      string `json:"state"`
 	OwnerID    string `json:"owner_id"` // or empty
 	OwnerEmail string `json:"owner_email"`
+	Locale     string `json:"locale"`
 }
 
 // Create stores a new organization, claiming a unique slug: the given one
@@ -169,7 +170,7 @@ func (s *Store) Create(ctx context.Context, o Organization, explicitSlug bool, o
 	}
 	rep, err := createScript.Run(ctx, s.rdb, []string{s.ks.Org(o.ID)}, &createArgs{
 		Env: s.ks.Env(shard, now, s.retention), ID: o.ID, Slug: o.Slug, Name: o.Name, Metadata: string(meta),
-		State: o.State, OwnerID: ownerID, OwnerEmail: ownerEmail,
+		State: o.State, OwnerID: ownerID, OwnerEmail: ownerEmail, Locale: o.Locale,
 	})
 	if err != nil {
 		// Give the slug back; the organization was not written.
@@ -329,6 +330,7 @@ if A.name ~= '' then redis.call('HSET', KEYS[1], 'name', A.name) end
 if A.metadata ~= '' then redis.call('HSET', KEYS[1], 'metadata', A.metadata) end
 if A.slug ~= '' then redis.call('HSET', KEYS[1], 'slug', A.slug) end
 if A.state ~= '' then redis.call('HSET', KEYS[1], 'state', A.state) end
+if A.locale ~= nil then redis.call('HSET', KEYS[1], 'locale', A.locale) end
 redis.call('HSET', KEYS[1], 'updated_at', NOW)
 return {'ok', old, flat(KEYS[1])}
 `)
@@ -336,10 +338,11 @@ return {'ok', old, flat(KEYS[1])}
 // updateArgs are updateScript's arguments; empty means unchanged.
 type updateArgs struct {
 	redisx.Env
-	Name     string `json:"name"`
-	Metadata string `json:"metadata"`
-	Slug     string `json:"slug"`
-	State    string `json:"state"`
+	Name     string  `json:"name"`
+	Metadata string  `json:"metadata"`
+	Slug     string  `json:"slug"`
+	State    string  `json:"state"`
+	Locale   *string `json:"locale,omitempty"` // nil: unchanged; "" removes it
 }
 
 // Update is a partial update; empty fields are left alone.
@@ -348,6 +351,7 @@ type Update struct {
 	Slug     *string
 	Metadata map[string]any
 	State    *string
+	Locale   *string
 }
 
 // Update changes an organization. A new slug is claimed before the record
@@ -390,7 +394,7 @@ func (s *Store) Update(ctx context.Context, id string, u Update) (Organization, 
 		}
 	}
 	rep, err := updateScript.Run(ctx, s.rdb, []string{s.ks.Org(id)},
-		&updateArgs{Env: s.env(id), Name: name, Metadata: meta, Slug: slug, State: state})
+		&updateArgs{Env: s.env(id), Name: name, Metadata: meta, Slug: slug, State: state, Locale: u.Locale})
 	if err != nil {
 		return Organization{}, storeErr(err)
 	}
@@ -480,7 +484,7 @@ func (s *Store) delete(ctx context.Context, id string, onlyPending bool) (int, e
 
 func parseOrg(h map[string]string) (Organization, error) {
 	o := Organization{
-		ID: h["id"], Slug: h["slug"], Name: h["name"], State: h["state"],
+		ID: h["id"], Slug: h["slug"], Name: h["name"], State: h["state"], Locale: h["locale"],
 		CreatedAt: redisx.MsTime(h["created_at"]), UpdatedAt: redisx.MsTime(h["updated_at"]),
 	}
 	if m := h["metadata"]; m != "" && m != "null" {

@@ -28,7 +28,7 @@ import (
 //	pt the t it replaced          da delivery updated_at (ms)
 //	v  token version              re reminded_at (ms)
 //	n  ended_at (ms)              cu claim deadline (ms)
-//	ab accepted_by
+//	ab accepted_by                lc locale (BCP 47)
 //
 // The first layout spelled the names out (LegacyInvitationFields). The
 // prelude's upgrade step rewrites such a record, with its token keys and
