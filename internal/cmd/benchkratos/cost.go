@@ -1,0 +1,208 @@
+package main
+
+// What an operation costs, beyond its rate: the Kratos calls kratos-orgs
+// made for it (its own metrics, so the outbox jobs an invitation queues
+// count too) and the CPU time every process of the stack spent on it. All
+// of them share the machine's cores, so CPU that kratos-orgs spends on an
+// invitation is CPU Kratos cannot spend on its part.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// snapshot is the stack's counters at one moment.
+type snapshot struct {
+	self, kratos, postgres, redis time.Duration // CPU time
+	calls                         map[string]float64
+}
+
+// cost is what one phase spent per successful operation.
+type cost struct {
+	ops                           int
+	self, kratos, postgres, redis time.Duration // CPU per operation
+	calls                         map[string]float64
+}
+
+// clockTick is the unit of /proc/<pid>/stat times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// procCPU is a process' user+system CPU time (0 when it is gone).
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from after it.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * clockTick
+}
+
+// postgresCPU sums the CPU of the PostgreSQL server processes serving
+// database db (their titles name it). A backend that exited meanwhile
+// is lost; Kratos keeps its connections, so few do.
+func postgresCPU(db string) time.Duration {
+	if db == "" {
+		return 0
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var sum time.Duration
+	for _, p := range dirs {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.HasPrefix(string(b), "postgres: ") || !strings.Contains(string(b), " "+db+" ") {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		sum += procCPU(pid)
+	}
+	return sum
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// metrics scrapes kratos-orgs' /metrics: Kratos calls by operation and the
+// outbox jobs not done yet.
+func (s *stack) metrics(ctx context.Context) (calls map[string]float64, outstanding float64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.orgsURL+"/metrics", nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	calls = map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		sp := strings.LastIndexByte(line, ' ')
+		if sp < 0 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(line[sp+1:], 64)
+		switch {
+		case strings.HasPrefix(line, "kratos_orgs_kratos_request_duration_seconds_count{"):
+			calls[label(line, "operation")] += v
+		case strings.HasPrefix(line, `kratos_orgs_outbox_jobs{state="ready"}`),
+			strings.HasPrefix(line, `kratos_orgs_outbox_jobs{state="delayed"}`):
+			outstanding += v
+		}
+	}
+	return calls, outstanding, sc.Err()
+}
+
+// label reads one label's value from a metric line.
+func label(line, name string) string {
+	_, rest, ok := strings.Cut(line, name+`="`)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, `"`)
+	return v
+}
+
+// drain waits until the outbox has run every job the phase queued, so that
+// their cost is the phase's.
+func (s *stack) drain(ctx context.Context) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		_, n, err := s.metrics(ctx)
+		if err != nil || n == 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the outbox still holds %.0f jobs after 2 minutes", n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *stack) snapshot(ctx context.Context) (snapshot, error) {
+	calls, _, err := s.metrics(ctx)
+	return snapshot{
+		self: selfCPU(), kratos: procCPU(s.kratos.PID()), postgres: postgresCPU(s.kratos.PostgresDatabase()),
+		redis: procCPU(s.redis.PID()), calls: calls,
+	}, err
+}
+
+// measured runs a phase and works out what it cost: the window of run,
+// then the outbox jobs it queued. A cost it cannot read is nil (said on
+// stderr); the rate stands anyway.
+func (s *stack) measured(ctx context.Context, name string, c int, d time.Duration, op func(ctx context.Context, n int) error) (result, *cost) {
+	fmt.Fprintf(os.Stderr, "measuring %s...\n", name)
+	before, err := s.snapshot(ctx)
+	res := run(ctx, c, d, op)
+	if err == nil {
+		err = s.drain(ctx)
+	}
+	var after snapshot
+	if err == nil {
+		after, err = s.snapshot(ctx)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: cost not measured: %v\n", name, err)
+		return res, nil
+	}
+	return res, diff(before, after, res.OK)
+}
+
+func diff(a, b snapshot, ops int) *cost {
+	n := time.Duration(max(ops, 1))
+	c := &cost{ops: ops, self: (b.self - a.self) / n, kratos: (b.kratos - a.kratos) / n,
+		postgres: (b.postgres - a.postgres) / n, redis: (b.redis - a.redis) / n, calls: map[string]float64{}}
+	for op, v := range b.calls {
+		if d := v - a.calls[op]; d > 0 {
+			c.calls[op] = d / float64(max(ops, 1))
+		}
+	}
+	return c
+}
+
+// callsText lists Kratos calls per operation, most frequent first.
+func (c *cost) callsText() string {
+	if c == nil {
+		return "-"
+	}
+	ops := make([]string, 0, len(c.calls))
+	total := 0.0
+	for op, v := range c.calls {
+		ops = append(ops, op)
+		total += v
+	}
+	if total == 0 {
+		return "0"
+	}
+	sort.Slice(ops, func(i, j int) bool { return c.calls[ops[i]] > c.calls[ops[j]] })
+	parts := make([]string, len(ops))
+	for i, op := range ops {
+		parts[i] = fmt.Sprintf("%.2f %s", c.calls[op], op)
+	}
+	return fmt.Sprintf("%.2f (%s)", total, strings.Join(parts, ", "))
+}
