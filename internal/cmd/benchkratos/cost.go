@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -56,22 +57,61 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * clockTick
 }
 
-// postgresCPU sums the CPU of the PostgreSQL server processes serving
-// database db (their titles name it). A backend that exited meanwhile
-// is lost; Kratos keeps its connections, so few do.
-func postgresCPU(db string) time.Duration {
-	if db == "" {
-		return 0
+// pgCPU follows the CPU of the PostgreSQL server processes serving one
+// database (their titles name it). Backends come and go with Kratos'
+// connection pool, and an exited one takes its CPU time with it: a
+// sampler reads them every 100 ms and keeps the last figure of each, so
+// at most the last 100 ms of an exited backend are lost.
+type pgCPU struct {
+	db   string
+	mu   sync.Mutex
+	last map[int]time.Duration
+}
+
+func newPgCPU(db string) *pgCPU { return &pgCPU{db: db, last: map[int]time.Duration{}} }
+
+// sample reads every backend of the database once.
+func (p *pgCPU) sample() {
+	if p.db == "" {
+		return
 	}
 	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	var sum time.Duration
-	for _, p := range dirs {
-		b, err := os.ReadFile(p)
-		if err != nil || !strings.HasPrefix(string(b), "postgres: ") || !strings.Contains(string(b), " "+db+" ") {
+	for _, f := range dirs {
+		b, err := os.ReadFile(f)
+		if err != nil || !strings.HasPrefix(string(b), "postgres: ") || !strings.Contains(string(b), " "+p.db+" ") {
 			continue
 		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		sum += procCPU(pid)
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		if t := procCPU(pid); t > 0 {
+			p.mu.Lock()
+			p.last[pid] = max(p.last[pid], t)
+			p.mu.Unlock()
+		}
+	}
+}
+
+// run samples until ctx ends.
+func (p *pgCPU) run(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		p.sample()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// total is the CPU time of every backend seen so far.
+func (p *pgCPU) total() time.Duration {
+	p.sample()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var sum time.Duration
+	for _, t := range p.last {
+		sum += t
 	}
 	return sum
 }
@@ -147,7 +187,7 @@ func (s *stack) drain(ctx context.Context) error {
 func (s *stack) snapshot(ctx context.Context) (snapshot, error) {
 	calls, _, err := s.metrics(ctx)
 	return snapshot{
-		self: selfCPU(), kratos: procCPU(s.kratos.PID()), postgres: postgresCPU(s.kratos.PostgresDatabase()),
+		self: selfCPU(), kratos: procCPU(s.kratos.PID()), postgres: s.pgCPU.total(),
 		redis: procCPU(s.redis.PID()), calls: calls,
 	}, err
 }

@@ -35,6 +35,7 @@ type stack struct {
 	hc        *http.Client
 	pages     *http.Client // the pages' client: no redirects followed
 	mailbox   *mailbox
+	pgCPU     *pgCPU // CPU of Kratos' PostgreSQL backends
 }
 
 func startStack(ctx context.Context, o options) (*stack, error) {
@@ -65,6 +66,8 @@ func startStack(ctx context.Context, o options) (*stack, error) {
 	if s.kratos, err = testenv.NewKratos(testenv.SidecarURL, testenv.SidecarAdminURL, map[string]string{"LOG_LEVEL": "warning"}); err != nil {
 		return s, err
 	}
+	s.pgCPU = newPgCPU(s.kratos.PostgresDatabase())
+	go s.pgCPU.run(ctx)
 	return s, s.startOrgs(ctx)
 }
 
