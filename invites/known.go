@@ -81,21 +81,22 @@ func (s *Store) forgetIdentity(ctx context.Context, email, identityID string) er
 		map[string]string{"id": identityID}).Err())
 }
 
-// remember records, from the invitation.sync job, the identity a pending or
-// accepted invitation names for its address: the one that accepted it, or
-// the one it was sent to.
-func (x *AddressIndex) remember(ctx context.Context, inv Invitation) error {
+// known is the hint the invitation.sync job remembers for an invitation
+// (in its index step): the identity a pending or accepted invitation names
+// for its address — the one that accepted it, or the one it was sent to;
+// "" for none.
+func (x *AddressIndex) known(inv Invitation) string {
 	if inv.Status != Pending && inv.Status != Accepted {
-		return nil
+		return ""
 	}
 	id, placeholder := inv.IdentityID, inv.identityCreated
 	if inv.Status == Accepted && inv.AcceptedBy != "" && inv.AcceptedBy != id {
 		id, placeholder = inv.AcceptedBy, false
 	}
 	if id == "" {
-		return nil
+		return ""
 	}
-	return storeErr(x.rdb.Set(ctx, x.ks.AddressIdentity(inv.Email), knownValue(id, placeholder), x.knownTTL).Err())
+	return knownValue(id, placeholder)
 }
 
 // RememberAccount records the account Kratos shows for an address (a

@@ -61,31 +61,71 @@ func procCPU(pid int) time.Duration {
 // database (their titles name it). Backends come and go with Kratos'
 // connection pool, and an exited one takes its CPU time with it: a
 // sampler reads them every 100 ms and keeps the last figure of each, so
-// at most the last 100 ms of an exited backend are lost.
+// at most the last 100 ms of an exited backend are lost. It reads only
+// the server's children, and each one's title once: scanning all of
+// /proc that often cost more CPU than some of the rows it measured.
 type pgCPU struct {
-	db   string
-	mu   sync.Mutex
-	last map[int]time.Duration
+	db         string
+	mu         sync.Mutex
+	postmaster int
+	ours       map[int]bool // pid → serves db (read once per pid)
+	last       map[int]time.Duration
 }
 
-func newPgCPU(db string) *pgCPU { return &pgCPU{db: db, last: map[int]time.Duration{}} }
+func newPgCPU(db string) *pgCPU {
+	return &pgCPU{db: db, ours: map[int]bool{}, last: map[int]time.Duration{}}
+}
+
+// serves reports whether process pid is a backend of the database.
+func (p *pgCPU) serves(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && strings.HasPrefix(string(b), "postgres: ") && strings.Contains(string(b), " "+p.db+" ")
+}
+
+// findPostmaster finds the server through one of the database's backends
+// (its parent). Only done until found.
+func (p *pgCPU) findPostmaster() int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		if !p.serves(pid) {
+			continue
+		}
+		b, err := os.ReadFile(d + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 1 {
+			ppid, _ := strconv.Atoi(f[1])
+			return ppid
+		}
+	}
+	return 0
+}
 
 // sample reads every backend of the database once.
 func (p *pgCPU) sample() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.db == "" {
 		return
 	}
-	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, f := range dirs {
-		b, err := os.ReadFile(f)
-		if err != nil || !strings.HasPrefix(string(b), "postgres: ") || !strings.Contains(string(b), " "+p.db+" ") {
-			continue
+	if p.postmaster == 0 {
+		if p.postmaster = p.findPostmaster(); p.postmaster == 0 {
+			return
 		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
-		if t := procCPU(pid); t > 0 {
-			p.mu.Lock()
+	}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.postmaster, p.postmaster))
+	for _, f := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(f)
+		ours, seen := p.ours[pid]
+		if !seen {
+			ours = p.serves(pid)
+			p.ours[pid] = ours
+		}
+		if t := procCPU(pid); ours && t > 0 {
 			p.last[pid] = max(p.last[pid], t)
-			p.mu.Unlock()
 		}
 	}
 }
