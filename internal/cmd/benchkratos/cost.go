@@ -25,6 +25,7 @@ import (
 type snapshot struct {
 	self, kratos, postgres, redis time.Duration // CPU time
 	calls                         map[string]float64
+	redisCommands                 int64 // processed since Redis started
 }
 
 // cost is what one phase spent per successful operation.
@@ -32,6 +33,7 @@ type cost struct {
 	ops                           int
 	self, kratos, postgres, redis time.Duration // CPU per operation
 	calls                         map[string]float64
+	redisCommands                 float64 // per operation (a script counts its calls too)
 }
 
 // clockTick is the unit of /proc/<pid>/stat times (USER_HZ, 100 on Linux).
@@ -226,7 +228,17 @@ func (s *stack) drain(ctx context.Context) error {
 
 func (s *stack) snapshot(ctx context.Context) (snapshot, error) {
 	calls, _, err := s.metrics(ctx)
-	return snapshot{
+	if err != nil {
+		return snapshot{}, err
+	}
+	info, err := s.orgs.Redis().Info(ctx, "stats").Result()
+	if err != nil {
+		return snapshot{}, err
+	}
+	_, v, _ := strings.Cut(info, "total_commands_processed:")
+	v, _, _ = strings.Cut(v, "\r\n")
+	n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	return snapshot{redisCommands: n,
 		self: selfCPU(), kratos: procCPU(s.kratos.PID()), postgres: s.pgCPU.total(),
 		redis: procCPU(s.redis.PID()), calls: calls,
 	}, err
@@ -256,7 +268,8 @@ func (s *stack) measured(ctx context.Context, name string, c int, d time.Duratio
 func diff(a, b snapshot, ops int) *cost {
 	n := time.Duration(max(ops, 1))
 	c := &cost{ops: ops, self: (b.self - a.self) / n, kratos: (b.kratos - a.kratos) / n,
-		postgres: (b.postgres - a.postgres) / n, redis: (b.redis - a.redis) / n, calls: map[string]float64{}}
+		postgres: (b.postgres - a.postgres) / n, redis: (b.redis - a.redis) / n, calls: map[string]float64{},
+		redisCommands: float64(b.redisCommands-a.redisCommands) / float64(max(ops, 1))}
 	for op, v := range b.calls {
 		if d := v - a.calls[op]; d > 0 {
 			c.calls[op] = d / float64(max(ops, 1))

@@ -74,16 +74,16 @@ func writeTable(w io.Writer, rows []row) {
 // kratos-orgs made (background jobs included) and the CPU time of each
 // process. The bench process is kratos-orgs and the load generator.
 func writeCosts(w io.Writer, rows []row) {
-	fmt.Fprintln(w, "| operation | Kratos calls per operation | CPU per operation: bench process / Kratos / PostgreSQL / Redis |")
-	fmt.Fprintln(w, "|---|---|---|")
+	fmt.Fprintln(w, "| operation | Kratos calls per operation | Redis commands | CPU per operation: bench process / Kratos / PostgreSQL / Redis |")
+	fmt.Fprintln(w, "|---|---|---|---|")
 	seen := map[*cost]bool{}
 	for _, r := range rows {
 		if r.OursCost != nil {
-			fmt.Fprintf(w, "| kratos-orgs: %s | %s | %s |\n", r.What, r.OursCost.callsText(), r.OursCost.cpuText())
+			fmt.Fprintf(w, "| kratos-orgs: %s | %s | %.1f | %s |\n", r.What, r.OursCost.callsText(), r.OursCost.redisCommands, r.OursCost.cpuText())
 		}
 		if r.KratosCost != nil && !seen[r.KratosCost] {
 			seen[r.KratosCost] = true
-			fmt.Fprintf(w, "| Kratos: %s | 1 (the bench's own) | %s |\n", r.KratosOp, r.KratosCost.cpuText())
+			fmt.Fprintf(w, "| Kratos: %s | 1 (the bench's own) | - | %s |\n", r.KratosOp, r.KratosCost.cpuText())
 		}
 	}
 }
