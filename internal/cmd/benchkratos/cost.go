@@ -265,14 +265,19 @@ func (s *stack) measured(ctx context.Context, name string, c int, d time.Duratio
 	return res, diff(before, after, res.OK)
 }
 
+// diff is the cost per operation between two snapshots; nil when no
+// operation succeeded (there is nothing to divide by).
 func diff(a, b snapshot, ops int) *cost {
-	n := time.Duration(max(ops, 1))
+	if ops == 0 {
+		return nil
+	}
+	n := time.Duration(ops)
 	c := &cost{ops: ops, self: (b.self - a.self) / n, kratos: (b.kratos - a.kratos) / n,
 		postgres: (b.postgres - a.postgres) / n, redis: (b.redis - a.redis) / n, calls: map[string]float64{},
-		redisCommands: float64(b.redisCommands-a.redisCommands) / float64(max(ops, 1))}
+		redisCommands: float64(b.redisCommands-a.redisCommands) / float64(ops)}
 	for op, v := range b.calls {
 		if d := v - a.calls[op]; d > 0 {
-			c.calls[op] = d / float64(max(ops, 1))
+			c.calls[op] = d / float64(ops)
 		}
 	}
 	return c

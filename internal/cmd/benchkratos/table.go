@@ -78,14 +78,21 @@ func writeCosts(w io.Writer, rows []row) {
 	fmt.Fprintln(w, "|---|---|---|---|")
 	seen := map[*cost]bool{}
 	for _, r := range rows {
-		if r.OursCost != nil {
-			fmt.Fprintf(w, "| kratos-orgs: %s | %s | %.1f | %s |\n", r.What, r.OursCost.callsText(), r.OursCost.redisCommands, r.OursCost.cpuText())
+		if r.Ours != nil {
+			fmt.Fprintf(w, "| kratos-orgs: %s | %s | %s | %s |\n", r.What, r.OursCost.callsText(), r.OursCost.commandsText(), r.OursCost.cpuText())
 		}
 		if r.KratosCost != nil && !seen[r.KratosCost] {
 			seen[r.KratosCost] = true
 			fmt.Fprintf(w, "| Kratos: %s | 1 (the bench's own) | - | %s |\n", r.KratosOp, r.KratosCost.cpuText())
 		}
 	}
+}
+
+func (c *cost) commandsText() string {
+	if c == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", c.redisCommands)
 }
 
 func (c *cost) cpuText() string {
