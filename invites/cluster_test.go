@@ -57,8 +57,10 @@ func TestCluster(t *testing.T) {
 		testenv.ClusterCase{Name: "TakeOverWaitsForAnAcceptance", Test: TestTakeOverWaitsForAnAcceptanceInProgress},
 		testenv.ClusterCase{Name: "VerifiedAddressAcceptsUnindexed", Test: TestVerifiedAddressAcceptsUnindexedInvitations},
 		// known identities
-		testenv.ClusterCase{Name: "KnownAddressSkipsTheLookUp", Test: TestKnownAddressSkipsTheLookUp},
+		testenv.ClusterCase{Name: "KnownAddressCostsNoKratosCall", Test: TestKnownAddressCostsNoKratosCall},
 		testenv.ClusterCase{Name: "ReleasedPlaceholderIsForgotten", Test: TestReleasedPlaceholderIsForgotten},
+		testenv.ClusterCase{Name: "StalePlaceholderHintIsDetached", Test: TestStalePlaceholderHintIsDetachedAtAcceptance},
+		testenv.ClusterCase{Name: "TakeOverForgetsThePlaceholder", Test: TestTakeOverForgetsThePlaceholder},
 		// mail and cleanup jobs
 		testenv.ClusterCase{Name: "MailIsSentOnce", Test: TestMailIsSentOnceWithLinkOrgAndInviter},
 		testenv.ClusterCase{Name: "RevokeDeletesTheIdentityWeCreated", Test: TestRevokeDeletesTheIdentityWeCreated},

@@ -383,8 +383,11 @@ func NewAddressIndex(o AddressIndexOptions) *AddressIndex {
 // invitation's reference goes with it (final states never change); a
 // pending one gets a reference if it has none (invitations written before
 // references existed).
+// The identity the invitation names is remembered in the same step
+// (known.go) when known is set.
 // KEYS: indexKeys. Arguments: indexArgs.
 var indexScript = redisx.NewScript("invites.address_index", redisx.Standalone, `
+if A.known ~= '' then redis.call('SET', KEYS[4], A.known, 'PX', A.known_ttl) end
 local cur = tonumber(redis.call('HGET', KEYS[2], A.org) or '0')
 if A.stamp < cur then return 0 end
 redis.call('HSET', KEYS[2], A.org, A.stamp)
@@ -410,12 +413,14 @@ type indexArgs struct {
 	StampsTTL int64  `json:"stamps_ttl"` // ms
 	ID        string `json:"id"`         // the invitation (its reference), or empty
 	Ref       string `json:"ref"`        // the reference's value: "<org id> <created ms>"
+	Known     string `json:"known"`      // the known identity to remember (known.go), or empty
+	KnownTTL  int64  `json:"known_ttl"`  // ms
 }
 
-// indexKeys are indexScript's keys: one address' pending set, its stamps
-// and its references (all on the address' slot).
+// indexKeys are indexScript's keys: one address' pending set, its stamps,
+// its references and its known identity (all on the address' slot).
 func (x *AddressIndex) indexKeys(email string) []string {
-	return []string{x.ks.AddressPending(email), x.ks.AddressPendingStamps(email), x.ks.AddressRefs(email)}
+	return []string{x.ks.AddressPending(email), x.ks.AddressPendingStamps(email), x.ks.AddressRefs(email), x.ks.AddressIdentity(email)}
 }
 
 // StampsTTL bounds how long an index remembers when it applied an
@@ -443,12 +448,13 @@ func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 		Org: inv.OrganizationID, Op: op, Stamp: observed.UnixMilli(), ExpiresAt: inv.ExpiresAt.UnixMilli(),
 		Now: x.now().UnixMilli(), StampsTTL: x.stampsTTL.Milliseconds(),
 		ID: inv.ID, Ref: inv.OrganizationID + " " + fmt.Sprint(inv.CreatedAt.UnixMilli()),
+		Known: x.known(inv), KnownTTL: x.knownTTL.Milliseconds(),
 	}).Err()
 	if err != nil {
 		return err
 	}
 	if inv.Status != Revoked && inv.Status != Expired {
-		return x.remember(ctx, inv)
+		return nil
 	}
 	if inv.kind == "registration" {
 		// An abandoned sign-up leaves no organization behind.

@@ -192,7 +192,7 @@ func (p *Pages) show(c *gin.Context) {
 	if !ok {
 		return
 	}
-	newPerson, s, ok := p.visitor(c, link)
+	newPerson, s, _, ok := p.visitor(c, link)
 	if !ok {
 		return
 	}
@@ -211,38 +211,30 @@ func (p *Pages) show(c *gin.Context) {
 // posted the link. It reports whether the invitation is for a person new
 // to Kratos and the visitor's session; false for ok means a page (the
 // wrong-session notice, Kratos' login, a failure) was written instead.
-func (p *Pages) visitor(c *gin.Context, link Link) (newPerson bool, s *identity.Session, ok bool) {
-	newPerson, ok = p.newPerson(c, link)
-	if !ok {
-		return false, nil, false
-	}
-	s, err := p.acc.Whoami(c.Request.Context(), c.GetHeader("Cookie"), "")
+//
+// placeholder is the invitation's placeholder as read from Kratos (nil when
+// it names none): the form's submit activates it without reading it again.
+func (p *Pages) visitor(c *gin.Context, link Link) (newPerson bool, s *identity.Session, placeholder *identity.Identity, ok bool) {
+	placeholder, newPerson, err := p.acc.newPersonRead(c.Request.Context(), link.Invitation)
 	if err != nil {
 		p.failure(c, err)
-		return false, nil, false
+		return false, nil, nil, false
+	}
+	if s, err = p.acc.Whoami(c.Request.Context(), c.GetHeader("Cookie"), ""); err != nil {
+		p.failure(c, err)
+		return false, nil, nil, false
 	}
 	switch err := CheckVisitor(link.Invitation, newPerson, s); {
 	case errors.Is(err, ErrNoSession) && p.endedMeanwhile(c, link):
-		return false, nil, false
+		return false, nil, nil, false
 	case errors.Is(err, ErrNoSession):
 		c.Redirect(http.StatusSeeOther, p.loginURL(p.returnHere(c)))
-		return false, nil, false
+		return false, nil, nil, false
 	case err != nil:
 		p.wrongSession(c, err, s, link)
-		return false, nil, false
+		return false, nil, nil, false
 	}
-	return newPerson, s, true
-}
-
-// newPerson decides between the new-person form and the account-holder
-// flow; false for ok means a failure page was written.
-func (p *Pages) newPerson(c *gin.Context, link Link) (newPerson, ok bool) {
-	newPerson, err := p.acc.NewPerson(c.Request.Context(), link.Invitation)
-	if err != nil {
-		p.failure(c, err)
-		return false, false
-	}
-	return newPerson, true
+	return newPerson, s, placeholder, true
 }
 
 // endedMeanwhile looks the link up again before a visitor is sent to sign
@@ -354,12 +346,12 @@ func (p *Pages) submit(c *gin.Context) {
 	}
 	// The rule runs again on POST: a form posted from a page opened before
 	// another person signed in is refused too.
-	newPerson, s, ok := p.visitor(c, link)
+	newPerson, s, placeholder, ok := p.visitor(c, link)
 	if !ok {
 		return
 	}
 	if newPerson {
-		p.submitNew(c, token, link, s)
+		p.submitNew(c, token, link, s, placeholder)
 		return
 	}
 	h, err := p.acc.Join(c.Request.Context(), token, link, s)
@@ -380,8 +372,8 @@ func (p *Pages) submit(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, h.RedirectTo)
 }
 
-func (p *Pages) submitNew(c *gin.Context, token string, link Link, s *identity.Session) {
-	f := Form{Values: map[string]string{}, Password: c.PostForm("password"), Password2: c.PostForm("password2")}
+func (p *Pages) submitNew(c *gin.Context, token string, link Link, s *identity.Session, placeholder *identity.Identity) {
+	f := Form{Values: map[string]string{}, Password: c.PostForm("password"), Password2: c.PostForm("password2"), placeholder: placeholder}
 	for _, field := range p.acc.Config().Fields {
 		f.Values[field.Trait] = c.PostForm(field.Trait)
 	}

@@ -368,10 +368,12 @@ func scriptRefused(err error) bool {
 // inactive one. createdNow says whether this call created it.
 //
 // The operator's API spends as few Kratos calls as it can: an identity
-// kratos-orgs has seen for the address (ref.known, known.go) is read by id;
-// otherwise, or when that hint is stale, an identity is created first, and
-// only a conflict (409: the address has an account) leads to the look-up by
-// identifier. A new address costs one call, a known one one read by id.
+// kratos-orgs has seen for the address (ref.known, known.go) is used as
+// it is, without a call (acceptance checks a placeholder, and binds an
+// account's acceptance to the address, see known.go); otherwise an
+// identity is created first, and only a conflict (409: the address has an
+// account) leads to the look-up by identifier. A new address costs one
+// call, a known one none.
 //
 // The org admins' API (uniform) keeps the look-up and always attempts the
 // create as well (lookUpFirst): creating first there would answer a new
@@ -384,16 +386,22 @@ func (s *Service) identityFor(ctx context.Context, org, email string, ref addres
 	if uniform || ref.takeover {
 		return s.lookUpFirst(ctx, org, email, ref.takeover, uniform)
 	}
-	if ref.known != "" {
-		who, err := s.ids.Get(ctx, ref.known)
-		if err != nil {
-			return nil, false, err
-		}
-		if who != nil && strings.EqualFold(who.Email, email) {
-			return who, false, nil
-		}
-		// Stale: deleted in Kratos meanwhile, or its address changed.
+	if ref.known == "" {
+		return s.createFirst(ctx, org, email)
 	}
+	if who := knownIdentity(ref.known, email); who != nil {
+		return who, false, nil
+	}
+	// A hint from before hints had kinds: read it by id, as then.
+	id, _ := parseKnown(ref.known)
+	who, err := s.ids.Get(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	if who != nil && strings.EqualFold(who.Email, email) {
+		return who, false, nil
+	}
+	// Stale: deleted in Kratos meanwhile, or its address changed.
 	return s.createFirst(ctx, org, email)
 }
 

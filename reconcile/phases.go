@@ -211,7 +211,8 @@ func (r *Reconciler) slugs(ctx context.Context, st *state, apply bool, rep *Repo
 }
 
 // identities pages through Kratos: drops index entries the records do not
-// back, then deletes placeholders nothing references.
+// back, remembers each active account's address (so inviting it costs
+// Kratos no call), then deletes placeholders nothing references.
 func (r *Reconciler) identities(ctx context.Context, st *state, apply bool, rep *Report) (bool, error) {
 	page, next, err := r.o.Identities.ListPage(ctx, st.IDsToken, r.o.Batch)
 	if err != nil {
@@ -252,6 +253,11 @@ func (r *Reconciler) identity(ctx context.Context, st *state, l identity.Listed,
 			rep.add(FixAddressStale, l.ID)
 		}
 		pendingLeft = int(n) - stale
+		if apply && r.o.Accounts != nil && !l.CreatedByUs && l.State == "active" {
+			if err := r.o.Accounts.RememberAccount(ctx, l.Email, l.ID); err != nil {
+				return err
+			}
+		}
 	}
 	if !l.CreatedByUs || l.State != "inactive" || l.Email == "" || !r.old(l.CreatedAt) {
 		return nil

@@ -72,9 +72,9 @@
 //	                                         registered before it is written         deadline (20 min)
 //	P{a:<sha256(email)>}:claim        STRING "delete|…" or "takeover|…": one process TTL: the lease (a minute)
 //	                                         deletes or replaces the placeholder
-//	P{a:<sha256(email)>}:identity     STRING the Kratos identity id last seen for     TTL KnownIdentityTTL (30 days);
-//	                                         the address (a hint: checked in Kratos  deleted with the placeholder it
-//	                                         before use, see invites/known.go)       names
+//	P{a:<sha256(email)>}:identity     STRING "<identity id> a|p" last seen for the    TTL KnownIdentityTTL (30 days);
+//	                                         address, account or placeholder (used   deleted before the placeholder it
+//	                                         without a Kratos call, invites/known.go) names
 //	P{i:<identity>}:orgs              HASH   org id → role                           member.sync jobs
 //	P{i:<identity>}:orgs:stamps       HASH   org id → last applied observation       TTL a day
 //	P{f:<sha256(flow id)>}:hook:<hook> HASH  a webhook call: body digest, answer    TTL hooks.replay_window (2h)
@@ -275,8 +275,9 @@ func (k Keyspace) AddressPendingStamps(email string) string {
 // deleted or replaced (same slot as AddressPending).
 func (k Keyspace) AddressClaim(email string) string { return k.address(email) + "claim" }
 
-// AddressIdentity remembers the Kratos identity last seen for an address,
-// so inviting it again needs no look-up in Kratos (same slot as AddressRefs).
+// AddressIdentity remembers the Kratos identity last seen for an address
+// and its kind, so inviting it again needs no Kratos call (same slot as
+// AddressRefs).
 func (k Keyspace) AddressIdentity(email string) string { return k.address(email) + "identity" }
 
 func (k Keyspace) address(email string) string {
