@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -82,6 +83,10 @@ func (p *Pages) loginURL(returnTo string) string {
 // address has an account.
 func (p *Pages) failure(c *gin.Context, err error) {
 	status := httpx.PageStatus(err)
+	if apperr.CodeOf(err) == "seat_limit" && c.GetHeader("Accept") == "application/json" {
+		httpx.WriteError(c, err) // the page's script reads the structured error
+		return
+	}
 	switch apperr.CodeOf(err) {
 	case "link_not_found", "invitation_not_found":
 		p.message(c, http.StatusNotFound, "This link is not valid",
@@ -100,6 +105,10 @@ func (p *Pages) failure(c *gin.Context, err error) {
 		p.message(c, http.StatusForbidden, "This invitation needs to be confirmed",
 			[]string{"The person who invited you no longer has a role that may grant the " + apperr.DetailString(err, "role") + " role.",
 				"The invitation is still open: ask an owner of the organization to send it again, then use the new link."}, "", "")
+	case "seat_limit":
+		p.message(c, http.StatusConflict, "This organization is full",
+			[]string{"It has reached its limit of " + strconv.FormatInt(detailInt(err, "limit"), 10) + " members, so you cannot join it right now.",
+				"The invitation is still open: ask an owner of the organization to free a seat or raise the limit, then use the same link again."}, "", "")
 	case "rate_limited":
 		httpx.SetRetryAfter(c, err)
 		p.message(c, http.StatusTooManyRequests, "Too many attempts", []string{"Nothing was changed. " + messageOf(err)}, "", "")
@@ -114,6 +123,15 @@ func (p *Pages) failure(c *gin.Context, err error) {
 		}
 		p.message(c, status, "This did not work", []string{messageOf(err)}, "", "")
 	}
+}
+
+// detailInt reads an integer detail of a domain error (0 if absent).
+func detailInt(err error, key string) int64 {
+	if e, ok := apperr.As(err); ok {
+		n, _ := e.Details[key].(int64)
+		return n
+	}
+	return 0
 }
 
 func messageOf(err error) string {
