@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 )
 
@@ -98,4 +102,43 @@ func TestSeatLimitedAcceptanceHTTP(t *testing.T) {
 	} else if limit, members, pending := seatsOf(t, r); limit != 1.0 || members != 1 || pending != 0 {
 		t.Fatalf("seats after: %v", r.body["seats"])
 	}
+}
+
+// In Chromium: a full organization's link says so instead of showing the
+// form; once the limit is raised the same link accepts as usual.
+func TestSeatLimitedAcceptanceBrowser(t *testing.T) {
+	st := startStack(t, "kratos_settings")
+	ctx := context.Background()
+	org := st.org("Full House")
+	inv := st.invite(org, "seat.browser@example.com", "member")
+	link := st.link(1)
+	member := st.createPerson("seat.browser.member@example.com", "seat browser password", true)
+	if _, _, err := st.srv.Orgs.Store().AddMember(ctx, org.ID, orgs.Member{IdentityID: member, Email: "seat.browser.member@example.com", Role: "member"}); err != nil {
+		t.Fatal(err)
+	}
+	one, two := int64(1), int64(2)
+	if _, err := st.srv.Orgs.Store().Update(ctx, org.ID, orgs.Update{MaxMembers: &one}); err != nil {
+		t.Fatal(err)
+	}
+
+	b := testenv.NewBrowser(t)
+	b.Do(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("h1")))
+	b.Shot("organization-full")
+	if h := b.Text("h1"); h != "This organization is full" {
+		t.Fatalf("heading %q\n%s", h, b.Text("main"))
+	}
+	if main := b.Text("main"); !strings.Contains(main, "limit of 1 members") || !strings.Contains(main, "still open") {
+		t.Fatalf("full page: %s", main)
+	}
+
+	if _, err := st.srv.Orgs.Store().Update(ctx, org.ID, orgs.Update{MaxMembers: &two}); err != nil {
+		t.Fatal(err)
+	}
+	b.Do(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("form#accept")),
+		chromedp.SendKeys(chromedp.CSS(`input[name="name.first"]`), "Seated"),
+		chromedp.Click(chromedp.CSS(`form#accept button[type="submit"]`)),
+	)
+	b.WaitURL(`/kratos/settings\?flow=`)
+	b.Shot("kratos-settings")
+	st.proveMember(org, inv.IdentityID, "member")
 }
