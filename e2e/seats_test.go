@@ -127,7 +127,7 @@ func TestSeatLimitedAcceptanceBrowser(t *testing.T) {
 	if h := b.Text("h1"); h != "This organization is full" {
 		t.Fatalf("heading %q\n%s", h, b.Text("main"))
 	}
-	if main := b.Text("main"); !strings.Contains(main, "limit of 1 members") || !strings.Contains(main, "still open") {
+	if main := b.Text("main"); !strings.Contains(main, "limit of 1 member,") || !strings.Contains(main, "still open") {
 		t.Fatalf("full page: %s", main)
 	}
 

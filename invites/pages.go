@@ -107,7 +107,7 @@ func (p *Pages) failure(c *gin.Context, err error) {
 				"The invitation is still open: ask an owner of the organization to send it again, then use the new link."}, "", "")
 	case "seat_limit":
 		p.message(c, http.StatusConflict, "This organization is full",
-			[]string{"It has reached its limit of " + strconv.FormatInt(detailInt(err, "limit"), 10) + " members, so you cannot join it right now.",
+			[]string{"It has reached its limit of " + members(detailInt(err, "limit")) + ", so you cannot join it right now.",
 				"The invitation is still open: ask an owner of the organization to free a seat or raise the limit, then use the same link again."}, "", "")
 	case "rate_limited":
 		httpx.SetRetryAfter(c, err)
@@ -123,6 +123,14 @@ func (p *Pages) failure(c *gin.Context, err error) {
 		}
 		p.message(c, status, "This did not work", []string{messageOf(err)}, "", "")
 	}
+}
+
+// members spells a number of members.
+func members(n int64) string {
+	if n == 1 {
+		return "1 member"
+	}
+	return strconv.FormatInt(n, 10) + " members"
 }
 
 // detailInt reads an integer detail of a domain error (0 if absent).
