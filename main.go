@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -125,6 +126,7 @@ func (c *cli) configDocsCmd() *cobra.Command {
 func (c *cli) orgsCmd() *cobra.Command {
 	orgsCmd := &cobra.Command{Use: "orgs", Short: "Manage organizations"}
 	var slug, owner, locale string
+	var maxMembers int64
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create an organization",
@@ -135,7 +137,11 @@ func (c *cli) orgsCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			o, err := s.Orgs.Create(cmd.Context(), orgs.CreateRequest{Name: args[0], Slug: slug, OwnerIdentityID: owner, Locale: locale}, orgs.StateActive)
+			req := orgs.CreateRequest{Name: args[0], Slug: slug, OwnerIdentityID: owner, Locale: locale}
+			if maxMembers != 0 {
+				req.MaxMembers = &maxMembers
+			}
+			o, err := s.Orgs.Create(cmd.Context(), req, orgs.StateActive)
 			if err != nil {
 				return err
 			}
@@ -146,7 +152,9 @@ func (c *cli) orgsCmd() *cobra.Command {
 	create.Flags().StringVar(&slug, "slug", "", "slug (default: derived from the name)")
 	create.Flags().StringVar(&owner, "owner", "", "Kratos identity id of the first owner")
 	create.Flags().StringVar(&locale, "locale", "", "default locale of the organization's mail, BCP 47")
-	orgsCmd.AddCommand(create, c.orgsSetLocaleCmd(), &cobra.Command{
+
+	create.Flags().Int64Var(&maxMembers, "max-members", 0, "seat limit: members plus pending invitations (default: unlimited)")
+	orgsCmd.AddCommand(create, c.orgsSetLocaleCmd(), c.seatsCmd(), &cobra.Command{
 		Use:   "list",
 		Short: "List organizations",
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -181,6 +189,54 @@ func (c *cli) orgsSetLocaleCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// seatsCmd shows an organization's seats, or sets its limit.
+func (c *cli) seatsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "seats ORG [LIMIT|unlimited]",
+		Short: "Show an organization's seats (limit, members, pending invitations), or set its max_members",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			var o orgs.Organization
+			if len(args) == 1 {
+				o, err = s.Orgs.Store().Resolve(cmd.Context(), args[0])
+			} else {
+				var req orgs.UpdateRequest
+				if req.MaxMembers, err = parseSeatLimit(args[1]); err != nil {
+					return err
+				}
+				o, err = s.Orgs.Update(cmd.Context(), args[0], req)
+			}
+			if err != nil {
+				return err
+			}
+			limit := "unlimited"
+			if o.Seats.Limit != nil {
+				limit = strconv.FormatInt(*o.Seats.Limit, 10)
+			}
+			fmt.Fprintf(c.stdout, "%s\tlimit %s\tmembers %d\tpending %d\n", o.ID, limit, o.Seats.Members, o.Seats.Pending)
+			return nil
+		},
+	}
+}
+
+// parseSeatLimit reads the seats command's LIMIT: a number, or
+// "unlimited" (or "none") to remove the limit.
+func parseSeatLimit(arg string) (orgs.NullableInt, error) {
+	if arg == "unlimited" || arg == "none" {
+		return orgs.NullableInt{Set: true}, nil
+	}
+	n, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil {
+		return orgs.NullableInt{}, fmt.Errorf("LIMIT must be a number or \"unlimited\", not %q", arg)
+	}
+	return orgs.NullableInt{Set: true, Value: &n}, nil
 }
 
 func listOrgs(ctx context.Context, s *server.Server, w io.Writer) error {

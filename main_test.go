@@ -274,3 +274,44 @@ func TestConfigDocsCommand(t *testing.T) {
 		t.Fatalf("config-docs lacks the outbox.claim_after row:\n%s", out)
 	}
 }
+
+// orgs create --max-members and orgs seats: an operator sets, reads and
+// removes an organization's seat limit; an invitation past it fails.
+func TestOrgsSeatsCommand(t *testing.T) {
+	r := testenv.SharedRedis(t)
+	k := testenv.SharedKratos(t)
+	env := map[string]string{
+		"KRATOS_ORGS_REDIS_URL":        "redis://" + r.Addr + "/0",
+		"KRATOS_ORGS_REDIS_KEY_PREFIX": testenv.UniquePrefix(t),
+		"KRATOS_ORGS_KRATOS_ADMIN_URL": k.AdminURL,
+		"KRATOS_ORGS_LOG_LEVEL":        "error",
+	}
+	path := writeConfig(t, minimal)
+	if out, _, err := runCLI(t, env, "orgs", "create", "Seat CLI", "--max-members", "1", "-c", path); err != nil {
+		t.Fatalf("orgs create --max-members: %q %v", out, err)
+	}
+	out, _, err := runCLI(t, env, "orgs", "seats", "seat-cli", "-c", path)
+	if err != nil || !strings.Contains(out, "\tlimit 1\tmembers 0\tpending 0") {
+		t.Fatalf("orgs seats: %q %v", out, err)
+	}
+	if _, _, err := runCLI(t, env, "invite", "--org", "seat-cli", "--no-email", "seat.one@example.com", "-c", path); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err := runCLI(t, env, "invite", "--org", "seat-cli", "--no-email", "seat.two@example.com", "-c", path)
+	if err == nil || !strings.Contains(errOut, "seat_limit") {
+		t.Fatalf("invite past the limit: %v\n%s", err, errOut)
+	}
+	out, _, err = runCLI(t, env, "orgs", "seats", "seat-cli", "3", "-c", path)
+	if err != nil || !strings.Contains(out, "\tlimit 3\tmembers 0\tpending 1") {
+		t.Fatalf("orgs seats 3: %q %v", out, err)
+	}
+	out, _, err = runCLI(t, env, "orgs", "seats", "seat-cli", "unlimited", "-c", path)
+	if err != nil || !strings.Contains(out, "\tlimit unlimited\t") {
+		t.Fatalf("orgs seats unlimited: %q %v", out, err)
+	}
+	for _, bad := range []string{"0", "lots"} {
+		if _, _, err := runCLI(t, env, "orgs", "seats", "seat-cli", bad, "-c", path); err == nil {
+			t.Fatalf("orgs seats %s: no error", bad)
+		}
+	}
+}

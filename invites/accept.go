@@ -355,7 +355,7 @@ func (a *Acceptor) Join(ctx context.Context, token string, link Link, s *identit
 	if err := a.svc.CheckGrant(ctx, link.Invitation); err != nil {
 		return Handoff{}, err
 	}
-	inv, err := a.svc.store.Claim(ctx, token, a.cfg.ClaimTimeout)
+	inv, err := a.svc.store.ClaimFor(ctx, token, a.cfg.ClaimTimeout, s.Identity.ID)
 	if err != nil {
 		return Handoff{}, err
 	}
@@ -375,9 +375,14 @@ func (a *Acceptor) Whoami(ctx context.Context, cookie, token string) (*identity.
 	return a.accounts.Whoami(ctx, cookie, token)
 }
 
-// CheckGrant exposes Service.CheckGrant to the pages.
+// CheckGrant exposes Service.CheckGrant to the pages, and says as early
+// whether the organization has a seat left for a person who is not a
+// member yet (Store.CheckSeats).
 func (a *Acceptor) CheckGrant(ctx context.Context, inv Invitation) error {
-	return a.svc.CheckGrant(ctx, inv)
+	if err := a.svc.CheckGrant(ctx, inv); err != nil {
+		return err
+	}
+	return a.svc.store.CheckSeats(ctx, inv.OrganizationID)
 }
 
 // LogoutURL exposes Kratos' browser logout flow to the pages.

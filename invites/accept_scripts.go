@@ -28,6 +28,7 @@ type tokenArgs struct {
 	redisx.Env
 	TokenHash  string `json:"token_hash"`
 	ClaimUntil int64  `json:"claim_until,omitempty"` // ms
+	Identity   string `json:"identity,omitempty"`    // who claims, when known (a member takes no new seat)
 }
 
 // claimScript consumes a token: of many concurrent claims exactly one
@@ -41,6 +42,13 @@ if not id then return {'gone'} end
 local ik = k_inv(id)
 if current_status(id) ~= 'pending' or not same_token(redis.call('HGET', ik, 't'), A.token_hash) then
   return {'gone'}
+end
+-- Refused before anything else happens (a new person's account is
+-- activated before the finalize step checks again).
+local org = redis.call('HGET', ik, 'o')
+if (A.identity or '') == '' or redis.call('HEXISTS', k_org_members(org), A.identity) == 0 then
+  local full, limit, used = members_full(org)
+  if full then return {'seat_limit', limit, used} end
 end
 redis.call('HSET', ik, 's', 'accepting', 'cu', A.claim_until, 'u', NOW)
 redis.call('ZADD', k_claims(), A.claim_until, id)
@@ -70,6 +78,13 @@ if redis.call('EXISTS', k_org(org)) == 0 then
   return {'org_gone'}
 end
 local already = redis.call('HEXISTS', k_org_members(org), identity)
+if already == 0 then
+  local full, limit, used = members_full(org)
+  if full then
+    release_claim(id)
+    return {'seat_limit', limit, used}
+  end
+end
 end_invitation(id, 'accepted', identity)
 if already == 0 then put_member(org, identity, f[3], A.email, NOW) end
 if f[4] == 'registration' then redis.call('HSET', k_org(org), 'state', 'active', 'updated_at', NOW) end
@@ -110,6 +125,7 @@ if f[4] then
   if not held or not needed or held > needed then return {'grant_lapsed', id} end
 end
 local already = redis.call('HEXISTS', k_org_members(org), A.identity)
+if already == 0 and members_full(org) then return {'seat_limit', id} end
 end_invitation(id, 'accepted', A.identity)
 if already == 0 then put_member(f[1], A.identity, f[2], A.email, NOW) end
 if f[3] == 'registration' then redis.call('HSET', KEYS[1], 'state', 'active', 'updated_at', NOW) end

@@ -67,6 +67,12 @@ func TestCluster(t *testing.T) {
 		testenv.ClusterCase{Name: "ExpiredInvitationCleansUpAfterSweep", Test: TestExpiredInvitationCleansUpAfterSweep},
 		testenv.ClusterCase{Name: "TokenInfoIsBoundedPerInvitation", Test: TestTokenInfoIsBoundedPerInvitation},
 		testenv.ClusterCase{Name: "AddressIndex", Test: testAddressIndex},
+		// seat limits
+		testenv.ClusterCase{Name: "SeatLimitRules", Test: TestSeatLimitRules},
+		testenv.ClusterCase{Name: "SeatLimitConcurrentInvites", Test: TestSeatLimitConcurrentInvitesNoOvershoot},
+		testenv.ClusterCase{Name: "SeatLimitLoweredRefusesAcceptance", Test: TestSeatLimitLoweredRefusesAcceptance},
+		testenv.ClusterCase{Name: "SeatLimitLoweredDuringAcceptance", Test: TestSeatLimitLoweredDuringAcceptance},
+		testenv.ClusterCase{Name: "SeatLimitVerifiedAddress", Test: TestSeatLimitVerifiedAddressStaysPending},
 		// data of the first layout
 		testenv.ClusterCase{Name: "FirstLayoutUpgrade", Test: TestFirstLayoutInvitationIsUpgraded},
 		testenv.ClusterCase{Name: "FirstLayoutRotationAndPurge", Test: TestFirstLayoutRotationAndPurge},

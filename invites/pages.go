@@ -87,6 +87,10 @@ func (p *Pages) loginURL(returnTo string) string {
 // address has an account.
 func (p *Pages) failure(c *gin.Context, err error) {
 	status := httpx.PageStatus(err)
+	if apperr.CodeOf(err) == "seat_limit" && c.GetHeader("Accept") == "application/json" {
+		httpx.WriteError(c, err) // the page's script reads the structured error
+		return
+	}
 	switch apperr.CodeOf(err) {
 	case "link_not_found", "invitation_not_found":
 		p.simple(c, http.StatusNotFound, "link.not_valid")
@@ -102,6 +106,9 @@ func (p *Pages) failure(c *gin.Context, err error) {
 	case "invitation_grant_lapsed":
 		p.message(c, http.StatusForbidden, p.t(c, "link.grant_lapsed.title"),
 			[]string{p.t(c, "link.grant_lapsed.text", apperr.DetailString(err, "role")), p.t(c, "link.grant_lapsed.text2")}, "", "")
+	case "seat_limit":
+		p.message(c, http.StatusConflict, p.t(c, "link.seat_limit.title"),
+			[]string{p.t(c, "link.seat_limit.text", p.members(c, detailInt(err, "limit"))), p.t(c, "link.seat_limit.text2")}, "", "")
 	case "rate_limited":
 		httpx.SetRetryAfter(c, err)
 		p.message(c, http.StatusTooManyRequests, p.t(c, "rate_limited.title"), []string{p.t(c, "rate_limited.text", p.messageOf(c, err))}, "", "")
@@ -115,6 +122,23 @@ func (p *Pages) failure(c *gin.Context, err error) {
 		}
 		p.message(c, status, p.t(c, "link.failed.title"), []string{p.messageOf(c, err)}, "", "")
 	}
+}
+
+// members spells a number of members in the page's language.
+func (p *Pages) members(c *gin.Context, n int64) string {
+	if n == 1 {
+		return p.t(c, "seats.one")
+	}
+	return p.t(c, "seats.many", n)
+}
+
+// detailInt reads an integer detail of a domain error (0 if absent).
+func detailInt(err error, key string) int64 {
+	if e, ok := apperr.As(err); ok {
+		n, _ := e.Details[key].(int64)
+		return n
+	}
+	return 0
 }
 
 // simple writes the message page of key.title and key.text.

@@ -56,6 +56,9 @@ if st == 'pending' then
   for _, v in ipairs({'v', tonumber(old[2]) + 1, 'u', NOW, 'da', NOW}) do fields[#fields + 1] = v end
   put(ik, fields)
 else
+  -- A new invitation takes a seat; re-issuing a pending one does not.
+  local full, limit, used = seats_full(org, 1)
+  if full then return {'seat_limit', limit, used} end
   id = A.id
   outcome = 'created'
   ik = k_inv(id)

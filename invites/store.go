@@ -93,6 +93,8 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 	case "too_late":
 		return inv, false, apperr.Unavailablef(errors.New("invites: invitation written after its reference's deadline"),
 			"invitation_too_slow", "writing the invitation took too long; try again")
+	case "seat_limit":
+		return inv, false, seatLimitReply(rep, false)
 	case "created", "rotated":
 		return parseInvitation(redisx.Hash(rep.Values[0]), now), rep.Outcome == "rotated", nil
 	}

@@ -244,7 +244,7 @@ const argsPrelude = "local A = cjson.decode(ARGV[1])\n"
 // shardPrelude is built once, from the key templates.
 var shardPrelude = argsPrelude +
 	"local P, NOW, RETENTION = A.p, tonumber(A.now), tonumber(A.retention)\n" +
-	luaKeyFunctions() + luaLegacyFields() + shardSteps
+	luaKeyFunctions() + luaLegacyFields() + shardSteps + seatSteps
 
 func (p Prelude) source() string {
 	if p == OnShard {
