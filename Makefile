@@ -6,7 +6,7 @@ export GOTOOLCHAIN ?= local
 KRATOS_BIN := .cache/bin/kratos
 KRATOS_VERSION := v1.3.1
 
-.PHONY: all build kratos dev test test-go chart-test lint bench bench-kratos fuzz clean image config-docs
+.PHONY: all build kratos dev test test-go chart-test lint bench bench-scale bench-kratos fuzz clean image config-docs
 
 all: build
 
@@ -67,6 +67,16 @@ lint: $(STATICCHECK)
 bench:
 	$(GO) test -run=NONE -bench=. -benchtime=3s ./server/
 	$(GO) test -run=NONE -bench=RegistrationPreHook/paced -benchtime=5000x ./server/
+
+# Redis memory per pending invitation (MEMORY USAGE and used_memory, at
+# 100,000 in one organization's slot), and what listing, the address
+# look-up, inviting and the expiry sweep cost at 1,000 pending invitations
+# and at INVITES_SCALE (one organization, and 100 per organization). A
+# million takes several minutes and about 2 GiB of memory.
+INVITES_SCALE ?= 1000000
+bench-scale:
+	$(GO) test -run=NONE -bench=OrgSlotInvitations -benchtime=100000x ./invites/
+	$(GO) test -run=NONE -bench=Scale -timeout=60m ./invites/ -invites.scale=$(INVITES_SCALE)
 
 # kratos-orgs side by side with the Kratos it stands in front of, in one
 # run: Kratos' own rates (create, look-up, recovery link) and kratos-orgs'

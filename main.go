@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -95,7 +96,7 @@ func (c *cli) checkConfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := templates.New(cfg.Templates.Dir); err != nil {
+			if _, err := templates.Load(server.TemplateOptions(cfg.Templates)); err != nil {
 				return err
 			}
 			out, err := yaml.Marshal(config.Masked(cfg))
@@ -122,32 +123,10 @@ func (c *cli) configDocsCmd() *cobra.Command {
 	}
 }
 
-func (c *cli) templatesCmd() *cobra.Command {
-	tpl := &cobra.Command{Use: "templates", Short: "Work with mail and page templates"}
-	tpl.AddCommand(&cobra.Command{
-		Use:   "render NAME",
-		Short: "Render a template with sample data (preview an override before deploying)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := ""
-			if cfg, err := c.load(); err == nil {
-				dir = cfg.Templates.Dir
-			} else if c.cfgPath != "" {
-				return err
-			}
-			r, err := templates.New(dir)
-			if err != nil {
-				return err
-			}
-			return r.Render(c.stdout, args[0])
-		},
-	})
-	return tpl
-}
-
 func (c *cli) orgsCmd() *cobra.Command {
 	orgsCmd := &cobra.Command{Use: "orgs", Short: "Manage organizations"}
-	var slug, owner string
+	var slug, owner, locale string
+	var maxMembers int64
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create an organization",
@@ -158,7 +137,11 @@ func (c *cli) orgsCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			o, err := s.Orgs.Create(cmd.Context(), orgs.CreateRequest{Name: args[0], Slug: slug, OwnerIdentityID: owner}, orgs.StateActive)
+			req := orgs.CreateRequest{Name: args[0], Slug: slug, OwnerIdentityID: owner, Locale: locale}
+			if maxMembers != 0 {
+				req.MaxMembers = &maxMembers
+			}
+			o, err := s.Orgs.Create(cmd.Context(), req, orgs.StateActive)
 			if err != nil {
 				return err
 			}
@@ -168,7 +151,10 @@ func (c *cli) orgsCmd() *cobra.Command {
 	}
 	create.Flags().StringVar(&slug, "slug", "", "slug (default: derived from the name)")
 	create.Flags().StringVar(&owner, "owner", "", "Kratos identity id of the first owner")
-	orgsCmd.AddCommand(create, &cobra.Command{
+	create.Flags().StringVar(&locale, "locale", "", "default locale of the organization's mail, BCP 47")
+
+	create.Flags().Int64Var(&maxMembers, "max-members", 0, "seat limit: members plus pending invitations (default: unlimited)")
+	orgsCmd.AddCommand(create, c.orgsSetLocaleCmd(), c.seatsCmd(), &cobra.Command{
 		Use:   "list",
 		Short: "List organizations",
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -181,6 +167,76 @@ func (c *cli) orgsCmd() *cobra.Command {
 		},
 	})
 	return orgsCmd
+}
+
+// orgsSetLocaleCmd is `kratos-orgs orgs set-locale ORG LOCALE`.
+func (c *cli) orgsSetLocaleCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "set-locale ORG LOCALE",
+		Short: "Set an organization's default mail locale (BCP 47; \"\" removes it)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			o, err := s.Orgs.Update(cmd.Context(), args[0], orgs.UpdateRequest{Locale: &args[1]})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "%s\t%s\t%s\n", o.ID, o.Slug, o.Locale)
+			return nil
+		},
+	}
+}
+
+// seatsCmd shows an organization's seats, or sets its limit.
+func (c *cli) seatsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "seats ORG [LIMIT|unlimited]",
+		Short: "Show an organization's seats (limit, members, pending invitations), or set its max_members",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			var o orgs.Organization
+			if len(args) == 1 {
+				o, err = s.Orgs.Store().Resolve(cmd.Context(), args[0])
+			} else {
+				var req orgs.UpdateRequest
+				if req.MaxMembers, err = parseSeatLimit(args[1]); err != nil {
+					return err
+				}
+				o, err = s.Orgs.Update(cmd.Context(), args[0], req)
+			}
+			if err != nil {
+				return err
+			}
+			limit := "unlimited"
+			if o.Seats.Limit != nil {
+				limit = strconv.FormatInt(*o.Seats.Limit, 10)
+			}
+			fmt.Fprintf(c.stdout, "%s\tlimit %s\tmembers %d\tpending %d\n", o.ID, limit, o.Seats.Members, o.Seats.Pending)
+			return nil
+		},
+	}
+}
+
+// parseSeatLimit reads the seats command's LIMIT: a number, or
+// "unlimited" (or "none") to remove the limit.
+func parseSeatLimit(arg string) (orgs.NullableInt, error) {
+	if arg == "unlimited" || arg == "none" {
+		return orgs.NullableInt{Set: true}, nil
+	}
+	n, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil {
+		return orgs.NullableInt{}, fmt.Errorf("LIMIT must be a number or \"unlimited\", not %q", arg)
+	}
+	return orgs.NullableInt{Set: true, Value: &n}, nil
 }
 
 func listOrgs(ctx context.Context, s *server.Server, w io.Writer) error {
@@ -202,9 +258,9 @@ func listOrgs(ctx context.Context, s *server.Server, w io.Writer) error {
 
 // inviteFlags are the invite command's options.
 type inviteFlags struct {
-	org, role, inviterName string
-	noEmail                bool
-	ttl                    time.Duration
+	org, role, inviterName, locale string
+	noEmail                        bool
+	ttl                            time.Duration
 }
 
 func (c *cli) inviteCmd() *cobra.Command {
@@ -230,6 +286,7 @@ func (c *cli) inviteCmd() *cobra.Command {
 	invite.Flags().StringVar(&f.inviterName, "inviter", "", "inviter display name shown in the mail")
 	invite.Flags().DurationVar(&f.ttl, "ttl", 0, "how long the link is valid (default: invitations.ttl)")
 	invite.Flags().BoolVar(&f.noEmail, "no-email", false, "print the accept link instead of mailing it")
+	invite.Flags().StringVar(&f.locale, "locale", "", "locale of the mail, BCP 47 (default: the organization's, else templates.default_locale)")
 	return invite
 }
 
@@ -238,7 +295,7 @@ func (c *cli) inviteCmd() *cobra.Command {
 func (c *cli) invite(ctx context.Context, s *server.Server, f inviteFlags, emails []string) error {
 	var failed int
 	for _, email := range emails {
-		req := invites.InviteRequest{Email: email, Role: f.role}
+		req := invites.InviteRequest{Email: email, Role: f.role, Locale: f.locale}
 		if f.inviterName != "" {
 			req.Inviter = &invites.Inviter{Name: f.inviterName}
 		}

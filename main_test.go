@@ -99,6 +99,41 @@ func TestTemplatesRender(t *testing.T) {
 	}
 }
 
+// templates check: the shipped locales are complete (exit 0); a locale an
+// override directory adds in part is listed with each gap (exit non-zero).
+func TestTemplatesCheck(t *testing.T) {
+	out, _, err := runCLI(t, nil, "templates", "check")
+	if err != nil || !strings.Contains(out, "de: complete") {
+		t.Fatalf("templates check: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"invitation_subject.fr.txt": "Rejoignez {{.Organization.Name}}\n",
+		"messages.fr.json":          `{"join.title": "Rejoindre %s"}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := writeConfig(t, minimal+"templates: {dir: "+dir+", default_locale: fr}\n")
+	out, _, err = runCLI(t, nil, "templates", "check", "-c", path)
+	if err == nil || !strings.Contains(err.Error(), "missing in fr") {
+		t.Fatalf("templates check with a partial fr: err = %v", err)
+	}
+	for _, want := range []string{"de: complete", "fr: ", "  invitation_body.fr.txt", "  messages.fr.json: welcome.title"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "invitation_subject.fr.txt") || strings.Contains(out, "messages.fr.json: join.title") {
+		t.Errorf("output lists what fr has:\n%s", out)
+	}
+	out, _, err = runCLI(t, nil, "templates", "render", "invitation_subject.de.txt")
+	if err != nil || strings.TrimSpace(out) != "Ada Lovelace hat Sie zu Acme & Co eingeladen" {
+		t.Fatalf("render German subject: %q %v", out, err)
+	}
+}
+
 func TestOrgsAndInviteCommands(t *testing.T) {
 	r := testenv.SharedRedis(t)
 	k := testenv.SharedKratos(t)
@@ -126,6 +161,17 @@ func TestOrgsAndInviteCommands(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, env, "invite", "x@example.com", "-c", path); err == nil || !strings.Contains(err.Error(), "--org") {
 		t.Fatalf("invite without --org: %v", err)
+	}
+	out, _, err = runCLI(t, env, "orgs", "set-locale", "cli-corp", "de-at", "-c", path)
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(out), "\tcli-corp\tde-AT") {
+		t.Fatalf("orgs set-locale: %q %v", out, err)
+	}
+	if _, _, err := runCLI(t, env, "orgs", "set-locale", "cli-corp", "Deutsch!", "-c", path); err == nil || !strings.Contains(err.Error(), "BCP 47") {
+		t.Fatalf("orgs set-locale with a bad locale: %v", err)
+	}
+	out, _, err = runCLI(t, env, "invite", "--org", "cli-corp", "--no-email", "--locale", "klingon!", "cli.two@example.com", "-c", path)
+	if err == nil || !strings.Contains(out+err.Error(), "1 of 1") {
+		t.Fatalf("invite with a bad locale: %q %v", out, err)
 	}
 }
 
@@ -226,5 +272,46 @@ func TestConfigDocsCommand(t *testing.T) {
 	}
 	if !strings.Contains(out, "| `outbox.claim_after` | `2m` | `KRATOS_ORGS_OUTBOX_CLAIM_AFTER` |") {
 		t.Fatalf("config-docs lacks the outbox.claim_after row:\n%s", out)
+	}
+}
+
+// orgs create --max-members and orgs seats: an operator sets, reads and
+// removes an organization's seat limit; an invitation past it fails.
+func TestOrgsSeatsCommand(t *testing.T) {
+	r := testenv.SharedRedis(t)
+	k := testenv.SharedKratos(t)
+	env := map[string]string{
+		"KRATOS_ORGS_REDIS_URL":        "redis://" + r.Addr + "/0",
+		"KRATOS_ORGS_REDIS_KEY_PREFIX": testenv.UniquePrefix(t),
+		"KRATOS_ORGS_KRATOS_ADMIN_URL": k.AdminURL,
+		"KRATOS_ORGS_LOG_LEVEL":        "error",
+	}
+	path := writeConfig(t, minimal)
+	if out, _, err := runCLI(t, env, "orgs", "create", "Seat CLI", "--max-members", "1", "-c", path); err != nil {
+		t.Fatalf("orgs create --max-members: %q %v", out, err)
+	}
+	out, _, err := runCLI(t, env, "orgs", "seats", "seat-cli", "-c", path)
+	if err != nil || !strings.Contains(out, "\tlimit 1\tmembers 0\tpending 0") {
+		t.Fatalf("orgs seats: %q %v", out, err)
+	}
+	if _, _, err := runCLI(t, env, "invite", "--org", "seat-cli", "--no-email", "seat.one@example.com", "-c", path); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err := runCLI(t, env, "invite", "--org", "seat-cli", "--no-email", "seat.two@example.com", "-c", path)
+	if err == nil || !strings.Contains(errOut, "seat_limit") {
+		t.Fatalf("invite past the limit: %v\n%s", err, errOut)
+	}
+	out, _, err = runCLI(t, env, "orgs", "seats", "seat-cli", "3", "-c", path)
+	if err != nil || !strings.Contains(out, "\tlimit 3\tmembers 0\tpending 1") {
+		t.Fatalf("orgs seats 3: %q %v", out, err)
+	}
+	out, _, err = runCLI(t, env, "orgs", "seats", "seat-cli", "unlimited", "-c", path)
+	if err != nil || !strings.Contains(out, "\tlimit unlimited\t") {
+		t.Fatalf("orgs seats unlimited: %q %v", out, err)
+	}
+	for _, bad := range []string{"0", "lots"} {
+		if _, _, err := runCLI(t, env, "orgs", "seats", "seat-cli", bad, "-c", path); err == nil {
+			t.Fatalf("orgs seats %s: no error", bad)
+		}
 	}
 }

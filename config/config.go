@@ -219,7 +219,11 @@ type Resend struct {
 // Templates points at an optional directory whose files override the
 // embedded templates by name.
 type Templates struct {
-	Dir string `yaml:"dir" doc:"a directory whose files override templates by name"`
+	Dir string `yaml:"dir" doc:"a directory whose files override templates by name, or add a locale's versions ({invitation_subject.de.txt}, {messages.de.json})"`
+	// DefaultLocale is the locale of mail whose invitation and organization
+	// name none, and of pages whose visitor's browser asks for none of the
+	// locales the templates have.
+	DefaultLocale string `yaml:"default_locale" doc:"BCP 47 locale of mail whose invitation and organization set none, and of pages when the browser's Accept-Language matches no locale the templates have ({en}, {de}, or one the directory adds)"`
 }
 
 // Secrets are keys, newest first, so they can be rotated.
@@ -318,7 +322,8 @@ func Default() Config {
 			ClaimAfter:    2 * time.Minute,
 			SweepInterval: 30 * time.Second,
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Log:       Log{Level: "info", Format: "json"},
+		Templates: Templates{DefaultLocale: "en"},
 		Limits: Limits{
 			RegisterPerClient:         Rate{Requests: 5, Period: time.Hour},
 			RegisterPerEmail:          Rate{Requests: 3, Period: 24 * time.Hour},

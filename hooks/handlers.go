@@ -73,6 +73,9 @@ type Invitations interface {
 	AcceptVerifiedAddress(ctx context.Context, email, identityID string) ([]string, error)
 	TakeOver(ctx context.Context, email string) error
 	EndTakeover(ctx context.Context, email string) error
+	// RememberAccount makes the address known: inviting it later costs
+	// Kratos nothing (invites/known.go).
+	RememberAccount(ctx context.Context, email, identityID string) error
 	Seal(token string) string
 	Open(sealed string) (string, error)
 }
@@ -438,6 +441,9 @@ func (h *Handlers) afterRegistration(ctx context.Context, su signup) error {
 	// The person's identity is stored: new invitations may use it.
 	if err := h.invites.EndTakeover(ctx, email); err != nil {
 		h.log.Warn("could not end a placeholder takeover; it ends with its lease", "err", err)
+	}
+	if err := h.invites.RememberAccount(ctx, email, who.ID); err != nil {
+		h.log.Warn("could not remember a new account's address; inviting it will ask Kratos", "err", err)
 	}
 	var errs []error
 	if su.InviteToken != "" {

@@ -11,14 +11,43 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
+	"github.com/kratos-orgs/kratos-orgs/templates"
 )
 
-// PageRenderer renders a named page template.
+// PageRenderer renders a named page template and the page's texts in the
+// visitor's locale.
 type PageRenderer interface {
 	Page(w io.Writer, name string, data any) error
+	// Negotiate picks the locale of an Accept-Language header.
+	Negotiate(acceptLanguage string) string
+	// T formats a message of the catalogue in a locale.
+	T(locale, key string, args ...any) string
 }
 
-const nonceKey = "kratos-orgs.csp-nonce"
+const (
+	nonceKey  = "kratos-orgs.csp-nonce"
+	localeKey = "kratos-orgs.locale"
+)
+
+// Lang is the request's page locale, negotiated once from Accept-Language.
+func Lang(c *gin.Context, r PageRenderer) string {
+	if l := c.GetString(localeKey); l != "" {
+		return l
+	}
+	l := r.Negotiate(c.GetHeader("Accept-Language"))
+	c.Set(localeKey, l)
+	return l
+}
+
+// PageBase is what every page's data carries: the CSP nonce and the locale.
+func PageBase(c *gin.Context, r PageRenderer) templates.Base {
+	return templates.Base{Nonce: Nonce(c), Lang: Lang(c, r)}
+}
+
+// T is a message of the catalogue in the request's locale.
+func T(c *gin.Context, r PageRenderer, key string, args ...any) string {
+	return r.T(Lang(c, r), key, args...)
+}
 
 // PageHeaders sets the headers every HTML page gets: a strict CSP with a
 // per-request nonce for the page's own style and script, no framing, no
@@ -61,6 +90,9 @@ func RenderPage(c *gin.Context, r PageRenderer, status int, name string, data an
 		c.String(http.StatusInternalServerError, "internal error")
 		return
 	}
+	// The language follows Accept-Language: caches must tell them apart.
+	c.Header("Content-Language", Lang(c, r))
+	c.Writer.Header().Add("Vary", "Accept-Language")
 	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
 }
 

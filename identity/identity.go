@@ -38,8 +38,17 @@ type Identity struct {
 	// VerifiedAddresses are the verifiable addresses Kratos shows verified,
 	// lower-cased: what the webhooks trust instead of their bodies.
 	VerifiedAddresses []string
+	// Addresses are the verifiable addresses in Kratos' order (their
+	// indexes are JSON Patch paths).
+	Addresses []Address
 	// CreatedAt is when Kratos created the identity.
 	CreatedAt time.Time
+}
+
+// Address is one verifiable address of an identity.
+type Address struct {
+	Value    string
+	Verified bool
 }
 
 // Config locates Kratos and describes its identity schema.
@@ -249,6 +258,7 @@ func (k *Kratos) convert(in *ory.Identity) *Identity {
 		out.Name = displayName(Trait(t, k.cfg.NameTrait))
 	}
 	for _, a := range in.VerifiableAddresses {
+		out.Addresses = append(out.Addresses, Address{Value: a.Value, Verified: a.Verified})
 		if !a.Verified {
 			continue
 		}

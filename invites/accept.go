@@ -62,6 +62,9 @@ type Form struct {
 	Values    map[string]string // by trait path
 	Password  string
 	Password2 string
+	// placeholder is the invitation's placeholder as the page read it
+	// (NewPerson) moments before: activating it then needs no second read.
+	placeholder *identity.Identity
 }
 
 // FieldErrors map a form field (trait path, "password") to a message.
@@ -99,16 +102,38 @@ func (a *Acceptor) successURL(inv Invitation) string {
 // NewPerson reports whether the invitation is for an identity kratos-orgs
 // created and that still waits for its person. When the person signed up
 // through Kratos meanwhile, that placeholder is gone: they accept like
-// anyone with an account, logged in.
+// anyone with an account, logged in. A placeholder that is gone or no
+// longer has the invited address (deleted or changed in Kratos directly,
+// or named by a stale hint, see known.go) is detached from the invitation
+// here, before anything is accepted: the invitation then goes to whoever
+// holds the address, never to that identity.
 func (a *Acceptor) NewPerson(ctx context.Context, inv Invitation) (bool, error) {
-	if !inv.identityCreated {
-		return false, nil
+	who, err := a.placeholder(ctx, inv)
+	return who != nil && who.State == "inactive", err
+}
+
+// newPersonRead is NewPerson, also returning the placeholder it read.
+func (a *Acceptor) newPersonRead(ctx context.Context, inv Invitation) (*identity.Identity, bool, error) {
+	who, err := a.placeholder(ctx, inv)
+	return who, who != nil && who.State == "inactive", err
+}
+
+// placeholder reads the invitation's placeholder from Kratos: nil when the
+// invitation names none, or names one that is no longer the invited
+// address' (then detached).
+func (a *Acceptor) placeholder(ctx context.Context, inv Invitation) (*identity.Identity, error) {
+	if !inv.identityCreated || inv.IdentityID == "" {
+		return nil, nil
 	}
 	who, err := a.svc.ids.Get(ctx, inv.IdentityID)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	return who != nil && who.State == "inactive", nil
+	if who == nil || !strings.EqualFold(who.Email, inv.Email) {
+		a.svc.detachStale(ctx, inv)
+		return nil, nil
+	}
+	return who, nil
 }
 
 // Kind is "invitation" or "registration".
@@ -237,6 +262,9 @@ func (a *Acceptor) AcceptNew(ctx context.Context, token string, link Link, s *id
 		return release(apperr.New(apperr.Forbidden, "existing_account", "you have an account now: sign in to accept this invitation"))
 	}
 	act := identity.Activation{Email: inv.Email, Traits: traits}
+	if f.placeholder != nil && f.placeholder.ID == inv.IdentityID {
+		act.Read = f.placeholder
+	}
 	if a.cfg.LoginMode == "password" {
 		act.Password = f.Password
 	}
@@ -327,7 +355,7 @@ func (a *Acceptor) Join(ctx context.Context, token string, link Link, s *identit
 	if err := a.svc.CheckGrant(ctx, link.Invitation); err != nil {
 		return Handoff{}, err
 	}
-	inv, err := a.svc.store.Claim(ctx, token, a.cfg.ClaimTimeout)
+	inv, err := a.svc.store.ClaimFor(ctx, token, a.cfg.ClaimTimeout, s.Identity.ID)
 	if err != nil {
 		return Handoff{}, err
 	}
@@ -347,9 +375,14 @@ func (a *Acceptor) Whoami(ctx context.Context, cookie, token string) (*identity.
 	return a.accounts.Whoami(ctx, cookie, token)
 }
 
-// CheckGrant exposes Service.CheckGrant to the pages.
+// CheckGrant exposes Service.CheckGrant to the pages, and says as early
+// whether the organization has a seat left for a person who is not a
+// member yet (Store.CheckSeats).
 func (a *Acceptor) CheckGrant(ctx context.Context, inv Invitation) error {
-	return a.svc.CheckGrant(ctx, inv)
+	if err := a.svc.CheckGrant(ctx, inv); err != nil {
+		return err
+	}
+	return a.svc.store.CheckSeats(ctx, inv.OrganizationID)
 }
 
 // LogoutURL exposes Kratos' browser logout flow to the pages.

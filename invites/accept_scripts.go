@@ -2,20 +2,25 @@ package invites
 
 import "github.com/kratos-orgs/kratos-orgs/redisx"
 
-// lookupScript resolves a token for the pages (read-only): the invitation
-// and its organization, and whether the token is the live one.
-// KEYS: the live token key. Arguments: tokenArgs.
+// lookupScript resolves a token for the pages: the invitation and its
+// organization, and whether the token is the invitation's newest ("live":
+// the caller checks it is still pending) or the one that replaced ("dead").
+// It writes only to upgrade a record of the first layout.
+// KEYS: the shard's token index. Arguments: tokenArgs.
 var lookupScript = redisx.NewScript("invites.lookup", redisx.OnShard, `
-local id = redis.call('GET', KEYS[1])
-local live = 'live'
-if not id then
-  live = 'dead'
-  id = redis.call('GET', k_tokinfo(A.token_hash))
-end
+local th = A.token_hash
+local id = token_invitation(th)
 if not id then return {'unknown'} end
-local h = flat(k_inv(id))
+local h = inv_flat(id)
 if not h then return {'unknown'} end
-return {live, h, flat(k_org(redis.call('HGET', k_inv(id), 'org'))) or {}}
+local f = redis.call('HMGET', k_inv(id), 't', 'pt', 'o')
+local live = 'dead'
+if same_token(f[1], th) then
+  live = 'live'
+elseif not same_token(f[2], th) then
+  return {'unknown'}
+end
+return {live, h, flat(k_org(f[3])) or {}}
 `)
 
 // tokenArgs name a token; a claim also its deadline.
@@ -23,24 +28,31 @@ type tokenArgs struct {
 	redisx.Env
 	TokenHash  string `json:"token_hash"`
 	ClaimUntil int64  `json:"claim_until,omitempty"` // ms
+	Identity   string `json:"identity,omitempty"`    // who claims, when known (a member takes no new seat)
 }
 
 // claimScript consumes a token: of many concurrent claims exactly one
-// finds the live key and deletes it. The invitation becomes 'accepting'
-// until finalized, released, or (if the process dies) released by the
-// sweeper after claim_until.
-// KEYS: the live token key. Arguments: tokenArgs.
+// finds its invitation pending with this token and makes it 'accepting'
+// (the link is dead while it is) until finalized, released, or (if the
+// process dies) released by the sweeper after claim_until.
+// KEYS: the shard's token index. Arguments: tokenArgs.
 var claimScript = redisx.NewScript("invites.claim", redisx.OnShard, `
-local id = redis.call('GET', KEYS[1])
+local id = token_invitation(A.token_hash)
 if not id then return {'gone'} end
 local ik = k_inv(id)
-if current_status(id) ~= 'pending' or redis.call('HGET', ik, 'token_hash') ~= A.token_hash then
+if current_status(id) ~= 'pending' or not same_token(redis.call('HGET', ik, 't'), A.token_hash) then
   return {'gone'}
 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', ik, 'status', 'accepting', 'claim_until', A.claim_until, 'updated_at', NOW)
+-- Refused before anything else happens (a new person's account is
+-- activated before the finalize step checks again).
+local org = redis.call('HGET', ik, 'o')
+if (A.identity or '') == '' or redis.call('HEXISTS', k_org_members(org), A.identity) == 0 then
+  local full, limit, used = members_full(org)
+  if full then return {'seat_limit', limit, used} end
+end
+redis.call('HSET', ik, 's', 'accepting', 'cu', A.claim_until, 'u', NOW)
 redis.call('ZADD', k_claims(), A.claim_until, id)
-return {'ok', flat(ik)}
+return {'ok', inv_flat(id)}
 `)
 
 // releaseScript gives a claimed invitation back (acceptance failed).
@@ -56,7 +68,8 @@ return {'noop'}
 // KEYS: invitation hash. Arguments: finalizeArgs.
 var finalizeScript = redisx.NewScript("invites.finalize", redisx.OnShard, `
 local id, identity = A.id, A.identity
-local f = redis.call('HMGET', KEYS[1], 'status', 'org', 'role', 'kind')
+upgrade(id)
+local f = redis.call('HMGET', KEYS[1], 's', 'o', 'r', 'k')
 if f[1] ~= 'accepting' then return {'not_claimed', f[1] or ''} end
 redis.call('ZREM', k_claims(), id)
 local org = f[2]
@@ -65,10 +78,17 @@ if redis.call('EXISTS', k_org(org)) == 0 then
   return {'org_gone'}
 end
 local already = redis.call('HEXISTS', k_org_members(org), identity)
+if already == 0 then
+  local full, limit, used = members_full(org)
+  if full then
+    release_claim(id)
+    return {'seat_limit', limit, used}
+  end
+end
 end_invitation(id, 'accepted', identity)
 if already == 0 then put_member(org, identity, f[3], A.email, NOW) end
 if f[4] == 'registration' then redis.call('HSET', k_org(org), 'state', 'active', 'updated_at', NOW) end
-return {'ok', flat(KEYS[1]), already, flat(k_org(org))}
+return {'ok', inv_flat(id), already, flat(k_org(org))}
 `)
 
 // finalizeArgs are finalizeScript's arguments.
@@ -89,8 +109,8 @@ var acceptAddressScript = redisx.NewScript("invites.accept_address", redisx.OnSh
 local org = A.org
 local id = redis.call('HGET', k_org_inv_email(org), A.email)
 if not id or current_status(id) ~= 'pending' then return {'none'} end
-local f = redis.call('HMGET', k_inv(id), 'org', 'role', 'kind', 'granted_by')
-if f[4] and f[4] ~= '' then
+local f = redis.call('HMGET', k_inv(id), 'o', 'r', 'k', 'g')
+if f[4] then
   local function rank(role)
     local i = 0
     for r in string.gmatch(A.roles, '[^,]+') do
@@ -105,6 +125,7 @@ if f[4] and f[4] ~= '' then
   if not held or not needed or held > needed then return {'grant_lapsed', id} end
 end
 local already = redis.call('HEXISTS', k_org_members(org), A.identity)
+if already == 0 and members_full(org) then return {'seat_limit', id} end
 end_invitation(id, 'accepted', A.identity)
 if already == 0 then put_member(f[1], A.identity, f[2], A.email, NOW) end
 if f[3] == 'registration' then redis.call('HSET', KEYS[1], 'state', 'active', 'updated_at', NOW) end

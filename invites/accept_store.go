@@ -24,18 +24,27 @@ func (s *Store) LookupToken(ctx context.Context, token string) (Link, error) {
 	if !ok {
 		return Link{}, errLinkNotFound()
 	}
-	rep, err := lookupScript.Run(ctx, s.rdb, []string{s.ks.Token(shard, hash)}, tokenArgs{Env: s.env(shard, s.now()), TokenHash: hash})
+	link, err := s.lookupHash(ctx, shard, hash)
+	if err == nil && link.Invitation.ID == "" {
+		return Link{}, errLinkNotFound()
+	}
+	return link, err
+}
+
+// lookupHash resolves a token hash; a zero Link when it is unknown.
+func (s *Store) lookupHash(ctx context.Context, shard int, hash string) (Link, error) {
+	rep, err := lookupScript.Run(ctx, s.rdb, []string{s.ks.Tokens(shard)}, tokenArgs{Env: s.env(shard, s.now()), TokenHash: hash})
 	if err != nil {
 		return Link{}, storeErr(err)
 	}
 	if rep.Outcome == "unknown" {
-		return Link{}, errLinkNotFound()
+		return Link{}, nil
 	}
 	inv := parseInvitation(redisx.Hash(rep.Values[0]), s.now())
 	return Link{
 		Invitation:   inv,
 		Organization: redisx.Hash(rep.Values[1]),
-		Live:         rep.Outcome == "live" && inv.tokenHash == hash && inv.Status == Pending && !inv.claimed,
+		Live:         rep.Outcome == "live" && inv.hasToken(hash) && inv.Status == Pending && !inv.claimed,
 	}, nil
 }
 
@@ -49,17 +58,28 @@ func errLinkUsed() error {
 }
 
 // Claim consumes a token: exactly one of concurrent claims succeeds; the
-// invitation then waits in 'accepting' for Finalize or Release.
+// invitation then waits in 'accepting' for Finalize or Release. An
+// organization whose members fill its max_members refuses (seat_limit)
+// and the invitation stays pending.
 func (s *Store) Claim(ctx context.Context, token string, timeout time.Duration) (Invitation, error) {
+	return s.ClaimFor(ctx, token, timeout, "")
+}
+
+// ClaimFor is Claim by a known identity: one that is a member already
+// takes no new seat.
+func (s *Store) ClaimFor(ctx context.Context, token string, timeout time.Duration, identityID string) (Invitation, error) {
 	shard, hash, ok := tokens.Parse(token)
 	if !ok {
 		return Invitation{}, errLinkNotFound()
 	}
 	now := s.now()
-	rep, err := claimScript.Run(ctx, s.rdb, []string{s.ks.Token(shard, hash)},
-		tokenArgs{Env: s.env(shard, now), TokenHash: hash, ClaimUntil: now.Add(timeout).UnixMilli()})
+	rep, err := claimScript.Run(ctx, s.rdb, []string{s.ks.Tokens(shard)},
+		tokenArgs{Env: s.env(shard, now), TokenHash: hash, ClaimUntil: now.Add(timeout).UnixMilli(), Identity: identityID})
 	if err != nil {
 		return Invitation{}, storeErr(err)
+	}
+	if rep.Outcome == "seat_limit" {
+		return Invitation{}, seatLimitReply(rep, true)
 	}
 	if rep.Outcome != "ok" {
 		return Invitation{}, errLinkUsed()
@@ -96,6 +116,9 @@ func (s *Store) Finalize(ctx context.Context, id, identityID, email string) (Fin
 		}, nil
 	case "org_gone":
 		return Finalized{}, apperr.New(apperr.Gone, "organization_deleted", "the organization was deleted")
+	case "seat_limit":
+		// The script gave the claim back: the invitation is pending again.
+		return Finalized{}, seatLimitReply(rep, true)
 	default:
 		// The claim expired and was released (or taken) meanwhile.
 		return Finalized{}, errLinkUsed()

@@ -15,13 +15,14 @@ import (
 // owners and admins invite, list, revoke, resend and remind, within their
 // role.
 type APIHandlers struct {
-	svc  *Service
-	orgs *orgs.Service
+	svc     *Service
+	orgs    *orgs.Service
+	preview *Previewer
 }
 
 // NewAPIHandlers returns the handlers.
-func NewAPIHandlers(svc *Service, o *orgs.Service) *APIHandlers {
-	return &APIHandlers{svc: svc, orgs: o}
+func NewAPIHandlers(svc *Service, o *orgs.Service, preview *Previewer) *APIHandlers {
+	return &APIHandlers{svc: svc, orgs: o, preview: preview}
 }
 
 // Register adds the routes to a session-authenticated group.
@@ -45,6 +46,7 @@ type APIInviteRequest struct {
 	Context    map[string]any `json:"context,omitempty"`
 	TTL        *Duration      `json:"ttl,omitempty"`
 	RedirectTo string         `json:"redirect_to,omitempty"`
+	Locale     string         `json:"locale,omitempty"`
 }
 
 func (h *APIHandlers) invite(c *gin.Context) error {
@@ -59,9 +61,23 @@ func (h *APIHandlers) invite(c *gin.Context) error {
 	if err := checkContextText(req.Context); err != nil {
 		return err
 	}
+	dry, err := dryRun(c)
+	if err != nil {
+		return err
+	}
 	who := httpx.CallerOf(c)
-	inv, created, err := h.svc.InviteAs(c.Request.Context(), o.ID, Actor{IdentityID: who.IdentityID, Name: sessionName(who.Name), Role: me.Role},
-		InviteRequest{Email: req.Email, Role: req.Role, Context: req.Context, TTL: req.TTL, RedirectTo: req.RedirectTo, UniformKratosWork: true})
+	actor := Actor{IdentityID: who.IdentityID, Name: sessionName(who.Name), Role: me.Role}
+	ir := InviteRequest{Email: req.Email, Role: req.Role, Context: req.Context, TTL: req.TTL, RedirectTo: req.RedirectTo,
+		Locale: req.Locale, UniformKratosWork: true}
+	if dry {
+		d, err := h.preview.InviteAs(c.Request.Context(), o.ID, actor, ir)
+		if err != nil {
+			return err
+		}
+		c.JSON(http.StatusOK, ForOrgAdminDryRun(d))
+		return nil
+	}
+	inv, created, err := h.svc.InviteAs(c.Request.Context(), o.ID, actor, ir)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ type OrgAdminInvitation struct {
 	Inviter        *Inviter       `json:"inviter,omitempty"`
 	Context        map[string]any `json:"context,omitempty"`
 	RedirectTo     string         `json:"redirect_to,omitempty"`
+	Locale         string         `json:"locale,omitempty"`
 	CreatedAt      time.Time      `json:"created_at"`
 	UpdatedAt      time.Time      `json:"updated_at"`
 	ExpiresAt      time.Time      `json:"expires_at"`
@@ -37,7 +38,7 @@ type OrgAdminInvitation struct {
 func ForOrgAdmin(inv Invitation) OrgAdminInvitation {
 	return OrgAdminInvitation{
 		ID: inv.ID, OrganizationID: inv.OrganizationID, Email: inv.Email, Role: inv.Role, Status: inv.Status,
-		Inviter: inv.Inviter, Context: inv.Context, RedirectTo: inv.RedirectTo,
+		Inviter: inv.Inviter, Context: inv.Context, RedirectTo: inv.RedirectTo, Locale: inv.Locale,
 		CreatedAt: inv.CreatedAt, UpdatedAt: inv.UpdatedAt, ExpiresAt: inv.ExpiresAt,
 		AcceptedAt: inv.AcceptedAt, AcceptedBy: inv.AcceptedBy, EndedAt: inv.EndedAt, RemindedAt: inv.RemindedAt,
 		Delivery: inv.Delivery,

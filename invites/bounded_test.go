@@ -140,12 +140,9 @@ func TestTokenInfoIsBoundedPerInvitation(t *testing.T) {
 		}
 		links = append(links, tokenOf(t, got))
 	}
-	info, err := testenv.Keys(h.ctx, h.rdb, h.ks.Prefix+"*tokinfo:*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(info) != 2 {
-		t.Fatalf("%d tokinfo records after 5 rotations, want 2 (the newest link and the one it replaced)", len(info))
+	index := h.ks.Tokens(redisx.ShardOf(inv.ID))
+	if n := h.rdb.HLen(h.ctx, index).Val(); n != 2 {
+		t.Fatalf("%d token index entries after 5 rotations, want 2 (the newest link and the one it replaced)", n)
 	}
 	for i, tok := range links {
 		link, err := h.svc.Lookup(h.ctx, tok)
@@ -172,5 +169,8 @@ func TestTokenInfoIsBoundedPerInvitation(t *testing.T) {
 	}
 	if left, _ := testenv.Keys(h.ctx, h.rdb, h.ks.Prefix+"*tok*"); len(left) != 0 {
 		t.Fatalf("token records outlived the purged invitation: %v", left)
+	}
+	if left, _ := testenv.Keys(h.ctx, h.rdb, h.ks.Prefix+"*inv:ended"); len(left) != 0 {
+		t.Fatalf("the address' ended invitations outlived the purge: %v", left)
 	}
 }

@@ -57,14 +57,25 @@ func TestCluster(t *testing.T) {
 		testenv.ClusterCase{Name: "TakeOverWaitsForAnAcceptance", Test: TestTakeOverWaitsForAnAcceptanceInProgress},
 		testenv.ClusterCase{Name: "VerifiedAddressAcceptsUnindexed", Test: TestVerifiedAddressAcceptsUnindexedInvitations},
 		// known identities
-		testenv.ClusterCase{Name: "KnownAddressSkipsTheLookUp", Test: TestKnownAddressSkipsTheLookUp},
+		testenv.ClusterCase{Name: "KnownAddressCostsNoKratosCall", Test: TestKnownAddressCostsNoKratosCall},
 		testenv.ClusterCase{Name: "ReleasedPlaceholderIsForgotten", Test: TestReleasedPlaceholderIsForgotten},
+		testenv.ClusterCase{Name: "StalePlaceholderHintIsDetached", Test: TestStalePlaceholderHintIsDetachedAtAcceptance},
+		testenv.ClusterCase{Name: "TakeOverForgetsThePlaceholder", Test: TestTakeOverForgetsThePlaceholder},
 		// mail and cleanup jobs
 		testenv.ClusterCase{Name: "MailIsSentOnce", Test: TestMailIsSentOnceWithLinkOrgAndInviter},
 		testenv.ClusterCase{Name: "RevokeDeletesTheIdentityWeCreated", Test: TestRevokeDeletesTheIdentityWeCreated},
 		testenv.ClusterCase{Name: "ExpiredInvitationCleansUpAfterSweep", Test: TestExpiredInvitationCleansUpAfterSweep},
 		testenv.ClusterCase{Name: "TokenInfoIsBoundedPerInvitation", Test: TestTokenInfoIsBoundedPerInvitation},
 		testenv.ClusterCase{Name: "AddressIndex", Test: testAddressIndex},
+		// seat limits
+		testenv.ClusterCase{Name: "SeatLimitRules", Test: TestSeatLimitRules},
+		testenv.ClusterCase{Name: "SeatLimitConcurrentInvites", Test: TestSeatLimitConcurrentInvitesNoOvershoot},
+		testenv.ClusterCase{Name: "SeatLimitLoweredRefusesAcceptance", Test: TestSeatLimitLoweredRefusesAcceptance},
+		testenv.ClusterCase{Name: "SeatLimitLoweredDuringAcceptance", Test: TestSeatLimitLoweredDuringAcceptance},
+		testenv.ClusterCase{Name: "SeatLimitVerifiedAddress", Test: TestSeatLimitVerifiedAddressStaysPending},
+		// data of the first layout
+		testenv.ClusterCase{Name: "FirstLayoutUpgrade", Test: TestFirstLayoutInvitationIsUpgraded},
+		testenv.ClusterCase{Name: "FirstLayoutRotationAndPurge", Test: TestFirstLayoutRotationAndPurge},
 	)
 }
 

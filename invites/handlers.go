@@ -2,19 +2,24 @@ package invites
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/httpx"
 )
 
 // AdminHandlers serve the invitation part of the admin API.
 type AdminHandlers struct {
-	svc *Service
+	svc     *Service
+	preview *Previewer
 }
 
 // NewAdminHandlers returns the handlers.
-func NewAdminHandlers(svc *Service) *AdminHandlers { return &AdminHandlers{svc: svc} }
+func NewAdminHandlers(svc *Service, preview *Previewer) *AdminHandlers {
+	return &AdminHandlers{svc: svc, preview: preview}
+}
 
 // Register adds the routes to an admin router group (already authenticated).
 func (h *AdminHandlers) Register(r gin.IRouter) {
@@ -31,6 +36,18 @@ func (h *AdminHandlers) invite(c *gin.Context) error {
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		return err
 	}
+	dry, err := dryRun(c)
+	if err != nil {
+		return err
+	}
+	if dry {
+		d, err := h.preview.Invite(c.Request.Context(), c.Param("org"), req)
+		if err != nil {
+			return err
+		}
+		c.JSON(http.StatusOK, d)
+		return nil
+	}
 	inv, created, err := h.svc.Invite(c.Request.Context(), c.Param("org"), req)
 	if err != nil {
 		return err
@@ -41,6 +58,20 @@ func (h *AdminHandlers) invite(c *gin.Context) error {
 	}
 	c.JSON(status, inv)
 	return nil
+}
+
+// dryRun reads the dry_run query parameter (true, false, 1, 0; absent is
+// false).
+func dryRun(c *gin.Context) (bool, error) {
+	v, ok := c.GetQuery("dry_run")
+	if !ok {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, apperr.Invalidf("invalid_dry_run", "dry_run must be true or false").WithDetails("field", "dry_run")
+	}
+	return b, nil
 }
 
 func (h *AdminHandlers) list(c *gin.Context) error {

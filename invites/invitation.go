@@ -56,7 +56,10 @@ type Invitation struct {
 	Inviter        *Inviter       `json:"inviter,omitempty"`
 	Context        map[string]any `json:"context,omitempty"`
 	RedirectTo     string         `json:"redirect_to,omitempty"`
-	IdentityID     string         `json:"identity_id,omitempty"`
+	// Locale is the locale of the invitation's mail (BCP 47), if it was
+	// given; else the organization's default, else the configured one.
+	Locale     string `json:"locale,omitempty"`
+	IdentityID string `json:"identity_id,omitempty"`
 	// ExistingIdentity is true when the address had a Kratos identity
 	// before the invitation; false when kratos-orgs created one for it.
 	ExistingIdentity bool       `json:"existing_identity"`
@@ -80,6 +83,13 @@ type Invitation struct {
 	tokenVersion    int
 	ttl             time.Duration
 	grantedBy       string // the member who issued it through the org admins' API
+}
+
+// hasToken reports whether hash (a token's SHA-256, hex) is the
+// invitation's newest link. The record keeps the hash's first 128 bits
+// (redisx.TokenField); the first layout kept all of it.
+func (inv Invitation) hasToken(hash string) bool {
+	return inv.tokenHash != "" && (inv.tokenHash == hash || inv.tokenHash == redisx.TokenField(hash))
 }
 
 // Inviter is who sent the invitation.
@@ -108,20 +118,27 @@ func optTime(s string) *time.Time {
 	return &t
 }
 
-// parseInvitation reads a hash; the status read is the effective one: a
+// parseInvitation reads a record (field names: redisx/fields.go, the id
+// added by the reader); the status read is the effective one: a
 // pending invitation past its expiry is expired even before a sweeper ran.
 func parseInvitation(h map[string]string, now time.Time) Invitation {
 	inv := Invitation{
-		ID: h["id"], OrganizationID: h["org"], Email: h["email"], Role: h["role"],
-		Status: Status(h["status"]), RedirectTo: h["redirect_to"], IdentityID: h["identity_id"],
-		ExistingIdentity: h["identity_existing"] == "1", identityCreated: h["identity_created"] == "1",
-		CreatedAt: redisx.MsTime(h["created_at"]), UpdatedAt: redisx.MsTime(h["updated_at"]),
-		ExpiresAt: redisx.MsTime(h["expires_at"]), AcceptedBy: h["accepted_by"],
-		EndedAt: optTime(h["ended_at"]), RemindedAt: optTime(h["reminded_at"]),
-		tokenHash: h["token_hash"], kind: h["kind"], grantedBy: h["granted_by"],
+		ID: h["id"], OrganizationID: h["o"], Email: h["e"], Role: h["r"],
+		Status: Status(h["s"]), RedirectTo: h["rt"], IdentityID: h["ki"],
+		ExistingIdentity: h["ke"] == "1", identityCreated: h["kc"] == "1",
+		CreatedAt: redisx.MsTime(h["c"]), UpdatedAt: redisx.MsTime(h["u"]),
+		ExpiresAt: redisx.MsTime(h["x"]), AcceptedBy: h["ab"],
+		EndedAt: optTime(h["n"]), RemindedAt: optTime(h["re"]),
+		tokenHash: h["t"], kind: h["k"], grantedBy: h["g"], Locale: h["lc"],
 	}
-	inv.tokenVersion, _ = strconv.Atoi(h["token_version"])
-	if ms, err := strconv.ParseInt(h["ttl_ms"], 10, 64); err == nil {
+	if inv.kind == "" {
+		inv.kind = "invitation"
+	}
+	if inv.UpdatedAt.IsZero() {
+		inv.UpdatedAt = inv.CreatedAt // not stored until the first update
+	}
+	inv.tokenVersion, _ = strconv.Atoi(h["v"])
+	if ms, err := strconv.ParseInt(h["l"], 10, 64); err == nil {
 		inv.ttl = time.Duration(ms) * time.Millisecond
 	}
 	if inv.Status == Accepted {
@@ -136,19 +153,23 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 		e := inv.ExpiresAt
 		inv.EndedAt = &e
 	}
-	if h["inviter_id"] != "" || h["inviter_name"] != "" {
-		inv.Inviter = &Inviter{ID: h["inviter_id"], Name: h["inviter_name"]}
+	if h["ii"] != "" || h["in"] != "" {
+		inv.Inviter = &Inviter{ID: h["ii"], Name: h["in"]}
 	}
-	if c := h["context"]; c != "" && c != "null" {
+	if c := h["cx"]; c != "" && c != "null" {
 		_ = json.Unmarshal([]byte(c), &inv.Context)
 	}
 	inv.Delivery = Delivery{
-		Status: h["delivery"], LastError: h["delivery_error"], MessageID: h["delivery_id"],
-		UpdatedAt: optTime(h["delivery_at"]),
+		Status: h["d"], LastError: h["de"], MessageID: h["dm"],
+		UpdatedAt: optTime(h["da"]),
 	}
-	inv.Delivery.Attempts, _ = strconv.Atoi(h["delivery_attempts"])
+	if inv.Delivery.UpdatedAt == nil && !inv.CreatedAt.IsZero() {
+		c := inv.CreatedAt // not stored until the first mail or rotation
+		inv.Delivery.UpdatedAt = &c
+	}
+	inv.Delivery.Attempts, _ = strconv.Atoi(h["dn"])
 	if inv.Delivery.Status == DeliveryFailed {
-		inv.Delivery.Reason = h["delivery_reason"]
+		inv.Delivery.Reason = h["dr"]
 	}
 	return inv
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/mail"
+	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/outbox"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
 	"github.com/kratos-orgs/kratos-orgs/templates"
@@ -208,21 +209,12 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 	if err != nil {
 		return outbox.Permanent(err)
 	}
-	if tokens.Hash(token) != inv.tokenHash {
+	if !inv.hasToken(tokens.Hash(token)) {
 		return nil
 	}
-	data := templates.MailData{
-		Organization: templates.Organization{ID: inv.OrganizationID, Slug: org["slug"], Name: shownOrgName(org["name"], org["slug"])},
-		Invitee:      templates.Invitee{Email: inv.Email, Existing: inv.ExistingIdentity},
-		Role:         inv.Role,
-		AcceptURL:    m.links.LinkURL(inv, token),
-		ExpiresAt:    inv.ExpiresAt,
-		Context:      inv.Context,
-	}
-	if inv.Inviter != nil {
-		if data.Inviter, err = m.inviter(ctx, *inv.Inviter); err != nil {
-			return err // a Kratos error says itself whether to retry
-		}
+	data, err := m.mailData(ctx, inv, mailOrg{Slug: org["slug"], Name: org["name"], Locale: org["locale"]}, m.links.LinkURL(inv, token))
+	if err != nil {
+		return err // a Kratos error says itself whether to retry
 	}
 	rendered, err := m.render.Mail(job.Template, data)
 	if err != nil {
@@ -261,6 +253,45 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 	}
 	_, _ = m.invitations.SetDelivery(ctx, inv.ID, job.Version, d)
 	return sendErr
+}
+
+// mailOrg is what an invitation mail shows of its organization.
+type mailOrg struct{ Slug, Name, Locale string }
+
+// mailData is what an invitation's mail templates see, in the locale of the
+// invitation, else of its organization, else the configured one.
+func (m *Mailer) mailData(ctx context.Context, inv Invitation, org mailOrg, link string) (templates.MailData, error) {
+	data := templates.MailData{
+		Organization: templates.Organization{ID: inv.OrganizationID, Slug: org.Slug, Name: shownOrgName(org.Name, org.Slug)},
+		Invitee:      templates.Invitee{Email: inv.Email, Existing: inv.ExistingIdentity},
+		Role:         inv.Role,
+		AcceptURL:    link,
+		ExpiresAt:    inv.ExpiresAt,
+		Context:      inv.Context,
+		Locale:       m.render.Resolve(inv.Locale, org.Locale),
+	}
+	if inv.Inviter != nil {
+		var err error
+		if data.Inviter, err = m.inviter(ctx, *inv.Inviter); err != nil {
+			return data, err
+		}
+	}
+	return data, nil
+}
+
+// Preview renders the invitation mail inv would get, with link as its link,
+// for a dry run: nothing is sent or written. Only the inviter is read from
+// Kratos, as for a real mail.
+func (m *Mailer) Preview(ctx context.Context, inv Invitation, org orgs.Organization, link string) (PreviewMail, error) {
+	data, err := m.mailData(ctx, inv, mailOrg{Slug: org.Slug, Name: org.Name, Locale: org.Locale}, link)
+	if err != nil {
+		return PreviewMail{}, err
+	}
+	rendered, err := m.render.Mail("invitation", data)
+	if err != nil {
+		return PreviewMail{}, apperr.New(apperr.Internal, "template_failed", "the invitation mail does not render").Wrap(err)
+	}
+	return PreviewMail{To: inv.Email, Subject: rendered.Subject, Text: rendered.Text, HTML: rendered.HTML}, nil
 }
 
 // GiveUp marks the delivery failed when the outbox stops retrying.
@@ -352,8 +383,11 @@ func NewAddressIndex(o AddressIndexOptions) *AddressIndex {
 // invitation's reference goes with it (final states never change); a
 // pending one gets a reference if it has none (invitations written before
 // references existed).
+// The identity the invitation names is remembered in the same step
+// (known.go) when known is set.
 // KEYS: indexKeys. Arguments: indexArgs.
 var indexScript = redisx.NewScript("invites.address_index", redisx.Standalone, `
+if A.known ~= '' then redis.call('SET', KEYS[4], A.known, 'PX', A.known_ttl) end
 local cur = tonumber(redis.call('HGET', KEYS[2], A.org) or '0')
 if A.stamp < cur then return 0 end
 redis.call('HSET', KEYS[2], A.org, A.stamp)
@@ -379,12 +413,14 @@ type indexArgs struct {
 	StampsTTL int64  `json:"stamps_ttl"` // ms
 	ID        string `json:"id"`         // the invitation (its reference), or empty
 	Ref       string `json:"ref"`        // the reference's value: "<org id> <created ms>"
+	Known     string `json:"known"`      // the known identity to remember (known.go), or empty
+	KnownTTL  int64  `json:"known_ttl"`  // ms
 }
 
-// indexKeys are indexScript's keys: one address' pending set, its stamps
-// and its references (all on the address' slot).
+// indexKeys are indexScript's keys: one address' pending set, its stamps,
+// its references and its known identity (all on the address' slot).
 func (x *AddressIndex) indexKeys(email string) []string {
-	return []string{x.ks.AddressPending(email), x.ks.AddressPendingStamps(email), x.ks.AddressRefs(email)}
+	return []string{x.ks.AddressPending(email), x.ks.AddressPendingStamps(email), x.ks.AddressRefs(email), x.ks.AddressIdentity(email)}
 }
 
 // StampsTTL bounds how long an index remembers when it applied an
@@ -412,12 +448,13 @@ func (x *AddressIndex) Handle(ctx context.Context, job outbox.Job) error {
 		Org: inv.OrganizationID, Op: op, Stamp: observed.UnixMilli(), ExpiresAt: inv.ExpiresAt.UnixMilli(),
 		Now: x.now().UnixMilli(), StampsTTL: x.stampsTTL.Milliseconds(),
 		ID: inv.ID, Ref: inv.OrganizationID + " " + fmt.Sprint(inv.CreatedAt.UnixMilli()),
+		Known: x.known(inv), KnownTTL: x.knownTTL.Milliseconds(),
 	}).Err()
 	if err != nil {
 		return err
 	}
 	if inv.Status != Revoked && inv.Status != Expired {
-		return x.remember(ctx, inv)
+		return nil
 	}
 	if inv.kind == "registration" {
 		// An abandoned sign-up leaves no organization behind.

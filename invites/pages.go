@@ -70,8 +70,13 @@ func linkToken(c *gin.Context) string {
 
 func (p *Pages) message(c *gin.Context, status int, title string, paragraphs []string, linkURL, linkText string) {
 	httpx.RenderPage(c, p.render, status, "message.html", templates.MessagePage{
-		Base: templates.Base{Nonce: httpx.Nonce(c)}, Title: title, Paragraphs: paragraphs, LinkURL: linkURL, LinkText: linkText,
+		Base: httpx.PageBase(c, p.render), Title: title, Paragraphs: paragraphs, LinkURL: linkURL, LinkText: linkText,
 	})
+}
+
+// t is a message of the catalogue in the visitor's locale.
+func (p *Pages) t(c *gin.Context, key string, args ...any) string {
+	return httpx.T(c, p.render, key, args...)
 }
 
 func (p *Pages) loginURL(returnTo string) string {
@@ -82,71 +87,104 @@ func (p *Pages) loginURL(returnTo string) string {
 // address has an account.
 func (p *Pages) failure(c *gin.Context, err error) {
 	status := httpx.PageStatus(err)
+	if apperr.CodeOf(err) == "seat_limit" && c.GetHeader("Accept") == "application/json" {
+		httpx.WriteError(c, err) // the page's script reads the structured error
+		return
+	}
 	switch apperr.CodeOf(err) {
 	case "link_not_found", "invitation_not_found":
-		p.message(c, http.StatusNotFound, "This link is not valid",
-			[]string{"Check that you opened the whole link from the email. If it still does not work, ask for a new invitation."}, "", "")
+		p.simple(c, http.StatusNotFound, "link.not_valid")
 	case "link_used":
-		p.message(c, http.StatusConflict, "This link has just been used",
-			[]string{"The invitation was accepted a moment ago, possibly in another tab. Sign in to continue."}, p.loginURL(p.cfg.PublicBaseURL+"/welcome"), "Sign in")
+		p.message(c, http.StatusConflict, p.t(c, "link.used.title"), []string{p.t(c, "link.used.text")},
+			p.loginURL(p.cfg.PublicBaseURL+"/welcome"), p.t(c, "action.sign_in"))
 	case "csrf_invalid":
-		p.message(c, http.StatusForbidden, "Please try again",
-			[]string{"The form expired or did not come from this page. Open the link from the email again."}, "", "")
+		p.simple(c, http.StatusForbidden, "link.csrf")
 	case "body_too_large":
-		p.message(c, http.StatusRequestEntityTooLarge, "This form is too large", []string{"Shorten what you entered and try again."}, "", "")
+		p.simple(c, http.StatusRequestEntityTooLarge, "link.too_large")
 	case "organization_deleted":
-		p.message(c, http.StatusGone, "This organization no longer exists", []string{"The organization was deleted before the invitation was accepted."}, "", "")
+		p.simple(c, http.StatusGone, "link.org_deleted")
 	case "invitation_grant_lapsed":
-		p.message(c, http.StatusForbidden, "This invitation needs to be confirmed",
-			[]string{"The person who invited you no longer has a role that may grant the " + apperr.DetailString(err, "role") + " role.",
-				"The invitation is still open: ask an owner of the organization to send it again, then use the new link."}, "", "")
+		p.message(c, http.StatusForbidden, p.t(c, "link.grant_lapsed.title"),
+			[]string{p.t(c, "link.grant_lapsed.text", apperr.DetailString(err, "role")), p.t(c, "link.grant_lapsed.text2")}, "", "")
+	case "seat_limit":
+		p.message(c, http.StatusConflict, p.t(c, "link.seat_limit.title"),
+			[]string{p.t(c, "link.seat_limit.text", p.members(c, detailInt(err, "limit"))), p.t(c, "link.seat_limit.text2")}, "", "")
 	case "rate_limited":
 		httpx.SetRetryAfter(c, err)
-		p.message(c, http.StatusTooManyRequests, "Too many attempts", []string{"Nothing was changed. " + messageOf(err)}, "", "")
+		p.message(c, http.StatusTooManyRequests, p.t(c, "rate_limited.title"), []string{p.t(c, "rate_limited.text", p.messageOf(c, err))}, "", "")
 	case "existing_account":
-		p.message(c, http.StatusForbidden, "Sign in to accept", []string{err.(*apperr.Error).Message}, "", "")
+		p.message(c, http.StatusForbidden, p.t(c, "link.existing_account.title"), []string{err.(*apperr.Error).Message}, "", "")
 	default:
 		if status >= 500 {
 			httpx.Logger(c).Error("acceptance failed", "err", err)
-			p.message(c, status, "Something went wrong on our side",
-				[]string{"Nothing was changed and your link still works. Please try again in a minute."}, c.Request.URL.Path, "Try again")
+			p.message(c, status, p.t(c, "internal.title"), []string{p.t(c, "link.internal.text")}, c.Request.URL.Path, p.t(c, "action.try_again"))
 			return
 		}
-		p.message(c, status, "This did not work", []string{messageOf(err)}, "", "")
+		p.message(c, status, p.t(c, "link.failed.title"), []string{p.messageOf(c, err)}, "", "")
 	}
 }
 
-func messageOf(err error) string {
+// members spells a number of members in the page's language.
+func (p *Pages) members(c *gin.Context, n int64) string {
+	if n == 1 {
+		return p.t(c, "seats.one")
+	}
+	return p.t(c, "seats.many", n)
+}
+
+// detailInt reads an integer detail of a domain error (0 if absent).
+func detailInt(err error, key string) int64 {
+	if e, ok := apperr.As(err); ok {
+		n, _ := e.Details[key].(int64)
+		return n
+	}
+	return 0
+}
+
+// simple writes the message page of key.title and key.text.
+func (p *Pages) simple(c *gin.Context, status int, key string) {
+	p.message(c, status, p.t(c, key+".title"), []string{p.t(c, key+".text")}, "", "")
+}
+
+// messageOf is an error's message as a sentence. The domain's messages are
+// English; only the fallback is translated.
+func (p *Pages) messageOf(c *gin.Context, err error) string {
 	if e, ok := apperr.As(err); ok {
 		return strings.ToUpper(e.Message[:1]) + e.Message[1:] + "."
 	}
-	return "Please try again."
+	return p.t(c, "error.generic")
 }
 
 // dead explains a link that no longer works.
 func (p *Pages) dead(c *gin.Context, link Link) {
 	inv := link.Invitation
-	who := "the person who invited you"
+	who := p.t(c, "dead.inviter_unknown")
 	if inv.Inviter != nil && inv.Inviter.Name != "" {
 		who = inv.Inviter.Name
 	}
-	what := "invitation"
-	if inv.kind == "registration" {
-		what, who = "activation link", "us by signing up again"
-	}
+	what := linkKind(inv)
 	switch {
 	case inv.Status == Accepted:
-		p.message(c, http.StatusGone, "This "+what+" was already used",
-			[]string{"It has been accepted. Sign in to continue."}, p.loginURL(p.acc.successURL(inv)), "Sign in")
+		p.message(c, http.StatusGone, p.t(c, "dead.accepted."+what),
+			[]string{p.t(c, "dead.accepted.text")}, p.loginURL(p.acc.successURL(inv)), p.t(c, "action.sign_in"))
 	case inv.Status == Revoked:
-		p.message(c, http.StatusGone, "This "+what+" was withdrawn", []string{"Ask " + who + " for a new one if you still need it."}, "", "")
+		p.message(c, http.StatusGone, p.t(c, "dead.revoked."+what), []string{p.t(c, "dead.revoked.text."+what, who)}, "", "")
 	case inv.Status == Expired:
-		p.message(c, http.StatusGone, "This "+what+" has expired", []string{"Ask " + who + " for a new one: links work for a limited time."}, "", "")
+		p.message(c, http.StatusGone, p.t(c, "dead.expired."+what), []string{p.t(c, "dead.expired.text."+what, who)}, "", "")
 	case inv.claimed:
-		p.message(c, http.StatusConflict, "This "+what+" is being accepted", []string{"It is being accepted right now, possibly in another tab."}, "", "")
+		p.message(c, http.StatusConflict, p.t(c, "dead.claimed."+what), []string{p.t(c, "dead.claimed.text")}, "", "")
 	default:
-		p.message(c, http.StatusGone, "This link was replaced", []string{"A newer " + what + " was sent. Use the link in the most recent email."}, "", "")
+		p.message(c, http.StatusGone, p.t(c, "dead.replaced.title"), []string{p.t(c, "dead.replaced."+what)}, "", "")
 	}
+}
+
+// linkKind names what a link is in the message keys: "invitation", or
+// "activation" for a registration's link.
+func linkKind(inv Invitation) string {
+	if inv.kind == "registration" {
+		return "activation"
+	}
+	return "invitation"
 }
 
 // liveLink resolves the link of the request; false means a page saying
@@ -178,7 +216,7 @@ func (p *Pages) show(c *gin.Context) {
 	if !ok {
 		return
 	}
-	newPerson, s, ok := p.visitor(c, link)
+	newPerson, s, _, ok := p.visitor(c, link)
 	if !ok {
 		return
 	}
@@ -197,38 +235,30 @@ func (p *Pages) show(c *gin.Context) {
 // posted the link. It reports whether the invitation is for a person new
 // to Kratos and the visitor's session; false for ok means a page (the
 // wrong-session notice, Kratos' login, a failure) was written instead.
-func (p *Pages) visitor(c *gin.Context, link Link) (newPerson bool, s *identity.Session, ok bool) {
-	newPerson, ok = p.newPerson(c, link)
-	if !ok {
-		return false, nil, false
-	}
-	s, err := p.acc.Whoami(c.Request.Context(), c.GetHeader("Cookie"), "")
+//
+// placeholder is the invitation's placeholder as read from Kratos (nil when
+// it names none): the form's submit activates it without reading it again.
+func (p *Pages) visitor(c *gin.Context, link Link) (newPerson bool, s *identity.Session, placeholder *identity.Identity, ok bool) {
+	placeholder, newPerson, err := p.acc.newPersonRead(c.Request.Context(), link.Invitation)
 	if err != nil {
 		p.failure(c, err)
-		return false, nil, false
+		return false, nil, nil, false
+	}
+	if s, err = p.acc.Whoami(c.Request.Context(), c.GetHeader("Cookie"), ""); err != nil {
+		p.failure(c, err)
+		return false, nil, nil, false
 	}
 	switch err := CheckVisitor(link.Invitation, newPerson, s); {
 	case errors.Is(err, ErrNoSession) && p.endedMeanwhile(c, link):
-		return false, nil, false
+		return false, nil, nil, false
 	case errors.Is(err, ErrNoSession):
 		c.Redirect(http.StatusSeeOther, p.loginURL(p.returnHere(c)))
-		return false, nil, false
+		return false, nil, nil, false
 	case err != nil:
 		p.wrongSession(c, err, s, link)
-		return false, nil, false
+		return false, nil, nil, false
 	}
-	return newPerson, s, true
-}
-
-// newPerson decides between the new-person form and the account-holder
-// flow; false for ok means a failure page was written.
-func (p *Pages) newPerson(c *gin.Context, link Link) (newPerson, ok bool) {
-	newPerson, err := p.acc.NewPerson(c.Request.Context(), link.Invitation)
-	if err != nil {
-		p.failure(c, err)
-		return false, false
-	}
-	return newPerson, true
+	return newPerson, s, placeholder, true
 }
 
 // endedMeanwhile looks the link up again before a visitor is sent to sign
@@ -253,9 +283,8 @@ func (p *Pages) endedMeanwhile(c *gin.Context, link Link) bool {
 // invitation stays pending.
 func (p *Pages) wrongSession(c *gin.Context, err error, s *identity.Session, link Link) {
 	if errors.Is(err, ErrUnverified) {
-		p.message(c, http.StatusForbidden, "Verify your email address first",
-			[]string{"You are signed in with the invited address, but it is not verified yet. Verify it, then open the invitation link again."},
-			p.cfg.KratosPublicURL+"/self-service/verification/browser?return_to="+url.QueryEscape(p.returnHere(c)), "Verify my address")
+		p.message(c, http.StatusForbidden, p.t(c, "session.unverified.title"), []string{p.t(c, "session.unverified.text")},
+			p.cfg.KratosPublicURL+"/self-service/verification/browser?return_to="+url.QueryEscape(p.returnHere(c)), p.t(c, "action.verify"))
 		return
 	}
 	logout, lerr := p.acc.LogoutURL(c.Request.Context(), c.GetHeader("Cookie"), p.returnHere(c))
@@ -263,19 +292,16 @@ func (p *Pages) wrongSession(c *gin.Context, err error, s *identity.Session, lin
 		p.failure(c, lerr)
 		return
 	}
-	what := "invitation"
-	if link.Invitation.kind == "registration" {
-		what = "activation link"
-	}
+	what := linkKind(link.Invitation)
 	httpx.RenderPage(c, p.render, http.StatusForbidden, "message.html", templates.MessagePage{
-		Base:  templates.Base{Nonce: httpx.Nonce(c)},
-		Title: "This " + what + " is for someone else",
+		Base:  httpx.PageBase(c, p.render),
+		Title: p.t(c, "session.other."+what),
 		Paragraphs: []string{
-			"You are signed in as " + s.Identity.Email + "; this " + what + " is for " + link.Invitation.Email + ".",
-			"To accept it, sign out and continue with this link. Nothing has changed: the " + what + " stays open until it is used or expires.",
+			p.t(c, "session.other.text."+what, s.Identity.Email, link.Invitation.Email),
+			p.t(c, "session.other.text2."+what),
 		},
-		LinkURL: logout, LinkText: "Sign out and continue",
-		SecondaryURL: p.acc.Config().SuccessURL, SecondaryText: "Cancel",
+		LinkURL: logout, LinkText: p.t(c, "action.sign_out_continue"),
+		SecondaryURL: p.acc.Config().SuccessURL, SecondaryText: p.t(c, "action.cancel"),
 	})
 }
 
@@ -291,7 +317,7 @@ func (p *Pages) acceptForm(c *gin.Context, link Link, f Form, errs FieldErrors) 
 	org, inviter := p.names(link)
 	cfg := p.acc.Config()
 	page := templates.AcceptPage{
-		Base: templates.Base{Nonce: httpx.Nonce(c)}, Organization: org, Inviter: inviter, Role: link.Invitation.Role,
+		Base: httpx.PageBase(c, p.render), Organization: org, Inviter: inviter, Role: link.Invitation.Role,
 		Email: link.Invitation.Email, Action: c.Request.URL.Path, CSRF: p.csrf.Token(c, link.Invitation.ID),
 		PasswordMode: cfg.LoginMode == "password", PasswordMin: cfg.PasswordMinLength, KratosPublicURL: p.cfg.KratosPublicURL,
 		PasswordError: errs["password"], Error: errs[""],
@@ -328,7 +354,7 @@ func autocomplete(trait string) string {
 func (p *Pages) joinForm(c *gin.Context, link Link, s *identity.Session, msg string) {
 	org, inviter := p.names(link)
 	httpx.RenderPage(c, p.render, http.StatusOK, "join.html", templates.JoinPage{
-		Base: templates.Base{Nonce: httpx.Nonce(c)}, Organization: org, Inviter: inviter, Role: link.Invitation.Role,
+		Base: httpx.PageBase(c, p.render), Organization: org, Inviter: inviter, Role: link.Invitation.Role,
 		Email: s.Identity.Email, Action: c.Request.URL.Path, CSRF: p.csrf.Token(c, link.Invitation.ID), Error: msg,
 	})
 }
@@ -344,12 +370,12 @@ func (p *Pages) submit(c *gin.Context) {
 	}
 	// The rule runs again on POST: a form posted from a page opened before
 	// another person signed in is refused too.
-	newPerson, s, ok := p.visitor(c, link)
+	newPerson, s, placeholder, ok := p.visitor(c, link)
 	if !ok {
 		return
 	}
 	if newPerson {
-		p.submitNew(c, token, link, s)
+		p.submitNew(c, token, link, s, placeholder)
 		return
 	}
 	h, err := p.acc.Join(c.Request.Context(), token, link, s)
@@ -363,15 +389,15 @@ func (p *Pages) submit(c *gin.Context) {
 	}
 	org := h.Organization["name"]
 	if h.AlreadyMember {
-		p.message(c, http.StatusOK, "You are already a member of "+org,
-			[]string{"The invitation has been used up; nothing else changed."}, h.ReturnTo, "Continue")
+		p.message(c, http.StatusOK, p.t(c, "join.already_member.title", org),
+			[]string{p.t(c, "join.already_member.text")}, h.ReturnTo, p.t(c, "action.continue"))
 		return
 	}
 	c.Redirect(http.StatusSeeOther, h.RedirectTo)
 }
 
-func (p *Pages) submitNew(c *gin.Context, token string, link Link, s *identity.Session) {
-	f := Form{Values: map[string]string{}, Password: c.PostForm("password"), Password2: c.PostForm("password2")}
+func (p *Pages) submitNew(c *gin.Context, token string, link Link, s *identity.Session, placeholder *identity.Identity) {
+	f := Form{Values: map[string]string{}, Password: c.PostForm("password"), Password2: c.PostForm("password2"), placeholder: placeholder}
 	for _, field := range p.acc.Config().Fields {
 		f.Values[field.Trait] = c.PostForm(field.Trait)
 	}
@@ -398,7 +424,7 @@ func (p *Pages) submitNew(c *gin.Context, token string, link Link, s *identity.S
 }
 
 func (p *Pages) registerForm(c *gin.Context, status int, page templates.RegisterPage) {
-	page.Base = templates.Base{Nonce: httpx.Nonce(c)}
+	page.Base = httpx.PageBase(c, p.render)
 	page.Action = p.cfg.RegisterPath
 	page.CSRF = p.csrf.Token(c, "register")
 	httpx.RenderPage(c, p.render, status, "register.html", page)
@@ -413,7 +439,8 @@ func (p *Pages) submitRegister(c *gin.Context) {
 		p.failure(c, err)
 		return
 	}
-	req := RegisterRequest{OrganizationName: c.PostForm("name"), Slug: strings.TrimSpace(c.PostForm("slug")), Email: c.PostForm("email")}
+	req := RegisterRequest{OrganizationName: c.PostForm("name"), Slug: strings.TrimSpace(c.PostForm("slug")), Email: c.PostForm("email"),
+		Locale: httpx.Lang(c, p.render)}
 	err := p.reg.Register(c.Request.Context(), req)
 	if err != nil {
 		e, ok := apperr.As(err)
@@ -421,9 +448,9 @@ func (p *Pages) submitRegister(c *gin.Context) {
 			field := map[string]string{"invalid_name": "name", "invalid_slug": "slug", "slug_taken": "slug", "invalid_email": "email"}[e.Code]
 			page := templates.RegisterPage{Name: req.OrganizationName, Slug: req.Slug, Email: req.Email, Errors: map[string]string{}}
 			if field == "" {
-				page.Error = messageOf(err)
+				page.Error = p.messageOf(c, err)
 			} else {
-				page.Errors[field] = messageOf(err)
+				page.Errors[field] = p.messageOf(c, err)
 			}
 			p.registerForm(c, httpx.PageStatus(err), page)
 			return
@@ -431,6 +458,5 @@ func (p *Pages) submitRegister(c *gin.Context) {
 		p.failure(c, err)
 		return
 	}
-	p.message(c, http.StatusOK, "Check your email",
-		[]string{"If the address can be used, a message is on its way to " + strings.TrimSpace(req.Email) + ". It explains how to continue."}, "", "")
+	p.message(c, http.StatusOK, p.t(c, "register.sent.title"), []string{p.t(c, "register.sent.text", strings.TrimSpace(req.Email))}, "", "")
 }

@@ -66,9 +66,10 @@ return 0
 var detachScript = redisx.NewScript("invites.detach", redisx.OnShard, `
 local st = current_status(A.id)
 if st == 'accepting' then return {'accepting'} end
-if st ~= 'pending' or redis.call('HGET', KEYS[1], 'identity_id') ~= A.placeholder then return {'none'} end
+if st ~= 'pending' or redis.call('HGET', KEYS[1], 'ki') ~= A.placeholder then return {'none'} end
 if A.mode == 'check' then return {'pending'} end
-redis.call('HSET', KEYS[1], 'identity_id', '', 'identity_created', '0', 'identity_existing', '1', 'updated_at', NOW)
+redis.call('HDEL', KEYS[1], 'ki', 'kc')
+redis.call('HSET', KEYS[1], 'ke', '1', 'u', NOW)
 return {'detached'}
 `)
 
@@ -140,18 +141,16 @@ type referencedInvitation struct {
 }
 
 func (s *Store) referenced(ctx context.Context, id string) (referencedInvitation, error) {
-	f, err := s.rdb.HMGet(ctx, s.ks.Invitation(id), "status", "expires_at", "kind", "org").Result()
+	f, err := s.readFields(ctx, id, "s", "x", "k", "o")
 	if err != nil {
 		return referencedInvitation{}, storeErr(err)
 	}
-	status, _ := f[0].(string)
-	if status == "" {
+	if f[0] == "" {
 		return referencedInvitation{}, nil
 	}
-	exp, _ := f[1].(string)
-	r := referencedInvitation{exists: true, status: Status(status), expiresAt: redisx.MsTime(exp)}
-	if kind, _ := f[2].(string); kind == "registration" {
-		org, _ := f[3].(string)
+	r := referencedInvitation{exists: true, status: Status(f[0]), expiresAt: redisx.MsTime(f[1])}
+	if f[2] == "registration" {
+		org := f[3]
 		state, err := s.rdb.HGet(ctx, s.ks.Org(org), "state").Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return r, storeErr(err)

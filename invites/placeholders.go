@@ -217,10 +217,14 @@ func (s *Service) deleteIfPlaceholder(ctx context.Context, email, identityID str
 	if err != nil || !untouched {
 		return false, err
 	}
+	// The hint goes first, under the claim: no invitation can be written
+	// against it once the placeholder is gone (known.go).
+	if err := s.store.forgetIdentity(ctx, email, identityID); err != nil {
+		return false, err
+	}
 	if err := s.ids.Delete(ctx, identityID); err != nil {
 		return false, err
 	}
-	s.forgetKnown(ctx, email, identityID)
 	s.log.Info("deleted a placeholder identity nothing references any more", "identity", identityID)
 	return true, nil
 }
@@ -275,6 +279,12 @@ func (s *Service) TakeOver(ctx context.Context, email string) error {
 	}
 	if err := s.detachAll(kctx, email, who.ID); err != nil {
 		s.store.unmarkMoved(context.WithoutCancel(ctx), who.ID)
+		return undo(err)
+	}
+	// Under the claim, before the delete: the hint must not outlive the
+	// placeholder (known.go). The sign-up's identity is remembered when
+	// its registration webhook arrives.
+	if err := s.store.forgetIdentity(kctx, email, who.ID); err != nil {
 		return undo(err)
 	}
 	if err := s.ids.Delete(kctx, who.ID); err != nil {

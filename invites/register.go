@@ -72,6 +72,8 @@ type RegisterRequest struct {
 	OrganizationName string
 	Slug             string
 	Email            string
+	// Locale is the sign-up page's locale, the activation mail's.
+	Locale string
 }
 
 // Register signs up a new organization. It answers the same way whether or
@@ -133,7 +135,7 @@ func (r *Registrar) Register(ctx context.Context, req RegisterRequest) error {
 		return err
 	}
 	return r.write(ctx, registration{name: name, slug: slug, explicit: explicit, email: email,
-		person: person, referenced: referenced, undo: undo})
+		person: person, referenced: referenced, undo: undo, locale: req.Locale})
 }
 
 // check validates a sign-up form: the organization name, the address and
@@ -171,6 +173,7 @@ type registration struct {
 	person            *identity.Identity
 	referenced        time.Time         // when the address reference was taken
 	undo              func(error) error // releases a placeholder created for it
+	locale            string            // the activation mail's
 }
 
 // write creates the pending organization, references its activation
@@ -195,7 +198,7 @@ func (r *Registrar) write(ctx context.Context, g registration) error {
 		ID: id, WriteBy: referenced.Add(refGrace),
 		OrganizationID: org.ID, Email: email, Role: "owner", TTL: r.pendingTTL(), TokenHash: hash,
 		SealedToken: r.svc.sealer.Seal(token, sealContext), IdentityID: person.ID, IdentityCreated: true,
-		SendEmail: true, Template: "activation", Kind: "registration",
+		SendEmail: true, Template: "activation", Kind: "registration", Locale: g.locale,
 	})
 	if err != nil {
 		_ = r.orgs.DeleteIfPending(context.WithoutCancel(ctx), org.ID)

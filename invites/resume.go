@@ -40,8 +40,7 @@ func (p *Pages) resume(c *gin.Context) {
 	ok := err == nil && !strings.ContainsAny(path, "?#\\") && !strings.Contains(path, "//") &&
 		(p.isLinkPath(path, p.cfg.AcceptPath) || (p.reg != nil && p.isLinkPath(path, p.cfg.ActivatePath)))
 	if !ok {
-		p.message(c, http.StatusBadRequest, "Open the link from the email again",
-			[]string{"This browser does not remember which invitation you were accepting. Open the link from the email again."}, "", "")
+		p.simple(c, http.StatusBadRequest, "link.resume")
 		return
 	}
 	http.SetCookie(c.Writer, &http.Cookie{Name: resumeCookie, Path: p.resumePath(), MaxAge: -1, HttpOnly: true})

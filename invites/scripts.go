@@ -29,13 +29,14 @@ if A.kind == 'invitation' and identity ~= '' and redis.call('HEXISTS', k_org_mem
   return {'already_member'}
 end
 
+local function flag(v) if v == '1' then return '1' end return '' end
 local delivery = 'skipped'
 if A.send_mail then delivery = 'queued' end
-local fields = {'role', A.role, 'expires_at', exp, 'ttl_ms', A.ttl_ms, 'token_hash', th,
-  'inviter_id', A.inviter_id, 'inviter_name', A.inviter_name, 'context', A.context, 'redirect_to', A.redirect_to,
-  'identity_id', identity, 'identity_existing', existing, 'identity_created', created,
-  'updated_at', NOW, 'delivery', delivery, 'delivery_attempts', 0, 'delivery_error', '', 'delivery_id', '',
-  'delivery_at', NOW, 'granted_by', A.granted_by}
+-- Absent fields read as empty; kind as invitation, and updated_at and the
+-- delivery's as created_at (redisx/fields.go).
+local fields = {'r', A.role, 'x', exp, 'l', A.ttl_ms, 't', tok_field(th), 'ii', A.inviter_id, 'in', A.inviter_name,
+  'cx', A.context, 'rt', A.redirect_to, 'ki', identity, 'ke', flag(existing), 'kc', flag(created),
+  'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'g', A.granted_by, 'lc', A.locale}
 
 local id = redis.call('HGET', k_org_inv_email(org), email)
 local outcome = 'rotated'
@@ -44,37 +45,39 @@ local replaced = false
 if st == 'accepting' then return {'accepting'} end
 if st == 'pending' and A.within ~= '' then
   -- Re-issuing rewrites the invitation: only within the caller's ceiling.
-  local cur = redis.call('HGET', k_inv(id), 'role')
+  local cur = redis.call('HGET', k_inv(id), 'r')
   if not string.find(',' .. A.within .. ',', ',' .. cur .. ',', 1, true) then return {'role_ceiling', cur} end
 end
+local ik
 if st == 'pending' then
-  local ik = k_inv(id)
-  local old = redis.call('HMGET', ik, 'token_hash', 'token_version')
+  ik = k_inv(id)
+  local old = redis.call('HMGET', ik, 't', 'v')
   replaced = old[1]
-  redis.call('DEL', k_tok(old[1]))
-  redis.call('HSET', ik, 'token_version', tonumber(old[2]) + 1, unpack(fields))
+  for _, v in ipairs({'v', tonumber(old[2]) + 1, 'u', NOW, 'da', NOW}) do fields[#fields + 1] = v end
+  put(ik, fields)
 else
+  -- A new invitation takes a seat; re-issuing a pending one does not.
+  local full, limit, used = seats_full(org, 1)
+  if full then return {'seat_limit', limit, used} end
   id = A.id
   outcome = 'created'
-  local ik = k_inv(id)
-  redis.call('HSET', ik, 'id', id, 'org', org, 'email', email, 'status', 'pending', 'kind', A.kind,
-    'created_at', NOW, 'token_version', 1, unpack(fields))
-  redis.call('ZADD', k_org_inv_ids(org), 0, id)
+  ik = k_inv(id)
+  local kind = A.kind
+  if kind == 'invitation' then kind = '' end
+  for _, v in ipairs({'v', 1, 'k', kind}) do fields[#fields + 1] = v end
+  put(ik, fields)
+  redis.call('HSET', ik, 'o', org, 'e', email, 's', 'pending', 'c', NOW)
   redis.call('ZADD', k_org_inv_status(org, 'pending'), 0, id)
   redis.call('HSET', k_org_inv_email(org), email, id)
-  redis.call('SADD', k_org_inv_addr(org, email), id)
 end
-redis.call('ZADD', k_org_inv_pending(org), exp, id)
 redis.call('ZADD', k_due(), exp, id)
-redis.call('SET', k_tok(th), id, 'PX', exp - NOW)
-remember_token(th, id, exp, replaced)
+index_token(th, id, replaced)
 redis.call('HINCRBY', k_stats(), outcome, 1)
-local ik = k_inv(id)
 if A.send_mail then
-  enqueue({k = 'mail', r = id, v = tonumber(redis.call('HGET', ik, 'token_version')), t = A.template, s = A.sealed})
+  enqueue({k = 'mail', r = id, v = tonumber(redis.call('HGET', ik, 'v')), t = A.template, s = A.sealed})
 end
 enqueue({k = 'invitation.sync', r = id})
-return {outcome, flat(ik)}
+return {outcome, inv_flat(id)}
 `)
 
 // createArgs are createScript's arguments.
@@ -101,6 +104,7 @@ type createArgs struct {
 	Within           string `json:"within"`     // roles the caller may grant, comma-separated; empty: no ceiling
 	GrantedBy        string `json:"granted_by"` // member identity id; empty for the operator
 	WriteBy          int64  `json:"write_by"`   // ms deadline of the address reference, or 0
+	Locale           string `json:"locale"`     // BCP 47, canonical, or empty
 }
 
 // revokeScript ends a pending invitation; its link dies at once.
@@ -108,9 +112,9 @@ type createArgs struct {
 var revokeScript = redisx.NewScript("invites.revoke", redisx.OnShard, `
 local st = current_status(A.id)
 if not st then return {'not_found'} end
-if st ~= 'pending' then return {'not_pending', flat(KEYS[1])} end
+if st ~= 'pending' then return {'not_pending', inv_flat(A.id)} end
 end_invitation(A.id, 'revoked')
-return {'ok', flat(KEYS[1])}
+return {'ok', inv_flat(A.id)}
 `)
 
 // invitationArgs name one invitation.
@@ -127,30 +131,26 @@ var rotateScript = redisx.NewScript("invites.rotate", redisx.OnShard, `
 local ik, id = KEYS[1], A.id
 local st = current_status(id)
 if not st then return {'not_found'} end
-if st ~= 'pending' then return {'not_pending', flat(ik)} end
-local f = redis.call('HMGET', ik, 'token_hash', 'token_version', 'expires_at', 'ttl_ms', 'reminded_at', 'org')
+if st ~= 'pending' then return {'not_pending', inv_flat(id)} end
+local f = redis.call('HMGET', ik, 't', 'v', 'x', 'l', 're')
 local exp = tonumber(f[3])
 if A.mode == 'remind' then
   local next_at = tonumber(f[5] or 0) + A.remind_interval
   if f[5] and next_at > NOW then return {'too_soon', next_at - NOW} end
-  redis.call('HSET', ik, 'reminded_at', NOW)
+  redis.call('HSET', ik, 're', NOW)
 else
   exp = NOW + tonumber(f[4])
 end
 local th = A.token_hash
-redis.call('DEL', k_tok(f[1]))
 local ver = tonumber(f[2]) + 1
 local delivery = 'skipped'
 if A.send_mail then delivery = 'queued' end
-redis.call('HSET', ik, 'token_hash', th, 'token_version', ver, 'expires_at', exp, 'updated_at', NOW,
-  'delivery', delivery, 'delivery_attempts', 0, 'delivery_error', '', 'delivery_id', '', 'delivery_at', NOW)
-redis.call('SET', k_tok(th), id, 'PX', exp - NOW)
-remember_token(th, id, exp, f[1])
-redis.call('ZADD', k_org_inv_pending(f[6]), exp, id)
+put(ik, {'t', tok_field(th), 'v', ver, 'x', exp, 'u', NOW, 'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'da', NOW})
+index_token(th, id, f[1])
 redis.call('ZADD', k_due(), exp, id)
 if A.send_mail then enqueue({k = 'mail', r = id, v = ver, t = A.template, s = A.sealed}) end
 enqueue({k = 'invitation.sync', r = id})
-return {'ok', flat(ik)}
+return {'ok', inv_flat(id)}
 `)
 
 // rotateArgs are rotateScript's arguments.
@@ -169,15 +169,18 @@ type rotateArgs struct {
 // rotated since (a newer mail is under way and owns the status).
 // KEYS: invitation hash. Arguments: deliveryArgs.
 var deliveryScript = redisx.NewScript("invites.delivery", redisx.OnShard, `
-if redis.call('HGET', KEYS[1], 'token_version') ~= A.version then return {'stale'} end
-redis.call('HSET', KEYS[1], 'delivery', A.status, 'delivery_attempts', A.attempts, 'delivery_error', A.error,
-  'delivery_id', A.message_id, 'delivery_reason', A.reason, 'delivery_at', NOW)
+upgrade(A.id)
+if redis.call('HGET', KEYS[1], 'v') ~= A.version then return {'stale'} end
+local attempts = ''
+if A.attempts > 0 then attempts = A.attempts end
+put(KEYS[1], {'d', A.status, 'dn', attempts, 'de', A.error, 'dm', A.message_id, 'dr', A.reason, 'da', NOW})
 return {'ok'}
 `)
 
 // deliveryArgs are deliveryScript's arguments.
 type deliveryArgs struct {
 	redisx.Env
+	ID        string `json:"id"`
 	Version   string `json:"version"` // the token version, as the hash stores it
 	Status    string `json:"status"`
 	Attempts  int    `json:"attempts"`
@@ -187,40 +190,60 @@ type deliveryArgs struct {
 }
 
 // listScript pages through an organization's invitations. It first ends
-// the organization's invitations that are past their expiry, so the status
-// filter and the total are exact.
+// the shard's invitations that are past their expiry (up to 1,000: what
+// the sweeper has not reached yet), so the status filter and the total
+// are exact. Pages start after the cursor's id in each status set (by
+// lexical range, never an offset), so a page costs the same at any depth.
 // KEYS: org hash. Arguments: listArgs.
 var listScript = redisx.NewScript("invites.list", redisx.OnShard, `
 local org = A.org
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'org_not_found'} end
-for _, id in ipairs(redis.call('ZRANGE', k_org_inv_pending(org), '-inf', NOW, 'BYSCORE', 'LIMIT', 0, 1000)) do
+for _, id in ipairs(redis.call('ZRANGE', k_due(), '-inf', NOW, 'BYSCORE', 'LIMIT', 0, 1000)) do
   current_status(id)
 end
 local status, email, start, limit = A.status, A.email, A.start, A.limit
-local ids, total
+local ids, total = {}, 0
 if email ~= '' then
-  local all = redis.call('SMEMBERS', k_org_inv_addr(org, email))
+  -- The address' invitations: its pending one, its ended ones, and those
+  -- of the first layout's address set not upgraded yet.
+  local all, seen = {}, {}
+  local function add(id)
+    if id and not seen[id] then
+      seen[id] = true
+      all[#all + 1] = id
+    end
+  end
+  add(redis.call('HGET', k_org_inv_email(org), email))
+  for id in string.gmatch(redis.call('HGET', k_org_inv_ended(org), email) or '', '%S+') do add(id) end
+  for _, id in ipairs(redis.call('SMEMBERS', k_org_inv_addr(org, email))) do add(id) end
   table.sort(all)
-  ids = {}
-  total = 0
   local after = ''
   if start ~= '-' then after = string.sub(start, 2) end
   for _, id in ipairs(all) do
-    local st = redis.call('HGET', k_inv(id), 'status')
+    local st = current_status(id)
+    if st == 'accepting' then st = 'pending' end
     if st and (status == 'all' or st == status) then
       total = total + 1
       if id > after and #ids < limit then table.insert(ids, id) end
     end
   end
 else
-  local set = k_org_inv_status(org, status)
-  if status == 'all' then set = k_org_inv_ids(org) end
-  total = redis.call('ZCARD', set)
-  ids = redis.call('ZRANGE', set, start, '+', 'BYLEX', 'LIMIT', 0, limit)
+  -- Each status set is in creation order; 'all' merges the four pages.
+  local sets = {status}
+  if status == 'all' then sets = {'pending', 'accepted', 'revoked', 'expired'} end
+  for _, st in ipairs(sets) do
+    local set = k_org_inv_status(org, st)
+    total = total + redis.call('ZCARD', set)
+    for _, id in ipairs(redis.call('ZRANGE', set, start, '+', 'BYLEX', 'LIMIT', 0, limit)) do ids[#ids + 1] = id end
+  end
+  if #sets > 1 then
+    table.sort(ids)
+    for i = #ids, limit + 1, -1 do ids[i] = nil end
+  end
 end
 local out = {'ok', total}
 for _, id in ipairs(ids) do
-  local h = flat(k_inv(id))
+  local h = inv_flat(id)
   if h then table.insert(out, h) end
 end
 return out
@@ -253,12 +276,12 @@ for _, id in ipairs(redis.call('ZRANGE', k_claims(), '-inf', NOW, 'BYSCORE', 'LI
   release_claim(id)
 end
 for _, id in ipairs(redis.call('ZRANGE', k_purge(), '-inf', NOW, 'BYSCORE', 'LIMIT', 0, n)) do
+  upgrade(id)
   local ik = k_inv(id)
-  local f = redis.call('HMGET', ik, 'org', 'email', 'status')
+  local f = redis.call('HMGET', ik, 'o', 'e', 's')
   if f[1] then
-    redis.call('ZREM', k_org_inv_ids(f[1]), id)
     redis.call('ZREM', k_org_inv_status(f[1], f[3]), id)
-    redis.call('SREM', k_org_inv_addr(f[1], f[2]), id)
+    drop_ended(f[1], f[2], id)
     forget_tokens(ik)
     redis.call('DEL', ik)
     purged = purged + 1
@@ -275,10 +298,11 @@ type sweepArgs struct {
 }
 
 // readWithOrgScript reads an invitation and its organization in one round
-// trip, for the mail worker and the pages (read-only).
-// KEYS: invitation hash. Arguments: redisx.Env.
+// trip, for the mail worker and the pages (it writes only to upgrade a
+// record of the first layout).
+// KEYS: invitation hash. Arguments: invitationArgs.
 var readWithOrgScript = redisx.NewScript("invites.read_with_org", redisx.OnShard, `
-local h = flat(KEYS[1])
+local h = inv_flat(A.id)
 if not h then return {'not_found'} end
-return {'ok', h, flat(k_org(redis.call('HGET', KEYS[1], 'org'))) or {}}
+return {'ok', h, flat(k_org(redis.call('HGET', KEYS[1], 'o'))) or {}}
 `)

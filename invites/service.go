@@ -13,6 +13,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
+	"github.com/kratos-orgs/kratos-orgs/templates"
 	"github.com/kratos-orgs/kratos-orgs/tokens"
 )
 
@@ -131,6 +132,8 @@ type InviteRequest struct {
 	TTL        *Duration      `json:"ttl,omitempty"`
 	RedirectTo string         `json:"redirect_to,omitempty"`
 	SendEmail  *bool          `json:"send_email,omitempty"`
+	// Locale is the mail's locale, a BCP 47 tag (stored canonical).
+	Locale string `json:"locale,omitempty"`
 
 	// UniformKratosWork makes Invite ask the same of Kratos whether or not
 	// the address has an account (the org admins' API), so the time an
@@ -165,6 +168,9 @@ func (s *Service) validate(r *InviteRequest) (email string, ttl time.Duration, e
 		return "", 0, err
 	}
 	if err := checkContext(r.Context); err != nil {
+		return "", 0, err
+	}
+	if r.Locale, err = templates.ParseLocale("locale", r.Locale); err != nil {
 		return "", 0, err
 	}
 	return email, ttl, nil
@@ -218,21 +224,30 @@ type grant struct {
 // role it needs (demoted, removed), acceptance is refused until an owner
 // (or the operator) invites the address again; see CheckGrant.
 func (s *Service) InviteAs(ctx context.Context, orgRef string, who Actor, r InviteRequest) (Invitation, bool, error) {
+	g, email, ttl, err := s.checkAs(who, &r)
+	if err != nil {
+		return Invitation{}, false, err
+	}
+	return s.invite(ctx, orgRef, r, email, ttl, g)
+}
+
+// checkAs validates a member's invitation: the role within their ceiling,
+// the member as the inviter, then the request's fields.
+func (s *Service) checkAs(who Actor, r *InviteRequest) (g grant, email string, ttl time.Duration, err error) {
 	if r.Role == "" {
 		r.Role = orgs.DefaultRole
 	}
 	if err := s.cfg.Roles.Check(r.Role); err != nil {
-		return Invitation{}, false, err
+		return g, "", 0, err
 	}
 	if err := s.cfg.Roles.Ceiling(who.Role, r.Role); err != nil {
-		return Invitation{}, false, err
+		return g, "", 0, err
 	}
 	r.Inviter = &Inviter{ID: who.IdentityID, Name: who.Name}
-	email, ttl, err := s.validate(&r)
-	if err != nil {
-		return Invitation{}, false, err
+	if email, ttl, err = s.validate(r); err != nil {
+		return g, "", 0, err
 	}
-	return s.invite(ctx, orgRef, r, email, ttl, grant{by: who.IdentityID, within: s.cfg.Roles.Within(who.Role)})
+	return grant{by: who.IdentityID, within: s.cfg.Roles.Within(who.Role)}, email, ttl, nil
 }
 
 // checkInviterExists refuses an inviter.id that is not a Kratos identity:
@@ -306,7 +321,7 @@ func (s *Service) invite(ctx context.Context, orgRef string, r InviteRequest, em
 		OrganizationID: org, Email: email, Role: r.Role, TTL: ttl, TokenHash: hash,
 		Inviter: r.Inviter, Context: r.Context, RedirectTo: r.RedirectTo,
 		ExistingIdentity: true, SendEmail: send, Template: "invitation", Kind: "invitation",
-		GrantedBy: g.by, Within: g.within,
+		GrantedBy: g.by, Within: g.within, Locale: r.Locale,
 	}
 	if person != nil {
 		n.IdentityID, n.ExistingIdentity, n.IdentityCreated = person.ID, !person.CreatedByUs, person.CreatedByUs
@@ -353,10 +368,12 @@ func scriptRefused(err error) bool {
 // inactive one. createdNow says whether this call created it.
 //
 // The operator's API spends as few Kratos calls as it can: an identity
-// kratos-orgs has seen for the address (ref.known, known.go) is read by id;
-// otherwise, or when that hint is stale, an identity is created first, and
-// only a conflict (409: the address has an account) leads to the look-up by
-// identifier. A new address costs one call, a known one one read by id.
+// kratos-orgs has seen for the address (ref.known, known.go) is used as
+// it is, without a call (acceptance checks a placeholder, and binds an
+// account's acceptance to the address, see known.go); otherwise an
+// identity is created first, and only a conflict (409: the address has an
+// account) leads to the look-up by identifier. A new address costs one
+// call, a known one none.
 //
 // The org admins' API (uniform) keeps the look-up and always attempts the
 // create as well (lookUpFirst): creating first there would answer a new
@@ -369,16 +386,22 @@ func (s *Service) identityFor(ctx context.Context, org, email string, ref addres
 	if uniform || ref.takeover {
 		return s.lookUpFirst(ctx, org, email, ref.takeover, uniform)
 	}
-	if ref.known != "" {
-		who, err := s.ids.Get(ctx, ref.known)
-		if err != nil {
-			return nil, false, err
-		}
-		if who != nil && strings.EqualFold(who.Email, email) {
-			return who, false, nil
-		}
-		// Stale: deleted in Kratos meanwhile, or its address changed.
+	if ref.known == "" {
+		return s.createFirst(ctx, org, email)
 	}
+	if who := knownIdentity(ref.known, email); who != nil {
+		return who, false, nil
+	}
+	// A hint from before hints had kinds: read it by id, as then.
+	id, _ := parseKnown(ref.known)
+	who, err := s.ids.Get(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	if who != nil && strings.EqualFold(who.Email, email) {
+		return who, false, nil
+	}
+	// Stale: deleted in Kratos meanwhile, or its address changed.
 	return s.createFirst(ctx, org, email)
 }
 

@@ -5,6 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"regexp"
+	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,8 +28,10 @@ import (
 //
 // b.N is the number of pending invitations (members). Reported: bytes per
 // invitation (MEMORY USAGE over every key of the slot, after minus before,
-// divided by N; the outbox drained, as the worker leaves it), keys per
-// invitation, and the slot's total in MiB.
+// divided by N; the outbox drained, as the worker leaves it), the growth
+// of the node's used_memory per invitation (allocator overhead included),
+// keys per invitation, and the slot's total in MiB. The log splits the
+// bytes by key family.
 
 func BenchmarkOrgSlotInvitations(b *testing.B) {
 	env := newSlotBench(b)
@@ -102,19 +107,36 @@ func (env *slotBench) report(b *testing.B, what string) {
 	n := float64(b.N)
 	perItem := float64(after.bytes-env.before.bytes) / n
 	b.ReportMetric(perItem, "B/"+what)
+	b.ReportMetric(float64(after.nodeMemory-env.before.nodeMemory)/n, "used-B/"+what)
 	b.ReportMetric(float64(after.keys-env.before.keys)/n, "keys/"+what)
 	b.ReportMetric(float64(after.bytes)/(1<<20), "slot-MiB")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), what+"s/s")
 	b.Logf("%d %ss in one organization: slot %d holds %d keys, %.1f MiB (MEMORY USAGE); %.0f bytes per %s; node used_memory %.1f MiB → %.1f MiB",
 		b.N, what, after.slot, after.keys, float64(after.bytes)/(1<<20), perItem, what,
 		float64(env.before.nodeMemory)/(1<<20), float64(after.nodeMemory)/(1<<20))
+	families := make([]string, 0, len(after.families))
+	for f := range after.families {
+		families = append(families, f)
+	}
+	sort.Strings(families)
+	var split []string
+	for _, f := range families {
+		if d := after.families[f] - env.before.families[f]; d != 0 {
+			split = append(split, fmt.Sprintf("%s %.1f", strings.TrimPrefix(f, env.ks.Prefix), float64(d)/n))
+		}
+	}
+	b.Logf("bytes per %s by key family: %s", what, strings.Join(split, "; "))
 }
+
+// keyFamily names a key's family: its ids, hashes and addresses elided.
+var keyFamily = regexp.MustCompile(`(inv|org)_[0-9a-z]{26}|[0-9a-f]{32,64}|[^:]*@[^:]*`)
 
 type slotUsage struct {
 	slot       int64
 	keys       int64
 	bytes      int64
 	nodeMemory int64
+	families   map[string]int64 // bytes by key family
 }
 
 // usage sums MEMORY USAGE (exact: SAMPLES 0) over every key of the
@@ -130,7 +152,7 @@ func (env *slotBench) usage(b *testing.B) slotUsage {
 		b.Fatal(err)
 	}
 	node := m.Client(b)
-	u := slotUsage{}
+	u := slotUsage{families: map[string]int64{}}
 	if u.slot, err = node.ClusterKeySlot(ctx, key).Result(); err != nil {
 		b.Fatal(err)
 	}
@@ -150,8 +172,9 @@ func (env *slotBench) usage(b *testing.B) slotUsage {
 		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 			b.Fatal(err)
 		}
-		for _, c := range cmds {
+		for j, c := range cmds {
 			u.bytes += c.Val()
+			u.families[keyFamily.ReplaceAllString(keys[i+j], "<…>")] += c.Val()
 		}
 	}
 	info, err := node.InfoMap(ctx, "memory").Result()

@@ -67,39 +67,17 @@ type NewInvitation struct {
 	// re-issued (role_ceiling).
 	GrantedBy string
 	Within    []string
+	// Locale is the mail's locale (canonical BCP 47; "" for the
+	// organization's or the configured default).
+	Locale string
 }
 
 // Create writes an invitation, or rotates the token of the pending
 // invitation for the same organization and address (rotated=true).
 func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, rotated bool, err error) {
 	now := s.now()
-	shard := redisx.ShardOf(n.OrganizationID)
-	var inviterID, inviterName string
-	if n.Inviter != nil {
-		inviterID, inviterName = n.Inviter.ID, n.Inviter.Name
-	}
-	ctxJSON := ""
-	if len(n.Context) > 0 {
-		b, _ := json.Marshal(n.Context)
-		ctxJSON = string(b)
-	}
-	exp := now.Add(n.TTL)
-	id := n.ID
-	if id == "" {
-		id = redisx.NewID("inv", shard, now)
-	}
-	var writeBy int64
-	if !n.WriteBy.IsZero() {
-		writeBy = n.WriteBy.UnixMilli()
-	}
-	rep, err := createScript.RunWaiting(ctx, s.rdb, s.wait, []string{s.ks.Org(n.OrganizationID)}, &createArgs{
-		Env: s.env(shard, now), Org: n.OrganizationID, ID: id, Email: n.Email, Role: n.Role,
-		ExpiresAt: exp.UnixMilli(), TTL: n.TTL.Milliseconds(), TokenHash: n.TokenHash,
-		InviterID: inviterID, InviterName: inviterName, Context: ctxJSON, RedirectTo: n.RedirectTo,
-		IdentityID: n.IdentityID, IdentityExisting: b2s(n.ExistingIdentity), IdentityCreated: b2s(n.IdentityCreated),
-		SendMail: n.SendEmail, Sealed: n.SealedToken, Template: n.Template, Kind: n.Kind,
-		Within: strings.Join(n.Within, ","), GrantedBy: n.GrantedBy, WriteBy: writeBy,
-	})
+	keys, args := s.createCall(n, now)
+	rep, err := createScript.RunWaiting(ctx, s.rdb, s.wait, keys, args)
 	if err != nil {
 		return inv, false, storeErr(err)
 	}
@@ -121,10 +99,44 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 	case "too_late":
 		return inv, false, apperr.Unavailablef(errors.New("invites: invitation written after its reference's deadline"),
 			"invitation_too_slow", "writing the invitation took too long; try again")
+	case "seat_limit":
+		return inv, false, seatLimitReply(rep, false)
 	case "created", "rotated":
 		return parseInvitation(redisx.Hash(rep.Values[0]), now), rep.Outcome == "rotated", nil
 	}
 	return inv, false, unexpected(rep)
+}
+
+// createCall is createScript's keys and arguments for n at now (the
+// benchmarks pipeline it to fill Redis with real invitations).
+func (s *Store) createCall(n NewInvitation, now time.Time) ([]string, *createArgs) {
+	shard := redisx.ShardOf(n.OrganizationID)
+	var inviterID, inviterName string
+	if n.Inviter != nil {
+		inviterID, inviterName = n.Inviter.ID, n.Inviter.Name
+	}
+	ctxJSON := ""
+	if len(n.Context) > 0 {
+		b, _ := json.Marshal(n.Context)
+		ctxJSON = string(b)
+	}
+	exp := now.Add(n.TTL)
+	id := n.ID
+	if id == "" {
+		id = redisx.NewID("inv", shard, now)
+	}
+	var writeBy int64
+	if !n.WriteBy.IsZero() {
+		writeBy = n.WriteBy.UnixMilli()
+	}
+	return []string{s.ks.Org(n.OrganizationID)}, &createArgs{
+		Env: s.env(shard, now), Org: n.OrganizationID, ID: id, Email: n.Email, Role: n.Role,
+		ExpiresAt: exp.UnixMilli(), TTL: n.TTL.Milliseconds(), TokenHash: n.TokenHash,
+		InviterID: inviterID, InviterName: inviterName, Context: ctxJSON, RedirectTo: n.RedirectTo,
+		IdentityID: n.IdentityID, IdentityExisting: b2s(n.ExistingIdentity), IdentityCreated: b2s(n.IdentityCreated),
+		SendMail: n.SendEmail, Sealed: n.SealedToken, Template: n.Template, Kind: n.Kind,
+		Within: strings.Join(n.Within, ","), GrantedBy: n.GrantedBy, WriteBy: writeBy, Locale: n.Locale,
+	}
 }
 
 // env is the prelude's part of a script's arguments.
@@ -163,7 +175,54 @@ func (s *Store) Get(ctx context.Context, id string) (Invitation, error) {
 	if len(h) == 0 {
 		return Invitation{}, errNotFound(id)
 	}
+	h = redisx.UpgradeInvitationFields(h)
+	h["id"] = id
 	return parseInvitation(h, s.now()), nil
+}
+
+// readFields reads fields of an invitation's record by their names in
+// today's layout, from a record of the first layout too ("" for absent).
+func (s *Store) readFields(ctx context.Context, id string, names ...string) ([]string, error) {
+	legacy := make(map[string]string, len(redisx.LegacyInvitationFields))
+	for long, short := range redisx.LegacyInvitationFields {
+		legacy[short] = long
+	}
+	all := append(append([]string{}, names...), "status")
+	for _, n := range names {
+		all = append(all, legacy[n])
+	}
+	f, err := s.rdb.HMGet(ctx, s.ks.Invitation(id), all...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(names))
+	old := f[len(names)] != nil
+	for i := range names {
+		v := f[i]
+		if old {
+			v = f[len(names)+1+i]
+		}
+		out[i], _ = v.(string)
+	}
+	return out, nil
+}
+
+// PendingFor reads, writing nothing (a dry run), the pending invitation of
+// an organization for an address, the one the create script would re-issue;
+// ok is false when there is none.
+func (s *Store) PendingFor(ctx context.Context, org, email string) (inv Invitation, ok bool, err error) {
+	id, err := s.rdb.HGet(ctx, s.ks.OrgPendingByEmail(org), email).Result()
+	if errors.Is(err, redis.Nil) {
+		return inv, false, nil
+	}
+	if err != nil {
+		return inv, false, storeErr(err)
+	}
+	inv, err = s.Get(ctx, id)
+	if apperr.KindOf(err) == apperr.NotFound {
+		return inv, false, nil
+	}
+	return inv, err == nil && inv.Status == Pending, err
 }
 
 // GetWithOrg reads an invitation and its organization in one round trip.
@@ -171,7 +230,8 @@ func (s *Store) GetWithOrg(ctx context.Context, id string) (Invitation, map[stri
 	if _, ok := redisx.ParseID("inv", id); !ok {
 		return Invitation{}, nil, errNotFound(id)
 	}
-	rep, err := readWithOrgScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, s.env(redisx.ShardOf(id), s.now()))
+	rep, err := readWithOrgScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)},
+		invitationArgs{Env: s.env(redisx.ShardOf(id), s.now()), ID: id})
 	if err != nil {
 		return Invitation{}, nil, storeErr(err)
 	}
@@ -248,7 +308,7 @@ func (s *Store) Rotate(ctx context.Context, id string, r Rotation) (Invitation, 
 // when the token has been rotated since.
 func (s *Store) SetDelivery(ctx context.Context, id string, version int, d Delivery) (bool, error) {
 	rep, err := deliveryScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, &deliveryArgs{
-		Env: s.env(redisx.ShardOf(id), s.now()), Version: strconv.Itoa(version), Status: d.Status,
+		Env: s.env(redisx.ShardOf(id), s.now()), ID: id, Version: strconv.Itoa(version), Status: d.Status,
 		Attempts: d.Attempts, Error: d.LastError, MessageID: d.MessageID, Reason: d.Reason,
 	})
 	if err != nil {
@@ -306,11 +366,10 @@ func (s *Store) Sweep(ctx context.Context, batch int) (expired, purged int, err 
 	now := s.now()
 	for shard := 0; shard < redisx.Shards; shard++ {
 		for {
-			rep, err := sweepScript.Run(ctx, s.rdb, []string{s.ks.Due(shard)}, sweepArgs{Env: s.env(shard, now), Batch: batch})
+			e, p, err := s.sweepStep(ctx, shard, batch, now)
 			if err != nil {
-				return expired, purged, storeErr(err)
+				return expired, purged, err
 			}
-			e, p := int(redisx.Int(rep.Values[0])), int(redisx.Int(rep.Values[1]))
 			expired += e
 			purged += p
 			if e < batch && p < batch {
@@ -321,11 +380,23 @@ func (s *Store) Sweep(ctx context.Context, batch int) (expired, purged int, err 
 	return expired, purged, nil
 }
 
-// TokenInvitation resolves a token hash to an invitation id.
-func (s *Store) TokenInvitation(ctx context.Context, shard int, hash string) (string, error) {
-	id, err := s.rdb.Get(ctx, s.ks.Token(shard, hash)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
+// sweepStep is one sweep of a shard: up to batch expiries, released
+// claims and purges.
+func (s *Store) sweepStep(ctx context.Context, shard, batch int, now time.Time) (expired, purged int, err error) {
+	rep, err := sweepScript.Run(ctx, s.rdb, []string{s.ks.Due(shard)}, sweepArgs{Env: s.env(shard, now), Batch: batch})
+	if err != nil {
+		return 0, 0, storeErr(err)
 	}
-	return id, storeErr(err)
+	return int(redisx.Int(rep.Values[0])), int(redisx.Int(rep.Values[1])), nil
+}
+
+// TokenInvitation resolves a live token hash (the newest link of a
+// pending invitation, not being accepted) to its invitation id; "" for
+// any other.
+func (s *Store) TokenInvitation(ctx context.Context, shard int, hash string) (string, error) {
+	link, err := s.lookupHash(ctx, shard, hash)
+	if err != nil || !link.Live {
+		return "", err
+	}
+	return link.Invitation.ID, nil
 }

@@ -50,9 +50,14 @@ func New(publicBaseURL string, render httpx.PageRenderer, k Kratos, m Membership
 	return &UI{kratos: k, base: strings.TrimRight(publicBaseURL, "/"), render: render, members: m}
 }
 
-var titles = map[string]string{
-	"login": "Sign in", "registration": "Create your account", "settings": "Your account",
-	"recovery": "Recover your account", "verification": "Verify your email address",
+// flows are the Kratos flows the UI shows; each one's title is the
+// message flow.<kind>.
+var flows = map[string]bool{"login": true, "registration": true, "settings": true, "recovery": true, "verification": true}
+
+// t is a message of the catalogue in the visitor's locale. Kratos' own
+// texts (labels, its messages) come as Kratos sends them.
+func (u *UI) t(c *gin.Context, key string, args ...any) string {
+	return httpx.T(c, u.render, key, args...)
 }
 
 // Register adds the routes to the public router.
@@ -103,15 +108,14 @@ type msgJSON struct {
 func (u *UI) unavailable(c *gin.Context, err error) {
 	httpx.Logger(c).Error("kratos public API failed", "err", err)
 	httpx.RenderPage(c, u.render, http.StatusServiceUnavailable, "message.html", templates.MessagePage{
-		Base: templates.Base{Nonce: httpx.Nonce(c)}, Title: "Sign-in is unavailable",
-		Paragraphs: []string{"The identity service did not answer. Please try again in a minute."},
+		Base: httpx.PageBase(c, u.render), Title: u.t(c, "flow.unavailable.title"),
+		Paragraphs: []string{u.t(c, "flow.unavailable.text")},
 	})
 }
 
 func (u *UI) flow(c *gin.Context) {
 	kind := c.Param("flow")
-	title, ok := titles[kind]
-	if !ok {
+	if !flows[kind] {
 		httpx.NotFound(c)
 		return
 	}
@@ -132,19 +136,20 @@ func (u *UI) flow(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, restart)
 		return
 	}
-	httpx.RenderPage(c, u.render, http.StatusOK, "kratos_flow.html", u.page(c, kind, title, f))
+	httpx.RenderPage(c, u.render, http.StatusOK, "kratos_flow.html", u.page(c, kind, u.t(c, "flow."+kind), f))
 }
 
 func (u *UI) page(c *gin.Context, kind, title string, f flowJSON) templates.FlowPage {
-	p := templates.FlowPage{Base: templates.Base{Nonce: httpx.Nonce(c)}, Title: title, Action: f.UI.Action, Method: f.UI.Method}
+	p := templates.FlowPage{Base: httpx.PageBase(c, u.render), Title: title, Action: f.UI.Action, Method: f.UI.Method}
+	recovered := u.t(c, "flow.recovered")
 	for _, m := range f.UI.Messages {
-		p.Messages = append(p.Messages, message(m))
+		p.Messages = append(p.Messages, message(m, recovered))
 	}
 	var shared []templates.FlowNode
 	groups := map[string][]templates.FlowNode{}
 	var order []string
 	for i, n := range f.UI.Nodes {
-		fn, ok := node(i, n)
+		fn, ok := node(i, n, u.t(c, "action.continue"), recovered)
 		if !ok {
 			continue
 		}
@@ -167,16 +172,18 @@ func (u *UI) page(c *gin.Context, kind, title string, f flowJSON) templates.Flow
 	}
 	switch kind {
 	case "login":
-		p.Links = []templates.FlowLink{{URL: "/kratos/recovery", Text: "Forgot your password?"}}
+		p.Links = []templates.FlowLink{{URL: "/kratos/recovery", Text: u.t(c, "flow.forgot_password")}}
 	case "settings":
 		if f.ReturnTo != "" {
-			p.Links = []templates.FlowLink{{URL: f.ReturnTo, Text: "Continue"}}
+			p.Links = []templates.FlowLink{{URL: f.ReturnTo, Text: u.t(c, "action.continue")}}
 		}
 	}
 	return p
 }
 
-func message(m msgJSON) templates.FlowMessage {
+// message is a Kratos UI message; recovered replaces Kratos' greeting
+// after a recovery.
+func message(m msgJSON, recovered string) templates.FlowMessage {
 	t := m.Type
 	if t != "error" {
 		t = "info"
@@ -185,19 +192,21 @@ func message(m msgJSON) templates.FlowMessage {
 	if m.ID == 1060001 {
 		// Kratos' "You successfully recovered your account" also greets a
 		// person arriving from an invitation: say what matters to them.
-		text = "Welcome! Choose a password to finish setting up your account."
+		text = recovered
 	}
 	return templates.FlowMessage{Type: t, Text: text}
 }
 
-func node(i int, n nodeJSON) (templates.FlowNode, bool) {
+// node is a Kratos UI node as a form field; cont labels a submit button
+// Kratos left without one.
+func node(i int, n nodeJSON, cont, recovered string) (templates.FlowNode, bool) {
 	a := n.Attributes
 	fn := templates.FlowNode{ID: fmt.Sprint(i), Name: a.Name, Value: rawValue(a.Value), Required: a.Required, Disabled: a.Disabled, Autocomplete: a.Autocomplete}
 	if n.Meta.Label != nil {
 		fn.Label = n.Meta.Label.Text
 	}
 	for _, m := range n.Messages {
-		fn.Messages = append(fn.Messages, message(m))
+		fn.Messages = append(fn.Messages, message(m, recovered))
 	}
 	switch n.Type {
 	case "input":
@@ -210,7 +219,7 @@ func node(i int, n nodeJSON) (templates.FlowNode, bool) {
 			}
 			fn.Kind = "submit"
 			if fn.Label == "" {
-				fn.Label = "Continue"
+				fn.Label = cont
 			}
 			fn.Secondary = n.Group == "code" || n.Group == "link"
 		default:
@@ -245,15 +254,15 @@ func (u *UI) errorPage(c *gin.Context) {
 			Reason  string `json:"reason"`
 		} `json:"error"`
 	}
-	text := "Something went wrong."
+	text := u.t(c, "flow.error.text")
 	if id := c.Query("id"); id != "" {
 		if status, err := u.kratos.FlowError(c.Request.Context(), c.GetHeader("Cookie"), id, &e); err == nil && status == http.StatusOK {
 			text = strings.TrimSpace(e.Error.Reason + " " + e.Error.Message)
 		}
 	}
 	httpx.RenderPage(c, u.render, http.StatusOK, "message.html", templates.MessagePage{
-		Base: templates.Base{Nonce: httpx.Nonce(c)}, Title: "Something went wrong", Paragraphs: []string{text},
-		LinkURL: "/welcome", LinkText: "Start again",
+		Base: httpx.PageBase(c, u.render), Title: u.t(c, "flow.error.title"), Paragraphs: []string{text},
+		LinkURL: "/welcome", LinkText: u.t(c, "action.start_again"),
 	})
 }
 
@@ -267,7 +276,7 @@ func (u *UI) welcome(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, u.kratos.BrowserFlowURL("login", u.base+"/welcome"))
 		return
 	}
-	page := templates.WelcomePage{Base: templates.Base{Nonce: httpx.Nonce(c)}, Name: s.Identity.Name, Email: s.Identity.Email}
+	page := templates.WelcomePage{Base: httpx.PageBase(c, u.render), Name: s.Identity.Name, Email: s.Identity.Email}
 	if page.Organizations, err = u.members.OrganizationsOf(c.Request.Context(), s.Identity.ID); err != nil {
 		u.unavailable(c, err)
 		return

@@ -257,8 +257,17 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	call(admin.URL, "POST", "/admin/invitations/"+inv+"/remind", "")
 	call(admin.URL, "POST", "/admin/invitations/"+inv+"/remind", "") // 429
 	call(admin.URL, "DELETE", "/admin/invitations/"+inv, "")
-	call(admin.URL, "DELETE", "/admin/invitations/"+inv, "")         // 410
-	call(admin.URL, "POST", "/admin/invitations/"+inv+"/resend", "") // 410
+	call(admin.URL, "DELETE", "/admin/invitations/"+inv, "") // 410
+
+	// Seat limits.
+	full := mustID(call(admin.URL, "POST", "/admin/organizations", `{"name":"Full Ltd","max_members":1}`))
+	call(admin.URL, "POST", "/admin/organizations", `{"name":"Y","max_members":0}`) // 400 invalid_max_members
+	call(admin.URL, "POST", "/admin/organizations/"+full+"/invitations", `{"email":"one@example.com"}`)
+	call(admin.URL, "POST", "/admin/organizations/"+full+"/invitations", `{"email":"two@example.com"}`)   // 409 seat_limit
+	call(admin.URL, "POST", "/admin/organizations/"+full+"/members", `{"identity_id":"`+existing.ID+`"}`) // 409 seat_limit
+	call(admin.URL, "PATCH", "/admin/organizations/"+full, `{"max_members":null}`)                        // 200 unlimited
+	call(admin.URL, "PATCH", "/admin/organizations/"+full, `{"max_members":"ten"}`)                       // 400
+	call(admin.URL, "POST", "/admin/invitations/"+inv+"/resend", "")                                      // 410
 
 	// Webhooks.
 	hook := func(email string) string {

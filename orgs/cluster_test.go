@@ -38,6 +38,7 @@ func TestCluster(t *testing.T) {
 		testenv.ClusterCase{Name: "ListPaginates", Test: TestStoreListPaginates},
 		testenv.ClusterCase{Name: "Update", Test: TestStoreUpdate},
 		testenv.ClusterCase{Name: "MembersAndLastOwner", Test: TestStoreMembersAndLastOwner},
+		testenv.ClusterCase{Name: "SeatLimit", Test: TestStoreSeatLimit},
 		testenv.ClusterCase{Name: "DeleteRemovesEverything", Test: TestStoreDeleteRemovesEverything},
 		testenv.ClusterCase{Name: "IdentityIndex", Test: testIdentityIndex},
 		testenv.ClusterCase{Name: "SignupOrganizationClaim", Test: TestStoreSignupOrganizationClaim},

@@ -11,12 +11,15 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/redisx"
 )
 
-// addMemberScript adds a membership unless it exists.
+// addMemberScript adds a membership unless it exists, within the
+// organization's seat limit.
 // KEYS: org. Arguments: memberArgs.
 var addMemberScript = redisx.NewScript("orgs.add_member", redisx.OnShard, `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'org_not_found'} end
 local cur = redis.call('HGET', k_org_members(A.org), A.identity)
 if cur then return {'exists', cur} end
+local full, limit, used = seats_full(A.org, 1)
+if full then return {'seat_limit', limit, used} end
 put_member(A.org, A.identity, A.role, A.email, NOW)
 return {'ok', redis.call('HGET', k_org_members(A.org), A.identity)}
 `)
@@ -88,8 +91,13 @@ func (s *Store) AddMember(ctx context.Context, org string, m Member) (Member, bo
 	if err != nil {
 		return m, false, storeErr(err)
 	}
-	if rep.Outcome == "org_not_found" {
+	switch rep.Outcome {
+	case "org_not_found":
 		return m, false, errOrgNotFound(org)
+	case "seat_limit":
+		limit, used := redisx.Int(rep.Values[0]), redisx.Int(rep.Values[1])
+		return m, false, apperr.Conflictf("seat_limit", "the organization has no free seat: %d of %d used by members and pending invitations", used, limit).
+			WithDetails("limit", limit, "used", used)
 	}
 	out, err := parseMember(org, m.IdentityID, redisx.Str(rep.Values[0]))
 	return out, rep.Outcome == "ok", err

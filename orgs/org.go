@@ -20,13 +20,37 @@ const (
 
 // Organization is a group of Kratos identities.
 type Organization struct {
-	ID        string         `json:"id"`
-	Slug      string         `json:"slug"`
-	Name      string         `json:"name"`
-	Metadata  map[string]any `json:"metadata"`
-	State     string         `json:"state"`
-	CreatedAt time.Time      `json:"created_at"`
-	UpdatedAt time.Time      `json:"updated_at"`
+	ID       string         `json:"id"`
+	Slug     string         `json:"slug"`
+	Name     string         `json:"name"`
+	Metadata map[string]any `json:"metadata"`
+	// Locale is the default locale (BCP 47) of the organization's
+	// invitation mail; an invitation's own locale wins.
+	Locale    string    `json:"locale,omitempty"`
+	State     string    `json:"state"`
+	Seats     Seats     `json:"seats"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Seats are an organization's seat limit (max_members; nil: unlimited)
+// and what counts against it: members plus pending invitations.
+type Seats struct {
+	Limit   *int64 `json:"limit"`
+	Members int64  `json:"members"`
+	Pending int64  `json:"pending"`
+}
+
+// MaxSeatLimit bounds max_members.
+const MaxSeatLimit = 1_000_000
+
+// CheckSeatLimit validates a max_members value.
+func CheckSeatLimit(n int64) error {
+	if n < 1 || n > MaxSeatLimit {
+		return apperr.Invalidf("invalid_max_members", "max_members must be between 1 and %d, or null for no limit", MaxSeatLimit).
+			WithDetails("field", "max_members")
+	}
+	return nil
 }
 
 // Member is one identity's membership of an organization.

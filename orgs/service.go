@@ -3,10 +3,12 @@ package orgs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"regexp"
 
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/identity"
+	"github.com/kratos-orgs/kratos-orgs/templates"
 	"github.com/kratos-orgs/kratos-orgs/textcheck"
 )
 
@@ -48,8 +50,12 @@ type CreateRequest struct {
 	Name     string         `json:"name"`
 	Slug     string         `json:"slug,omitempty"`
 	Metadata map[string]any `json:"metadata,omitempty"`
+	// Locale is the default locale of the organization's mail (BCP 47).
+	Locale string `json:"locale,omitempty"`
 	// OwnerIdentityID makes an existing Kratos identity the first owner.
 	OwnerIdentityID string `json:"owner_identity_id,omitempty"`
+	// MaxMembers limits members plus pending invitations; nil: no limit.
+	MaxMembers *int64 `json:"max_members,omitempty"`
 	// Owner is a first owner the caller has just read from Kratos itself
 	// (a sign-up through Kratos): used as is, Kratos is not asked again.
 	Owner *Member `json:"-"`
@@ -117,6 +123,15 @@ func (s *Service) Create(ctx context.Context, r CreateRequest, state string) (Or
 	if err := checkMetadata(r.Metadata); err != nil {
 		return Organization{}, err
 	}
+	if r.MaxMembers != nil {
+		if err := CheckSeatLimit(*r.MaxMembers); err != nil {
+			return Organization{}, err
+		}
+	}
+	locale, err := templates.ParseLocale("locale", r.Locale)
+	if err != nil {
+		return Organization{}, err
+	}
 	owner := r.Owner
 	if owner == nil && r.OwnerIdentityID != "" {
 		who, err := s.lookupIdentity(ctx, "owner_identity_id", r.OwnerIdentityID)
@@ -125,7 +140,8 @@ func (s *Service) Create(ctx context.Context, r CreateRequest, state string) (Or
 		}
 		owner = &Member{IdentityID: who.ID, Email: who.Email, Role: "owner"}
 	}
-	o, err := s.store.Create(ctx, Organization{Name: name, Slug: slug, Metadata: r.Metadata, State: state}, explicit, owner)
+	o, err := s.store.Create(ctx, Organization{Name: name, Slug: slug, Metadata: r.Metadata, Locale: locale, State: state,
+		Seats: Seats{Limit: r.MaxMembers}}, explicit, owner)
 	if err == nil && owner != nil {
 		s.wake()
 	}
@@ -137,11 +153,61 @@ type UpdateRequest struct {
 	Name     *string        `json:"name,omitempty"`
 	Slug     *string        `json:"slug,omitempty"`
 	Metadata map[string]any `json:"metadata,omitempty"`
+	// Locale sets the default locale of the organization's mail; ""
+	// removes it (the configured default applies).
+	Locale *string `json:"locale,omitempty"`
+	// MaxMembers sets the seat limit; null removes it; absent leaves it.
+	MaxMembers NullableInt `json:"max_members"`
 }
 
-// Update changes name, slug or metadata (metadata is replaced whole).
+// NullableInt is a JSON number that may also be null or absent (Set
+// false), so that null can mean "remove" and absent "leave alone".
+type NullableInt struct {
+	Set   bool
+	Value *int64
+}
+
+// UnmarshalJSON records that the field was present.
+func (n *NullableInt) UnmarshalJSON(b []byte) error {
+	n.Set = true
+	if string(b) == "null" {
+		n.Value = nil
+		return nil
+	}
+	var v int64
+	if err := json.Unmarshal(b, &v); err != nil {
+		return errors.New("max_members must be an integer or null")
+	}
+	n.Value = &v
+	return nil
+}
+
+// seatLimitUpdate turns a request's max_members into Update.MaxMembers.
+func seatLimitUpdate(n NullableInt) (*int64, error) {
+	if !n.Set {
+		return nil, nil
+	}
+	var v int64
+	if n.Value != nil {
+		if err := CheckSeatLimit(*n.Value); err != nil {
+			return nil, err
+		}
+		v = *n.Value
+	}
+	return &v, nil
+}
+
+// Update changes name, slug, metadata (replaced whole), locale or the seat
+// limit.
+// A limit below what is used is allowed: nothing is removed, new
+// invitations and acceptances are refused until seats are free.
 func (s *Service) Update(ctx context.Context, ref string, r UpdateRequest) (Organization, error) {
 	var u Update
+	limit, err := seatLimitUpdate(r.MaxMembers)
+	if err != nil {
+		return Organization{}, err
+	}
+	u.MaxMembers = limit
 	if r.Name != nil {
 		name, err := CheckName(*r.Name)
 		if err != nil {
@@ -160,6 +226,13 @@ func (s *Service) Update(ctx context.Context, ref string, r UpdateRequest) (Orga
 			return Organization{}, err
 		}
 		u.Metadata = r.Metadata
+	}
+	if r.Locale != nil {
+		locale, err := templates.ParseLocale("locale", *r.Locale)
+		if err != nil {
+			return Organization{}, err
+		}
+		u.Locale = &locale
 	}
 	id, err := s.store.ResolveID(ctx, ref)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -128,7 +129,8 @@ func (s *Store) releaseSlug(ctx context.Context, slug, id string, unlist bool) e
 var createScript = redisx.NewScript("orgs.create", redisx.OnShard, `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
 redis.call('HSET', KEYS[1], 'id', A.id, 'slug', A.slug, 'name', A.name, 'metadata', A.metadata,
-  'state', A.state, 'created_at', NOW, 'updated_at', NOW)
+  'state', A.state, 'locale', A.locale, 'created_at', NOW, 'updated_at', NOW)
+if A.max_members ~= '' then redis.call('HSET', KEYS[1], 'max_members', A.max_members) end
 if A.owner_id ~= '' then put_member(A.id, A.owner_id, 'owner', A.owner_email, NOW) end
 return {'ok', flat(KEYS[1])}
 `)
@@ -143,6 +145,8 @@ type createArgs struct {
 	State      string `json:"state"`
 	OwnerID    string `json:"owner_id"` // or empty
 	OwnerEmail string `json:"owner_email"`
+	Locale     string `json:"locale"`
+	MaxMembers string `json:"max_members"` // or empty: unlimited
 }
 
 // Create stores a new organization, claiming a unique slug: the given one
@@ -176,7 +180,7 @@ func (s *Store) Create(ctx context.Context, o Organization, explicitSlug bool, o
 	}
 	rep, err := createScript.RunWaiting(ctx, s.rdb, s.wait, []string{s.ks.Org(o.ID)}, &createArgs{
 		Env: s.ks.Env(shard, now, s.retention), ID: o.ID, Slug: o.Slug, Name: o.Name, Metadata: string(meta),
-		State: o.State, OwnerID: ownerID, OwnerEmail: ownerEmail,
+		State: o.State, OwnerID: ownerID, OwnerEmail: ownerEmail, Locale: o.Locale, MaxMembers: limitArg(o.Seats.Limit),
 	})
 	var unconfirmed *redisx.NotReplicatedError
 	if err != nil && !errors.As(err, &unconfirmed) {
@@ -189,7 +193,36 @@ func (s *Store) Create(ctx context.Context, o Organization, explicitSlug bool, o
 		return o, storeErr(err)
 	}
 	s.remember(o.ID)
-	return parseOrg(redisx.Hash(rep.Values[0]))
+	return s.withSeats(ctx, redisx.Hash(rep.Values[0]))
+}
+
+// limitArg is a seat limit as a script argument: empty for none.
+func limitArg(n *int64) string {
+	if n == nil || *n <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(*n, 10)
+}
+
+// seatCounts queues the reads of an organization's seat counts.
+func (s *Store) seatCounts(ctx context.Context, pipe redis.Pipeliner, id string) (members, pending *redis.IntCmd) {
+	return pipe.HLen(ctx, s.ks.OrgMembers(id)), pipe.ZCard(ctx, s.ks.OrgInvitationsByStatus(id, "pending"))
+}
+
+// withSeats parses an organization's stored fields and reads its seat
+// counts (one more round trip: for writes, which return the fields).
+func (s *Store) withSeats(ctx context.Context, h map[string]string) (Organization, error) {
+	o, err := parseOrg(h)
+	if err != nil {
+		return o, err
+	}
+	pipe := s.rdb.Pipeline()
+	members, pending := s.seatCounts(ctx, pipe, o.ID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return o, storeErr(err)
+	}
+	o.Seats.Members, o.Seats.Pending = members.Val(), pending.Val()
+	return o, nil
 }
 
 // env is the prelude's part of the arguments of a script on org's shard.
@@ -239,14 +272,18 @@ func (s *Store) Get(ctx context.Context, id string) (Organization, error) {
 	if _, ok := redisx.ParseID("org", id); !ok {
 		return Organization{}, errOrgNotFound(id)
 	}
-	h, err := s.rdb.HGetAll(ctx, s.ks.Org(id)).Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	hCmd := pipe.HGetAll(ctx, s.ks.Org(id))
+	members, pending := s.seatCounts(ctx, pipe, id)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return Organization{}, storeErr(err)
 	}
-	if len(h) == 0 {
+	if len(hCmd.Val()) == 0 {
 		return Organization{}, errOrgNotFound(id)
 	}
-	return parseOrg(h)
+	o, err := parseOrg(hCmd.Val())
+	o.Seats.Members, o.Seats.Pending = members.Val(), pending.Val()
+	return o, err
 }
 
 // SlugTaken reports whether a slug belongs to an organization.
@@ -310,8 +347,10 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (Page[Organi
 	}
 	pipe = s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	counts := make([][2]*redis.IntCmd, len(ids))
 	for i, id := range ids {
 		cmds[i] = pipe.HGetAll(ctx, s.ks.Org(id))
+		counts[i][0], counts[i][1] = s.seatCounts(ctx, pipe, id)
 	}
 	if len(ids) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
@@ -319,7 +358,7 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (Page[Organi
 		}
 	}
 	page.Items = make([]Organization, 0, len(ids))
-	for _, c := range cmds {
+	for i, c := range cmds {
 		if len(c.Val()) == 0 {
 			continue // being created or deleted right now
 		}
@@ -327,6 +366,7 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (Page[Organi
 		if err != nil {
 			return page, err
 		}
+		o.Seats.Members, o.Seats.Pending = counts[i][0].Val(), counts[i][1].Val()
 		page.Items = append(page.Items, o)
 	}
 	return page, nil
@@ -341,6 +381,12 @@ if A.name ~= '' then redis.call('HSET', KEYS[1], 'name', A.name) end
 if A.metadata ~= '' then redis.call('HSET', KEYS[1], 'metadata', A.metadata) end
 if A.slug ~= '' then redis.call('HSET', KEYS[1], 'slug', A.slug) end
 if A.state ~= '' then redis.call('HSET', KEYS[1], 'state', A.state) end
+if A.locale ~= nil then redis.call('HSET', KEYS[1], 'locale', A.locale) end
+if A.max_members == 'none' then
+  redis.call('HDEL', KEYS[1], 'max_members')
+elseif A.max_members ~= '' then
+  redis.call('HSET', KEYS[1], 'max_members', A.max_members)
+end
 redis.call('HSET', KEYS[1], 'updated_at', NOW)
 return {'ok', old, flat(KEYS[1])}
 `)
@@ -348,10 +394,13 @@ return {'ok', old, flat(KEYS[1])}
 // updateArgs are updateScript's arguments; empty means unchanged.
 type updateArgs struct {
 	redisx.Env
-	Name     string `json:"name"`
-	Metadata string `json:"metadata"`
-	Slug     string `json:"slug"`
-	State    string `json:"state"`
+	Name     string  `json:"name"`
+	Metadata string  `json:"metadata"`
+	Slug     string  `json:"slug"`
+	State    string  `json:"state"`
+	Locale   *string `json:"locale,omitempty"` // nil: unchanged; "" removes it
+	// MaxMembers is the new seat limit, "none" to remove it, or empty.
+	MaxMembers string `json:"max_members"`
 }
 
 // Update is a partial update; empty fields are left alone.
@@ -360,6 +409,9 @@ type Update struct {
 	Slug     *string
 	Metadata map[string]any
 	State    *string
+	Locale   *string
+	// MaxMembers is the new seat limit; 0 removes it (unlimited).
+	MaxMembers *int64
 }
 
 // Update changes an organization. A new slug is claimed before the record
@@ -379,6 +431,13 @@ func (s *Store) Update(ctx context.Context, id string, u Update) (Organization, 
 	}
 	if u.State != nil {
 		state = *u.State
+	}
+	maxMembers := ""
+	if u.MaxMembers != nil {
+		maxMembers = "none"
+		if *u.MaxMembers > 0 {
+			maxMembers = strconv.FormatInt(*u.MaxMembers, 10)
+		}
 	}
 	if u.Slug != nil {
 		cur, err := s.Get(ctx, id)
@@ -402,7 +461,7 @@ func (s *Store) Update(ctx context.Context, id string, u Update) (Organization, 
 		}
 	}
 	rep, err := updateScript.Run(ctx, s.rdb, []string{s.ks.Org(id)},
-		&updateArgs{Env: s.env(id), Name: name, Metadata: meta, Slug: slug, State: state})
+		&updateArgs{Env: s.env(id), Name: name, Metadata: meta, Slug: slug, State: state, Locale: u.Locale, MaxMembers: maxMembers})
 	if err != nil {
 		return Organization{}, storeErr(err)
 	}
@@ -415,7 +474,7 @@ func (s *Store) Update(ctx context.Context, id string, u Update) (Organization, 
 	if old := redisx.Str(rep.Values[0]); slug != "" && old != slug {
 		_ = s.releaseSlug(ctx, old, id, false)
 	}
-	return parseOrg(redisx.Hash(rep.Values[1]))
+	return s.withSeats(ctx, redisx.Hash(rep.Values[1]))
 }
 
 // deleteScript deletes an organization: its pending invitations are
@@ -434,13 +493,14 @@ end
 for _, identity in ipairs(redis.call('ZRANGE', k_org_member_ids(org), 0, -1)) do
   enqueue({k = 'member.sync', r = org, i = identity})
 end
+-- The first layout's address sets, of invitations not upgraded yet.
 for _, id in ipairs(redis.call('ZRANGE', k_org_inv_ids(org), 0, -1)) do
-  local email = redis.call('HGET', k_inv(id), 'email')
-  if email then redis.call('DEL', k_org_inv_addr(org, email)) end
+  local f = redis.call('HMGET', k_inv(id), 'email', 'e')
+  if f[1] or f[2] then redis.call('DEL', k_org_inv_addr(org, f[1] or f[2])) end
 end
 redis.call('DEL', KEYS[1], k_org_members(org), k_org_member_ids(org), k_org_owners(org), k_org_inv_ids(org),
   k_org_inv_status(org, 'pending'), k_org_inv_status(org, 'accepted'), k_org_inv_status(org, 'revoked'),
-  k_org_inv_status(org, 'expired'), k_org_inv_pending(org), k_org_inv_email(org))
+  k_org_inv_status(org, 'expired'), k_org_inv_pending(org), k_org_inv_email(org), k_org_inv_ended(org))
 return {'ok', slug, revoked}
 `)
 
@@ -491,8 +551,11 @@ func (s *Store) delete(ctx context.Context, id string, onlyPending bool) (int, e
 
 func parseOrg(h map[string]string) (Organization, error) {
 	o := Organization{
-		ID: h["id"], Slug: h["slug"], Name: h["name"], State: h["state"],
+		ID: h["id"], Slug: h["slug"], Name: h["name"], State: h["state"], Locale: h["locale"],
 		CreatedAt: redisx.MsTime(h["created_at"]), UpdatedAt: redisx.MsTime(h["updated_at"]),
+	}
+	if n, err := strconv.ParseInt(h[redisx.OrgMaxMembers], 10, 64); err == nil {
+		o.Seats.Limit = &n
 	}
 	if m := h["metadata"]; m != "" && m != "null" {
 		if err := json.Unmarshal([]byte(m), &o.Metadata); err != nil {

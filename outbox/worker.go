@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -150,6 +151,12 @@ type Worker struct {
 	groupsOnce sync.Mutex
 	groupsOK   bool
 	lastClaim  time.Time
+	// nextPromote is when the delayed sets are due to be looked at again:
+	// every PollInterval, not on every wake (each invitation wakes the
+	// worker, and promoting touches every shard).
+	promoteMu   sync.Mutex
+	nextPromote time.Time
+	ownDue      []time.Time // when jobs this worker delayed fall due
 	// claimFrom is XAUTOCLAIM's cursor per shard, so that idle entries far
 	// behind many in-flight ones are reached in later rounds.
 	claimFrom [redisx.Shards]string
@@ -262,7 +269,7 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	if err := w.ensureGroups(ctx); err != nil {
 		return 0, err
 	}
-	if err := w.promote(ctx); err != nil {
+	if err := w.promoteIfDue(ctx); err != nil {
 		return 0, err
 	}
 	// A failing shard does not hold up the others: whatever was claimed or
@@ -313,6 +320,46 @@ func (w *Worker) ensureGroups(ctx context.Context) error {
 	}
 	w.groupsOK = true
 	return nil
+}
+
+// promoteIfDue promotes due retries at most once per PollInterval. A retry
+// or deferral is seconds away (BaseBackoff, a mail budget's wait), so it
+// runs at most one PollInterval late; a round woken by a new job no longer
+// pays a script on every shard for it.
+func (w *Worker) promoteIfDue(ctx context.Context) error {
+	w.promoteMu.Lock()
+	defer w.promoteMu.Unlock()
+	now := w.now()
+	if now.Before(w.nextPromote) && !w.ownDueBy(now) {
+		return nil
+	}
+	if err := w.promote(ctx); err != nil {
+		return err
+	}
+	w.nextPromote = now.Add(w.cfg.PollInterval)
+	w.ownDue = slices.DeleteFunc(w.ownDue, func(t time.Time) bool { return !t.After(now) })
+	return nil
+}
+
+// ownDueBy reports whether a job this worker delayed is due by now.
+func (w *Worker) ownDueBy(now time.Time) bool {
+	for _, t := range w.ownDue {
+		if !t.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// promoteBy makes a round promote once t has come: a job this worker
+// delayed is not held back by the PollInterval cadence.
+func (w *Worker) promoteBy(t time.Time) {
+	t = time.UnixMilli(t.UnixMilli()) // what the delayed set holds
+	w.promoteMu.Lock()
+	defer w.promoteMu.Unlock()
+	if len(w.ownDue) < 1024 { // beyond, the cadence alone (PollInterval) will do
+		w.ownDue = append(w.ownDue, t)
+	}
 }
 
 func (w *Worker) promote(ctx context.Context) error {
@@ -476,8 +523,10 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 			delay := max(after, w.backoff(job.Attempt))
 			// A notice job's ref is an address, and errors may quote one.
 			w.log.Info("outbox: job will be retried", "kind", job.Kind, "ref", redact.Text(job.Ref), "attempt", job.Attempt, "in", delay, "err", redact.Text(herr.Error()))
+			due := w.now().Add(delay)
 			err = delayScript.Eval(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
-				entryArgs{Group: w.cfg.Group, ID: m.id, Job: job.encode(), Due: w.now().Add(delay).UnixMilli()}).Err()
+				entryArgs{Group: w.cfg.Group, ID: m.id, Job: job.encode(), Due: due.UnixMilli()}).Err()
+			w.promoteBy(due)
 		}
 	}
 	w.observe(job.Kind, outcome, start)
@@ -499,8 +548,10 @@ func (w *Worker) postpone(ctx context.Context, m entry, job Job, herr error) err
 		job.First = w.now().Add(delay).UnixMilli()
 	}
 	w.log.Info("outbox: job deferred", "kind", job.Kind, "ref", job.Ref, "in", delay.Round(time.Second), "reason", herr)
+	due := w.now().Add(delay)
+	w.promoteBy(due)
 	return delayScript.Eval(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
-		entryArgs{Group: w.cfg.Group, ID: m.id, Job: job.encode(), Due: w.now().Add(delay).UnixMilli()}).Err()
+		entryArgs{Group: w.cfg.Group, ID: m.id, Job: job.encode(), Due: due.UnixMilli()}).Err()
 }
 
 func (w *Worker) observe(kind, outcome string, start time.Time) {

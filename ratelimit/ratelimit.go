@@ -182,18 +182,24 @@ func Refusal(l Limit, retryAfter time.Duration) *apperr.Error {
 // Human says a wait the way a person would: "40 seconds", "12 minutes",
 // "3 hours" (rounded up, so nobody comes back too early).
 func Human(d time.Duration) string {
-	unit, name := time.Second, "second"
-	switch {
-	case d > 90*time.Minute:
-		unit, name = time.Hour, "hour"
-	case d > 90*time.Second:
-		unit, name = time.Minute, "minute"
-	}
-	n := int64((d + unit - 1) / unit)
-	if n <= 1 {
+	n, name := HumanParts(d)
+	if n == 1 {
 		return "1 " + name
 	}
 	return strconv.FormatInt(n, 10) + " " + name + "s"
+}
+
+// HumanParts is Human's count and unit ("second", "minute" or "hour"), for
+// saying the wait in another language.
+func HumanParts(d time.Duration) (n int64, unit string) {
+	size, unit := time.Second, "second"
+	switch {
+	case d > 90*time.Minute:
+		size, unit = time.Hour, "hour"
+	case d > 90*time.Second:
+		size, unit = time.Minute, "minute"
+	}
+	return max(1, int64((d+size-1)/size)), unit
 }
 
 // IsRefusal reports whether err is a rate_limited refusal.

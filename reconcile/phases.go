@@ -115,7 +115,7 @@ func (r *Reconciler) org(ctx context.Context, st *state, id string, apply bool, 
 			"organization", id, "slug", slug, "holder", holder)
 	}
 	if orgState == "pending" && r.old(redisx.MsTime(created)) {
-		n, err := rdb.ZCount(ctx, ks.OrgPending(id), "("+ms(r.o.Now().UnixMilli()), "+inf").Result()
+		n, err := livePending(ctx, rdb, ks, id, r.o.Now().UnixMilli())
 		if err != nil {
 			return err
 		}
@@ -211,7 +211,8 @@ func (r *Reconciler) slugs(ctx context.Context, st *state, apply bool, rep *Repo
 }
 
 // identities pages through Kratos: drops index entries the records do not
-// back, then deletes placeholders nothing references.
+// back, remembers each active account's address (so inviting it costs
+// Kratos no call), then deletes placeholders nothing references.
 func (r *Reconciler) identities(ctx context.Context, st *state, apply bool, rep *Report) (bool, error) {
 	page, next, err := r.o.Identities.ListPage(ctx, st.IDsToken, r.o.Batch)
 	if err != nil {
@@ -252,6 +253,11 @@ func (r *Reconciler) identity(ctx context.Context, st *state, l identity.Listed,
 			rep.add(FixAddressStale, l.ID)
 		}
 		pendingLeft = int(n) - stale
+		if apply && r.o.Accounts != nil && !l.CreatedByUs && l.State == "active" {
+			if err := r.o.Accounts.RememberAccount(ctx, l.Email, l.ID); err != nil {
+				return err
+			}
+		}
 	}
 	if !l.CreatedByUs || l.State != "inactive" || l.Email == "" || !r.old(l.CreatedAt) {
 		return nil
@@ -312,3 +318,34 @@ func str(v any) string {
 }
 
 func ms(v int64) string { return strconv.FormatInt(v, 10) }
+
+// livePending counts a pending organization's pending invitations that
+// have not expired (a registration's organization has one or a few; the
+// first hundred are enough to tell none from some).
+func livePending(ctx context.Context, rdb redis.UniversalClient, ks redisx.Keyspace, org string, now int64) (int, error) {
+	ids, err := rdb.ZRange(ctx, ks.OrgInvitationsByStatus(org, "pending"), 0, 99).Result()
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	cmds := make([]*redis.SliceCmd, len(ids))
+	_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, inv := range ids {
+			// "x" in today's layout, "expires_at" in the first one.
+			cmds[i] = p.HMGet(ctx, ks.Invitation(inv), "x", "expires_at")
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range cmds {
+		for _, v := range c.Val() {
+			if exp := redisx.MsTime(str(v)); !exp.IsZero() && exp.UnixMilli() > now {
+				n++
+				break
+			}
+		}
+	}
+	return n, nil
+}

@@ -87,6 +87,12 @@ type PlaceholderReleaser interface {
 	ReleasePlaceholder(ctx context.Context, email, identityID string) (deleted bool, err error)
 }
 
+// AccountRememberer makes an account's address known to the invitation
+// path, so inviting it costs Kratos no call (invites.Service).
+type AccountRememberer interface {
+	RememberAccount(ctx context.Context, email, identityID string) error
+}
+
 // Observer counts fixes (metrics).
 type Observer interface {
 	ReconcilerFixed(kind string, n int)
@@ -101,8 +107,11 @@ type Options struct {
 	Members    MemberSyncer
 	Orgs       PendingOrgs
 	Releaser   PlaceholderReleaser
-	Observer   Observer // may be nil
-	Log        *slog.Logger
+	// Accounts learns the address of every active account the identities
+	// phase lists (applying only); nil: none.
+	Accounts AccountRememberer
+	Observer Observer // may be nil
+	Log      *slog.Logger
 	// Grace is how old a placeholder, a pending organization or a dangling
 	// slug must be before it counts as left behind rather than in flight.
 	Grace time.Duration

@@ -221,3 +221,54 @@ func TestRejectedPageTokenStartsOver(t *testing.T) {
 		t.Fatalf("tokens asked for: %q", ids.tokens)
 	}
 }
+
+// someIdentities lists fixed identities in one page.
+type someIdentities []identity.Listed
+
+func (s someIdentities) ListPage(context.Context, string, int) ([]identity.Listed, string, error) {
+	return s, "", nil
+}
+
+// learned records the accounts the reconciler remembered.
+type learned struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (l *learned) RememberAccount(_ context.Context, email, id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.m[email] = id
+	return nil
+}
+
+// TestPassLearnsAccounts: an applied pass makes every active account's
+// address known (inviting it then costs Kratos nothing); placeholders and
+// inactive identities are not accounts, and a dry run writes nothing.
+func TestPassLearnsAccounts(t *testing.T) {
+	rdb := redisClient(t)
+	ks := redisx.Keyspace{Prefix: testenv.UniquePrefix(t)}
+	ids := someIdentities{
+		{Identity: identity.Identity{ID: "acc", Email: "ada@example.com", State: "active"}},
+		{Identity: identity.Identity{ID: "ph", Email: "new@example.com", State: "inactive", CreatedByUs: true}, CreatedAt: time.Now()},
+		{Identity: identity.Identity{ID: "off", Email: "off@example.com", State: "inactive"}},
+		{Identity: identity.Identity{ID: "nomail", State: "active"}},
+	}
+	l := &learned{m: map[string]string{}}
+	o := reconcile.Options{
+		Redis: rdb, Keyspace: ks, Identities: ids, Addresses: noop{}, Members: noop{}, Orgs: noop{}, Releaser: noop{},
+		Accounts: l, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Grace: time.Hour,
+	}
+	if _, err := reconcile.New(o).Pass(t.Context(), false); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.m) != 0 {
+		t.Fatalf("a dry run remembered %v", l.m)
+	}
+	if _, err := reconcile.New(o).Pass(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.m) != 1 || l.m["ada@example.com"] != "acc" {
+		t.Fatalf("remembered %v, want only the active account", l.m)
+	}
+}

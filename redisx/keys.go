@@ -16,6 +16,14 @@
 //
 // # Key layout
 //
+// An invitation's record is one small hash (a listpack in Redis), and
+// its other entries are members of its organization's and shard's sets:
+// no key per invitation but the record, so a pending invitation costs
+// under 1 KiB (see invites' BenchmarkOrgSlotInvitations). Data written by
+// the first layout (a key per token, one per address, the ids and pending
+// sets, long field names) is upgraded by the scripts when they first touch
+// it (see fields.go).
+//
 // Everything one atomic step touches shares a hash tag, so every Lua script
 // runs on one slot and the same code works on Redis Cluster. Organizations
 // are spread over Shards tags; an organization's invitations, tokens and
@@ -33,18 +41,17 @@
 //	P{s}:org:<org>:members            HASH   identity id → member JSON               member removal, org delete
 //	P{s}:org:<org>:member_ids         ZSET   identity ids (lexical)                  member removal, org delete
 //	P{s}:org:<org>:owners             SET    identity ids with role owner            member removal, org delete
-//	P{s}:org:<org>:inv:ids            ZSET   invitation ids (creation order)         purge, org delete
 //	P{s}:org:<org>:inv:st:<status>    ZSET   invitation ids by stored status         status change, purge, org delete
-//	P{s}:org:<org>:inv:pending        ZSET   pending invitation id → expiry (ms)     invitation end, org delete
 //	P{s}:org:<org>:inv:email          HASH   address → its pending invitation id     invitation end, org delete
-//	P{s}:org:<org>:inv:addr:<email>   SET    every invitation id for an address      purge, org delete
-//	P{s}:inv:<inv>                    HASH   invitation fields                       purge: ended_at + invitations.retention
-//	                                                                                 (0: the next sweep)
-//	P{s}:tok:<sha256(token)>          STRING invitation id: the live link            TTL: the invitation's expiry; deleted
-//	                                                                                 on rotation, claim and end
-//	P{s}:tokinfo:<sha256(token)>      STRING invitation id: explains a dead link     two per invitation (newest link and
-//	                                                                                 the one it replaced): rotation, purge;
-//	                                                                                 TTL expiry + retention as a backstop
+//	P{s}:org:<org>:inv:ended          HASH   address → its ended invitation ids      purge, org delete
+//	                                         (space-separated)
+//	P{s}:inv:<inv>                    HASH   invitation fields (short names, empty   purge: ended_at + invitations.retention
+//	                                         ones absent: see fields.go)             (0: the next sweep)
+//	P{s}:tokens                       HASH   first 32 hex digits of sha256(token) →  rotation (the link before the one
+//	                                         invitation id: a link's invitation      replaced), purge
+//	                                         (newest link and the one it replaced;
+//	                                         live while the record's t is its hash
+//	                                         and the invitation is pending)
 //	P{s}:due                          ZSET   pending invitation id → expiry (ms)     invitation end
 //	P{s}:purge                        ZSET   ended invitation id → purge time (ms)   the sweeper
 //	P{s}:claims                       ZSET   invitation being accepted → deadline    finalize, release, the sweeper
@@ -65,9 +72,9 @@
 //	                                         registered before it is written         deadline (20 min)
 //	P{a:<sha256(email)>}:claim        STRING "delete|…" or "takeover|…": one process TTL: the lease (a minute)
 //	                                         deletes or replaces the placeholder
-//	P{a:<sha256(email)>}:identity     STRING the Kratos identity id last seen for     TTL KnownIdentityTTL (30 days);
-//	                                         the address (a hint: checked in Kratos  deleted with the placeholder it
-//	                                         before use, see invites/known.go)       names
+//	P{a:<sha256(email)>}:identity     STRING "<identity id> a|p" last seen for the    TTL KnownIdentityTTL (30 days);
+//	                                         address, account or placeholder (used   deleted before the placeholder it
+//	                                         without a Kratos call, invites/known.go) names
 //	P{i:<identity>}:orgs              HASH   org id → role                           member.sync jobs
 //	P{i:<identity>}:orgs:stamps       HASH   org id → last applied observation       TTL a day
 //	P{f:<sha256(flow id)>}:hook:<hook> HASH  a webhook call: body digest, answer    TTL hooks.replay_window (2h)
@@ -154,7 +161,8 @@ func (k Keyspace) OrgOwners(org string) string {
 	return keyOrgOwners.build(k.Shard(ShardOf(org)), org)
 }
 
-// OrgInvitations orders all of an organization's invitation ids.
+// OrgInvitations ordered all of an organization's invitation ids (first
+// layout; the status sets hold them all now).
 func (k Keyspace) OrgInvitations(org string) string {
 	return keyOrgInvIDs.build(k.Shard(ShardOf(org)), org)
 }
@@ -165,7 +173,8 @@ func (k Keyspace) OrgInvitationsByStatus(org, status string) string {
 	return keyOrgInvStatus.build(k.Shard(ShardOf(org)), org, status)
 }
 
-// OrgPending maps an organization's pending invitation ids → expiry (ms).
+// OrgPending mapped an organization's pending invitation ids → expiry
+// (first layout; the shard's Due set holds the expiries now).
 func (k Keyspace) OrgPending(org string) string {
 	return keyOrgInvPend.build(k.Shard(ShardOf(org)), org)
 }
@@ -175,8 +184,15 @@ func (k Keyspace) OrgPendingByEmail(org string) string {
 	return keyOrgInvEmail.build(k.Shard(ShardOf(org)), org)
 }
 
-// OrgAddressInvitations holds every invitation id of an organization for
-// one address.
+// OrgEndedByAddress maps address → the ids of the organization's ended
+// invitations for it, space-separated (its pending one is in
+// OrgPendingByEmail).
+func (k Keyspace) OrgEndedByAddress(org string) string {
+	return keyOrgInvEnded.build(k.Shard(ShardOf(org)), org)
+}
+
+// OrgAddressInvitations held every invitation id of an organization for
+// one address (first layout).
 func (k Keyspace) OrgAddressInvitations(org, email string) string {
 	return keyOrgInvAddr.build(k.Shard(ShardOf(org)), org, email)
 }
@@ -186,12 +202,27 @@ func (k Keyspace) Invitation(inv string) string {
 	return keyInvitation.build(k.Shard(ShardOf(inv)), inv)
 }
 
-// Token is the key of a token hash in a shard.
+// Tokens is shard s's token index: the first 32 hex digits of a token's
+// SHA-256 → its invitation id (TokenField).
+func (k Keyspace) Tokens(shard int) string { return keyTokens.build(k.Shard(shard)) }
+
+// TokenField is a token hash's field in the token index: its first 128
+// bits, enough to find the one invitation whose record holds the whole
+// hash.
+func TokenField(tokenHash string) string {
+	if len(tokenHash) > 32 {
+		return tokenHash[:32]
+	}
+	return tokenHash
+}
+
+// Token was the live link of a token hash in a shard (first layout).
 func (k Keyspace) Token(shard int, tokenHash string) string {
 	return keyToken.build(k.Shard(shard), tokenHash)
 }
 
-// TokenInfo explains a dead link: which invitation a token hash was for.
+// TokenInfo explained a dead link: which invitation a token hash was for
+// (first layout).
 func (k Keyspace) TokenInfo(shard int, tokenHash string) string {
 	return keyTokenInfo.build(k.Shard(shard), tokenHash)
 }
@@ -244,8 +275,9 @@ func (k Keyspace) AddressPendingStamps(email string) string {
 // deleted or replaced (same slot as AddressPending).
 func (k Keyspace) AddressClaim(email string) string { return k.address(email) + "claim" }
 
-// AddressIdentity remembers the Kratos identity last seen for an address,
-// so inviting it again needs no look-up in Kratos (same slot as AddressRefs).
+// AddressIdentity remembers the Kratos identity last seen for an address
+// and its kind, so inviting it again needs no Kratos call (same slot as
+// AddressRefs).
 func (k Keyspace) AddressIdentity(email string) string { return k.address(email) + "identity" }
 
 func (k Keyspace) address(email string) string {

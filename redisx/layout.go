@@ -48,14 +48,11 @@ var (
 	keyOrgMembers   = newShardKey("k_org_members", "org:<org>:members")
 	keyOrgMemberIDs = newShardKey("k_org_member_ids", "org:<org>:member_ids")
 	keyOrgOwners    = newShardKey("k_org_owners", "org:<org>:owners")
-	keyOrgInvIDs    = newShardKey("k_org_inv_ids", "org:<org>:inv:ids")
 	keyOrgInvStatus = newShardKey("k_org_inv_status", "org:<org>:inv:st:<status>")
-	keyOrgInvPend   = newShardKey("k_org_inv_pending", "org:<org>:inv:pending")
 	keyOrgInvEmail  = newShardKey("k_org_inv_email", "org:<org>:inv:email")
-	keyOrgInvAddr   = newShardKey("k_org_inv_addr", "org:<org>:inv:addr:<email>")
+	keyOrgInvEnded  = newShardKey("k_org_inv_ended", "org:<org>:inv:ended")
 	keyInvitation   = newShardKey("k_inv", "inv:<inv>")
-	keyToken        = newShardKey("k_tok", "tok:<hash>")
-	keyTokenInfo    = newShardKey("k_tokinfo", "tokinfo:<hash>")
+	keyTokens       = newShardKey("k_tokens", "tokens")
 	keyDue          = newShardKey("k_due", "due")
 	keyPurge        = newShardKey("k_purge", "purge")
 	keyClaims       = newShardKey("k_claims", "claims")
@@ -64,15 +61,23 @@ var (
 	keyOutboxDead   = newShardKey("k_outbox_dead", "outbox:dead")
 	keyStats        = newShardKey("k_stats", "stats")
 	keyMoved        = newShardKey("k_moved", "moved:<identity>")
+
+	// The first layout's invitation keys: read and emptied by the prelude's
+	// upgrade step, never written (see fields.go).
+	keyOrgInvIDs  = newShardKey("k_org_inv_ids", "org:<org>:inv:ids")
+	keyOrgInvPend = newShardKey("k_org_inv_pending", "org:<org>:inv:pending")
+	keyOrgInvAddr = newShardKey("k_org_inv_addr", "org:<org>:inv:addr:<email>")
+	keyToken      = newShardKey("k_tok", "tok:<hash>")
+	keyTokenInfo  = newShardKey("k_tokinfo", "tokinfo:<hash>")
 )
 
 // shardLayout lists every shard key family, for the prelude. Listing them
 // (rather than registering in newShardKey) makes the prelude depend on
 // them, so Go initializes them first.
 var shardLayout = []*shardKey{
-	keyOrg, keyOrgMembers, keyOrgMemberIDs, keyOrgOwners, keyOrgInvIDs, keyOrgInvStatus, keyOrgInvPend,
-	keyOrgInvEmail, keyOrgInvAddr, keyInvitation, keyToken, keyTokenInfo, keyDue, keyPurge, keyClaims,
-	keyOutbox, keyOutboxDelay, keyOutboxDead, keyStats, keyMoved,
+	keyOrg, keyOrgMembers, keyOrgMemberIDs, keyOrgOwners, keyOrgInvStatus, keyOrgInvEmail, keyOrgInvEnded,
+	keyInvitation, keyTokens, keyDue, keyPurge, keyClaims, keyOutbox, keyOutboxDelay, keyOutboxDead, keyStats,
+	keyMoved, keyOrgInvIDs, keyOrgInvPend, keyOrgInvAddr, keyToken, keyTokenInfo,
 }
 
 // build is the Go side: the key of this family in shard prefix p.

@@ -32,20 +32,116 @@ local function flat(key)
   return h
 end
 
+-- tok_field is a token hash's first 128 bits: its field in the shard's
+-- token index, and what a record keeps (the first layout kept it all).
+local function tok_field(th) return string.sub(th, 1, 32) end
+
+-- same_token reports whether a record's stored token is hash th.
+local function same_token(stored, th)
+  return stored and (stored == th or stored == tok_field(th))
+end
+
+-- add_ended and drop_ended keep an organization's ended invitation ids
+-- per address (a space-separated list: an address has few).
+local function add_ended(org, email, id)
+  local k = k_org_inv_ended(org)
+  local cur = redis.call('HGET', k, email)
+  if not cur then
+    redis.call('HSET', k, email, id)
+  elseif not string.find(' ' .. cur .. ' ', ' ' .. id .. ' ', 1, true) then
+    redis.call('HSET', k, email, cur .. ' ' .. id)
+  end
+end
+
+local function drop_ended(org, email, id)
+  local k = k_org_inv_ended(org)
+  local cur = redis.call('HGET', k, email)
+  if not cur then return end
+  local rest = {}
+  for x in string.gmatch(cur, '%S+') do
+    if x ~= id then rest[#rest + 1] = x end
+  end
+  if #rest == 0 then
+    redis.call('HDEL', k, email)
+  else
+    redis.call('HSET', k, email, table.concat(rest, ' '))
+  end
+end
+
+-- upgrade rewrites an invitation the first layout wrote (long field names,
+-- a key per token, a set per address, the ids and pending sets) into this
+-- one; a no-op for any other record. Every step below calls it before it
+-- reads a record, so script bodies only ever see today's layout.
+local function upgrade(id)
+  local ik = k_inv(id)
+  if redis.call('HEXISTS', ik, 'status') == 0 then return end
+  local old = redis.call('HGETALL', ik)
+  local f, new = {}, {}
+  for i = 1, #old, 2 do
+    local name, v = old[i], old[i + 1]
+    f[name] = v
+    if LEGACY[name] then name = LEGACY[name] end
+    if name ~= '' and v ~= '' then
+      new[#new + 1] = name
+      new[#new + 1] = v
+    end
+  end
+  redis.call('DEL', ik)
+  redis.call('HSET', ik, unpack(new))
+  for _, h in ipairs({f['token_hash'], f['prev_token_hash']}) do
+    if h and h ~= '' then
+      redis.call('HSET', k_tokens(), tok_field(h), id)
+      redis.call('DEL', k_tok(h), k_tokinfo(h))
+    end
+  end
+  local org, email = f['org'], f['email']
+  redis.call('ZREM', k_org_inv_ids(org), id)
+  redis.call('ZREM', k_org_inv_pending(org), id)
+  redis.call('SREM', k_org_inv_addr(org, email), id)
+  if f['status'] ~= 'pending' and f['status'] ~= 'accepting' then add_ended(org, email, id) end
+end
+
+-- inv_flat returns an invitation as a flat array with its id, or false.
+local function inv_flat(id)
+  upgrade(id)
+  local h = redis.call('HGETALL', k_inv(id))
+  if #h == 0 then return false end
+  h[#h + 1] = 'id'
+  h[#h + 1] = id
+  return h
+end
+
+-- put sets an invitation's fields from a flat list of names and values;
+-- an empty value deletes its field (absent reads as empty).
+local function put(ik, list)
+  local set, del = {}, {}
+  for i = 1, #list, 2 do
+    local v = list[i + 1]
+    if v == nil or v == '' then
+      del[#del + 1] = list[i]
+    else
+      set[#set + 1] = list[i]
+      set[#set + 1] = v
+    end
+  end
+  if #set > 0 then redis.call('HSET', ik, unpack(set)) end
+  if #del > 0 then redis.call('HDEL', ik, unpack(del)) end
+end
+
 -- end_invitation moves a pending invitation to a final status.
 local function end_invitation(id, status, by)
+  upgrade(id)
   local ik = k_inv(id)
-  local f = redis.call('HMGET', ik, 'org', 'email', 'token_hash')
+  local f = redis.call('HMGET', ik, 'o', 'e')
   local org = f[1]
-  redis.call('HSET', ik, 'status', status, 'ended_at', NOW, 'updated_at', NOW)
-  if by and by ~= '' then redis.call('HSET', ik, 'accepted_by', by) end
-  if f[3] then redis.call('DEL', k_tok(f[3])) end
+  redis.call('HSET', ik, 's', status, 'n', NOW, 'u', NOW)
+  if by and by ~= '' then redis.call('HSET', ik, 'ab', by) end
   redis.call('ZREM', k_org_inv_status(org, 'pending'), id)
   redis.call('ZADD', k_org_inv_status(org, status), 0, id)
-  redis.call('ZREM', k_org_inv_pending(org), id)
   if redis.call('HGET', k_org_inv_email(org), f[2]) == id then
     redis.call('HDEL', k_org_inv_email(org), f[2])
   end
+  add_ended(org, f[2], id)
   redis.call('ZREM', k_due(), id)
   -- Always scheduled: a retention of 0 purges at the next sweep, so no
   -- ended invitation is kept for ever.
@@ -57,7 +153,8 @@ end
 -- current_status reads an invitation's status, ending it first when it is
 -- pending past its expiry; false when it does not exist.
 local function current_status(id)
-  local f = redis.call('HMGET', k_inv(id), 'status', 'expires_at')
+  upgrade(id)
+  local f = redis.call('HMGET', k_inv(id), 's', 'x')
   if not f[1] then return false end
   if f[1] == 'pending' and tonumber(f[2]) <= NOW then
     end_invitation(id, 'expired')
@@ -66,43 +163,49 @@ local function current_status(id)
   return f[1]
 end
 
--- remember_token keeps, past the token's life, which invitation it was
--- for: a dead link then explains itself (expired, revoked, replaced,
--- accepted) instead of looking forged. It never makes a token valid.
--- An invitation keeps such records for two links only: its newest and the
--- one that newest replaced (old is the replaced token's hash, or false);
--- a link older than that reads as unknown (the generic invalid-link page).
--- The sweeper deletes both when it purges the invitation; the TTL, which
--- no record outlives the invitation by, is a backstop.
-local function remember_token(hash, id, exp, old)
+-- index_token records a new link of an invitation in the shard's token
+-- index (old is the hash of the link it replaces, or false). A link is
+-- live while the record's t is its hash and the invitation is pending and
+-- unexpired; past that, the index still says which invitation it was for,
+-- so a dead link explains itself (expired, revoked, replaced, accepted)
+-- instead of looking forged. An invitation keeps two links in the index:
+-- its newest and the one that newest replaced; an older link reads as
+-- unknown (the generic invalid-link page). The purge removes both.
+local function index_token(th, id, old)
   local ik = k_inv(id)
   if old then
-    local prev = redis.call('HGET', ik, 'prev_token_hash')
-    if prev and prev ~= '' and prev ~= hash then redis.call('DEL', k_tokinfo(prev)) end
-    redis.call('HSET', ik, 'prev_token_hash', old)
+    local prev = redis.call('HGET', ik, 'pt')
+    if prev and not same_token(prev, th) then redis.call('HDEL', k_tokens(), tok_field(prev)) end
+    redis.call('HSET', ik, 'pt', old)
   end
-  redis.call('SET', k_tokinfo(hash), id, 'PX', math.max(exp - NOW, 0) + RETENTION + 1000)
+  redis.call('HSET', k_tokens(), tok_field(th), id)
 end
 
--- forget_tokens deletes an invitation's token records (at purge).
+-- token_invitation finds the invitation of a token hash (the index, then
+-- the first layout's keys), or false.
+local function token_invitation(th)
+  local id = redis.call('HGET', k_tokens(), tok_field(th))
+  if id then return id end
+  return redis.call('GET', k_tok(th)) or redis.call('GET', k_tokinfo(th))
+end
+
+-- forget_tokens removes an invitation's links from the index (at purge).
 local function forget_tokens(ik)
-  local f = redis.call('HMGET', ik, 'token_hash', 'prev_token_hash')
+  local f = redis.call('HMGET', ik, 't', 'pt')
   for _, h in ipairs({f[1], f[2]}) do
-    if h and h ~= '' then redis.call('DEL', k_tok(h), k_tokinfo(h)) end
+    if h then redis.call('HDEL', k_tokens(), tok_field(h)) end
   end
 end
 
 -- release_claim puts an invitation that was being accepted back to
--- pending, with its link alive again (unless it expired meanwhile).
+-- pending: its link works again (unless it expired meanwhile).
 local function release_claim(id)
+  upgrade(id)
   local ik = k_inv(id)
   redis.call('ZREM', k_claims(), id)
-  if redis.call('HGET', ik, 'status') ~= 'accepting' then return false end
-  local f = redis.call('HMGET', ik, 'token_hash', 'expires_at')
-  redis.call('HSET', ik, 'status', 'pending', 'claim_until', '', 'updated_at', NOW)
-  if tonumber(f[2]) > NOW then
-    redis.call('SET', k_tok(f[1]), id, 'PX', tonumber(f[2]) - NOW)
-  end
+  if redis.call('HGET', ik, 's') ~= 'accepting' then return false end
+  redis.call('HSET', ik, 's', 'pending', 'u', NOW)
+  redis.call('HDEL', ik, 'cu')
   return true
 end
 
@@ -141,7 +244,7 @@ const argsPrelude = "local A = cjson.decode(ARGV[1])\n"
 // shardPrelude is built once, from the key templates.
 var shardPrelude = argsPrelude +
 	"local P, NOW, RETENTION = A.p, tonumber(A.now), tonumber(A.retention)\n" +
-	luaKeyFunctions() + shardSteps
+	luaKeyFunctions() + luaLegacyFields() + shardSteps + seatSteps
 
 func (p Prelude) source() string {
 	if p == OnShard {

@@ -41,6 +41,8 @@ var goKeys = map[string]func(k redisx.Keyspace, s int, a map[string]string) stri
 	"k_org_inv_addr": func(k redisx.Keyspace, _ int, a map[string]string) string {
 		return k.OrgAddressInvitations(a["org"], a["email"])
 	},
+	"k_org_inv_ended":  func(k redisx.Keyspace, _ int, a map[string]string) string { return k.OrgEndedByAddress(a["org"]) },
+	"k_tokens":         func(k redisx.Keyspace, s int, _ map[string]string) string { return k.Tokens(s) },
 	"k_inv":            func(k redisx.Keyspace, _ int, a map[string]string) string { return k.Invitation(a["inv"]) },
 	"k_tok":            func(k redisx.Keyspace, s int, a map[string]string) string { return k.Token(s, a["hash"]) },
 	"k_tokinfo":        func(k redisx.Keyspace, s int, a map[string]string) string { return k.TokenInfo(s, a["hash"]) },

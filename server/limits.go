@@ -100,15 +100,20 @@ func (q *quotas) page(c *gin.Context, err error) {
 	httpx.SetRetryAfter(c, err)
 	httpx.RecordErrorCode(c, apperr.CodeOf(err))
 	status := httpx.PageStatus(err)
-	page := templates.MessagePage{Base: templates.Base{Nonce: httpx.Nonce(c)}}
+	page := templates.MessagePage{Base: httpx.PageBase(c, q.render)}
+	t := func(key string, args ...any) string { return httpx.T(c, q.render, key, args...) }
 	if e, ok := apperr.As(err); ok && e.Code == "rate_limited" {
-		page.Title = "Too many attempts"
-		page.Paragraphs = []string{"There have been too many requests from your network. Nothing was changed.",
-			"Please try again in " + ratelimit.Human(e.RetryAfter) + "."}
+		page.Title = t("rate_limited.title")
+		n, unit := ratelimit.HumanParts(e.RetryAfter)
+		wait := t("wait." + unit)
+		if n != 1 {
+			wait = t("wait."+unit+"s", n)
+		}
+		page.Paragraphs = []string{t("rate_limited.network"), t("rate_limited.retry", wait)}
 	} else {
 		httpx.Logger(c).Error("rate limit check failed", "err", err)
-		page.Title = "Something went wrong on our side"
-		page.Paragraphs = []string{"Nothing was changed. Please try again in a minute."}
+		page.Title = t("internal.title")
+		page.Paragraphs = []string{t("internal.text")}
 	}
 	httpx.RenderPage(c, q.render, status, "message.html", page)
 }

@@ -16,6 +16,8 @@ func (s *Server) newReconciler(orgStore *orgs.Store) *reconcile.Reconciler {
 		Redis: s.rdb, Keyspace: s.ks, Identities: lister, Addresses: s.Addresses, Members: s.Members, Orgs: orgStore,
 		// The atomic claim: deleting cannot race with a new invitation.
 		Releaser: s.Invites,
+		// Existing accounts become known: inviting them costs Kratos nothing.
+		Accounts: s.Invites,
 		Observer: s.Metrics, Log: s.log.With("component", "reconciler"),
 		Grace: s.cfg.Reconcile.Grace, Batch: s.cfg.Reconcile.Batch, Now: s.now,
 	})

@@ -43,7 +43,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	// The API org admins call from their own product, with their session.
 	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()), s.quotas.api(serverAuth{s}))
 	orgs.NewAPIHandlers(s.Orgs, s.Members).Register(sessionAPI)
-	invites.NewAPIHandlers(s.Invites, s.Orgs).Register(sessionAPI)
+	invites.NewAPIHandlers(s.Invites, s.Orgs, s.Previewer).Register(sessionAPI)
 
 	admin = newEngine(s.cfg.Serve.Admin.TrustedProxies, s.log)
 	admin.Use(httpx.Common("admin", s.log, maxBody, s.Metrics))
@@ -52,7 +52,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	admin.GET("/openapi.yaml", openapi.Serve)
 	adminAPI := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys), s.quotas.admin())
 	orgs.NewAdminHandlers(s.Orgs).Register(adminAPI)
-	invites.NewAdminHandlers(s.Invites).Register(adminAPI)
+	invites.NewAdminHandlers(s.Invites, s.Previewer).Register(adminAPI)
 	s.Hooks.Register(admin)
 	return public, admin
 }
@@ -92,6 +92,11 @@ func (s *Server) apiOrigins() []string {
 
 // memberships lists an identity's organizations for the welcome page.
 type memberships struct{ s *Server }
+
+// TemplateOptions are the renderer's options from the configuration.
+func TemplateOptions(t config.Templates) templates.Options {
+	return templates.Options{Dir: t.Dir, DefaultLocale: t.DefaultLocale}
+}
 
 func (m memberships) OrganizationsOf(ctx context.Context, identityID string) ([]templates.WelcomeOrg, error) {
 	roles, err := m.s.Members.Organizations(ctx, identityID)

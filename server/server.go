@@ -77,6 +77,7 @@ type Server struct {
 	Acceptor  *invites.Acceptor
 	Registrar *invites.Registrar
 	Addresses *invites.AddressIndex
+	Previewer *invites.Previewer // dry runs of invitations
 	Members   *orgs.IdentityIndex
 	Claims    *orgs.Claims
 	Hooks     *hooks.Handlers
@@ -110,7 +111,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, now: now, ks: redisx.Keyspace{Prefix: cfg.Redis.KeyPrefix}, addrs: map[string]string{}, listening: make(chan struct{})}
 
-	render, err := templates.New(cfg.Templates.Dir)
+	render, err := templates.Load(TemplateOptions(cfg.Templates))
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +177,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Budget: ratelimit.Budget{Limiter: s.Limiter, Global: s.quotas.mailGlobal, PerOrg: s.quotas.mailPerOrg},
 	})
 	mailer.Register(s.Worker, s.Addresses)
+	s.Previewer = invites.NewPreviewer(s.Invites, orgStore, mailer)
 	s.Members = orgs.NewIdentityIndex(s.rdb, s.ks, now)
 	s.Members.Register(s.Worker)
 	s.Claims = orgs.NewClaims(s.Members, orgStore, s.ids)

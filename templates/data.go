@@ -14,6 +14,9 @@ type MailData struct {
 	ExpiresAt time.Time
 	// Context holds the invitation's extra variables (django-organizations' **kwargs).
 	Context map[string]any
+	// Locale is the mail's locale (BCP 47, e.g. "de"): the renderer picks
+	// the locale's files by it, and templates may show it.
+	Locale string
 }
 
 // Organization as templates see it.
@@ -56,7 +59,12 @@ type Base struct {
 	// Nonce is the request's Content-Security-Policy nonce for the page's
 	// own style and script.
 	Nonce string
+	// Lang is the page's locale, negotiated from the browser's
+	// Accept-Language ("": the default locale).
+	Lang string
 }
+
+func (b Base) pageLocale() string { return b.Lang }
 
 // MessagePage is the data of message.html: a title, some text, an
 // optional button and an optional secondary one (e.g. "Cancel").
@@ -142,8 +150,8 @@ type WelcomePage struct {
 type WelcomeOrg struct{ Name, Role string }
 
 // SamplePageData returns preview data for a page.
-func SamplePageData(name string) any {
-	base := Base{Nonce: "sample-nonce"}
+func SamplePageData(name, locale string) any {
+	base := Base{Nonce: "sample-nonce", Lang: locale}
 	switch name {
 	case "message.html":
 		return MessagePage{Base: base, Title: "This invitation has expired", Paragraphs: []string{"Ask Ada Lovelace for a new invitation."}}

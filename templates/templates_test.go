@@ -34,7 +34,7 @@ func overrides(t *testing.T, files map[string]string) string {
 func embeddedNames(t *testing.T) []string {
 	t.Helper()
 	var names []string
-	for _, dir := range []string{"mail", "pages", "hooks"} {
+	for _, dir := range dirs {
 		entries, err := fs.ReadDir(embedded, dir)
 		if err != nil {
 			t.Fatal(err)
@@ -56,9 +56,10 @@ func TestNewParsesEveryEmbeddedTemplate(t *testing.T) {
 	}
 	// Three files per mail set, plus the layout and the pages.
 	pages := []string{"accept.html", "join.html", "kratos_flow.html", "message.html", "register.html", "welcome.html"}
-	const hookMessages = 8
-	if len(names) != 3*len(MailSets)+1+len(pages)+hookMessages {
-		t.Errorf("%d templates, want %d", len(names), 3*len(MailSets)+1+len(pages)+hookMessages)
+	// English and German mail and message catalogues.
+	const hookMessages, locales = 8, 2
+	if want := locales*(3*len(MailSets)+1) + 1 + len(pages) + hookMessages; len(names) != want {
+		t.Errorf("%d templates, want %d", len(names), want)
 	}
 	for _, p := range pages {
 		if !r.HasPage(p) {
@@ -285,7 +286,7 @@ func TestOverrideLayout(t *testing.T) {
 	})
 	r := mustNew(t, dir)
 	var b bytes.Buffer
-	if err := r.Page(&b, "message.html", SamplePageData("message.html")); err != nil {
+	if err := r.Page(&b, "message.html", SamplePageData("message.html", "")); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(b.String(), `<html><title>This invitation has expired</title><body class="brand">`) {

@@ -90,6 +90,17 @@ func (b *Browser) Do(steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// AcceptLanguage makes every request of the browser send this
+// Accept-Language header, as a browser set to that language would.
+func (b *Browser) AcceptLanguage(value string) {
+	b.t.Helper()
+	if _, err := chromedp.Call(b.Ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+		Headers: network.Headers{"Accept-Language": value},
+	}); err != nil {
+		b.t.Fatalf("browser: accept-language: %v", err)
+	}
+}
+
 // Location is the current URL.
 func (b *Browser) Location() string {
 	loc, _ := chromedp.Run(b.Ctx, chromedp.Location())

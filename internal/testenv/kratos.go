@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +30,7 @@ type Kratos struct {
 	mu     sync.Mutex
 	dbDir  string
 	dropDB func() error
+	dbName string // on PostgreSQL
 }
 
 // RepoRoot finds the module root (the directory with the project's go.mod).
@@ -207,6 +210,9 @@ func (k *Kratos) database(dir string) (string, error) {
 		return "", err
 	}
 	k.dropDB = drop
+	if u, err := url.Parse(dsn); err == nil {
+		k.dbName = strings.TrimPrefix(u.Path, "/")
+	}
 	return "DSN=" + dsn, nil
 }
 
@@ -264,6 +270,18 @@ func (k *Kratos) Output() string {
 	defer k.mu.Unlock()
 	return k.out.String()
 }
+
+// PID is the Kratos process' id (benchmarks read its CPU time).
+func (k *Kratos) PID() int {
+	if k.cmd == nil || k.cmd.Process == nil {
+		return 0
+	}
+	return k.cmd.Process.Pid
+}
+
+// PostgresDatabase is the name of Kratos' PostgreSQL database ("" on
+// SQLite): benchmarks find its server processes by it.
+func (k *Kratos) PostgresDatabase() string { return k.dbName }
 
 // Stop kills Kratos and removes its database.
 func (k *Kratos) Stop() {

@@ -178,6 +178,17 @@ func (r *Redis) Restart(t testing.TB) {
 // Stop ends the server.
 func (r *Redis) Stop() { r.Kill() }
 
+// PID is the server's process id, 0 when it is not running (benchmarks
+// read its CPU time).
+func (r *Redis) PID() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil || r.cmd.Process == nil {
+		return 0
+	}
+	return r.cmd.Process.Pid
+}
+
 // Client returns a new client for the server, closed when the test ends.
 func (r *Redis) Client(t testing.TB) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: r.Addr})

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -28,6 +29,7 @@ type options struct {
 	seed        int // identities created in Kratos before measuring
 	concurrency int
 	duration    time.Duration
+	cpuProfile  string // file for a CPU profile of the bench process (kratos-orgs and the load generator)
 }
 
 func parseOptions(args []string) (options, error) {
@@ -50,6 +52,7 @@ func parseOptions(args []string) (options, error) {
 	fs := flag.NewFlagSet("benchkratos", flag.ContinueOnError)
 	fs.IntVar(&o.concurrency, "c", 8, "requests in flight")
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "duration of each measurement")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of kratos-orgs (and the load generator) over the measured phases to this file")
 	fs.IntVar(&o.seed, "identities", o.seed, "identities created in Kratos before measuring (BENCH_IDENTITIES)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -79,10 +82,35 @@ func bench(ctx context.Context, o options) error {
 	}
 	fmt.Printf("Kratos %s on %s (%d identities seeded), c=%d, %s each; started %s\n",
 		"v1.3.1", o.db, o.seed, o.concurrency, o.duration, time.Now().UTC().Format(time.RFC3339))
+	if o.cpuProfile != "" {
+		stop, err := startProfile(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	rows, err := measure(ctx, env, o)
 	if err != nil {
 		return err
 	}
 	writeTable(os.Stdout, rows)
+	fmt.Println()
+	writeCosts(os.Stdout, rows)
 	return nil
+}
+
+// startProfile writes a CPU profile of this process until stop is called.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -14,6 +14,8 @@ type row struct {
 	Kratos   *result // nil: not measured
 	KratosOp string
 	Note     string
+	// What each operation cost (nil: not measured).
+	OursCost, KratosCost *cost
 }
 
 // ratio is ours / Kratos' rate, or "-" when either is missing.
@@ -66,4 +68,36 @@ func writeTable(w io.Writer, rows []row) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			r.What, rate(r.Ours), latency(r.Ours), r.KratosOp, rate(r.Kratos), latency(r.Kratos), ratio(r.Ours, r.Kratos), note)
 	}
+}
+
+// writeCosts prints, per row, what one operation cost: the Kratos calls
+// kratos-orgs made (background jobs included) and the CPU time of each
+// process. The bench process is kratos-orgs and the load generator.
+func writeCosts(w io.Writer, rows []row) {
+	fmt.Fprintln(w, "| operation | Kratos calls per operation | Redis commands | CPU per operation: bench process / Kratos / PostgreSQL / Redis |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	seen := map[*cost]bool{}
+	for _, r := range rows {
+		if r.Ours != nil {
+			fmt.Fprintf(w, "| kratos-orgs: %s | %s | %s | %s |\n", r.What, r.OursCost.callsText(), r.OursCost.commandsText(), r.OursCost.cpuText())
+		}
+		if r.KratosCost != nil && !seen[r.KratosCost] {
+			seen[r.KratosCost] = true
+			fmt.Fprintf(w, "| Kratos: %s | 1 (the bench's own) | - | %s |\n", r.KratosOp, r.KratosCost.cpuText())
+		}
+	}
+}
+
+func (c *cost) commandsText() string {
+	if c == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", c.redisCommands)
+}
+
+func (c *cost) cpuText() string {
+	if c == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s / %s / %s / %s", ms(c.self), ms(c.kratos), ms(c.postgres), ms(c.redis))
 }

@@ -67,3 +67,23 @@ func TestRunStopsWhenInputsRunOut(t *testing.T) {
 		t.Fatalf("result %+v", r)
 	}
 }
+
+func TestCostTable(t *testing.T) {
+	ours := &result{OK: 10, Elapsed: time.Second}
+	c := diff(snapshot{self: time.Second, redisCommands: 100, calls: map[string]float64{"POST /admin/identities": 5}},
+		snapshot{self: time.Second + 20*time.Millisecond, redisCommands: 400, calls: map[string]float64{"POST /admin/identities": 15, "GET /admin/identities/{id}": 5}}, 10)
+	var b bytes.Buffer
+	writeCosts(&b, []row{
+		{What: "invite", Ours: ours, OursCost: c, KratosOp: "create", KratosCost: c},
+		{What: "accept", Ours: &result{Failed: 3}, OursCost: diff(snapshot{}, snapshot{}, 0)},
+	})
+	for _, want := range []string{
+		"| kratos-orgs: invite | 1.50 (1.00 POST /admin/identities, 0.50 GET /admin/identities/{id}) | 30.0 | 2.0 ms / 0.0 ms / 0.0 ms / 0.0 ms |",
+		"| Kratos: create | 1 (the bench's own) | - | 2.0 ms / 0.0 ms / 0.0 ms / 0.0 ms |",
+		"| kratos-orgs: accept | - | - | - |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("cost table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
