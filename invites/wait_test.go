@@ -25,7 +25,8 @@ func TestWritesWaitForReplicas(t *testing.T) {
 	onReplica := replica.Client(t)
 	replicated := func(id string) Status {
 		t.Helper()
-		st, _ := onReplica.HGet(h.ctx, h.ks.Invitation(id), "status").Result()
+		// The record's field for the status in today's layout.
+		st, _ := onReplica.HGet(h.ctx, h.ks.Invitation(id), redisx.LegacyInvitationFields["status"]).Result()
 		return Status(st)
 	}
 
