@@ -53,6 +53,9 @@ func measure(ctx context.Context, s *stack, o options) ([]row, error) {
 		}
 		return err
 	})
+	m.createAsOrgs, m.createAsOrgsCost = s.measured(ctx, "Kratos: create with kratos-orgs' body", c, d, func(ctx context.Context, n int) error {
+		return s.kratosCreateAsOrgs(ctx, fmt.Sprintf("inactive-%d-%d@bench.example", stamp, n), orgIDs[0])
+	})
 	m.inviteNew, m.inviteNewCost = s.measured(ctx, "kratos-orgs: invite new addresses", c, d, func(ctx context.Context, n int) error {
 		email := fmt.Sprintf("new-%d-%d@bench.example", stamp, n)
 		err := s.invite(ctx, orgIDs[0], email)
@@ -130,14 +133,18 @@ func (s *stack) learn(ctx context.Context) error {
 // measurements are the phases' results and costs.
 type measurements struct {
 	create, inviteNew, inviteKnown, recovery, accept, lookUp, inviteUnknown, inviteLearned result
+	createAsOrgs                                                                           result
 	createCost, inviteNewCost, inviteKnownCost, recoveryCost, acceptCost, lookUpCost       *cost
-	inviteUnknownCost, inviteLearnedCost                                                   *cost
+	inviteUnknownCost, inviteLearnedCost, createAsOrgsCost                                 *cost
 }
 
 func (m *measurements) rows() []row {
 	return []row{
 		{What: "invite, new address", Ours: &m.inviteNew, Kratos: &m.create, KratosOp: "create (POST /admin/identities)",
 			OursCost: m.inviteNewCost, KratosCost: m.createCost},
+		{What: "(Kratos alone) create with kratos-orgs' body", Kratos: &m.createAsOrgs,
+			KratosOp: "create, state inactive + metadata_admin marker", KratosCost: m.createAsOrgsCost,
+			Note: "what Kratos spends on the first row's call without kratos-orgs beside it"},
 		{What: "invite, account kratos-orgs has not seen", Ours: &m.inviteUnknown, Kratos: &m.lookUp, KratosOp: "look-up (GET /admin/identities?credentials_identifier=)",
 			Note: "create refused (409), then the look-up", OursCost: m.inviteUnknownCost, KratosCost: m.lookUpCost},
 		{What: "invite, account the reconciler learned", Ours: &m.inviteLearned, Kratos: &m.lookUp, KratosOp: "look-up (same as above)",

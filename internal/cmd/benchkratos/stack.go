@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kratos-orgs/kratos-orgs/config"
+	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
 	"github.com/kratos-orgs/kratos-orgs/server"
 )
@@ -166,6 +167,17 @@ func (s *stack) kratosCreate(ctx context.Context, email string) (string, error) 
 	err := s.call(ctx, http.MethodPost, s.kratos.AdminURL+"/admin/identities",
 		map[string]any{"schema_id": "default", "traits": map[string]any{"email": email}}, &got, http.StatusCreated)
 	return got.ID, err
+}
+
+// kratosCreateAsOrgs sends the body kratos-orgs sends for a new address
+// (identity.CreateInvited): inactive, with its metadata_admin marker. The
+// bench measures it apart, to tell Kratos' cost of that body from the
+// contention of kratos-orgs running beside it.
+func (s *stack) kratosCreateAsOrgs(ctx context.Context, email, org string) error {
+	marker := map[string]any{"created": true, "organization": org, "created_at": time.Now().UTC().Format(time.RFC3339)}
+	return s.call(ctx, http.MethodPost, s.kratos.AdminURL+"/admin/identities", map[string]any{
+		"schema_id": "default", "traits": map[string]any{"email": email}, "state": "inactive",
+		"metadata_admin": map[string]any{identity.MarkerKey: marker}}, nil, http.StatusCreated)
 }
 
 func (s *stack) kratosLookUp(ctx context.Context, email string) error {
