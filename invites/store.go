@@ -183,13 +183,9 @@ func (s *Store) Get(ctx context.Context, id string) (Invitation, error) {
 // readFields reads fields of an invitation's record by their names in
 // today's layout, from a record of the first layout too ("" for absent).
 func (s *Store) readFields(ctx context.Context, id string, names ...string) ([]string, error) {
-	legacy := make(map[string]string, len(redisx.LegacyInvitationFields))
-	for long, short := range redisx.LegacyInvitationFields {
-		legacy[short] = long
-	}
-	all := append(append([]string{}, names...), "status")
+	all := append(append(make([]string, 0, 2*len(names)+1), names...), "status")
 	for _, n := range names {
-		all = append(all, legacy[n])
+		all = append(all, redisx.LegacyInvitationField(n))
 	}
 	f, err := s.rdb.HMGet(ctx, s.ks.Invitation(id), all...).Result()
 	if err != nil {

@@ -50,6 +50,21 @@ var LegacyInvitationFields = map[string]string{
 	"claim_until": "cu",
 }
 
+// legacyByShort is LegacyInvitationFields inverted, built once.
+var legacyByShort = func() map[string]string {
+	m := make(map[string]string, len(LegacyInvitationFields))
+	for long, short := range LegacyInvitationFields {
+		if short != "" {
+			m[short] = long
+		}
+	}
+	return m
+}()
+
+// LegacyInvitationField is the first layout's name of today's field short
+// ("" when the first layout had none).
+func LegacyInvitationField(short string) string { return legacyByShort[short] }
+
 // UpgradeInvitationFields renames a first-layout record's fields in place
 // (Go readers of a record the scripts have not upgraded yet); a record
 // already in today's layout is returned as is.
