@@ -28,6 +28,16 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (string, string
 	return out.String(), errOut.String(), err
 }
 
+// cliEnv points the CLI at a shared redis-server (under prefix) and at k.
+func cliEnv(t *testing.T, prefix string, k *testenv.Kratos) map[string]string {
+	return map[string]string{
+		"KRATOS_ORGS_REDIS_URL":        "redis://" + testenv.SharedRedis(t).Addr + "/0",
+		"KRATOS_ORGS_REDIS_KEY_PREFIX": prefix,
+		"KRATOS_ORGS_KRATOS_ADMIN_URL": k.AdminURL,
+		"KRATOS_ORGS_LOG_LEVEL":        "error",
+	}
+}
+
 func writeConfig(t *testing.T, body string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "config.yaml")
@@ -135,14 +145,7 @@ func TestTemplatesCheck(t *testing.T) {
 }
 
 func TestOrgsAndInviteCommands(t *testing.T) {
-	r := testenv.SharedRedis(t)
-	k := testenv.SharedKratos(t)
-	env := map[string]string{
-		"KRATOS_ORGS_REDIS_URL":        "redis://" + r.Addr + "/0",
-		"KRATOS_ORGS_REDIS_KEY_PREFIX": testenv.UniquePrefix(t),
-		"KRATOS_ORGS_KRATOS_ADMIN_URL": k.AdminURL,
-		"KRATOS_ORGS_LOG_LEVEL":        "error",
-	}
+	env := cliEnv(t, testenv.UniquePrefix(t), testenv.SharedKratos(t))
 	path := writeConfig(t, minimal)
 	out, _, err := runCLI(t, env, "orgs", "create", "CLI Corp", "-c", path)
 	if err != nil || !strings.Contains(out, "\tcli-corp\tCLI Corp") {
@@ -208,12 +211,7 @@ func TestReconcileCommand(t *testing.T) {
 	r := testenv.SharedRedis(t)
 	k := testenv.StartKratos(t, nil)
 	prefix := testenv.UniquePrefix(t)
-	env := map[string]string{
-		"KRATOS_ORGS_REDIS_URL":        "redis://" + r.Addr + "/0",
-		"KRATOS_ORGS_REDIS_KEY_PREFIX": prefix,
-		"KRATOS_ORGS_KRATOS_ADMIN_URL": k.AdminURL,
-		"KRATOS_ORGS_LOG_LEVEL":        "error",
-	}
+	env := cliEnv(t, prefix, k)
 	path := writeConfig(t, minimal)
 	if _, _, err := runCLI(t, env, "orgs", "create", "Fix Corp", "-c", path); err != nil {
 		t.Fatal(err)
@@ -278,14 +276,7 @@ func TestConfigDocsCommand(t *testing.T) {
 // orgs create --max-members and orgs seats: an operator sets, reads and
 // removes an organization's seat limit; an invitation past it fails.
 func TestOrgsSeatsCommand(t *testing.T) {
-	r := testenv.SharedRedis(t)
-	k := testenv.SharedKratos(t)
-	env := map[string]string{
-		"KRATOS_ORGS_REDIS_URL":        "redis://" + r.Addr + "/0",
-		"KRATOS_ORGS_REDIS_KEY_PREFIX": testenv.UniquePrefix(t),
-		"KRATOS_ORGS_KRATOS_ADMIN_URL": k.AdminURL,
-		"KRATOS_ORGS_LOG_LEVEL":        "error",
-	}
+	env := cliEnv(t, testenv.UniquePrefix(t), testenv.SharedKratos(t))
 	path := writeConfig(t, minimal)
 	if out, _, err := runCLI(t, env, "orgs", "create", "Seat CLI", "--max-members", "1", "-c", path); err != nil {
 		t.Fatalf("orgs create --max-members: %q %v", out, err)
