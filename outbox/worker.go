@@ -160,6 +160,13 @@ type Worker struct {
 	// claimFrom is XAUTOCLAIM's cursor per shard, so that idle entries far
 	// behind many in-flight ones are reached in later rounds.
 	claimFrom [redisx.Shards]string
+	// together is true when one XREADGROUP can read every shard's stream
+	// (one Redis, or Sentinel's master): Run then blocks on them instead of
+	// polling. On a Cluster the streams live in different slots, which no
+	// command spans, so each shard is read on its own and Run polls.
+	together bool
+	streams  []string // XREADGROUP's STREAMS: every shard's stream, then as many ">"
+	shardOf  map[string]int
 }
 
 // NewWorker returns a worker; register handlers before Run.
@@ -195,13 +202,24 @@ func NewWorker(rdb redis.UniversalClient, ks redisx.Keyspace, cfg Config, log *s
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Worker{
+	w := &Worker{
 		rdb: rdb, ks: ks, cfg: cfg, log: log,
 		handlers: map[string]HandlerFunc{},
 		dead:     map[string]DeadFunc{},
 		wake:     make(chan struct{}, 1),
 		now:      cfg.Now,
+		shardOf:  map[string]int{},
 	}
+	_, cluster := rdb.(*redis.ClusterClient)
+	w.together = !cluster
+	for s := 0; s < redisx.Shards; s++ {
+		w.streams = append(w.streams, ks.Outbox(s))
+		w.shardOf[ks.Outbox(s)] = s
+	}
+	for s := 0; s < redisx.Shards; s++ {
+		w.streams = append(w.streams, ">")
+	}
+	return w
 }
 
 // Handle registers the handler of a job kind, and optionally what to do when
@@ -217,7 +235,8 @@ func (w *Worker) Handle(kind string, h HandlerFunc, onDead DeadFunc) {
 func (w *Worker) SetObserver(o Observer) { w.observer = o }
 
 // Wake makes the worker look for jobs now rather than at its next poll;
-// call it after enqueueing in this process.
+// call it after enqueueing in this process. (Where Run blocks on the
+// streams, an entry added by any process wakes it by itself.)
 func (w *Worker) Wake() {
 	select {
 	case w.wake <- struct{}{}:
@@ -237,20 +256,29 @@ func (w *Worker) Enqueue(ctx context.Context, shard int, job Job) error {
 	return err
 }
 
-// Run processes jobs until ctx ends, then waits for jobs in flight.
+// Run processes jobs until ctx ends, then waits for jobs in flight. On
+// one Redis (or Sentinel's master) it waits for new entries in a blocking
+// read of every shard's stream, up to the next promotion of delayed jobs
+// (at most PollInterval), so an idle worker costs a few commands per
+// PollInterval and a busy one one read per batch; on a Cluster it polls
+// every PollInterval and when woken.
 func (w *Worker) Run(ctx context.Context) error {
 	ticker := time.NewTicker(w.cfg.PollInterval)
 	defer ticker.Stop()
 	for {
-		n, err := w.RunOnce(ctx)
+		block := time.Duration(-1)
+		if w.together {
+			block = w.untilDue()
+		}
+		n, err := w.round(ctx, block)
 		if err != nil && ctx.Err() == nil {
 			w.log.Warn("outbox poll failed", "err", err)
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
-		if n > 0 && err == nil {
-			continue // more may be waiting
+		if err == nil && (n > 0 || w.together) {
+			continue // more may be waiting, or the blocking read did the waiting
 		}
 		select {
 		case <-ctx.Done():
@@ -265,7 +293,29 @@ func (w *Worker) Run(ctx context.Context) error {
 // batch from every shard and runs it to completion. It returns the number of
 // jobs run. Jobs run with a context that outlives ctx's cancellation, so a
 // shutdown finishes them instead of abandoning a half-sent mail.
-func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+func (w *Worker) RunOnce(ctx context.Context) (int, error) { return w.round(ctx, -1) }
+
+// untilDue is how long Run's read may block: until delayed jobs are due to
+// be promoted or abandoned ones reclaimed, within [1ms, PollInterval].
+func (w *Worker) untilDue() time.Duration {
+	now := w.now()
+	w.promoteMu.Lock()
+	due := w.nextPromote
+	for _, t := range w.ownDue {
+		if t.Before(due) {
+			due = t
+		}
+	}
+	w.promoteMu.Unlock()
+	if claim := w.lastClaim.Add(w.cfg.ClaimAfter / 2); claim.Before(due) {
+		due = claim
+	}
+	return min(max(due.Sub(now), time.Millisecond), w.cfg.PollInterval)
+}
+
+// round is one RunOnce; its read blocks up to block when it is ≥ 0 (and
+// the worker reads every shard in one command).
+func (w *Worker) round(ctx context.Context, block time.Duration) (int, error) {
 	if err := w.ensureGroups(ctx); err != nil {
 		return 0, err
 	}
@@ -286,7 +336,7 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 		}
 		msgs = append(msgs, claimed...)
 	}
-	fresh, err := w.read(ctx)
+	fresh, err := w.read(ctx, block)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -386,7 +436,46 @@ func (w *Worker) promote(ctx context.Context) error {
 
 func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
 
-func (w *Worker) read(ctx context.Context) ([]entry, error) {
+// read reads new entries: of every shard in one XREADGROUP where the
+// streams can be read together, blocking up to block when it is ≥ 0;
+// otherwise (a Cluster, or a shard whose group vanished) shard by shard.
+func (w *Worker) read(ctx context.Context, block time.Duration) ([]entry, error) {
+	if !w.together {
+		return w.readShards(ctx)
+	}
+	if block >= 0 {
+		block = max(block, time.Millisecond) // BLOCK 0 would wait for ever
+	}
+	streams, err := w.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: w.cfg.Group, Consumer: w.cfg.Consumer,
+		Streams: w.streams, Count: int64(w.cfg.Batch), Block: block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
+		// One shard's missing group fails the whole command: read the
+		// shards one by one, so the others' jobs still run (and note which
+		// group to re-create).
+		return w.readShards(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("outbox: read: %w", err)
+	}
+	var out []entry
+	for _, st := range streams {
+		s := w.shardOf[st.Stream]
+		for _, m := range st.Messages {
+			raw, _ := m.Values[Field].(string)
+			out = append(out, entry{shard: s, id: m.ID, raw: raw})
+		}
+	}
+	return out, nil
+}
+
+// readShards reads each shard's stream with its own XREADGROUP, in one
+// pipeline (on a Cluster, one per node).
+func (w *Worker) readShards(ctx context.Context) ([]entry, error) {
 	pipe := w.rdb.Pipeline()
 	cmds := make([]*redis.XStreamSliceCmd, redisx.Shards)
 	for s := 0; s < redisx.Shards; s++ {
