@@ -4,14 +4,21 @@ import "github.com/kratos-orgs/kratos-orgs/redisx"
 
 // Each script touches the keys of one shard only.
 
-// ackScript acknowledges and deletes a finished entry, so the stream holds
-// only work in progress (and sealed tokens do not linger).
-// KEYS: stream. Arguments: entryArgs (group, id).
+// ackScript acknowledges and deletes finished entries of one stream (a
+// round's, together), so the stream holds only work in progress (and
+// sealed tokens do not linger).
+// KEYS: stream. Arguments: ackArgs (group, ids).
 var ackScript = redisx.NewScript("outbox.ack", redisx.Standalone, `
-redis.call('XACK', KEYS[1], A.group, A.id)
-redis.call('XDEL', KEYS[1], A.id)
+redis.call('XACK', KEYS[1], A.group, unpack(A.ids))
+redis.call('XDEL', KEYS[1], unpack(A.ids))
 return 1
 `)
+
+// ackArgs name finished entries of a consumer group.
+type ackArgs struct {
+	Group string   `json:"group"`
+	IDs   []string `json:"ids"`
+}
 
 // delayScript replaces an entry by a delayed retry, atomically. It does
 // nothing (returns 0) when the entry is no longer pending: another worker

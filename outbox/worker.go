@@ -548,21 +548,71 @@ func (w *Worker) reclaim(ctx context.Context) ([]entry, error) {
 	return out, nil
 }
 
+// runAll runs a round's entries, then acknowledges the finished ones
+// together: one script per shard rather than one per job. A crash before
+// that leaves them pending, to be run again after ClaimAfter like a job
+// whose worker died mid-way (handlers are idempotent for that reason).
 func (w *Worker) runAll(ctx context.Context, msgs []entry) {
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var done []entry
 	for _, m := range msgs {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			w.runOne(ctx, m)
+			if w.runOne(ctx, m) {
+				mu.Lock()
+				done = append(done, m)
+				mu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()
+	if err := w.ack(ctx, done); err != nil {
+		// The entries stay pending; ClaimAfter brings them back.
+		w.log.Warn("outbox: could not acknowledge finished jobs", "jobs", len(done), "err", err)
+	}
 }
 
-func (w *Worker) runOne(ctx context.Context, m entry) {
+// ack acknowledges and deletes finished entries, one script per shard, in
+// one pipeline (on a Cluster, one per node).
+func (w *Worker) ack(ctx context.Context, done []entry) error {
+	if len(done) == 0 {
+		return nil
+	}
+	ids := map[int][]string{}
+	for _, m := range done {
+		ids[m.shard] = append(ids[m.shard], m.id)
+	}
+	run := func(c redis.Scripter, s int) *redis.Cmd {
+		return ackScript.Eval(ctx, c, []string{w.ks.Outbox(s)}, ackArgs{Group: w.cfg.Group, IDs: ids[s]})
+	}
+	if len(ids) == 1 {
+		return run(w.rdb, done[0].shard).Err() // EVALSHA, loading the script if needed
+	}
+	pipe := w.rdb.Pipeline()
+	for s := range ids {
+		run(pipe, s)
+	}
+	_, err := pipe.Exec(ctx)
+	if isNoScript(err) {
+		// Scripts are not cached on a fresh or restarted server: one by one
+		// loads it.
+		for s := range ids {
+			if err := run(w.rdb, s).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return err
+}
+
+// runOne runs an entry's job and records its outcome, except that a job
+// done is only reported (true): runAll acknowledges those together.
+func (w *Worker) runOne(ctx context.Context, m entry) (done bool) {
 	start := w.now()
 	job, err := decodeJob(m.raw)
 	if err != nil {
@@ -571,7 +621,7 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 		_, err = w.bury(ctx, m, job)
 		w.observe(job.Kind, "dead", start)
 		w.finish(ctx, m, job, "dead", err)
-		return
+		return false
 	}
 	h, ok := w.handlers[job.Kind]
 	if !ok {
@@ -579,7 +629,7 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 		_, err = w.bury(ctx, m, job)
 		w.observe(job.Kind, "dead", start)
 		w.finish(ctx, m, job, "dead", err)
-		return
+		return false
 	}
 	if job.First == 0 {
 		// Kept in the job from now on: retries re-encode it. A job whose
@@ -591,7 +641,7 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 	outcome := "done"
 	switch {
 	case herr == nil:
-		err = ackScript.Eval(ctx, w.rdb, []string{w.ks.Outbox(m.shard)}, entryArgs{Group: w.cfg.Group, ID: m.id}).Err()
+		done = true
 	case isDefer(herr):
 		outcome = "deferred"
 		err = w.postpone(ctx, m, job, herr)
@@ -620,6 +670,7 @@ func (w *Worker) runOne(ctx context.Context, m entry) {
 	}
 	w.observe(job.Kind, outcome, start)
 	w.finish(ctx, m, job, outcome, err)
+	return done
 }
 
 func isDefer(err error) bool { _, ok := IsDefer(err); return ok }
