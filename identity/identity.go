@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -70,6 +71,8 @@ type Kratos struct {
 	public *ory.APIClient // public API (sessions)
 	cfg    Config
 	hc     *http.Client
+	// adminURL is cfg.AdminURL without a trailing slash.
+	adminURL string
 }
 
 // Observer is told about every call to Kratos (metrics).
@@ -92,7 +95,7 @@ func New(cfg Config, obs Observer) *Kratos {
 	p.Servers = ory.ServerConfigurations{{URL: strings.TrimRight(cfg.PublicURL, "/")}}
 	p.HTTPClient = hc
 	p.UserAgent = "kratos-orgs"
-	return &Kratos{api: ory.NewAPIClient(c), public: ory.NewAPIClient(p), cfg: cfg, hc: hc}
+	return &Kratos{api: ory.NewAPIClient(c), public: ory.NewAPIClient(p), cfg: cfg, hc: hc, adminURL: strings.TrimRight(cfg.AdminURL, "/")}
 }
 
 // idleConnsPerHost keeps a warm connection for every request in flight:
@@ -126,12 +129,13 @@ func (k *Kratos) Ready(ctx context.Context) error {
 
 // FindByEmail returns the identity whose login identifier is email, or nil.
 func (k *Kratos) FindByEmail(ctx context.Context, email string) (*Identity, error) {
-	list, resp, err := k.api.IdentityAPI.ListIdentities(ctx).CredentialsIdentifier(email).Execute()
+	var list []wireIdentity
+	resp, err := k.call(ctx, http.MethodGet, "/admin/identities", url.Values{"credentials_identifier": {email}}, nil, &list)
 	if err != nil {
 		return nil, kratosErr("look up identity", resp, err)
 	}
 	for i := range list {
-		id := k.convert(&list[i])
+		id := k.fromWire(&list[i])
 		if strings.EqualFold(id.Email, email) {
 			return id, nil
 		}
@@ -141,14 +145,15 @@ func (k *Kratos) FindByEmail(ctx context.Context, email string) (*Identity, erro
 
 // Get reads an identity; nil when it does not exist.
 func (k *Kratos) Get(ctx context.Context, id string) (*Identity, error) {
-	got, resp, err := k.api.IdentityAPI.GetIdentity(ctx, id).Execute()
+	var got wireIdentity
+	resp, err := k.call(ctx, http.MethodGet, identityPath(id), nil, nil, &got)
 	if resp != nil && resp.StatusCode == http.StatusNotFound {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, kratosErr("read identity", resp, err)
 	}
-	return k.convert(got), nil
+	return k.fromWire(&got), nil
 }
 
 // ErrExists means another identity already has the address.
@@ -159,21 +164,21 @@ var ErrExists = errors.New("identity: an identity with this address exists")
 func (k *Kratos) CreateInvited(ctx context.Context, email string, marker map[string]any) (*Identity, error) {
 	traits := map[string]any{}
 	SetTrait(traits, k.cfg.EmailTrait, email)
-	state := "inactive"
-	body := ory.CreateIdentityBody{
-		SchemaId:      k.cfg.SchemaID,
-		Traits:        traits,
-		State:         &state,
-		MetadataAdmin: map[string]any{MarkerKey: marker},
-	}
-	got, resp, err := k.api.IdentityAPI.CreateIdentity(ctx).CreateIdentityBody(body).Execute()
+	body := struct {
+		SchemaID      string         `json:"schema_id"`
+		Traits        map[string]any `json:"traits"`
+		State         string         `json:"state"`
+		MetadataAdmin map[string]any `json:"metadata_admin"`
+	}{k.cfg.SchemaID, traits, "inactive", map[string]any{MarkerKey: marker}}
+	var got wireIdentity
+	resp, err := k.call(ctx, http.MethodPost, "/admin/identities", nil, body, &got)
 	if resp != nil && resp.StatusCode == http.StatusConflict {
 		return nil, ErrExists
 	}
 	if err != nil {
 		return nil, kratosErr("create identity", resp, err)
 	}
-	return k.convert(got), nil
+	return k.fromWire(&got), nil
 }
 
 // Delete removes an identity; deleting a missing one is not an error.
@@ -190,14 +195,15 @@ func (k *Kratos) Delete(ctx context.Context, id string) error {
 
 // Patch applies a JSON Patch to an identity.
 func (k *Kratos) Patch(ctx context.Context, id string, ops []ory.JsonPatch) (*Identity, error) {
-	got, resp, err := k.api.IdentityAPI.PatchIdentity(ctx, id).JsonPatch(ops).Execute()
+	var got wireIdentity
+	resp, err := k.call(ctx, http.MethodPatch, identityPath(id), nil, ops, &got)
 	if resp != nil && resp.StatusCode == http.StatusNotFound {
 		return nil, apperr.NotFoundf("identity_not_found", "identity %s does not exist", id)
 	}
 	if err != nil {
 		return nil, kratosErr("patch identity", resp, err)
 	}
-	return k.convert(got), nil
+	return k.fromWire(&got), nil
 }
 
 // kratosErr maps a client-go failure to an *Error: no answer or a 5xx means
@@ -209,7 +215,11 @@ func kratosErr(what string, resp *http.Response, err error) error {
 	}
 	var body string
 	var oerr *ory.GenericOpenAPIError
-	if errors.As(err, &oerr) {
+	var aerr *apiError
+	switch {
+	case errors.As(err, &aerr):
+		body = string(aerr.body)
+	case errors.As(err, &oerr):
 		body = string(oerr.Body())
 	}
 	// Kratos reports some database conflicts (SQLite locks, serialization
@@ -245,35 +255,18 @@ func kratosMessage(body string) string {
 	return body
 }
 
+// convert is fromWire for client-go's Identity (the calls still made
+// through it).
 func (k *Kratos) convert(in *ory.Identity) *Identity {
-	out := &Identity{ID: in.Id, MetadataPublic: in.MetadataPublic}
+	w := wireIdentity{ID: in.Id, Traits: in.Traits, MetadataPublic: in.MetadataPublic,
+		MetadataAdmin: in.MetadataAdmin, CreatedAt: in.CreatedAt}
 	if in.State != nil {
-		out.State = *in.State
-	}
-	if t, ok := in.Traits.(map[string]any); ok {
-		out.Traits = t
-		if e, ok := Trait(t, k.cfg.EmailTrait).(string); ok {
-			out.Email = strings.ToLower(strings.TrimSpace(e))
-		}
-		out.Name = displayName(Trait(t, k.cfg.NameTrait))
+		w.State = *in.State
 	}
 	for _, a := range in.VerifiableAddresses {
-		out.Addresses = append(out.Addresses, Address{Value: a.Value, Verified: a.Verified})
-		if !a.Verified {
-			continue
-		}
-		out.VerifiedAddresses = append(out.VerifiedAddresses, strings.ToLower(strings.TrimSpace(a.Value)))
-		if strings.EqualFold(a.Value, out.Email) {
-			out.Verified = true
-		}
+		w.VerifiableAddresses = append(w.VerifiableAddresses, wireAddress{Value: a.Value, Verified: a.Verified})
 	}
-	if in.CreatedAt != nil {
-		out.CreatedAt = *in.CreatedAt
-	}
-	if m, ok := in.MetadataAdmin[MarkerKey].(map[string]any); ok && m["created"] == true {
-		out.CreatedByUs = true
-	}
-	return out
+	return k.fromWire(&w)
 }
 
 func displayName(v any) string {
