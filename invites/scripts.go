@@ -77,6 +77,11 @@ if A.send_mail then
   enqueue({k = 'mail', r = id, v = tonumber(redis.call('HGET', ik, 'v')), t = A.template, s = A.sealed})
 end
 enqueue({k = 'invitation.sync', r = id})
+if outcome == 'created' then
+  -- The caller knows every field but these (createdRecord): reading the
+  -- whole record back cost it more than the rest of the reply.
+  return {outcome, identity, flag(existing), flag(created)}
+end
 return {outcome, inv_flat(id)}
 `)
 

@@ -101,10 +101,41 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 			"invitation_too_slow", "writing the invitation took too long; try again")
 	case "seat_limit":
 		return inv, false, seatLimitReply(rep, false)
-	case "created", "rotated":
-		return parseInvitation(redisx.Hash(rep.Values[0]), now), rep.Outcome == "rotated", nil
+	case "created":
+		if len(rep.Values) != 3 {
+			return inv, false, unexpected(rep)
+		}
+		return createdRecord(args, rep.Values, now), false, nil
+	case "rotated":
+		return parseInvitation(redisx.Hash(rep.Values[0]), now), true, nil
 	}
 	return inv, false, unexpected(rep)
+}
+
+// createdRecord is the record createScript wrote for a new invitation: its
+// arguments, and the identity fields (ki, ke, kc) the script may have
+// changed, in reply. Reading it back would give the same
+// (TestCreatedRecordIsWhatIsStored).
+func createdRecord(a *createArgs, identity []any, now time.Time) Invitation {
+	delivery := DeliverySkipped
+	if a.SendMail {
+		delivery = DeliveryQueued
+	}
+	kind := a.Kind
+	if kind == "invitation" {
+		kind = ""
+	}
+	th := a.TokenHash
+	if len(th) > 32 {
+		th = th[:32] // tok_field
+	}
+	return parseInvitation(map[string]string{
+		"id": a.ID, "o": a.Org, "e": a.Email, "s": string(Pending), "c": strconv.FormatInt(a.Now, 10),
+		"r": a.Role, "x": strconv.FormatInt(a.ExpiresAt, 10), "l": strconv.FormatInt(a.TTL, 10), "t": th,
+		"ii": a.InviterID, "in": a.InviterName, "cx": a.Context, "rt": a.RedirectTo,
+		"ki": redisx.Str(identity[0]), "ke": redisx.Str(identity[1]), "kc": redisx.Str(identity[2]),
+		"d": delivery, "g": a.GrantedBy, "lc": a.Locale, "v": "1", "k": kind,
+	}, now)
 }
 
 // createCall is createScript's keys and arguments for n at now (the
