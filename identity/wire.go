@@ -102,7 +102,7 @@ func (k *Kratos) fromWire(in *wireIdentity) *Identity {
 		out.Name = displayName(Trait(t, k.cfg.NameTrait))
 	}
 	for _, a := range in.VerifiableAddresses {
-		out.Addresses = append(out.Addresses, Address{Value: a.Value, Verified: a.Verified})
+		out.Addresses = append(out.Addresses, Address(a))
 		if !a.Verified {
 			continue
 		}
