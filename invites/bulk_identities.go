@@ -1,0 +1,136 @@
+package invites
+
+import (
+	"context"
+	"errors"
+
+	"github.com/kratos-orgs/kratos-orgs/identity"
+)
+
+// batchCreator creates many inactive identities in one Kratos call
+// (identity.Kratos; a test fake without it gets one call per address).
+type batchCreator interface {
+	CreateInvitedBatch(ctx context.Context, emails []string, marker map[string]any) ([]identity.Created, error)
+}
+
+// kratosWorkers bounds the Kratos calls a bulk request makes at once.
+const kratosWorkers = 8
+
+// bulkIdentities finds or creates every row's identity, as identityFor
+// does for one, with the creates batched:
+//
+//   - the operator's API: a row whose address kratos-orgs knows (known.go)
+//     costs nothing; the others are created in one batch, and an item
+//     Kratos refuses (the address has an account) is looked up;
+//   - the org admins' API (uniform): every row is looked up and every row
+//     is in the batch create, whatever the answer, so neither the time nor
+//     the Kratos work tells which addresses have accounts;
+//   - a row whose address is being taken over, or whose hint has no kind,
+//     goes through identityFor alone.
+func (s *Service) bulkIdentities(ctx context.Context, org string, items []*bulkItem, uniform bool) {
+	var batch, alone []*bulkItem
+	for _, it := range items {
+		switch {
+		case it.ref.takeover:
+			alone = append(alone, it)
+		case uniform:
+			batch = append(batch, it)
+		case it.ref.known == "":
+			batch = append(batch, it)
+		default:
+			if who := knownIdentity(it.ref.known, it.email); who != nil {
+				it.person = who
+			} else {
+				alone = append(alone, it)
+			}
+		}
+	}
+	forEach(len(alone), kratosWorkers, func(i int) {
+		it := alone[i]
+		it.person, it.createdNow, it.err = s.identityFor(ctx, org, it.email, it.ref, uniform)
+	})
+	found := make([]*identity.Identity, len(batch))
+	if uniform {
+		forEach(len(batch), kratosWorkers, func(i int) {
+			found[i], batch[i].err = s.ids.FindByEmail(ctx, batch[i].email)
+		})
+	}
+	s.createBatch(ctx, org, batch, found)
+	for _, it := range items {
+		if it.err != nil && it.createdNow && it.person != nil {
+			s.releaseQuietly(ctx, it.email, it.person.ID)
+		}
+		if it.err != nil {
+			s.forget(ctx, it.email, it.id)
+		}
+	}
+}
+
+// createBatch creates the identities of items (those whose look-up found
+// one keep it: their create is the same work, refused by Kratos).
+func (s *Service) createBatch(ctx context.Context, org string, items []*bulkItem, found []*identity.Identity) {
+	var emails []string
+	var idx []int
+	for i, it := range items {
+		if it.err == nil {
+			emails, idx = append(emails, it.email), append(idx, i)
+		}
+	}
+	if len(emails) == 0 {
+		return
+	}
+	created, err := s.createInvited(ctx, emails, s.marker(org))
+	if err != nil {
+		for _, i := range idx {
+			items[i].err = err
+		}
+		return
+	}
+	var lookUp []*bulkItem
+	for k, i := range idx {
+		it, c := items[i], created[k]
+		switch {
+		case found[i] != nil:
+			it.person = found[i]
+			if c.Identity != nil {
+				s.dropCopy(ctx, c.Identity.ID)
+			}
+		case c.Identity != nil:
+			it.person, it.createdNow = c.Identity, true
+		case errors.Is(c.Err, identity.ErrExists):
+			lookUp = append(lookUp, it)
+		default:
+			it.err = c.Err
+		}
+	}
+	forEach(len(lookUp), kratosWorkers, func(i int) {
+		it := lookUp[i]
+		it.person, it.err = s.ids.FindByEmail(ctx, it.email)
+		if it.err == nil && it.person == nil {
+			// Kratos refused the item for another reason: a single
+			// create says which.
+			it.person, it.createdNow, it.err = s.createFirst(ctx, org, it.email)
+		}
+	})
+}
+
+// createInvited creates identities in batches, or one by one when the
+// adapter has no batch call.
+func (s *Service) createInvited(ctx context.Context, emails []string, marker map[string]any) ([]identity.Created, error) {
+	if b, ok := s.ids.(batchCreator); ok {
+		return b.CreateInvitedBatch(ctx, emails, marker)
+	}
+	out := make([]identity.Created, len(emails))
+	forEach(len(emails), kratosWorkers, func(i int) {
+		out[i].Identity, out[i].Err = s.ids.CreateInvited(ctx, emails[i], marker)
+	})
+	return out, nil
+}
+
+// dropCopy deletes a second identity Kratos accepted for an address that
+// has one (its identifier is not unique in the schema).
+func (s *Service) dropCopy(ctx context.Context, id string) {
+	if err := s.ids.Delete(context.WithoutCancel(ctx), id); err != nil {
+		s.log.Warn("could not delete a second identity Kratos accepted for an address", "identity", id, "err", err)
+	}
+}
