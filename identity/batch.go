@@ -36,7 +36,55 @@ func (k *Kratos) CreateInvitedBatch(ctx context.Context, emails []string, marker
 	return out, nil
 }
 
+// createBatch creates one call's identities. Kratos v1.3 has a flaw here:
+// when some items of a batch conflict, it reports the others created but
+// rolls the whole transaction back (the refusal is returned from inside
+// it). So after a batch with refused items, one identity reported created
+// is read back; if it is not there, the batch is sent again without the
+// refused items (up to three times: new conflicts may come meanwhile).
+// With a Kratos that keeps partial successes, the read finds it and one
+// call was enough.
 func (k *Kratos) createBatch(ctx context.Context, emails []string, marker map[string]any) ([]Created, error) {
+	out := make([]Created, len(emails))
+	todo := make([]int, len(emails))
+	for i := range todo {
+		todo[i] = i
+	}
+	for round := 0; len(todo) > 0; round++ {
+		part := make([]string, len(todo))
+		for j, i := range todo {
+			part[j] = emails[i]
+		}
+		got, err := k.createOnce(ctx, part, marker)
+		if err != nil {
+			return nil, err
+		}
+		var ok []int
+		for j, i := range todo {
+			out[i] = got[j]
+			if got[j].Identity != nil {
+				ok = append(ok, i)
+			}
+		}
+		if len(ok) == len(todo) || len(ok) == 0 {
+			return out, nil
+		}
+		kept, err := k.Get(ctx, out[ok[0]].Identity.ID)
+		if err != nil {
+			return nil, err
+		}
+		if kept != nil {
+			return out, nil
+		}
+		if round == 2 {
+			return nil, outage(fmt.Errorf("kratos: create identities: the batch keeps conflicting"), "the identity service (Kratos) is busy; try again", 0)
+		}
+		todo = ok
+	}
+	return out, nil
+}
+
+func (k *Kratos) createOnce(ctx context.Context, emails []string, marker map[string]any) ([]Created, error) {
 	state := "inactive"
 	patches := make([]ory.IdentityPatch, len(emails))
 	for i, email := range emails {

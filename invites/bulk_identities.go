@@ -22,19 +22,18 @@ const kratosWorkers = 8
 //   - the operator's API: a row whose address kratos-orgs knows (known.go)
 //     costs nothing; the others are created in one batch, and an item
 //     Kratos refuses (the address has an account) is looked up;
-//   - the org admins' API (uniform): every row is looked up and every row
-//     is in the batch create, whatever the answer, so neither the time nor
-//     the Kratos work tells which addresses have accounts;
+//   - the org admins' API (uniform) makes, per row, the calls a single
+//     invitation makes there (look-up, then create whatever the answer),
+//     kratosWorkers at a time: a batch would answer sooner when no address
+//     has an account, which would tell an org admin that one has;
 //   - a row whose address is being taken over, or whose hint has no kind,
 //     goes through identityFor alone.
 func (s *Service) bulkIdentities(ctx context.Context, org string, items []*bulkItem, uniform bool) {
 	var batch, alone []*bulkItem
 	for _, it := range items {
 		switch {
-		case it.ref.takeover:
+		case uniform || it.ref.takeover:
 			alone = append(alone, it)
-		case uniform:
-			batch = append(batch, it)
 		case it.ref.known == "":
 			batch = append(batch, it)
 		default:
@@ -49,52 +48,34 @@ func (s *Service) bulkIdentities(ctx context.Context, org string, items []*bulkI
 		it := alone[i]
 		it.person, it.createdNow, it.err = s.identityFor(ctx, org, it.email, it.ref, uniform)
 	})
-	found := make([]*identity.Identity, len(batch))
-	if uniform {
-		forEach(len(batch), kratosWorkers, func(i int) {
-			found[i], batch[i].err = s.ids.FindByEmail(ctx, batch[i].email)
-		})
-	}
-	s.createBatch(ctx, org, batch, found)
+	s.createBatch(ctx, org, batch)
 	for _, it := range items {
-		if it.err != nil && it.createdNow && it.person != nil {
-			s.releaseQuietly(ctx, it.email, it.person.ID)
-		}
 		if it.err != nil {
 			s.forget(ctx, it.email, it.id)
 		}
 	}
 }
 
-// createBatch creates the identities of items (those whose look-up found
-// one keep it: their create is the same work, refused by Kratos).
-func (s *Service) createBatch(ctx context.Context, org string, items []*bulkItem, found []*identity.Identity) {
-	var emails []string
-	var idx []int
-	for i, it := range items {
-		if it.err == nil {
-			emails, idx = append(emails, it.email), append(idx, i)
-		}
-	}
-	if len(emails) == 0 {
+// createBatch creates the identities of items in one batch; an item Kratos
+// refuses is looked up, as after a single create's 409.
+func (s *Service) createBatch(ctx context.Context, org string, items []*bulkItem) {
+	if len(items) == 0 {
 		return
+	}
+	emails := make([]string, len(items))
+	for i, it := range items {
+		emails[i] = it.email
 	}
 	created, err := s.createInvited(ctx, emails, s.marker(org))
 	if err != nil {
-		for _, i := range idx {
-			items[i].err = err
+		for _, it := range items {
+			it.err = err
 		}
 		return
 	}
 	var lookUp []*bulkItem
-	for k, i := range idx {
-		it, c := items[i], created[k]
-		switch {
-		case found[i] != nil:
-			it.person = found[i]
-			if c.Identity != nil {
-				s.dropCopy(ctx, c.Identity.ID)
-			}
+	for i, it := range items {
+		switch c := created[i]; {
 		case c.Identity != nil:
 			it.person, it.createdNow = c.Identity, true
 		case errors.Is(c.Err, identity.ErrExists):
@@ -125,12 +106,4 @@ func (s *Service) createInvited(ctx context.Context, emails []string, marker map
 		out[i].Identity, out[i].Err = s.ids.CreateInvited(ctx, emails[i], marker)
 	})
 	return out, nil
-}
-
-// dropCopy deletes a second identity Kratos accepted for an address that
-// has one (its identifier is not unique in the schema).
-func (s *Service) dropCopy(ctx context.Context, id string) {
-	if err := s.ids.Delete(context.WithoutCancel(ctx), id); err != nil {
-		s.log.Warn("could not delete a second identity Kratos accepted for an address", "identity", id, "err", err)
-	}
 }
