@@ -20,6 +20,7 @@ package invites
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -150,7 +151,11 @@ func (s *Service) checkRows(ctx context.Context, rows []BulkRow, o BulkOptions, 
 			}
 		}
 		if err != nil {
-			res[i] = s.rowResult(i, it.email, err)
+			email := it.email
+			if email == "" {
+				email = strings.TrimSpace(row.Email)
+			}
+			res[i] = s.rowResult(i, email, err)
 			continue
 		}
 		items = append(items, it)

@@ -95,11 +95,25 @@ func (s *Service) createBatch(ctx context.Context, org string, items []*bulkItem
 	})
 }
 
+// kratosBatch is the most identities asked of Kratos in one call. Kratos
+// takes up to identity.MaxBatchCreate, but a call must finish within
+// kratos.timeout (10s by default), and on a busy Kratos (SQLite, shared
+// cores) a thousand creates in one call did not.
+const kratosBatch = 200
+
 // createInvited creates identities in batches, or one by one when the
 // adapter has no batch call.
 func (s *Service) createInvited(ctx context.Context, emails []string, marker map[string]any) ([]identity.Created, error) {
 	if b, ok := s.ids.(batchCreator); ok {
-		return b.CreateInvitedBatch(ctx, emails, marker)
+		out := make([]identity.Created, 0, len(emails))
+		for start := 0; start < len(emails); start += kratosBatch {
+			part, err := b.CreateInvitedBatch(ctx, emails[start:min(start+kratosBatch, len(emails))], marker)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, part...)
+		}
+		return out, nil
 	}
 	out := make([]identity.Created, len(emails))
 	forEach(len(emails), kratosWorkers, func(i int) {
