@@ -99,7 +99,7 @@ func (s *Service) createBatch(ctx context.Context, org string, items []*bulkItem
 // takes up to identity.MaxBatchCreate, but a call must finish within
 // kratos.timeout (10s by default), and on a busy Kratos (SQLite, shared
 // cores) a thousand creates in one call did not.
-const kratosBatch = 200
+const kratosBatch = 100
 
 // createInvited creates identities in batches, or one by one when the
 // adapter has no batch call.
