@@ -259,6 +259,7 @@ func listOrgs(ctx context.Context, s *server.Server, w io.Writer) error {
 // inviteFlags are the invite command's options.
 type inviteFlags struct {
 	org, role, inviterName, locale string
+	csv, idemKey                   string
 	noEmail                        bool
 	ttl                            time.Duration
 }
@@ -266,9 +267,19 @@ type inviteFlags struct {
 func (c *cli) inviteCmd() *cobra.Command {
 	var f inviteFlags
 	invite := &cobra.Command{
-		Use:   "invite --org ORG EMAIL...",
+		Use:   "invite --org ORG (EMAIL... | --csv FILE)",
 		Short: "Invite addresses to an organization (mail goes out through the outbox)",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Invites the addresses given, or every row of a CSV file (--csv; header row
+email,role,first_name,last_name,locale,ttl,redirect_to, any length: sent in
+chunks of 1,000 rows, each under an idempotency key, with a progress line and a
+summary by result; running the same file again within 24 hours sends nothing
+twice).`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if (f.csv == "") == (len(args) == 0) {
+				return errors.New("give addresses or --csv FILE (not both)")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.org == "" {
 				return errors.New("--org is required")
@@ -278,9 +289,14 @@ func (c *cli) inviteCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			if f.csv != "" {
+				return c.inviteCSV(cmd.Context(), s, f)
+			}
 			return c.invite(cmd.Context(), s, f, args)
 		},
 	}
+	invite.Flags().StringVar(&f.csv, "csv", "", "CSV file of invitations (header row: email,role,first_name,...)")
+	invite.Flags().StringVar(&f.idemKey, "idempotency-key", "", "with --csv: idempotency key prefix (default: from the file's digest)")
 	invite.Flags().StringVar(&f.org, "org", "", "organization id or slug")
 	invite.Flags().StringVar(&f.role, "role", orgs.DefaultRole, "role to grant")
 	invite.Flags().StringVar(&f.inviterName, "inviter", "", "inviter display name shown in the mail")

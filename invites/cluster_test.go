@@ -34,6 +34,9 @@ func TestCluster(t *testing.T) {
 	},
 		// store and service
 		testenv.ClusterCase{Name: "InviteNewPerson", Test: TestInviteNewPersonCreatesInactiveIdentity},
+		// bulk: references pipelined across address slots, creates on the org's
+		testenv.ClusterCase{Name: "BulkRows", Test: TestBulkInviteRowsQuotaAndSeats},
+		testenv.ClusterCase{Name: "BulkIdempotent", Test: TestBulkIdempotent},
 		testenv.ClusterCase{Name: "InviteExistingPerson", Test: TestInviteExistingPersonKeepsIdentity},
 		testenv.ClusterCase{Name: "ReinviteRotatesToken", Test: TestReinviteRotatesToken},
 		testenv.ClusterCase{Name: "InviteMemberConflicts", Test: TestInviteMemberConflicts},

@@ -60,3 +60,34 @@ func (s *Store) CheckSeats(ctx context.Context, org string) error {
 	}
 	return errSeatLimitAccept(limit, membersCmd.Val()+pendingCmd.Val())
 }
+
+// seatCounter counts seats on the side (a dry run): limit < 0 is unlimited.
+type seatCounter struct{ limit, used int64 }
+
+// take uses a seat, or says there is none (seat_limit).
+func (c *seatCounter) take() error {
+	if c.limit < 0 {
+		return nil
+	}
+	if c.used >= c.limit {
+		return errSeatLimit(c.limit, c.used)
+	}
+	c.used++
+	return nil
+}
+
+// freeSeats reads an organization's seat limit and what is used now.
+func (s *Store) freeSeats(ctx context.Context, org string) (*seatCounter, error) {
+	pipe := s.rdb.Pipeline()
+	limitCmd := pipe.HGet(ctx, s.ks.Org(org), redisx.OrgMaxMembers)
+	membersCmd := pipe.HLen(ctx, s.ks.OrgMembers(org))
+	pendingCmd := pipe.ZCard(ctx, s.ks.OrgInvitationsByStatus(org, string(Pending)))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, storeErr(err)
+	}
+	limit, err := strconv.ParseInt(limitCmd.Val(), 10, 64)
+	if err != nil {
+		return &seatCounter{limit: -1}, nil
+	}
+	return &seatCounter{limit: limit, used: membersCmd.Val() + pendingCmd.Val()}, nil
+}

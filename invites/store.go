@@ -81,6 +81,11 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 	if err != nil {
 		return inv, false, storeErr(err)
 	}
+	return s.settleCreate(rep, n, now)
+}
+
+// settleCreate turns the create script's reply for n into its outcome.
+func (s *Store) settleCreate(rep redisx.Reply, n NewInvitation, now time.Time) (inv Invitation, rotated bool, err error) {
 	switch rep.Outcome {
 	case "org_not_found":
 		return inv, false, apperr.NotFoundf("organization_not_found", "no organization %q", n.OrganizationID).

@@ -269,6 +269,21 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	call(admin.URL, "PATCH", "/admin/organizations/"+full, `{"max_members":"ten"}`)                       // 400
 	call(admin.URL, "POST", "/admin/invitations/"+inv+"/resend", "")                                      // 410
 
+	// Bulk invitations.
+	bulk := `{"invitations":[{"email":"bulk.a@example.com","first_name":"Ada"},{"email":"not an address"},{"email":"BULK.A@example.com"},{"email":"owner@example.com"},{"email":"bulk.b@example.com","role":"king"}]}`
+	call(admin.URL, "POST", "/admin/organizations/"+full+"/invitations/bulk", bulk)
+	call(admin.URL, "POST", "/admin/organizations/"+full+"/invitations/bulk?dry_run=true", bulk)
+	call(admin.URL, "POST", "/admin/organizations/"+full+"/invitations/bulk", bulk, "Idempotency-Key", "k1")
+	call(admin.URL, "POST", "/admin/organizations/"+full+"/invitations/bulk", bulk, "Idempotency-Key", "k1")                                          // replayed
+	call(admin.URL, "POST", "/admin/organizations/"+full+"/invitations/bulk", `{"invitations":[{"email":"x@example.com"}]}`, "Idempotency-Key", "k1") // 422
+	call(admin.URL, "POST", "/admin/organizations/"+full+"/invitations/bulk", "\ufeffemail,role\nbulk.csv@example.com,member\n", "Content-Type", "text/csv")
+	call(admin.URL, "POST", "/admin/organizations/"+full+"/invitations/bulk", "email,color\nx@example.com,red\n", "Content-Type", "text/csv")                // 400 unknown_column
+	call(admin.URL, "POST", "/admin/organizations/"+full+"/invitations/bulk", `{"invitations":[{"email":"x@example.com","colour":1}]}`)                      // 400
+	call(admin.URL, "POST", "/admin/organizations/"+full+"/invitations/bulk", "email=x", "Content-Type", "text/plain")                                       // 415
+	call(admin.URL, "POST", "/admin/organizations/"+full+"/invitations/bulk", "email\n"+strings.Repeat("r@example.com\n", 1001), "Content-Type", "text/csv") // 413
+	call(admin.URL, "POST", "/admin/organizations/nope/invitations/bulk", bulk)                                                                              // 404
+	call(public.URL, "POST", "/api/organizations/acme/invitations/bulk", bulk)                                                                               // 401
+
 	// Webhooks.
 	hook := func(email string) string {
 		return `{"flow_id":"f","traits":{"email":"` + email + `"},"verifiable_addresses":[{"value":"` + email + `","via":"email","verified":true,"status":"completed"}],"invite_token":null,"organization_name":null}`

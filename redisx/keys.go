@@ -45,6 +45,9 @@
 //	P{s}:org:<org>:inv:email          HASH   address → its pending invitation id     invitation end, org delete
 //	P{s}:org:<org>:inv:ended          HASH   address → its ended invitation ids      purge, org delete
 //	                                         (space-separated)
+//	P{s}:org:<org>:bulk:<sha256(key)> STRING a bulk invitation request under an     TTL invites.BulkIdempotencyTTL (24h);
+//	                                         Idempotency-Key: body digest, state     BulkRunningTTL (10 min) while it runs
+//	                                         (running/done) and the answer JSON
 //	P{s}:inv:<inv>                    HASH   invitation fields (short names, empty   purge: ended_at + invitations.retention
 //	                                         ones absent: see fields.go)             (0: the next sweep)
 //	P{s}:tokens                       HASH   first 32 hex digits of sha256(token) →  rotation (the link before the one
@@ -195,6 +198,14 @@ func (k Keyspace) OrgEndedByAddress(org string) string {
 // one address (first layout).
 func (k Keyspace) OrgAddressInvitations(org, email string) string {
 	return keyOrgInvAddr.build(k.Shard(ShardOf(org)), org, email)
+}
+
+// OrgBulk holds the answer of an organization's bulk invitation request
+// under an Idempotency-Key; key is the caller's scope and the header's
+// value, hashed (no brace in it can move the hash tag).
+func (k Keyspace) OrgBulk(org, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return keyOrgBulk.build(k.Shard(ShardOf(org)), org, hex.EncodeToString(sum[:16]))
 }
 
 // Invitation is an invitation's hash.

@@ -61,6 +61,9 @@ var (
 	keyOutboxDead   = newShardKey("k_outbox_dead", "outbox:dead")
 	keyStats        = newShardKey("k_stats", "stats")
 	keyMoved        = newShardKey("k_moved", "moved:<identity>")
+	// keyOrgBulk is read and written by Go alone (SET NX, GET): not in
+	// shardLayout, so the prelude does not grow for it.
+	keyOrgBulk = newShardKey("k_org_bulk", "org:<org>:bulk:<key>")
 
 	// The first layout's invitation keys: read and emptied by the prelude's
 	// upgrade step, never written (see fields.go).

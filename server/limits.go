@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/httpx"
+	"github.com/kratos-orgs/kratos-orgs/invites"
 	"github.com/kratos-orgs/kratos-orgs/ratelimit"
 	"github.com/kratos-orgs/kratos-orgs/templates"
 )
@@ -172,11 +174,43 @@ func (q *quotas) admin() gin.HandlerFunc {
 		if !q.adminPerKey.Enabled() {
 			return
 		}
-		_, key, _ := strings.Cut(c.GetHeader("Authorization"), " ")
-		sum := sha256.Sum256([]byte(strings.TrimSpace(key)))
-		if err := q.l.Check(c.Request.Context(), q.adminPerKey, hex.EncodeToString(sum[:])); err != nil {
+		if err := q.l.Check(c.Request.Context(), q.adminPerKey, adminKeyBucket(c)); err != nil {
 			httpx.WriteError(c, err)
 		}
+	}
+}
+
+// adminKeyBucket is the quota bucket of the request's admin API key.
+func adminKeyBucket(c *gin.Context) string {
+	_, key, _ := strings.Cut(c.GetHeader("Authorization"), " ")
+	sum := sha256.Sum256([]byte(strings.TrimSpace(key)))
+	return hex.EncodeToString(sum[:])
+}
+
+// A bulk invitation request counts as one request where the middleware
+// counts requests (admin), and each row that would be invited counts again
+// against the quotas a single invitation spends: the admin API key's, or
+// the org admin's and the organization's. Rows past a quota answer
+// rate_limited; the others go on.
+
+// AdminRows is the admin API key's quota, per row (nil when off).
+func (q *quotas) AdminRows(c *gin.Context) invites.RowQuota {
+	if !q.adminPerKey.Enabled() {
+		return nil
+	}
+	key := adminKeyBucket(c)
+	return func(ctx context.Context) error { return q.l.Check(ctx, q.adminPerKey, key) }
+}
+
+// APIRows is the org admin's and the organization's invitation quotas,
+// per row, as the middleware spends them for a single invitation.
+func (q *quotas) APIRows(c *gin.Context, org string) invites.RowQuota {
+	who := httpx.CallerOf(c).IdentityID
+	return func(ctx context.Context) error {
+		if err := q.l.Check(ctx, q.apiPerIdentity, who); err != nil {
+			return err
+		}
+		return q.l.Check(ctx, q.apiPerOrg, org)
 	}
 }
 

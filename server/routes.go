@@ -44,6 +44,10 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()), s.quotas.api(serverAuth{s}))
 	orgs.NewAPIHandlers(s.Orgs, s.Members).Register(sessionAPI)
 	invites.NewAPIHandlers(s.Invites, s.Orgs, s.Previewer).Register(sessionAPI)
+	bulk := invites.NewBulkHandlers(invites.BulkHandlersOptions{
+		Service: s.Invites, Previewer: s.Previewer, Orgs: s.Orgs, Quotas: s.quotas,
+	})
+	bulk.RegisterAPI(sessionAPI)
 
 	admin = newEngine(s.cfg.Serve.Admin.TrustedProxies, s.log)
 	admin.Use(httpx.Common("admin", s.log, maxBody, s.Metrics))
@@ -53,6 +57,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	adminAPI := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys), s.quotas.admin())
 	orgs.NewAdminHandlers(s.Orgs).Register(adminAPI)
 	invites.NewAdminHandlers(s.Invites, s.Previewer).Register(adminAPI)
+	bulk.RegisterAdmin(adminAPI)
 	s.Hooks.Register(admin)
 	return public, admin
 }
