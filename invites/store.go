@@ -24,6 +24,7 @@ type Store struct {
 	retention time.Duration
 	now       func() time.Time
 	wait      redisx.Wait // for the writes a person is answered about
+	plan      orgs.ReminderPlan
 }
 
 // NewStore returns a store; retention is how long ended invitations stay
@@ -136,6 +137,7 @@ func (s *Store) createCall(n NewInvitation, now time.Time) ([]string, *createArg
 		IdentityID: n.IdentityID, IdentityExisting: b2s(n.ExistingIdentity), IdentityCreated: b2s(n.IdentityCreated),
 		SendMail: n.SendEmail, Sealed: n.SealedToken, Template: n.Template, Kind: n.Kind,
 		Within: strings.Join(n.Within, ","), GrantedBy: n.GrantedBy, WriteBy: writeBy, Locale: n.Locale,
+		Rem: s.reminderPlan(),
 	}
 }
 
@@ -287,6 +289,7 @@ func (s *Store) Rotate(ctx context.Context, id string, r Rotation) (Invitation, 
 	rep, err := rotateScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, &rotateArgs{
 		Env: s.env(redisx.ShardOf(id), s.now()), ID: id, TokenHash: r.TokenHash, Sealed: r.SealedToken, Mode: mode,
 		RemindInterval: r.RemindInterval.Milliseconds(), SendMail: r.SendEmail, Template: r.Template,
+		Rem: s.reminderPlan(),
 	})
 	if err != nil {
 		return Invitation{}, storeErr(err)
