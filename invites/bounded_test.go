@@ -38,10 +38,9 @@ func (h *harness) usage() usage {
 // Every key kratos-orgs writes has an owner or a TTL: a thousand
 // lifecycles of sign-ups and invitations (register, invite, resend twice,
 // revoke, an automatic reminder, expire), with the sweeper and the outbox
-// doing their work, leave
-// Redis where it started once the retention has passed. Durations that
-// Redis itself counts (TTLs) are shortened for the test, as the clock is
-// injected for the rest.
+// doing their work, leave Redis where it started once the retention has
+// passed. Durations that Redis itself counts (TTLs) are shortened for the
+// test, as the clock is injected for the rest.
 func TestBoundedStateOverCycles(t *testing.T) {
 	r := testenv.StartRedis(t) // its own server: DBSIZE and used_memory are this test's alone
 	h := newHarnessOn(t, r.Client(t)).withReminders()
