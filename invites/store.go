@@ -295,10 +295,7 @@ func (s *Store) Rotate(ctx context.Context, id string, r Rotation) (Invitation, 
 		return Invitation{}, storeErr(err)
 	}
 	if rep.Outcome == "too_soon" {
-		wait := time.Duration(redisx.Int(rep.Values[0])) * time.Millisecond
-		e := apperr.New(apperr.RateLimited, "remind_too_soon", "a reminder was sent recently; try again in %s", wait.Round(time.Second))
-		e.RetryAfter = wait
-		return Invitation{}, e
+		return Invitation{}, errRemindTooSoon(time.Duration(redisx.Int(rep.Values[0])) * time.Millisecond)
 	}
 	return s.settle(rep, id)
 }
@@ -398,4 +395,12 @@ func (s *Store) TokenInvitation(ctx context.Context, shard int, hash string) (st
 		return "", err
 	}
 	return link.Invitation.ID, nil
+}
+
+// errRemindTooSoon refuses a reminder within invitations.remind_interval
+// of the last one (429 with Retry-After).
+func errRemindTooSoon(wait time.Duration) error {
+	e := apperr.New(apperr.RateLimited, "remind_too_soon", "a reminder was sent recently; try again in %s", wait.Round(time.Second))
+	e.RetryAfter = wait
+	return e
 }
