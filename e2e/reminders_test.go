@@ -58,6 +58,23 @@ func TestAutomaticRemindersHTTP(t *testing.T) {
 	if d := nextAfter("own-plan@example.com"); d != time.Hour {
 		t.Fatalf("organization's plan: next reminder %s after creation, want 1h", d)
 	}
+	// Dry runs of remind and resend: the mail that would go, nothing written.
+	r = st.adminCall(http.MethodGet, "/organizations/"+org+"/invitations?email=own-plan@example.com", nil)
+	inv := r.body["items"].([]any)[0].(map[string]any)["id"].(string)
+	for _, op := range []string{"remind", "resend"} {
+		r = st.adminCall(http.MethodPost, "/invitations/"+inv+"/"+op+"?dry_run=true", nil)
+		mail, _ := r.body["mail"].(map[string]any)
+		if r.status != http.StatusOK || r.body["dry_run"] != true || mail == nil || mail["to"] != "own-plan@example.com" {
+			t.Fatalf("%s?dry_run=true: %d %v", op, r.status, r.body)
+		}
+	}
+	if r = st.adminCall(http.MethodPost, "/invitations/"+inv+"/remind?dry_run=maybe", nil); r.code() != "invalid_dry_run" {
+		t.Fatalf("remind?dry_run=maybe: %d %v", r.status, r.body)
+	}
+	r = st.adminCall(http.MethodPost, "/invitations/"+inv+"/remind", nil)
+	if r.status != http.StatusOK || r.body["reminders_sent"] != 1.0 {
+		t.Fatalf("the real reminder after dry runs: %d %v", r.status, r.body)
+	}
 
 	r = st.adminCall(http.MethodPatch, "/organizations/"+org, []byte(`{"reminders":null}`))
 	if r.status != http.StatusOK || r.body["reminders"] != nil {
