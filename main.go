@@ -154,7 +154,7 @@ func (c *cli) orgsCmd() *cobra.Command {
 	create.Flags().StringVar(&locale, "locale", "", "default locale of the organization's mail, BCP 47")
 
 	create.Flags().Int64Var(&maxMembers, "max-members", 0, "seat limit: members plus pending invitations (default: unlimited)")
-	orgsCmd.AddCommand(create, c.orgsSetLocaleCmd(), c.seatsCmd(), &cobra.Command{
+	orgsCmd.AddCommand(create, c.orgsSetLocaleCmd(), c.seatsCmd(), c.remindersCmd(), &cobra.Command{
 		Use:   "list",
 		Short: "List organizations",
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -224,6 +224,75 @@ func (c *cli) seatsCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// remindersCmd shows an organization's automatic reminder offsets, or
+// sets its own (--after-sent, --before-expiry; empty turns a list off), or
+// removes them (--default: the configured ones apply).
+func (c *cli) remindersCmd() *cobra.Command {
+	var after, before []time.Duration
+	var useDefault bool
+	cmd := &cobra.Command{
+		Use:   "reminders ORG [--after-sent 48h,96h] [--before-expiry 24h] [--default]",
+		Short: "Show an organization's automatic reminder offsets, set its own, or go back to the configured ones",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			var o orgs.Organization
+			set := cmd.Flags().Changed("after-sent") || cmd.Flags().Changed("before-expiry")
+			switch {
+			case useDefault && set:
+				return errors.New("--default removes the organization's own offsets: give it alone")
+			case useDefault:
+				o, err = s.Orgs.Update(cmd.Context(), args[0], orgs.UpdateRequest{Reminders: orgs.NullableReminders{Set: true}})
+			case set:
+				plan := orgs.Reminders{AfterSent: after, BeforeExpiry: before}
+				o, err = s.Orgs.Update(cmd.Context(), args[0], orgs.UpdateRequest{Reminders: orgs.NullableReminders{Set: true, Value: &plan}})
+			default:
+				o, err = s.Orgs.Store().Resolve(cmd.Context(), args[0])
+			}
+			if err != nil {
+				return err
+			}
+			return c.printReminders(o)
+		},
+	}
+	cmd.Flags().DurationSliceVar(&after, "after-sent", nil, "reminders this long after the invitation was created (comma-separated; \"\" for none)")
+	cmd.Flags().DurationSliceVar(&before, "before-expiry", nil, "reminders this long before the invitation expires (comma-separated; \"\" for none)")
+	cmd.Flags().BoolVar(&useDefault, "default", false, "remove the organization's own offsets: the configured ones apply")
+	return cmd
+}
+
+// printReminders shows the plan an organization's invitations follow: its
+// own, or the configured one.
+func (c *cli) printReminders(o orgs.Organization) error {
+	source, plan := "organization", o.Reminders
+	if plan == nil {
+		cfg, err := c.load()
+		if err != nil {
+			return err
+		}
+		source = "configured"
+		plan = &orgs.Reminders{AfterSent: cfg.Invitations.Reminders.AfterSent, BeforeExpiry: cfg.Invitations.Reminders.BeforeExpiry}
+	}
+	fmt.Fprintf(c.stdout, "%s\t%s\tafter_sent %s\tbefore_expiry %s\n", o.ID, source, offsetList(plan.AfterSent), offsetList(plan.BeforeExpiry))
+	return nil
+}
+
+// offsetList shows reminder offsets as "48h,96h", or "none".
+func offsetList(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = orgs.ShortDuration(d)
+	}
+	return strings.Join(out, ",")
 }
 
 // parseSeatLimit reads the seats command's LIMIT: a number, or

@@ -306,3 +306,33 @@ func TestOrgsSeatsCommand(t *testing.T) {
 		}
 	}
 }
+
+// orgs reminders: an operator reads the plan an organization's invitations
+// follow (the configured one), sets the organization's own, and removes it.
+func TestOrgsRemindersCommand(t *testing.T) {
+	env := cliEnv(t, testenv.UniquePrefix(t), testenv.SharedKratos(t))
+	env["KRATOS_ORGS_INVITATIONS_REMINDERS_AFTER_SENT"] = "48h"
+	path := writeConfig(t, minimal)
+	if out, _, err := runCLI(t, env, "orgs", "create", "Reminder CLI", "-c", path); err != nil {
+		t.Fatalf("orgs create: %q %v", out, err)
+	}
+	for _, step := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"reminders", "reminder-cli"}, "\tconfigured\tafter_sent 48h\tbefore_expiry none\n"},
+		{[]string{"reminders", "reminder-cli", "--after-sent", "1h,72h", "--before-expiry", "24h"}, "\torganization\tafter_sent 1h,72h\tbefore_expiry 24h\n"},
+		{[]string{"reminders", "reminder-cli"}, "\torganization\tafter_sent 1h,72h\tbefore_expiry 24h\n"},
+		{[]string{"reminders", "reminder-cli", "--default"}, "\tconfigured\tafter_sent 48h\tbefore_expiry none\n"},
+	} {
+		out, _, err := runCLI(t, env, append(append([]string{"orgs"}, step.args...), "-c", path)...)
+		if err != nil || !strings.HasSuffix(out, step.want) {
+			t.Fatalf("orgs %v: %q %v; want …%q", step.args, out, err, step.want)
+		}
+	}
+	for _, bad := range [][]string{{"--after-sent", "1s"}, {"--default", "--after-sent", "1h"}} {
+		if _, _, err := runCLI(t, env, append([]string{"orgs", "reminders", "reminder-cli", "-c", path}, bad...)...); err == nil {
+			t.Fatalf("orgs reminders %v: no error", bad)
+		}
+	}
+}

@@ -114,6 +114,17 @@ type Invitations struct {
 	AllowedRedirectHosts []string      `yaml:"allowed_redirect_hosts" doc:"hosts {redirect_to} may point at ({https://} only, {http://} too for loopback hosts)"`
 	// AcceptPath is where invitation links point on the public listener.
 	AcceptPath string `yaml:"accept_path" doc:"path of invitation links on the public listener"`
+	// Reminders are the automatic reminders of pending invitations; an
+	// organization's reminders field overrides them.
+	Reminders Reminders `yaml:"reminders"`
+}
+
+// Reminders are the offsets at which a pending invitation gets its
+// reminder mail automatically, each at most once (README "Automatic
+// reminders"). Empty lists: no automatic reminders.
+type Reminders struct {
+	AfterSent    []time.Duration `yaml:"after_sent" doc:"automatic reminders this long after the invitation was created (at most 5, each below invitations.max_ttl; empty: none)"`
+	BeforeExpiry []time.Duration `yaml:"before_expiry" doc:"automatic reminders this long before the invitation expires (at most 5, each below invitations.max_ttl; empty: none)"`
 }
 
 // Accept configures how a person accepting an invitation or activating a

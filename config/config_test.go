@@ -206,6 +206,7 @@ serve:
 	e["KRATOS_ORGS_MAIL_RATE_PER_SECOND"] = "7.5"                                     // float
 	e["KRATOS_ORGS_REDIS_TLS"] = "true"                                               // bool
 	e["KRATOS_ORGS_ADMIN_API_KEYS"] = " " + testAPIKey + " ,, " + testAPIKey2 + " , " // list
+	e["KRATOS_ORGS_INVITATIONS_REMINDERS_AFTER_SENT"] = "48h, 96h"                    // list of durations
 	c, err := Load(path, env(e))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -231,6 +232,9 @@ serve:
 	if !slices.Equal(c.Admin.APIKeys, []string{testAPIKey, testAPIKey2}) {
 		t.Errorf("admin.api_keys = %q, want the two trimmed keys", c.Admin.APIKeys)
 	}
+	if !slices.Equal(c.Invitations.Reminders.AfterSent, []time.Duration{48 * time.Hour, 96 * time.Hour}) {
+		t.Errorf("invitations.reminders.after_sent = %v, want [48h 96h]", c.Invitations.Reminders.AfterSent)
+	}
 	// Untouched keys keep the file's or the default value.
 	if c.Redis.Mode != "single" || c.Serve.Admin.Port != 4481 {
 		t.Errorf("unrelated keys changed: redis.mode=%q serve.admin.port=%d", c.Redis.Mode, c.Serve.Admin.Port)
@@ -247,6 +251,7 @@ func TestLoadBadEnvValue(t *testing.T) {
 		{"KRATOS_ORGS_SERVE_PUBLIC_PORT", "serve.public.port", "http"},
 		{"KRATOS_ORGS_MAIL_RATE_PER_SECOND", "mail.rate_per_second", "fast"},
 		{"KRATOS_ORGS_REDIS_TLS", "redis.tls", "yes please"},
+		{"KRATOS_ORGS_INVITATIONS_REMINDERS_BEFORE_EXPIRY", "invitations.reminders.before_expiry", "1 day"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {
@@ -692,6 +697,36 @@ func TestRedisWait(t *testing.T) {
 		c.Redis.WaitReplicas, c.Redis.WaitTimeout = bad.WaitReplicas, bad.WaitTimeout
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "redis.wait_") {
 			t.Errorf("%d replicas, %s: Validate() = %v", bad.WaitReplicas, bad.WaitTimeout, err)
+		}
+	}
+}
+
+// Reminder offsets: few, distinct, at least a minute, below max_ttl.
+func TestValidateReminderOffsets(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		after, before []time.Duration
+		problem       string // "" for valid
+	}{
+		{[]time.Duration{48 * time.Hour}, []time.Duration{24 * time.Hour}, ""},
+		{nil, nil, ""},
+		{[]time.Duration{time.Second}, nil, "invitations.reminders.after_sent[0]: must be at least 1m"},
+		{nil, []time.Duration{31 * 24 * time.Hour}, "invitations.reminders.before_expiry[0]: must be at least 1m and below invitations.max_ttl"},
+		{[]time.Duration{time.Hour, time.Hour}, nil, "invitations.reminders.after_sent[1]: 1h0m0s is listed twice"},
+		{[]time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour, 4 * time.Hour, 5 * time.Hour, 6 * time.Hour}, nil, "invitations.reminders.after_sent: at most 5 offsets"},
+	} {
+		c := Default()
+		c.Invitations.Reminders = Reminders{AfterSent: tc.after, BeforeExpiry: tc.before}
+		err := c.Validate()
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if tc.problem == "" && strings.Contains(got, "invitations.reminders") {
+			t.Errorf("%v / %v refused: %v", tc.after, tc.before, err)
+		}
+		if tc.problem != "" && !strings.Contains(got, tc.problem) {
+			t.Errorf("%v / %v: error %q lacks %q", tc.after, tc.before, got, tc.problem)
 		}
 	}
 }

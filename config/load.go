@@ -156,6 +156,9 @@ func setFromString(v reflect.Value, raw string) error {
 		}
 		v.SetBool(b)
 	case reflect.Slice:
+		if v.Type().Elem() == durationType {
+			return setDurations(v, raw)
+		}
 		if v.Type().Elem().Kind() != reflect.String {
 			return fmt.Errorf("a list of objects cannot come from the environment; set it in the file")
 		}
@@ -169,5 +172,22 @@ func setFromString(v reflect.Value, raw string) error {
 	default:
 		return fmt.Errorf("unsupported type %s", v.Type())
 	}
+	return nil
+}
+
+// setDurations reads a comma-separated list of durations ("48h, 24h").
+func setDurations(v reflect.Value, raw string) error {
+	var items []time.Duration
+	for _, s := range strings.Split(raw, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("not a list of durations (like 48h,24h): %q", raw)
+		}
+		items = append(items, d)
+	}
+	v.Set(reflect.ValueOf(items))
 	return nil
 }

@@ -180,6 +180,8 @@ func (c *Config) validateInvitations(add addFunc) {
 	if inv.Retention < 0 {
 		add("invitations.retention", "must not be negative")
 	}
+	checkReminderOffsets(add, "invitations.reminders.after_sent", inv.Reminders.AfterSent, inv.MaxTTL)
+	checkReminderOffsets(add, "invitations.reminders.before_expiry", inv.Reminders.BeforeExpiry, inv.MaxTTL)
 	if inv.SuccessURL != "" {
 		if checkURL(add, "invitations.success_url", inv.SuccessURL, true) && checkTLS(add, "invitations.success_url", inv.SuccessURL) {
 			u, _ := url.Parse(inv.SuccessURL)
@@ -470,5 +472,24 @@ func (c *Config) validateReconcile(add addFunc) {
 	}
 	if r.Batch < 1 || r.Batch > 1000 {
 		add("reconcile.batch", "must be between 1 and 1000, got %d", r.Batch)
+	}
+}
+
+// MaxReminderOffsets bounds each list of automatic reminder offsets.
+const MaxReminderOffsets = 5
+
+// checkReminderOffsets checks one list of automatic reminder offsets:
+// few, distinct, at least a minute and below the longest link lifetime.
+func checkReminderOffsets(add addFunc, key string, offsets []time.Duration, maxTTL time.Duration) {
+	if len(offsets) > MaxReminderOffsets {
+		add(key, "at most %d offsets, got %d", MaxReminderOffsets, len(offsets))
+	}
+	for i, d := range offsets {
+		if d < time.Minute || d >= maxTTL {
+			add(fmt.Sprintf("%s[%d]", key, i), "must be at least 1m and below invitations.max_ttl (%s), got %s", maxTTL, d)
+		}
+		if slices.Contains(offsets[:i], d) {
+			add(fmt.Sprintf("%s[%d]", key, i), "%s is listed twice", d)
+		}
 	}
 }

@@ -145,6 +145,9 @@ func (h *APIHandlers) resend(c *gin.Context) error {
 	if _, err := h.own(c); err != nil {
 		return err
 	}
+	if dry, err := dryRun(c); err != nil || dry {
+		return h.dryRotation(c, err, false)
+	}
 	inv, err := h.svc.Resend(c.Request.Context(), c.Param("id"), true)
 	if err != nil {
 		return err
@@ -164,11 +167,28 @@ func (h *APIHandlers) remind(c *gin.Context) error {
 	if _, err := h.own(c); err != nil {
 		return err
 	}
+	if dry, err := dryRun(c); err != nil || dry {
+		return h.dryRotation(c, err, true)
+	}
 	inv, err := h.svc.Remind(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
 	c.JSON(http.StatusOK, ForOrgAdmin(inv))
+	return nil
+}
+
+// dryRotation answers resend?dry_run=true and remind?dry_run=true (or the
+// dry_run parameter's error), after own has authorized the caller.
+func (h *APIHandlers) dryRotation(c *gin.Context, err error, remind bool) error {
+	if err != nil {
+		return err
+	}
+	d, err := h.preview.Rotation(c.Request.Context(), c.Param("id"), remind, true)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, ForOrgAdminDryRun(d))
 	return nil
 }
 

@@ -31,6 +31,8 @@ type OrgAdminInvitation struct {
 	AcceptedBy     string         `json:"accepted_by,omitempty"`
 	EndedAt        *time.Time     `json:"ended_at,omitempty"`
 	RemindedAt     *time.Time     `json:"reminded_at,omitempty"`
+	RemindersSent  int            `json:"reminders_sent"`
+	NextReminderAt *time.Time     `json:"next_reminder_at,omitempty"`
 	Delivery       Delivery       `json:"delivery"`
 }
 
@@ -41,7 +43,7 @@ func ForOrgAdmin(inv Invitation) OrgAdminInvitation {
 		Inviter: inv.Inviter, Context: inv.Context, RedirectTo: inv.RedirectTo, Locale: inv.Locale,
 		CreatedAt: inv.CreatedAt, UpdatedAt: inv.UpdatedAt, ExpiresAt: inv.ExpiresAt,
 		AcceptedAt: inv.AcceptedAt, AcceptedBy: inv.AcceptedBy, EndedAt: inv.EndedAt, RemindedAt: inv.RemindedAt,
-		Delivery: inv.Delivery,
+		RemindersSent: inv.RemindersSent, NextReminderAt: inv.NextReminderAt, Delivery: inv.Delivery,
 	}
 }
 

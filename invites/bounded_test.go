@@ -37,13 +37,13 @@ func (h *harness) usage() usage {
 
 // Every key kratos-orgs writes has an owner or a TTL: a thousand
 // lifecycles of sign-ups and invitations (register, invite, resend twice,
-// revoke, expire), with the sweeper and the outbox doing their work, leave
-// Redis where it started once the retention has passed. Durations that
-// Redis itself counts (TTLs) are shortened for the test, as the clock is
-// injected for the rest.
+// revoke, an automatic reminder, expire), with the sweeper and the outbox
+// doing their work, leave Redis where it started once the retention has
+// passed. Durations that Redis itself counts (TTLs) are shortened for the
+// test, as the clock is injected for the rest.
 func TestBoundedStateOverCycles(t *testing.T) {
 	r := testenv.StartRedis(t) // its own server: DBSIZE and used_memory are this test's alone
-	h := newHarnessOn(t, r.Client(t))
+	h := newHarnessOn(t, r.Client(t)).withReminders()
 	h.index.stampsTTL = 50 * time.Millisecond
 	h.index.knownTTL = 50 * time.Millisecond
 	members := orgs.NewIdentityIndex(h.rdb, h.ks, nil)
@@ -65,6 +65,12 @@ func TestBoundedStateOverCycles(t *testing.T) {
 		dropped := h.mustInvite(fmt.Sprintf("dropped%d@example.com", i))
 		if _, err := h.svc.Revoke(h.ctx, dropped.ID); err != nil {
 			t.Fatalf("cycle %d: revoke: %v", i, err)
+		}
+		h.drain()
+		// The automatic reminders that came due (2 days after sending).
+		h.clock.Add(48 * time.Hour)
+		if _, _, err := h.svc.SendDueReminders(h.ctx, 100); err != nil {
+			t.Fatal(err)
 		}
 		h.drain()
 		// Past the links' expiry (and the previous cycle's retention).
@@ -105,7 +111,7 @@ func TestBoundedStateOverCycles(t *testing.T) {
 		}
 	}
 	after := settle()
-	t.Logf("%d cycles (register, invite, resend ×2, revoke, expire) in %s: before %d keys %d bytes; during up to %d keys %d bytes; after retention %d keys %d bytes (Δ %+d keys, %+d bytes); %d identities left in the Kratos fake",
+	t.Logf("%d cycles (register, invite, resend ×2, revoke, remind, expire) in %s: before %d keys %d bytes; during up to %d keys %d bytes; after retention %d keys %d bytes (Δ %+d keys, %+d bytes); %d identities left in the Kratos fake",
 		cycles, time.Since(start).Round(time.Millisecond), before.Keys, before.Bytes, peak.Keys, peak.Bytes,
 		after.Keys, after.Bytes, after.Keys-before.Keys, after.Bytes-before.Bytes, h.ids.Count())
 	// A shard's counters and outbox stream appear the first time the

@@ -15,6 +15,7 @@ func TestCluster(t *testing.T) {
 		"createScript":         createScript.Hash(),
 		"revokeScript":         revokeScript.Hash(),
 		"rotateScript":         rotateScript.Hash(),
+		"remindScript":         remindScript.Hash(),
 		"deliveryScript":       deliveryScript.Hash(),
 		"listScript":           listScript.Hash(),
 		"sweepScript":          sweepScript.Hash(),
@@ -76,6 +77,9 @@ func TestCluster(t *testing.T) {
 		testenv.ClusterCase{Name: "SeatLimitLoweredRefusesAcceptance", Test: TestSeatLimitLoweredRefusesAcceptance},
 		testenv.ClusterCase{Name: "SeatLimitLoweredDuringAcceptance", Test: TestSeatLimitLoweredDuringAcceptance},
 		testenv.ClusterCase{Name: "SeatLimitVerifiedAddress", Test: TestSeatLimitVerifiedAddressStaysPending},
+		// automatic reminders
+		testenv.ClusterCase{Name: "AutomaticRemindersSentOnce", Test: TestAutomaticRemindersSentOnce},
+		testenv.ClusterCase{Name: "TwoSweepersRacing", Test: TestTwoSweepersRacingSendEachReminderOnce},
 		// data of the first layout
 		testenv.ClusterCase{Name: "FirstLayoutUpgrade", Test: TestFirstLayoutInvitationIsUpgraded},
 		testenv.ClusterCase{Name: "FirstLayoutRotationAndPurge", Test: TestFirstLayoutRotationAndPurge},

@@ -61,7 +61,7 @@ func ForOrgAdminDryRun(d DryRun) OrgAdminDryRun {
 // mailPreviewer renders the mail of an invitation that is not stored
 // (Mailer).
 type mailPreviewer interface {
-	Preview(ctx context.Context, inv Invitation, org orgs.Organization, link string) (PreviewMail, error)
+	Preview(ctx context.Context, inv Invitation, org orgs.Organization, link, set string) (PreviewMail, error)
 }
 
 // organizationReader reads an organization (orgs.Store).
@@ -139,7 +139,7 @@ func (p *Previewer) run(ctx context.Context, orgRef string, r InviteRequest, ema
 		return DryRun{}, err
 	}
 	if send {
-		m, err := p.mail.Preview(ctx, d.Invitation, org, p.svc.LinkURL(inv, DryRunToken))
+		m, err := p.mail.Preview(ctx, d.Invitation, org, p.svc.LinkURL(inv, DryRunToken), "invitation")
 		if err != nil {
 			return DryRun{}, err
 		}
@@ -183,4 +183,53 @@ func (p *Previewer) pending(ctx context.Context, d *DryRun, g grant) error {
 	}
 	d.ID, d.Created, d.CreatedAt = cur.ID, false, cur.CreatedAt
 	return nil
+}
+
+// Rotation is the dry run of Service.Resend (remind false; send false
+// returns the placeholder link instead of a mail) and of Service.Remind:
+// the checks the rotate script makes (the invitation is pending and not
+// being accepted; a reminder not within invitations.remind_interval of the
+// last one, the same 429), and the mail it would send. Redis and Kratos
+// are only read; no token is made, and no quota of the real call is spent.
+func (p *Previewer) Rotation(ctx context.Context, id string, remind, send bool) (DryRun, error) {
+	inv, err := p.svc.store.Get(ctx, id)
+	if err != nil {
+		return DryRun{}, err
+	}
+	if inv.Status != Pending || inv.claimed {
+		return DryRun{}, notPending(inv)
+	}
+	now := p.svc.now()
+	set := "invitation"
+	if remind {
+		set = "reminder"
+		if inv.RemindedAt != nil {
+			if wait := inv.RemindedAt.Add(p.svc.cfg.RemindInterval).Sub(now); wait > 0 {
+				return DryRun{}, errRemindTooSoon(wait)
+			}
+		}
+		inv.RemindersSent++
+		t := now
+		inv.RemindedAt = &t
+	} else {
+		inv.ExpiresAt = now.Add(inv.ttl)
+	}
+	inv.UpdatedAt = now
+	inv.Delivery = Delivery{Status: DeliveryQueued, UpdatedAt: &now}
+	d := DryRun{Invitation: inv, ID: inv.ID, DryRun: true}
+	if !send {
+		d.Delivery.Status = DeliverySkipped
+		d.AcceptURL = p.svc.LinkURL(inv, DryRunToken)
+		return d, nil
+	}
+	org, err := p.orgs.Get(ctx, inv.OrganizationID)
+	if err != nil {
+		return DryRun{}, err
+	}
+	m, err := p.mail.Preview(ctx, inv, org, p.svc.LinkURL(inv, DryRunToken), set)
+	if err != nil {
+		return DryRun{}, err
+	}
+	d.Mail = &m
+	return d, nil
 }

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 )
 
@@ -211,5 +213,61 @@ func TestOrgAdminDryRun(t *testing.T) {
 	}
 	if after := h.keys(); !slices.Equal(before, after) {
 		t.Errorf("keys changed")
+	}
+}
+
+// Dry runs of resend and remind render the mail the real call would send
+// (the invitation's, or the reminder's), write nothing, spend nothing (the
+// real reminder is still allowed after), and refuse what the real call
+// refuses (a reminder too soon, an ended invitation).
+func TestDryRunResendAndRemindWriteNothing(t *testing.T) {
+	h, p, log := dryRunHarness(t)
+	inv := h.mustInvite("rotate.dry@example.com")
+	h.drain()
+	mailsBefore := len(h.resend.Emails())
+	before := h.keys()
+	log.names = map[string]int{}
+	h.clock.Add(time.Hour)
+
+	resend, err := p.Rotation(h.ctx, inv.ID, false, true)
+	if err != nil || resend.ID != inv.ID || resend.Mail == nil || !strings.HasPrefix(resend.Mail.Subject, "Ada Lovelace invited you") ||
+		!resend.ExpiresAt.Equal(h.clock.Now().Add(7*24*time.Hour)) || !strings.Contains(resend.Mail.Text, testAcceptURL+DryRunToken) {
+		t.Fatalf("resend dry run: %+v %v", resend, err)
+	}
+	remind, err := p.Rotation(h.ctx, inv.ID, true, true)
+	if err != nil || remind.Mail == nil || !strings.HasPrefix(remind.Mail.Subject, "Reminder:") || !remind.ExpiresAt.Equal(inv.ExpiresAt) ||
+		remind.RemindersSent != 1 {
+		t.Fatalf("remind dry run: %+v %v", remind, err)
+	}
+	link, err := p.Rotation(h.ctx, inv.ID, false, false)
+	if err != nil || link.Mail != nil || link.AcceptURL != testAcceptURL+DryRunToken {
+		t.Fatalf("resend dry run without mail: %+v %v", link, err)
+	}
+	if w := log.writes(); len(w) > 0 {
+		t.Errorf("dry runs sent commands that are not reads: %v", w)
+	}
+	if after := h.keys(); !slices.Equal(before, after) {
+		t.Errorf("keys changed:\nbefore %v\nafter  %v", before, after)
+	}
+	if got := h.mustGet(inv.ID); got.RemindersSent != 0 || got.RemindedAt != nil || !got.ExpiresAt.Equal(inv.ExpiresAt) {
+		t.Errorf("the invitation changed: %+v", got)
+	}
+	h.drain()
+	if n := len(h.resend.Emails()); n != mailsBefore {
+		t.Errorf("%d mails sent by dry runs", n-mailsBefore)
+	}
+	// The real reminder is allowed; then the dry run is refused as it is.
+	if _, err := h.svc.Remind(h.ctx, inv.ID); err != nil {
+		t.Fatalf("real remind after dry runs: %v", err)
+	}
+	_, err = p.Rotation(h.ctx, inv.ID, true, true)
+	mustCode(t, err, "remind_too_soon")
+	if _, err := h.svc.Revoke(h.ctx, inv.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, real := h.svc.Resend(h.ctx, inv.ID, true)
+	_, dry := p.Rotation(h.ctx, inv.ID, false, true)
+	if apperr.CodeOf(dry) != apperr.CodeOf(real) || apperr.CodeOf(real) == "" {
+		t.Fatalf("revoked: dry run %v, real %v", dry, real)
 	}
 }

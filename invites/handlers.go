@@ -114,7 +114,11 @@ func (h *AdminHandlers) resend(c *gin.Context) error {
 	if err := httpx.DecodeOptionalJSON(c, &req); err != nil {
 		return err
 	}
-	inv, err := h.svc.Resend(c.Request.Context(), c.Param("id"), req.SendEmail == nil || *req.SendEmail)
+	send := req.SendEmail == nil || *req.SendEmail
+	if dry, err := dryRun(c); err != nil || dry {
+		return h.dryRotation(c, err, false, send)
+	}
+	inv, err := h.svc.Resend(c.Request.Context(), c.Param("id"), send)
 	if err != nil {
 		return err
 	}
@@ -127,10 +131,27 @@ func (h *AdminHandlers) remind(c *gin.Context) error {
 	if err := httpx.DecodeOptionalJSON(c, &none); err != nil {
 		return err
 	}
+	if dry, err := dryRun(c); err != nil || dry {
+		return h.dryRotation(c, err, true, true)
+	}
 	inv, err := h.svc.Remind(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
 	c.JSON(http.StatusOK, inv)
+	return nil
+}
+
+// dryRotation answers resend?dry_run=true and remind?dry_run=true (or the
+// dry_run parameter's error).
+func (h *AdminHandlers) dryRotation(c *gin.Context, err error, remind, send bool) error {
+	if err != nil {
+		return err
+	}
+	d, err := h.preview.Rotation(c.Request.Context(), c.Param("id"), remind, send)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, d)
 	return nil
 }

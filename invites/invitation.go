@@ -70,7 +70,13 @@ type Invitation struct {
 	AcceptedBy       string     `json:"accepted_by,omitempty"`
 	EndedAt          *time.Time `json:"ended_at,omitempty"`
 	RemindedAt       *time.Time `json:"reminded_at,omitempty"`
-	Delivery         Delivery   `json:"delivery"`
+	// RemindersSent counts the reminders queued for the invitation,
+	// manual and automatic.
+	RemindersSent int `json:"reminders_sent"`
+	// NextReminderAt is when its next automatic reminder is due (pending
+	// invitations with one left only).
+	NextReminderAt *time.Time `json:"next_reminder_at,omitempty"`
+	Delivery       Delivery   `json:"delivery"`
 	// AcceptURL is only set in the response that created or rotated the
 	// token, and only when the caller delivers the link (send_email=false).
 	AcceptURL string `json:"accept_url,omitempty"`
@@ -138,6 +144,7 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 		inv.UpdatedAt = inv.CreatedAt // not stored until the first update
 	}
 	inv.tokenVersion, _ = strconv.Atoi(h["v"])
+	inv.RemindersSent, _ = strconv.Atoi(h["rs"])
 	if ms, err := strconv.ParseInt(h["l"], 10, 64); err == nil {
 		inv.ttl = time.Duration(ms) * time.Millisecond
 	}
@@ -152,6 +159,9 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 		inv.Status = Expired
 		e := inv.ExpiresAt
 		inv.EndedAt = &e
+	}
+	if inv.Status == Pending {
+		inv.NextReminderAt = optTime(h["rn"])
 	}
 	if h["ii"] != "" || h["in"] != "" {
 		inv.Inviter = &Inviter{ID: h["ii"], Name: h["in"]}

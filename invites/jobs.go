@@ -279,17 +279,17 @@ func (m *Mailer) mailData(ctx context.Context, inv Invitation, org mailOrg, link
 	return data, nil
 }
 
-// Preview renders the invitation mail inv would get, with link as its link,
-// for a dry run: nothing is sent or written. Only the inviter is read from
-// Kratos, as for a real mail.
-func (m *Mailer) Preview(ctx context.Context, inv Invitation, org orgs.Organization, link string) (PreviewMail, error) {
+// Preview renders the mail of set ("invitation", "reminder") inv would
+// get, with link as its link, for a dry run: nothing is sent or written.
+// Only the inviter is read from Kratos, as for a real mail.
+func (m *Mailer) Preview(ctx context.Context, inv Invitation, org orgs.Organization, link, set string) (PreviewMail, error) {
 	data, err := m.mailData(ctx, inv, mailOrg{Slug: org.Slug, Name: org.Name, Locale: org.Locale}, link)
 	if err != nil {
 		return PreviewMail{}, err
 	}
-	rendered, err := m.render.Mail("invitation", data)
+	rendered, err := m.render.Mail(set, data)
 	if err != nil {
-		return PreviewMail{}, apperr.New(apperr.Internal, "template_failed", "the invitation mail does not render").Wrap(err)
+		return PreviewMail{}, apperr.New(apperr.Internal, "template_failed", "the %s mail does not render", set).Wrap(err)
 	}
 	return PreviewMail{To: inv.Email, Subject: rendered.Subject, Text: rendered.Text, HTML: rendered.HTML}, nil
 }

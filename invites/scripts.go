@@ -1,6 +1,9 @@
 package invites
 
-import "github.com/kratos-orgs/kratos-orgs/redisx"
+import (
+	"github.com/kratos-orgs/kratos-orgs/orgs"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
+)
 
 // The scripts below run on the organization's shard (see redisx/keys.go for
 // the layout and redisx/lua.go for the prelude they share).
@@ -15,7 +18,7 @@ import "github.com/kratos-orgs/kratos-orgs/redisx"
 // written, so nothing is written (see placeholders.go). A placeholder that
 // a Kratos sign-up is replacing (its Moved marker) is not pointed at: the
 // invitation is written detached, for whoever holds the address.
-var createScript = redisx.NewScript("invites.create", redisx.OnShard, `
+var createScript = redisx.NewScript("invites.create", redisx.OnShard, reminderSteps+`
 local org, email, exp, th = A.org, A.email, A.expires_at, A.token_hash
 local identity, existing, created = A.identity_id, A.identity_existing, A.identity_created
 if A.write_by > 0 and NOW > A.write_by then return {'too_late'} end
@@ -77,10 +80,11 @@ if A.send_mail then
   enqueue({k = 'mail', r = id, v = tonumber(redis.call('HGET', ik, 'v')), t = A.template, s = A.sealed})
 end
 enqueue({k = 'invitation.sync', r = id})
+schedule_reminder(id)
 if outcome == 'created' then
   -- The caller knows every field but these (createdRecord): reading the
   -- whole record back cost it more than the rest of the reply.
-  return {outcome, identity, flag(existing), flag(created)}
+  return {outcome, identity, flag(existing), flag(created), redis.call('HGET', ik, 'rn') or ''}
 end
 return {outcome, inv_flat(id)}
 `)
@@ -110,6 +114,8 @@ type createArgs struct {
 	GrantedBy        string `json:"granted_by"` // member identity id; empty for the operator
 	WriteBy          int64  `json:"write_by"`   // ms deadline of the address reference, or 0
 	Locale           string `json:"locale"`     // BCP 47, canonical, or empty
+	// Rem is the configured reminder plan (reminders.go).
+	Rem orgs.ReminderPlan `json:"rem"`
 }
 
 // revokeScript ends a pending invitation; its link dies at once.
@@ -129,33 +135,19 @@ type invitationArgs struct {
 }
 
 // rotateScript gives a pending invitation a new token (the old link dies)
-// and queues its mail. A resend extends the expiry by the invitation's TTL;
+// and queues its mail: the rotate step of reminders.go, which automatic
+// reminders take too. A resend extends the expiry by the invitation's TTL;
 // a reminder keeps it and is allowed once per interval.
 // KEYS: invitation hash. Arguments: rotateArgs.
-var rotateScript = redisx.NewScript("invites.rotate", redisx.OnShard, `
-local ik, id = KEYS[1], A.id
-local st = current_status(id)
+var rotateScript = redisx.NewScript("invites.rotate", redisx.OnShard, reminderSteps+`
+local st = current_status(A.id)
 if not st then return {'not_found'} end
-if st ~= 'pending' then return {'not_pending', inv_flat(id)} end
-local f = redis.call('HMGET', ik, 't', 'v', 'x', 'l', 're')
-local exp = tonumber(f[3])
-if A.mode == 'remind' then
-  local next_at = tonumber(f[5] or 0) + A.remind_interval
-  if f[5] and next_at > NOW then return {'too_soon', next_at - NOW} end
-  redis.call('HSET', ik, 're', NOW)
-else
-  exp = NOW + tonumber(f[4])
-end
-local th = A.token_hash
-local ver = tonumber(f[2]) + 1
-local delivery = 'skipped'
-if A.send_mail then delivery = 'queued' end
-put(ik, {'t', tok_field(th), 'v', ver, 'x', exp, 'u', NOW, 'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'da', NOW})
-index_token(th, id, f[1])
-redis.call('ZADD', k_due(), exp, id)
-if A.send_mail then enqueue({k = 'mail', r = id, v = ver, t = A.template, s = A.sealed}) end
-enqueue({k = 'invitation.sync', r = id})
-return {'ok', inv_flat(id)}
+if st ~= 'pending' then return {'not_pending', inv_flat(A.id)} end
+local sealed = ''
+if A.send_mail then sealed = A.sealed end
+local res, wait = rotate(A.id, A.token_hash, sealed, A.mode, A.remind_interval, A.template)
+if res == 'too_soon' then return {'too_soon', wait} end
+return {'ok', inv_flat(A.id)}
 `)
 
 // rotateArgs are rotateScript's arguments.
@@ -168,6 +160,8 @@ type rotateArgs struct {
 	RemindInterval int64  `json:"remind_interval"` // ms
 	SendMail       bool   `json:"send_mail"`
 	Template       string `json:"template"`
+	// Rem is the configured reminder plan (reminders.go).
+	Rem orgs.ReminderPlan `json:"rem"`
 }
 
 // deliveryScript records the outcome of a mail, unless the token was

@@ -24,6 +24,7 @@ type Store struct {
 	retention time.Duration
 	now       func() time.Time
 	wait      redisx.Wait // for the writes a person is answered about
+	plan      orgs.ReminderPlan
 }
 
 // NewStore returns a store; retention is how long ended invitations stay
@@ -119,7 +120,7 @@ func (s *Store) settleCreate(rep redisx.Reply, n NewInvitation, now time.Time) (
 
 // createdRecord is the record createScript wrote for a new invitation: its
 // arguments, and the identity fields (ki, ke, kc) the script may have
-// changed, in reply. Reading it back would give the same
+// changed and the next reminder it scheduled (rn), in reply. Reading it back would give the same
 // (TestCreatedRecordIsWhatIsStored).
 func createdRecord(a *createArgs, identity []any, now time.Time) Invitation {
 	delivery := DeliverySkipped
@@ -140,6 +141,7 @@ func createdRecord(a *createArgs, identity []any, now time.Time) Invitation {
 		"ii": a.InviterID, "in": a.InviterName, "cx": a.Context, "rt": a.RedirectTo,
 		"ki": redisx.Str(identity[0]), "ke": redisx.Str(identity[1]), "kc": redisx.Str(identity[2]),
 		"d": delivery, "g": a.GrantedBy, "lc": a.Locale, "v": "1", "k": kind,
+		"rn": redisx.Str(identity[3]),
 	}, now)
 }
 
@@ -172,6 +174,7 @@ func (s *Store) createCall(n NewInvitation, now time.Time) ([]string, *createArg
 		IdentityID: n.IdentityID, IdentityExisting: b2s(n.ExistingIdentity), IdentityCreated: b2s(n.IdentityCreated),
 		SendMail: n.SendEmail, Sealed: n.SealedToken, Template: n.Template, Kind: n.Kind,
 		Within: strings.Join(n.Within, ","), GrantedBy: n.GrantedBy, WriteBy: writeBy, Locale: n.Locale,
+		Rem: s.reminderPlan(),
 	}
 }
 
@@ -323,15 +326,13 @@ func (s *Store) Rotate(ctx context.Context, id string, r Rotation) (Invitation, 
 	rep, err := rotateScript.Run(ctx, s.rdb, []string{s.ks.Invitation(id)}, &rotateArgs{
 		Env: s.env(redisx.ShardOf(id), s.now()), ID: id, TokenHash: r.TokenHash, Sealed: r.SealedToken, Mode: mode,
 		RemindInterval: r.RemindInterval.Milliseconds(), SendMail: r.SendEmail, Template: r.Template,
+		Rem: s.reminderPlan(),
 	})
 	if err != nil {
 		return Invitation{}, storeErr(err)
 	}
 	if rep.Outcome == "too_soon" {
-		wait := time.Duration(redisx.Int(rep.Values[0])) * time.Millisecond
-		e := apperr.New(apperr.RateLimited, "remind_too_soon", "a reminder was sent recently; try again in %s", wait.Round(time.Second))
-		e.RetryAfter = wait
-		return Invitation{}, e
+		return Invitation{}, errRemindTooSoon(time.Duration(redisx.Int(rep.Values[0])) * time.Millisecond)
 	}
 	return s.settle(rep, id)
 }
@@ -431,4 +432,12 @@ func (s *Store) TokenInvitation(ctx context.Context, shard int, hash string) (st
 		return "", err
 	}
 	return link.Invitation.ID, nil
+}
+
+// errRemindTooSoon refuses a reminder within invitations.remind_interval
+// of the last one (429 with Retry-After).
+func errRemindTooSoon(wait time.Duration) error {
+	e := apperr.New(apperr.RateLimited, "remind_too_soon", "a reminder was sent recently; try again in %s", wait.Round(time.Second))
+	e.RetryAfter = wait
+	return e
 }

@@ -26,11 +26,14 @@ type Organization struct {
 	Metadata map[string]any `json:"metadata"`
 	// Locale is the default locale (BCP 47) of the organization's
 	// invitation mail; an invitation's own locale wins.
-	Locale    string    `json:"locale,omitempty"`
-	State     string    `json:"state"`
-	Seats     Seats     `json:"seats"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Locale string `json:"locale,omitempty"`
+	State  string `json:"state"`
+	Seats  Seats  `json:"seats"`
+	// Reminders are the organization's own automatic reminder offsets;
+	// absent: the configured ones (invitations.reminders).
+	Reminders *Reminders `json:"reminders,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
 }
 
 // Seats are an organization's seat limit (max_members; nil: unlimited)

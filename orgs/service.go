@@ -158,6 +158,9 @@ type UpdateRequest struct {
 	Locale *string `json:"locale,omitempty"`
 	// MaxMembers sets the seat limit; null removes it; absent leaves it.
 	MaxMembers NullableInt `json:"max_members"`
+	// Reminders sets the organization's own automatic reminder offsets;
+	// null removes them (the configured ones apply); absent leaves them.
+	Reminders NullableReminders `json:"reminders"`
 }
 
 // NullableInt is a JSON number that may also be null or absent (Set
@@ -197,8 +200,8 @@ func seatLimitUpdate(n NullableInt) (*int64, error) {
 	return &v, nil
 }
 
-// Update changes name, slug, metadata (replaced whole), locale or the seat
-// limit.
+// Update changes name, slug, metadata (replaced whole), locale, the seat
+// limit or the reminder offsets.
 // A limit below what is used is allowed: nothing is removed, new
 // invitations and acceptances are refused until seats are free.
 func (s *Service) Update(ctx context.Context, ref string, r UpdateRequest) (Organization, error) {
@@ -208,6 +211,9 @@ func (s *Service) Update(ctx context.Context, ref string, r UpdateRequest) (Orga
 		return Organization{}, err
 	}
 	u.MaxMembers = limit
+	if u.Reminders, err = reminderUpdate(r.Reminders); err != nil {
+		return Organization{}, err
+	}
 	if r.Name != nil {
 		name, err := CheckName(*r.Name)
 		if err != nil {

@@ -387,6 +387,11 @@ if A.max_members == 'none' then
 elseif A.max_members ~= '' then
   redis.call('HSET', KEYS[1], 'max_members', A.max_members)
 end
+if A.reminders == 'none' then
+  redis.call('HDEL', KEYS[1], 'reminders')
+elseif A.reminders ~= '' then
+  redis.call('HSET', KEYS[1], 'reminders', A.reminders)
+end
 redis.call('HSET', KEYS[1], 'updated_at', NOW)
 return {'ok', old, flat(KEYS[1])}
 `)
@@ -401,6 +406,9 @@ type updateArgs struct {
 	Locale   *string `json:"locale,omitempty"` // nil: unchanged; "" removes it
 	// MaxMembers is the new seat limit, "none" to remove it, or empty.
 	MaxMembers string `json:"max_members"`
+	// Reminders is the new reminder plan (JSON), "none" to remove it, or
+	// empty.
+	Reminders string `json:"reminders"`
 }
 
 // Update is a partial update; empty fields are left alone.
@@ -412,6 +420,9 @@ type Update struct {
 	Locale   *string
 	// MaxMembers is the new seat limit; 0 removes it (unlimited).
 	MaxMembers *int64
+	// Reminders is the new reminder plan (Reminders.Plan), "none" to
+	// remove it, or empty.
+	Reminders string
 }
 
 // Update changes an organization. A new slug is claimed before the record
@@ -461,7 +472,7 @@ func (s *Store) Update(ctx context.Context, id string, u Update) (Organization, 
 		}
 	}
 	rep, err := updateScript.Run(ctx, s.rdb, []string{s.ks.Org(id)},
-		&updateArgs{Env: s.env(id), Name: name, Metadata: meta, Slug: slug, State: state, Locale: u.Locale, MaxMembers: maxMembers})
+		&updateArgs{Env: s.env(id), Name: name, Metadata: meta, Slug: slug, State: state, Locale: u.Locale, MaxMembers: maxMembers, Reminders: u.Reminders})
 	if err != nil {
 		return Organization{}, storeErr(err)
 	}
@@ -557,6 +568,7 @@ func parseOrg(h map[string]string) (Organization, error) {
 	if n, err := strconv.ParseInt(h[redisx.OrgMaxMembers], 10, 64); err == nil {
 		o.Seats.Limit = &n
 	}
+	o.Reminders = parseReminderPlan(h[OrgReminders])
 	if m := h["metadata"]; m != "" && m != "null" {
 		if err := json.Unmarshal([]byte(m), &o.Metadata); err != nil {
 			return o, fmt.Errorf("orgs: organization %s: bad metadata: %w", o.ID, err)

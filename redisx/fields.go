@@ -29,6 +29,10 @@ import (
 //	v  token version              re reminded_at (ms)
 //	n  ended_at (ms)              cu claim deadline (ms)
 //	ab accepted_by                lc locale (BCP 47)
+//	rs reminders sent (manual     rn next automatic reminder
+//	   and automatic)                (ms; pending only)
+//	rd reminder offsets done (space-separated labels: "a<ms>" after
+//	   sending, "b<ms>" before expiry; see invites/reminders.go)
 //
 // The first layout spelled the names out (LegacyInvitationFields). The
 // prelude's upgrade step rewrites such a record, with its token keys and

@@ -57,6 +57,8 @@
 //	                                         and the invitation is pending)
 //	P{s}:due                          ZSET   pending invitation id → expiry (ms)     invitation end
 //	P{s}:purge                        ZSET   ended invitation id → purge time (ms)   the sweeper
+//	P{s}:remind                       ZSET   pending invitation id → its next        invitation end; the reminder
+//	                                         automatic reminder (ms)                 sweep (no offset left)
 //	P{s}:claims                       ZSET   invitation being accepted → deadline    finalize, release, the sweeper
 //	P{s}:outbox                       STREAM jobs (mail, index repair, cleanup)      XDEL on acknowledgement
 //	P{s}:outbox:delayed               ZSET   job JSON → due time (ms)                moved back to the stream when due
@@ -255,6 +257,10 @@ func (k Keyspace) Due(s int) string { return keyDue.build(k.Shard(s)) }
 
 // Purge holds the purge time of every ended invitation of shard s.
 func (k Keyspace) Purge(s int) string { return keyPurge.build(k.Shard(s)) }
+
+// Remind holds the time of the next automatic reminder of every pending
+// invitation of shard s that has one (invitations.reminders).
+func (k Keyspace) Remind(s int) string { return keyRemind.build(k.Shard(s)) }
 
 // Claims holds the deadline of every invitation being accepted in shard s.
 func (k Keyspace) Claims(s int) string { return keyClaims.build(k.Shard(s)) }

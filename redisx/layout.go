@@ -55,6 +55,7 @@ var (
 	keyTokens       = newShardKey("k_tokens", "tokens")
 	keyDue          = newShardKey("k_due", "due")
 	keyPurge        = newShardKey("k_purge", "purge")
+	keyRemind       = newShardKey("k_remind", "remind")
 	keyClaims       = newShardKey("k_claims", "claims")
 	keyOutbox       = newShardKey("k_outbox", "outbox")
 	keyOutboxDelay  = newShardKey("k_outbox_delayed", "outbox:delayed")
@@ -79,7 +80,7 @@ var (
 // them, so Go initializes them first.
 var shardLayout = []*shardKey{
 	keyOrg, keyOrgMembers, keyOrgMemberIDs, keyOrgOwners, keyOrgInvStatus, keyOrgInvEmail, keyOrgInvEnded,
-	keyInvitation, keyTokens, keyDue, keyPurge, keyClaims, keyOutbox, keyOutboxDelay, keyOutboxDead, keyStats,
+	keyInvitation, keyTokens, keyDue, keyPurge, keyRemind, keyClaims, keyOutbox, keyOutboxDelay, keyOutboxDead, keyStats,
 	keyMoved, keyOrgInvIDs, keyOrgInvPend, keyOrgInvAddr, keyToken, keyTokenInfo,
 }
 

@@ -143,6 +143,8 @@ local function end_invitation(id, status, by)
   end
   add_ended(org, f[2], id)
   redis.call('ZREM', k_due(), id)
+  redis.call('ZREM', k_remind(), id)
+  redis.call('HDEL', ik, 'rn')
   -- Always scheduled: a retention of 0 purges at the next sweep, so no
   -- ended invitation is kept for ever.
   redis.call('ZADD', k_purge(), NOW + RETENTION, id)

@@ -48,6 +48,7 @@ var goKeys = map[string]func(k redisx.Keyspace, s int, a map[string]string) stri
 	"k_tokinfo":        func(k redisx.Keyspace, s int, a map[string]string) string { return k.TokenInfo(s, a["hash"]) },
 	"k_due":            func(k redisx.Keyspace, s int, _ map[string]string) string { return k.Due(s) },
 	"k_purge":          func(k redisx.Keyspace, s int, _ map[string]string) string { return k.Purge(s) },
+	"k_remind":         func(k redisx.Keyspace, s int, _ map[string]string) string { return k.Remind(s) },
 	"k_claims":         func(k redisx.Keyspace, s int, _ map[string]string) string { return k.Claims(s) },
 	"k_outbox":         func(k redisx.Keyspace, s int, _ map[string]string) string { return k.Outbox(s) },
 	"k_outbox_delayed": func(k redisx.Keyspace, s int, _ map[string]string) string { return k.OutboxDelayed(s) },

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -156,7 +157,8 @@ func (q *quotas) api(auth apiAuthorizer) gin.HandlerFunc {
 		if route != invite && auth.invitationOrg(c, c.Param("id")) != org {
 			return // the handler answers not found
 		}
-		if route == resend {
+		// A dry run sends no mail: it does not spend the resend's cooldown.
+		if route == resend && !dryRunRequest(c) {
 			if err := q.l.Check(ctx, q.apiResend, c.Param("id")); err != nil {
 				httpx.WriteError(c, err)
 				return
@@ -229,4 +231,11 @@ func (a serverAuth) invitationOrg(c *gin.Context, id string) string {
 		return ""
 	}
 	return inv.OrganizationID
+}
+
+// dryRunRequest reports whether a request asks for a dry run (its
+// handler refuses a malformed dry_run).
+func dryRunRequest(c *gin.Context) bool {
+	dry, err := strconv.ParseBool(c.Query("dry_run"))
+	return err == nil && dry
 }

@@ -207,6 +207,9 @@ func (s *Server) newStores() (*orgs.Store, *invites.Store) {
 	orgStore.SetWait(wait)
 	invStore := invites.NewStore(s.rdb, s.ks, s.cfg.Invitations.Retention, s.now)
 	invStore.SetWait(wait)
+	invStore.SetReminders(orgs.Reminders{
+		AfterSent: s.cfg.Invitations.Reminders.AfterSent, BeforeExpiry: s.cfg.Invitations.Reminders.BeforeExpiry,
+	})
 	return orgStore, invStore
 }
 
@@ -364,6 +367,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // sweep ends expired invitations regularly; readers already see them as
 // expired, the sweep runs their side effects (index, identity cleanup).
+// Then it sends the automatic reminders that are due.
 func (s *Server) sweep(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Outbox.SweepInterval)
 	defer t.Stop()
@@ -375,6 +379,13 @@ func (s *Server) sweep(ctx context.Context) {
 		case expired+purged > 0:
 			s.log.Info("swept invitations", "expired", expired, "purged", purged)
 			s.Worker.Wake()
+		}
+		sent, deferred, err := s.Invites.SendDueReminders(ctx, 200)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("reminder sweep failed", "err", err)
+		case sent+deferred > 0:
+			s.log.Info("automatic reminders", "sent", sent, "deferred", deferred)
 		}
 		select {
 		case <-ctx.Done():
