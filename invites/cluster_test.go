@@ -16,6 +16,7 @@ func TestCluster(t *testing.T) {
 		"revokeScript":         revokeScript.Hash(),
 		"rotateScript":         rotateScript.Hash(),
 		"deliveryScript":       deliveryScript.Hash(),
+		"deliveryEventScript":  deliveryEventScript.Hash(),
 		"listScript":           listScript.Hash(),
 		"sweepScript":          sweepScript.Hash(),
 		"readWithOrgScript":    readWithOrgScript.Hash(),
@@ -67,6 +68,9 @@ func TestCluster(t *testing.T) {
 		testenv.ClusterCase{Name: "ExpiredInvitationCleansUpAfterSweep", Test: TestExpiredInvitationCleansUpAfterSweep},
 		testenv.ClusterCase{Name: "TokenInfoIsBoundedPerInvitation", Test: TestTokenInfoIsBoundedPerInvitation},
 		testenv.ClusterCase{Name: "AddressIndex", Test: testAddressIndex},
+		// delivery status and suppression
+		testenv.ClusterCase{Name: "DeliveryWebhooks", Test: TestDeliveryWebhooksUpdateTheInvitation},
+		testenv.ClusterCase{Name: "ComplaintSuppresses", Test: TestComplaintSuppressesUntilCleared},
 		// seat limits
 		testenv.ClusterCase{Name: "SeatLimitRules", Test: TestSeatLimitRules},
 		testenv.ClusterCase{Name: "SeatLimitConcurrentInvites", Test: TestSeatLimitConcurrentInvitesNoOvershoot},

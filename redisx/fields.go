@@ -29,6 +29,9 @@ import (
 //	v  token version              re reminded_at (ms)
 //	n  ended_at (ms)              cu claim deadline (ms)
 //	ab accepted_by                lc locale (BCP 47)
+//	                              dt time of the provider event the
+//	                                 delivery status reflects (ms;
+//	                                 orders webhooks: invites/delivery.go)
 //
 // The first layout spelled the names out (LegacyInvitationFields). The
 // prelude's upgrade step rewrites such a record, with its token keys and

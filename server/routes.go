@@ -44,6 +44,12 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()), s.quotas.api(serverAuth{s}))
 	orgs.NewAPIHandlers(s.Orgs, s.Members).Register(sessionAPI)
 	invites.NewAPIHandlers(s.Invites, s.Orgs, s.Previewer).Register(sessionAPI)
+	if s.resendHook != nil {
+		// Public: Resend must reach it, and the admin listener never is
+		// exposed. The signature authenticates it; the quota comes first.
+		hooks := public.Group("", s.quotas.resendHooks())
+		invites.NewDeliveryHook(s.resendHook, s.Deliveries).Register(hooks)
+	}
 
 	admin = newEngine(s.cfg.Serve.Admin.TrustedProxies, s.log)
 	admin.Use(httpx.Common("admin", s.log, maxBody, s.Metrics))
@@ -53,6 +59,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	adminAPI := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys), s.quotas.admin())
 	orgs.NewAdminHandlers(s.Orgs).Register(adminAPI)
 	invites.NewAdminHandlers(s.Invites, s.Previewer).Register(adminAPI)
+	invites.NewSuppressionHandlers(s.Deliveries).Register(adminAPI)
 	s.Hooks.Register(admin)
 	return public, admin
 }
