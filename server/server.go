@@ -82,14 +82,14 @@ type Server struct {
 	// suppression list; its Observer hears every outcome recorded.
 	Deliveries *invites.Deliveries
 	resendHook *mail.WebhookVerifier // nil: mail.resend.webhook_secrets is empty
-	Members   *orgs.IdentityIndex
-	Claims    *orgs.Claims
-	Hooks     *hooks.Handlers
-	Metrics   *metrics.Metrics
-	Worker    *outbox.Worker
-	Templates *templates.Renderer
-	Limiter   *ratelimit.Limiter
-	quotas    *quotas
+	Members    *orgs.IdentityIndex
+	Claims     *orgs.Claims
+	Hooks      *hooks.Handlers
+	Metrics    *metrics.Metrics
+	Worker     *outbox.Worker
+	Templates  *templates.Renderer
+	Limiter    *ratelimit.Limiter
+	quotas     *quotas
 	// Reconciler repairs what crashes left behind; nil when the identity
 	// adapter cannot list identities.
 	Reconciler *reconcile.Reconciler
