@@ -336,3 +336,28 @@ func TestOrgsRemindersCommand(t *testing.T) {
 		}
 	}
 }
+
+// `suppressions list` shows a bounced address and `clear` lets it be
+// mailed again; clearing an address that is not suppressed fails.
+func TestSuppressionsCommand(t *testing.T) {
+	prefix := testenv.UniquePrefix(t)
+	env := cliEnv(t, prefix, testenv.SharedKratos(t))
+	path := writeConfig(t, minimal)
+	rdb := testenv.SharedRedis(t).Client(t)
+	ks := redisx.Keyspace{Prefix: prefix}
+	rdb.ZAdd(t.Context(), ks.Suppressed(), redis.Z{Member: "gone@example.com"})
+	rdb.HSet(t.Context(), ks.AddressSuppression("gone@example.com"), "e", "gone@example.com", "r", "bounced", "at", "1767225600000")
+	out, _, err := runCLI(t, env, "suppressions", "list", "-c", path)
+	if err != nil || !strings.Contains(out, "gone@example.com\tbounced\t2026-01-01T00:00:00Z") || !strings.Contains(out, "# 1 suppressed") {
+		t.Fatalf("list: %q, %v", out, err)
+	}
+	if out, _, err := runCLI(t, env, "suppressions", "clear", "Gone@Example.com", "-c", path); err != nil || !strings.Contains(out, "cleared") {
+		t.Fatalf("clear: %q, %v", out, err)
+	}
+	if out, _, _ := runCLI(t, env, "suppressions", "list", "-c", path); !strings.Contains(out, "# 0 suppressed") {
+		t.Fatalf("after clear: %q", out)
+	}
+	if _, _, err := runCLI(t, env, "suppressions", "clear", "gone@example.com", "-c", path); err == nil {
+		t.Fatal("clearing an address that is not suppressed succeeded")
+	}
+}

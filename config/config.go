@@ -188,6 +188,9 @@ type Limits struct {
 	// Outgoing mail budgets; mail over budget waits in the outbox.
 	MailGlobal          Rate `yaml:"mail_global" doc:"outgoing mail, all organizations"`
 	MailPerOrganization Rate `yaml:"mail_per_organization" doc:"outgoing mail per organization"`
+	// ResendWebhooksPerClient limits POST /hooks/resend per client
+	// address (Resend's senders), before the signature is checked.
+	ResendWebhooksPerClient Rate `yaml:"resend_webhooks_per_client" doc:"Resend delivery webhooks per client address"`
 }
 
 // Rate is requests per period; burst (default requests) may come at once.
@@ -225,6 +228,10 @@ type Resend struct {
 	APIKey  string        `yaml:"api_key" doc:"API key" secret:"true"`
 	BaseURL string        `yaml:"base_url" doc:"base URL"`
 	Timeout time.Duration `yaml:"timeout" doc:"per call"`
+	// WebhookSecrets verify Resend's delivery webhooks (POST
+	// /hooks/resend on the public listener, off while empty); several
+	// while one is rotated.
+	WebhookSecrets []string `yaml:"webhook_secrets" doc:"signing secrets ({whsec_...}) of Resend's webhooks to {POST /hooks/resend} (delivery status, suppression list); empty: the route is off" secret:"true"`
 }
 
 // Templates points at an optional directory whose files override the
@@ -345,6 +352,7 @@ func Default() Config {
 			AdminPerKey:               Rate{Requests: 0, Period: time.Minute},
 			MailGlobal:                Rate{Requests: 1000, Period: time.Hour},
 			MailPerOrganization:       Rate{Requests: 1000, Period: 24 * time.Hour},
+			ResendWebhooksPerClient:   Rate{Requests: 100, Period: time.Second, Burst: 500},
 		},
 		Reconcile: Reconcile{Interval: 10 * time.Minute, Grace: time.Hour, Batch: 100},
 	}
@@ -363,5 +371,6 @@ func (l Limits) List() []NamedRate {
 		{"link_views_per_client", l.LinkViewsPerClient}, {"link_submits_per_client", l.LinkSubmitsPerClient},
 		{"api_invites_per_identity", l.APIInvitesPerIdentity}, {"api_invites_per_organization", l.APIInvitesPerOrganization},
 		{"admin_per_key", l.AdminPerKey}, {"mail_global", l.MailGlobal}, {"mail_per_organization", l.MailPerOrganization},
+		{"resend_webhooks_per_client", l.ResendWebhooksPerClient},
 	}
 }

@@ -20,6 +20,7 @@ func Masked(c Config) Config {
 	c.Admin.APIKeys = maskAll(c.Admin.APIKeys)
 	c.Secrets.Cipher = maskAll(c.Secrets.Cipher)
 	c.Mail.Resend.APIKey = mask(c.Mail.Resend.APIKey)
+	c.Mail.Resend.WebhookSecrets = maskAll(c.Mail.Resend.WebhookSecrets)
 	c.Hooks.Secret = mask(c.Hooks.Secret)
 	c.Redis.Password = mask(c.Redis.Password)
 	if c.Redis.URL != "" {

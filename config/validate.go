@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -310,6 +311,11 @@ func (c *Config) validateMail(add addFunc) {
 		checkURL(add, "mail.resend.base_url", c.Mail.Resend.BaseURL, true)
 		if c.Mail.Resend.Timeout <= 0 {
 			add("mail.resend.timeout", "must be positive")
+		}
+		for i, sec := range c.Mail.Resend.WebhookSecrets {
+			if key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sec, "whsec_")); !strings.HasPrefix(sec, "whsec_") || err != nil || len(key) < 16 {
+				add(fmt.Sprintf("mail.resend.webhook_secrets[%d]", i), "must be a signing secret as Resend shows it: whsec_ and base64 of 16+ bytes")
+			}
 		}
 	default:
 		add("mail.sender", "must be resend or log, got %q", c.Mail.Sender)

@@ -98,7 +98,7 @@ func (h *APIHandlers) list(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	page, err := h.svc.List(c.Request.Context(), o.ID, Filter{Status: c.Query("status"), Email: c.Query("email"), Cursor: cursor, Limit: limit})
+	page, err := h.svc.List(c.Request.Context(), o.ID, Filter{Status: c.Query("status"), Email: c.Query("email"), Delivery: c.Query("delivery"), Cursor: cursor, Limit: limit})
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,7 @@ func TestBoundedStateOverCycles(t *testing.T) {
 	h := newHarnessOn(t, r.Client(t)).withReminders()
 	h.index.stampsTTL = 50 * time.Millisecond
 	h.index.knownTTL = 50 * time.Millisecond
+	h.deliv.mailTTL = 50 * time.Millisecond
 	members := orgs.NewIdentityIndex(h.rdb, h.ks, nil)
 	members.StampsTTL = 50 * time.Millisecond
 	members.Register(h.worker)

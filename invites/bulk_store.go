@@ -81,9 +81,11 @@ func (s *Store) createMany(ctx context.Context, ns []NewInvitation) []createRepl
 	now := s.now()
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(ns))
+	args := make([]*createArgs, len(ns))
 	for i, n := range ns {
-		keys, args := s.createCall(n, now)
-		cmds[i] = createScript.Eval(ctx, pipe, keys, args)
+		var keys []string
+		keys, args[i] = s.createCall(n, now)
+		cmds[i] = createScript.Eval(ctx, pipe, keys, args[i])
 	}
 	_, _ = pipe.Exec(ctx)
 	for i, c := range cmds {
@@ -96,7 +98,7 @@ func (s *Store) createMany(ctx context.Context, ns []NewInvitation) []createRepl
 			continue
 		}
 		rep := redisx.Reply{Outcome: redisx.Str(res[0]), Values: res[1:]}
-		out[i].inv, out[i].rotated, out[i].err = s.settleCreate(rep, ns[i], now)
+		out[i].inv, out[i].rotated, out[i].err = s.settleCreate(rep, ns[i], args[i], now)
 	}
 	return out
 }

@@ -17,6 +17,7 @@ func TestCluster(t *testing.T) {
 		"rotateScript":         rotateScript.Hash(),
 		"remindScript":         remindScript.Hash(),
 		"deliveryScript":       deliveryScript.Hash(),
+		"deliveryEventScript":  deliveryEventScript.Hash(),
 		"listScript":           listScript.Hash(),
 		"sweepScript":          sweepScript.Hash(),
 		"readWithOrgScript":    readWithOrgScript.Hash(),
@@ -71,6 +72,9 @@ func TestCluster(t *testing.T) {
 		testenv.ClusterCase{Name: "ExpiredInvitationCleansUpAfterSweep", Test: TestExpiredInvitationCleansUpAfterSweep},
 		testenv.ClusterCase{Name: "TokenInfoIsBoundedPerInvitation", Test: TestTokenInfoIsBoundedPerInvitation},
 		testenv.ClusterCase{Name: "AddressIndex", Test: testAddressIndex},
+		// delivery status and suppression
+		testenv.ClusterCase{Name: "DeliveryWebhooks", Test: TestDeliveryWebhooksUpdateTheInvitation},
+		testenv.ClusterCase{Name: "ComplaintSuppresses", Test: TestComplaintSuppressesUntilCleared},
 		// seat limits
 		testenv.ClusterCase{Name: "SeatLimitRules", Test: TestSeatLimitRules},
 		testenv.ClusterCase{Name: "SeatLimitConcurrentInvites", Test: TestSeatLimitConcurrentInvitesNoOvershoot},

@@ -80,7 +80,7 @@ func (h *AdminHandlers) list(c *gin.Context) error {
 		return err
 	}
 	page, err := h.svc.List(c.Request.Context(), c.Param("org"), Filter{
-		Status: c.Query("status"), Email: c.Query("email"), Cursor: cursor, Limit: limit,
+		Status: c.Query("status"), Email: c.Query("email"), Delivery: c.Query("delivery"), Cursor: cursor, Limit: limit,
 	})
 	if err != nil {
 		return err

@@ -63,6 +63,7 @@ type harness struct {
 	resend *resendtest.Server
 	index  *AddressIndex
 	mailer *Mailer
+	deliv  *Deliveries
 	trips  *roundTrips
 	org    orgs.Organization
 }
@@ -95,6 +96,7 @@ func newHarnessOn(t *testing.T, rdb redis.UniversalClient) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.deliv = NewDeliveries(DeliveriesOptions{Invitations: store, Redis: h.rdb, Keys: h.ks, Now: h.clock.Now})
 	h.worker = outbox.NewWorker(h.rdb, h.ks, outbox.Config{
 		Concurrency: 4, PollInterval: 10 * time.Millisecond, MaxAttempts: 4,
 		BaseBackoff: time.Second, MaxBackoff: time.Minute, ClaimAfter: time.Hour, Now: h.clock.Now,
@@ -106,7 +108,7 @@ func newHarnessOn(t *testing.T, rdb redis.UniversalClient) *harness {
 			AcceptURL: testAcceptURL, AllowedRedirectHosts: []string{"app.example.com"},
 			Roles: orgs.Roles{"owner", "admin", "billing", "member"},
 		},
-		Log: log, Wake: h.worker.Wake, Now: h.clock.Now,
+		Log: log, Wake: h.worker.Wake, Now: h.clock.Now, Suppressions: h.deliv,
 	})
 	render, err := templates.New("")
 	if err != nil {
@@ -122,7 +124,7 @@ func newHarnessOn(t *testing.T, rdb redis.UniversalClient) *harness {
 	})
 	h.mailer = NewMailer(MailerOptions{
 		Invitations: store, Tokens: h.svc, Links: h.svc, Identities: h.ids, Sender: sender, Templates: render,
-		FromAddress: "invites@example.com", FromName: "Example", Now: h.clock.Now,
+		FromAddress: "invites@example.com", FromName: "Example", Now: h.clock.Now, Deliveries: h.deliv,
 	})
 	h.mailer.Register(h.worker, h.index)
 	h.org = h.newOrg("Acme & Co")

@@ -34,7 +34,20 @@ const (
 	DeliverySent    = "sent"
 	DeliveryFailed  = "failed"
 	DeliverySkipped = "skipped" // send_email was false: the caller delivers the link
+
+	// Reported by the mail provider's webhooks (delivery.go).
+	DeliveryDelayed    = "delayed"    // the receiving server has not taken it yet; the provider retries
+	DeliveryDelivered  = "delivered"  // the receiving server accepted it
+	DeliveryBounced    = "bounced"    // the receiving server refused it (reason: permanent, transient...)
+	DeliveryComplained = "complained" // the recipient marked it as spam
+	// DeliverySuppressed: not sent, the address is on the suppression list
+	// (reason: bounced or complained, why it is there).
+	DeliverySuppressed = "suppressed"
 )
+
+// DeliveryStatuses are the delivery states, for the list filter.
+var DeliveryStatuses = []string{DeliveryQueued, DeliverySent, DeliveryFailed, DeliverySkipped,
+	DeliveryDelayed, DeliveryDelivered, DeliveryBounced, DeliveryComplained, DeliverySuppressed}
 
 // Reasons of a failed delivery.
 const (
@@ -109,10 +122,15 @@ type Delivery struct {
 	Status    string `json:"status"`
 	Attempts  int    `json:"attempts"`
 	LastError string `json:"last_error,omitempty"`
-	// Reason says why a delivery failed (status failed only):
-	// expired_retry_window, rejected, max_attempts or error.
-	Reason    string     `json:"reason,omitempty"`
-	MessageID string     `json:"message_id,omitempty"`
+	// Reason says why a delivery failed (failed: expired_retry_window,
+	// rejected, max_attempts or error), bounced (the provider's bounce
+	// type, lower case: permanent, transient, undetermined) or was
+	// suppressed (bounced or complained: why the address is suppressed).
+	Reason    string `json:"reason,omitempty"`
+	MessageID string `json:"message_id,omitempty"`
+	// At is when the status happened: the provider's event time for the
+	// statuses its webhooks report, else UpdatedAt.
+	At        *time.Time `json:"at,omitempty"`
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 }
 
@@ -178,8 +196,13 @@ func parseInvitation(h map[string]string, now time.Time) Invitation {
 		inv.Delivery.UpdatedAt = &c
 	}
 	inv.Delivery.Attempts, _ = strconv.Atoi(h["dn"])
-	if inv.Delivery.Status == DeliveryFailed {
+	switch inv.Delivery.Status {
+	case DeliveryFailed, DeliveryBounced, DeliveryComplained, DeliverySuppressed:
 		inv.Delivery.Reason = h["dr"]
+	}
+	inv.Delivery.At = optTime(h["dt"])
+	if inv.Delivery.At == nil {
+		inv.Delivery.At = inv.Delivery.UpdatedAt
 	}
 	return inv
 }

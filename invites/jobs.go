@@ -36,7 +36,16 @@ type Mailer struct {
 	loginURL    string
 	observer    MailObserver
 	budget      MailBudget
+	deliveries  mailTracker
 	now         func() time.Time
+}
+
+// mailTracker is what the mail job tells and asks of delivery tracking
+// (Deliveries): which invitation a sent email is, and whether an address
+// is suppressed.
+type mailTracker interface {
+	MailSent(ctx context.Context, emailID, invitation string, version int) error
+	suppressionChecker
 }
 
 // invitationReader is what the mail job reads and writes of invitations
@@ -74,6 +83,7 @@ type MailerOptions struct {
 	LoginURL    string       // where notices send people who already have an account
 	Observer    MailObserver // nil: none
 	Budget      MailBudget   // nil: unlimited
+	Deliveries  mailTracker  // nil: no email id index, no suppression list
 	Now         func() time.Time
 }
 
@@ -85,7 +95,7 @@ func NewMailer(o MailerOptions) *Mailer {
 	return &Mailer{
 		invitations: o.Invitations, tokens: o.Tokens, links: o.Links, ids: o.Identities,
 		sender: o.Sender, render: o.Templates, from: o.FromAddress, fromName: o.FromName, loginURL: o.LoginURL,
-		observer: o.Observer, budget: o.Budget, now: o.Now,
+		observer: o.Observer, budget: o.Budget, deliveries: o.Deliveries, now: o.Now,
 	}
 }
 
@@ -157,6 +167,9 @@ func (m *Mailer) Notice(ctx context.Context, job outbox.Job) error {
 	if m.pastWindow(job) {
 		m.observe("failed", errRetryWindow)
 		return outbox.Permanent(errRetryWindow)
+	}
+	if s, err := m.suppressed(ctx, job.Ref); err != nil || s != nil {
+		return err // a suppressed address gets no notice either
 	}
 	if err := m.spend(ctx, ""); err != nil {
 		return err
@@ -230,6 +243,19 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 		// One key per link: a retry after a crash or timeout never mails twice.
 		IdempotencyKey: fmt.Sprintf("kratos-orgs/%s/v%d/%s", inv.ID, job.Version, job.Template),
 	}
+	return m.deliver(ctx, inv, job, msg)
+}
+
+// deliver sends an invitation's mail, unless its address is suppressed or
+// the budget is spent, and records the outcome on the invitation.
+func (m *Mailer) deliver(ctx context.Context, inv Invitation, job outbox.Job, msg mail.Message) error {
+	if s, err := m.suppressed(ctx, inv.Email); err != nil || s != nil {
+		if s != nil {
+			// Not sent: the address bounced or complained before.
+			_, err = m.invitations.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliverySuppressed, Attempts: job.Attempt, Reason: s.Reason})
+		}
+		return err
+	}
 	if err := m.spend(ctx, inv.OrganizationID); err != nil {
 		if _, waiting := outbox.IsDefer(err); waiting {
 			// Queued, not failed: the invitation says why it waits.
@@ -241,6 +267,13 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 	attempts := job.Attempt + 1
 	if sendErr == nil {
 		m.observe("sent", nil)
+		if m.deliveries != nil {
+			// Before the status: a webhook about this mail finds its
+			// invitation from the moment the status names the id.
+			if err := m.deliveries.MailSent(ctx, id, inv.ID, job.Version); err != nil {
+				return err // retried: the idempotency key returns the same id
+			}
+		}
 		_, err := m.invitations.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliverySent, Attempts: attempts, MessageID: id})
 		return err // a failure here retries the send, which the idempotency key makes harmless
 	}
@@ -253,6 +286,14 @@ func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
 	}
 	_, _ = m.invitations.SetDelivery(ctx, inv.ID, job.Version, d)
 	return sendErr
+}
+
+// suppressed returns the suppression of an address, or nil.
+func (m *Mailer) suppressed(ctx context.Context, email string) (*Suppression, error) {
+	if m.deliveries == nil {
+		return nil, nil
+	}
+	return m.deliveries.Suppressed(ctx, email)
 }
 
 // mailOrg is what an invitation mail shows of its organization.

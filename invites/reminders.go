@@ -130,7 +130,7 @@ local function rotate(id, th, sealed, mode, interval, template)
   local ver = tonumber(f[2]) + 1
   local delivery = 'skipped'
   if sealed ~= '' then delivery = 'queued' end
-  put(ik, {'t', tok_field(th), 'v', ver, 'x', exp, 'u', NOW, 'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'da', NOW})
+  put(ik, {'t', tok_field(th), 'v', ver, 'x', exp, 'u', NOW, 'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'dt', '', 'da', NOW})
   index_token(th, id, f[1])
   redis.call('ZADD', k_due(), exp, id)
   if sealed ~= '' then enqueue({k = 'mail', r = id, v = ver, t = template, s = sealed}) end

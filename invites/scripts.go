@@ -39,7 +39,7 @@ if A.send_mail then delivery = 'queued' end
 -- delivery's as created_at (redisx/fields.go).
 local fields = {'r', A.role, 'x', exp, 'l', A.ttl_ms, 't', tok_field(th), 'ii', A.inviter_id, 'in', A.inviter_name,
   'cx', A.context, 'rt', A.redirect_to, 'ki', identity, 'ke', flag(existing), 'kc', flag(created),
-  'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'g', A.granted_by, 'lc', A.locale}
+  'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'dt', '', 'g', A.granted_by, 'lc', A.locale}
 
 local id = redis.call('HGET', k_org_inv_email(org), email)
 local outcome = 'rotated'
@@ -165,16 +165,58 @@ type rotateArgs struct {
 }
 
 // deliveryScript records the outcome of a mail, unless the token was
-// rotated since (a newer mail is under way and owns the status).
+// rotated since (a newer mail is under way and owns the status). When the
+// provider's webhook about this very mail came first (dm is its id and dt
+// is set: delivery.go), the webhook's status stays.
 // KEYS: invitation hash. Arguments: deliveryArgs.
 var deliveryScript = redisx.NewScript("invites.delivery", redisx.OnShard, `
 upgrade(A.id)
 if redis.call('HGET', KEYS[1], 'v') ~= A.version then return {'stale'} end
 local attempts = ''
 if A.attempts > 0 then attempts = A.attempts end
-put(KEYS[1], {'d', A.status, 'dn', attempts, 'de', A.error, 'dm', A.message_id, 'dr', A.reason, 'da', NOW})
+local cur = redis.call('HMGET', KEYS[1], 'dm', 'dt')
+if A.message_id ~= '' and cur[1] == A.message_id and cur[2] then
+  put(KEYS[1], {'dn', attempts})
+  return {'ok'}
+end
+put(KEYS[1], {'d', A.status, 'dn', attempts, 'de', A.error, 'dm', A.message_id, 'dr', A.reason, 'da', NOW, 'dt', ''})
 return {'ok'}
 `)
+
+// deliveryEventScript records what the mail provider reported about an
+// invitation's mail (delivery.go): only for the mail of the invitation's
+// current link (its token version, and its message id once the mail job
+// stored it), and never going back: a status ranks above another (sent <
+// delayed < delivered < bounced < complained) and, within one rank, the
+// later event wins; dt holds the time of the event applied. It answers
+// the invitation's address, to suppress it.
+// KEYS: invitation hash. Arguments: deliveryEventArgs.
+var deliveryEventScript = redisx.NewScript("invites.delivery_event", redisx.OnShard, `
+upgrade(A.id)
+local f = redis.call('HMGET', KEYS[1], 'v', 'dm', 'd', 'dt', 'e')
+if not f[1] then return {'not_found', ''} end
+local email = f[5] or ''
+if f[1] ~= A.version or (f[2] and f[2] ~= A.email_id) then return {'stale', email} end
+local RANK = {sent = 1, delayed = 2, delivered = 3, bounced = 4, complained = 5}
+if f[4] then
+  local cur, new = RANK[f[3]] or 0, RANK[A.status]
+  if new < cur or (new == cur and A.at <= tonumber(f[4])) then return {'older', email} end
+end
+put(KEYS[1], {'d', A.status, 'dm', A.email_id, 'dt', A.at, 'dr', A.reason, 'de', A.error, 'da', NOW})
+return {'ok', email}
+`)
+
+// deliveryEventArgs are deliveryEventScript's arguments.
+type deliveryEventArgs struct {
+	redisx.Env
+	ID      string `json:"id"`
+	Version string `json:"version"` // the token version the mail was sent for
+	EmailID string `json:"email_id"`
+	Status  string `json:"status"`
+	At      int64  `json:"at"` // the event's time (ms)
+	Reason  string `json:"reason"`
+	Error   string `json:"error"`
+}
 
 // deliveryArgs are deliveryScript's arguments.
 type deliveryArgs struct {
@@ -202,6 +244,15 @@ for _, id in ipairs(redis.call('ZRANGE', k_due(), '-inf', NOW, 'BYSCORE', 'LIMIT
 end
 local status, email, start, limit = A.status, A.email, A.start, A.limit
 local ids, total = {}, 0
+-- delivery_ok applies the delivery filter (d; the first layout's name
+-- before an upgrade).
+local function delivery_ok(id)
+  if A.delivery == '' then return true end
+  local d = redis.call('HMGET', k_inv(id), 'd', 'delivery')
+  return (d[1] or d[2]) == A.delivery
+end
+local after = ''
+if start ~= '-' then after = string.sub(start, 2) end
 if email ~= '' then
   -- The address' invitations: its pending one, its ended ones, and those
   -- of the first layout's address set not upgraded yet.
@@ -216,12 +267,10 @@ if email ~= '' then
   for id in string.gmatch(redis.call('HGET', k_org_inv_ended(org), email) or '', '%S+') do add(id) end
   for _, id in ipairs(redis.call('SMEMBERS', k_org_inv_addr(org, email))) do add(id) end
   table.sort(all)
-  local after = ''
-  if start ~= '-' then after = string.sub(start, 2) end
   for _, id in ipairs(all) do
     local st = current_status(id)
     if st == 'accepting' then st = 'pending' end
-    if st and (status == 'all' or st == status) then
+    if st and (status == 'all' or st == status) and delivery_ok(id) then
       total = total + 1
       if id > after and #ids < limit then table.insert(ids, id) end
     end
@@ -230,6 +279,22 @@ else
   -- Each status set is in creation order; 'all' merges the four pages.
   local sets = {status}
   if status == 'all' then sets = {'pending', 'accepted', 'revoked', 'expired'} end
+  if A.delivery ~= '' then
+    -- Filtered by delivery: every id of the sets is read (one
+    -- organization's, in one script), so the total is exact.
+    local set = sets
+    sets = {}
+    for _, st in ipairs(set) do
+      for _, id in ipairs(redis.call('ZRANGE', k_org_inv_status(org, st), '-', '+', 'BYLEX')) do
+        if delivery_ok(id) then
+          total = total + 1
+          if id > after then ids[#ids + 1] = id end
+        end
+      end
+    end
+    table.sort(ids)
+    for i = #ids, limit + 1, -1 do ids[i] = nil end
+  end
   for _, st in ipairs(sets) do
     local set = k_org_inv_status(org, st)
     total = total + redis.call('ZCARD', set)
@@ -256,6 +321,9 @@ type listArgs struct {
 	Email  string `json:"email"`  // or empty
 	Start  string `json:"start"`  // lexical start: "-" or "(<id>"
 	Limit  int    `json:"limit"`  // one more than the page
+	// Delivery keeps the invitations whose delivery status it is (empty:
+	// all).
+	Delivery string `json:"delivery"`
 }
 
 // sweepScript ends the shard's invitations that are past their expiry and

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,8 +62,9 @@ type Service struct {
 	wake   func()
 	now    func() time.Time
 
-	emailTrait string
-	crashAt    func(step string) error // crash tests only (crash.go)
+	emailTrait   string
+	suppressions suppressionChecker      // nil: no suppression list
+	crashAt      func(step string) error // crash tests only (crash.go)
 }
 
 // ServiceOptions are the backend's dependencies and policy.
@@ -77,6 +79,9 @@ type ServiceOptions struct {
 	// worker picks it up at once (nil: nothing).
 	Wake func()
 	Now  func() time.Time // the clock (nil: time.Now)
+	// Suppressions refuses to mail addresses that bounced or complained
+	// (409 address_suppressed); nil: no suppression list.
+	Suppressions suppressionChecker
 }
 
 // NewService wires the backend.
@@ -95,7 +100,7 @@ func NewService(o ServiceOptions) *Service {
 		trait = "email"
 	}
 	return &Service{store: o.Store, orgs: o.Orgs, ids: o.Identities, sealer: o.Sealer, cfg: o.Config, log: o.Log,
-		wake: o.Wake, now: o.Now, emailTrait: trait}
+		wake: o.Wake, now: o.Now, emailTrait: trait, suppressions: o.Suppressions}
 }
 
 // Store exposes the store (jobs, tests).
@@ -298,9 +303,21 @@ func (s *Service) CheckGrant(ctx context.Context, inv Invitation) error {
 	return nil
 }
 
+// checkMailable refuses to mail an address on the suppression list; a
+// caller who delivers the link itself (send_email false) may invite it.
+func (s *Service) checkMailable(ctx context.Context, send *bool, email string) error {
+	if send != nil && !*send {
+		return nil
+	}
+	return checkNotSuppressed(ctx, s.suppressions, email)
+}
+
 func (s *Service) invite(ctx context.Context, orgRef string, r InviteRequest, email string, ttl time.Duration, g grant) (inv Invitation, created bool, err error) {
 	org, err := s.orgs.ResolveID(ctx, orgRef)
 	if err != nil {
+		return inv, false, err
+	}
+	if err := s.checkMailable(ctx, r.SendEmail, email); err != nil {
 		return inv, false, err
 	}
 	id := redisx.NewID("inv", redisx.ShardOf(org), s.now())
@@ -485,6 +502,10 @@ func (s *Service) List(ctx context.Context, orgRef string, f Filter) (orgs.Page[
 		return orgs.Page[Invitation]{}, apperr.Invalidf("invalid_status", "status must be pending, accepted, revoked, expired or all").
 			WithDetails("field", "status")
 	}
+	if f.Delivery != "" && !slices.Contains(DeliveryStatuses, f.Delivery) {
+		return orgs.Page[Invitation]{}, apperr.Invalidf("invalid_delivery", "delivery must be one of %s", strings.Join(DeliveryStatuses, ", ")).
+			WithDetails("field", "delivery")
+	}
 	return s.store.List(ctx, org, f)
 }
 
@@ -511,6 +532,15 @@ func (s *Service) Remind(ctx context.Context, id string) (Invitation, error) {
 func (s *Service) rotate(ctx context.Context, id string, r Rotation, template string) (Invitation, error) {
 	if _, ok := redisx.ParseID("inv", id); !ok {
 		return Invitation{}, errNotFound(id)
+	}
+	if r.SendEmail && s.suppressions != nil {
+		cur, err := s.store.Get(ctx, id)
+		if err != nil {
+			return cur, err
+		}
+		if err := checkNotSuppressed(ctx, s.suppressions, cur.Email); err != nil {
+			return Invitation{}, err
+		}
 	}
 	token, hash := tokens.New(redisx.ShardOf(id))
 	r.TokenHash, r.Template = hash, template

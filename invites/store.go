@@ -82,11 +82,11 @@ func (s *Store) Create(ctx context.Context, n NewInvitation) (inv Invitation, ro
 	if err != nil {
 		return inv, false, storeErr(err)
 	}
-	return s.settleCreate(rep, n, now)
+	return s.settleCreate(rep, n, args, now)
 }
 
 // settleCreate turns the create script's reply for n into its outcome.
-func (s *Store) settleCreate(rep redisx.Reply, n NewInvitation, now time.Time) (inv Invitation, rotated bool, err error) {
+func (s *Store) settleCreate(rep redisx.Reply, n NewInvitation, args *createArgs, now time.Time) (inv Invitation, rotated bool, err error) {
 	switch rep.Outcome {
 	case "org_not_found":
 		return inv, false, apperr.NotFoundf("organization_not_found", "no organization %q", n.OrganizationID).
@@ -108,7 +108,7 @@ func (s *Store) settleCreate(rep redisx.Reply, n NewInvitation, now time.Time) (
 	case "seat_limit":
 		return inv, false, seatLimitReply(rep, false)
 	case "created":
-		if len(rep.Values) != 3 {
+		if len(rep.Values) != 4 {
 			return inv, false, unexpected(rep)
 		}
 		return createdRecord(args, rep.Values, now), false, nil
@@ -350,12 +350,45 @@ func (s *Store) SetDelivery(ctx context.Context, id string, version int, d Deliv
 	return rep.Outcome == "ok", nil
 }
 
+// deliveryEvent is what the mail provider reported about one mail of an
+// invitation (delivery.go).
+type deliveryEvent struct {
+	Invitation string
+	Version    int
+	EmailID    string
+	Status     string
+	At         time.Time
+	Reason     string
+	Error      string
+}
+
+// RecordDeliveryEvent applies a provider's report to the invitation (see
+// deliveryEventScript): outcome ok (applied), older (a report as new or
+// newer is applied already), stale (about an earlier link's mail) or
+// not_found; email is the invitation's address ("" when not found).
+func (s *Store) RecordDeliveryEvent(ctx context.Context, e deliveryEvent) (outcome, email string, err error) {
+	rep, err := deliveryEventScript.Run(ctx, s.rdb, []string{s.ks.Invitation(e.Invitation)}, &deliveryEventArgs{
+		Env: s.env(redisx.ShardOf(e.Invitation), s.now()), ID: e.Invitation, Version: strconv.Itoa(e.Version),
+		EmailID: e.EmailID, Status: e.Status, At: e.At.UnixMilli(), Reason: e.Reason, Error: e.Error,
+	})
+	if err != nil {
+		return "", "", storeErr(err)
+	}
+	if len(rep.Values) > 0 {
+		email, _ = rep.Values[0].(string)
+	}
+	return rep.Outcome, email, nil
+}
+
 // Filter selects invitations of an organization.
 type Filter struct {
 	Status string // pending (default), accepted, revoked, expired or all
 	Email  string
 	Cursor string
 	Limit  int
+	// Delivery keeps only the invitations whose mail is in this delivery
+	// state (queued, sent, delivered, bounced...); empty: any.
+	Delivery string
 }
 
 // List pages through an organization's invitations in creation order.
@@ -374,6 +407,7 @@ func (s *Store) List(ctx context.Context, org string, f Filter) (orgs.Page[Invit
 	now := s.now()
 	rep, err := listScript.Run(ctx, s.rdb, []string{s.ks.Org(org)}, &listArgs{
 		Env: s.env(redisx.ShardOf(org), now), Org: org, Status: f.Status, Email: f.Email, Start: start, Limit: f.Limit + 1,
+		Delivery: f.Delivery,
 	})
 	if err != nil {
 		return page, storeErr(err)

@@ -9,8 +9,10 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/gin-gonic/gin"
@@ -19,6 +21,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/identity/identitytest"
 	"github.com/kratos-orgs/kratos-orgs/mail"
+	"github.com/kratos-orgs/kratos-orgs/mail/resendtest"
 	"github.com/kratos-orgs/kratos-orgs/openapi"
 	"github.com/kratos-orgs/kratos-orgs/openapi/openapitest"
 	"github.com/kratos-orgs/kratos-orgs/server"
@@ -27,6 +30,8 @@ import (
 const (
 	adminKey   = "openapi-test-admin-key-0123"
 	hookSecret = "openapi-test-hook-secret-0123"
+	// resendSecret signs the Resend webhooks (Svix's documented example).
+	resendSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 )
 
 // newServer builds a server on an in-memory Redis with Kratos and mail
@@ -41,6 +46,7 @@ func newServer(t *testing.T) (*server.Server, *identitytest.Fake) {
 	cfg.Mail.FromAddress = "invites@example.com"
 	cfg.Secrets.Cipher = []string{"openapi-test-cipher-secret-0123456789"}
 	cfg.Hooks.Secret = hookSecret
+	cfg.Mail.Resend.WebhookSecrets = []string{resendSecret}
 	cfg.Register.Enabled = true // off by default; the document describes its routes
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -258,6 +264,35 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	call(admin.URL, "POST", "/admin/invitations/"+inv+"/remind", "") // 429
 	call(admin.URL, "DELETE", "/admin/invitations/"+inv, "")
 	call(admin.URL, "DELETE", "/admin/invitations/"+inv, "") // 410
+
+	// Delivery status and suppression.
+	resend := func(id, sig, body string) {
+		t.Helper()
+		ts := time.Now()
+		if sig == "" {
+			sig = resendtest.Sign(resendSecret, id, ts, []byte(body))
+		}
+		call(public.URL, "POST", "/hooks/resend", body, "svix-id", id, "svix-timestamp", strconv.FormatInt(ts.Unix(), 10), "svix-signature", sig)
+	}
+	event := `{"type":"email.bounced","created_at":"2026-01-02T03:04:05Z","data":{"email_id":"4ef9a417-02e9-4d39-ad75-9611e0fcc33c","to":["x@example.com"]}}`
+	resend("msg_1", "", event)                                                                                       // 200 unknown
+	resend("msg_1", "", event)                                                                                       // 200 duplicate
+	resend("msg_2", "v1,bm90IGl0", event)                                                                            // 401
+	resend("msg_3", "", `{"type":"email.bounced"}`)                                                                  // 400
+	resend("msg_4", "", `{"type":"email.opened"}`)                                                                   // 200 ignored
+	call(public.URL, "POST", "/hooks/resend", event)                                                                 // 401 missing
+	call(public.URL, "POST", "/hooks/resend", "x", "Content-Type", "text/plain")                                     // 415
+	call(public.URL, "POST", "/hooks/resend", `{"type":"`+strings.Repeat("a", 70<<10)+`"}`)                          // 413
+	call(admin.URL, "POST", "/admin/suppressions", `{"email":"Gone@Example.com","detail":"asked not to be mailed"}`) // 201
+	call(admin.URL, "POST", "/admin/suppressions", `{"email":"not an address"}`)                                     // 400
+	call(admin.URL, "POST", "/admin/organizations/acme/invitations", `{"email":"gone@example.com"}`)                 // 409 address_suppressed
+	call(admin.URL, "GET", "/admin/suppressions?limit=1", "")
+	call(admin.URL, "GET", "/admin/suppressions/gone@example.com", "")
+	call(admin.URL, "GET", "/admin/organizations/acme/invitations?delivery=bounced", "")
+	call(admin.URL, "GET", "/admin/organizations/acme/invitations?delivery=lost", "") // 400
+	call(admin.URL, "DELETE", "/admin/suppressions/gone@example.com", "")             // 204
+	call(admin.URL, "DELETE", "/admin/suppressions/gone@example.com", "")             // 404
+	call(admin.URL, "GET", "/admin/suppressions/gone@example.com", "")                // 404
 
 	// Seat limits.
 	full := mustID(call(admin.URL, "POST", "/admin/organizations", `{"name":"Full Ltd","max_members":1}`))

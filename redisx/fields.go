@@ -33,6 +33,9 @@ import (
 //	   and automatic)                (ms; pending only)
 //	rd reminder offsets done (space-separated labels: "a<ms>" after
 //	   sending, "b<ms>" before expiry; see invites/reminders.go)
+//	                              dt time of the provider event the
+//	                                 delivery status reflects (ms;
+//	                                 orders webhooks: invites/delivery.go)
 //
 // The first layout spelled the names out (LegacyInvitationFields). The
 // prelude's upgrade step rewrites such a record, with its token keys and

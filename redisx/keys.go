@@ -80,6 +80,16 @@
 //	P{a:<sha256(email)>}:identity     STRING "<identity id> a|p" last seen for the    TTL KnownIdentityTTL (30 days);
 //	                                         address, account or placeholder (used   deleted before the placeholder it
 //	                                         without a Kratos call, invites/known.go) names
+//	P{a:<sha256(email)>}:suppressed   HASH   why mail to the address stops: reason   an operator (DELETE
+//	                                         (bounced|complained), at (ms), the      /admin/suppressions/{email})
+//	                                         provider's email id, the address
+//	P{m:<sha256(email id)>}:mail      STRING "<invitation id> <token version>": the  TTL MailIndexTTL (30 days)
+//	                                         invitation a provider's email id (Resend)
+//	                                         was sent for (invites/delivery.go)
+//	P{w:<sha256(webhook id)>}:seen    STRING a provider webhook (svix-id) applied     TTL WebhookSeenTTL (a day)
+//	                                         or being applied: a replay changes nothing
+//	P{g}:suppressed                   ZSET   suppressed addresses (score 0, lexical)  an operator; entries without
+//	                                         for listing                             a record are dropped when listed
 //	P{i:<identity>}:orgs              HASH   org id → role                           member.sync jobs
 //	P{i:<identity>}:orgs:stamps       HASH   org id → last applied observation       TTL a day
 //	P{f:<sha256(flow id)>}:hook:<hook> HASH  a webhook call: body digest, answer    TTL hooks.replay_window (2h)
@@ -300,6 +310,29 @@ func (k Keyspace) AddressIdentity(email string) string { return k.address(email)
 func (k Keyspace) address(email string) string {
 	sum := sha256.Sum256([]byte(email))
 	return k.Prefix + "{a:" + hex.EncodeToString(sum[:16]) + "}:"
+}
+
+// AddressSuppression holds why mail to an address is suppressed (a bounce
+// or a complaint), until an operator clears it (same slot as AddressPending).
+func (k Keyspace) AddressSuppression(email string) string { return k.address(email) + "suppressed" }
+
+// Suppressed lists the suppressed addresses (lexical), for the operator's
+// list; each address' record is AddressSuppression.
+func (k Keyspace) Suppressed() string { return k.Global() + "suppressed" }
+
+// MailMessage maps a mail provider's email id to the invitation it was
+// sent for. The id comes back in webhook bodies: it is hashed, so no brace
+// in it can choose the hash tag.
+func (k Keyspace) MailMessage(emailID string) string {
+	sum := sha256.Sum256([]byte(emailID))
+	return k.Prefix + "{m:" + hex.EncodeToString(sum[:16]) + "}:mail"
+}
+
+// WebhookSeen marks a provider webhook message (its svix-id) as applied,
+// so a replay of it changes nothing.
+func (k Keyspace) WebhookSeen(messageID string) string {
+	sum := sha256.Sum256([]byte(messageID))
+	return k.Prefix + "{w:" + hex.EncodeToString(sum[:16]) + "}:seen"
 }
 
 // Moved marks, in shard s, a placeholder identity that a Kratos sign-up is

@@ -34,6 +34,7 @@ type quotas struct {
 	apiPerIdentity, apiPerOrg, apiResend ratelimit.Limit
 	adminPerKey                          ratelimit.Limit
 	mailGlobal, mailPerOrg               ratelimit.Limit
+	resendHooksPerClient                 ratelimit.Limit
 }
 
 func limitOf(name string, r config.Rate) ratelimit.Limit {
@@ -51,10 +52,11 @@ func newQuotas(l *ratelimit.Limiter, render httpx.PageRenderer, c config.Limits,
 		apiPerOrg:         limitOf("api_invites_per_organization", c.APIInvitesPerOrganization),
 		// Resend on /api mails the invitee like a reminder does, so it gets
 		// the reminder's cooldown per invitation.
-		apiResend:   ratelimit.Limit{Name: "api_resend_per_invitation", Requests: 1, Period: remindInterval},
-		adminPerKey: limitOf("admin_per_key", c.AdminPerKey),
-		mailGlobal:  limitOf("mail_global", c.MailGlobal),
-		mailPerOrg:  limitOf("mail_per_organization", c.MailPerOrganization),
+		apiResend:            ratelimit.Limit{Name: "api_resend_per_invitation", Requests: 1, Period: remindInterval},
+		adminPerKey:          limitOf("admin_per_key", c.AdminPerKey),
+		mailGlobal:           limitOf("mail_global", c.MailGlobal),
+		mailPerOrg:           limitOf("mail_per_organization", c.MailPerOrganization),
+		resendHooksPerClient: limitOf("resend_webhooks_per_client", c.ResendWebhooksPerClient),
 	}
 }
 
@@ -165,6 +167,17 @@ func (q *quotas) api(auth apiAuthorizer) gin.HandlerFunc {
 			}
 		}
 		if err := q.l.Check(ctx, q.apiPerOrg, org); err != nil {
+			httpx.WriteError(c, err)
+		}
+	}
+}
+
+// resendHooks limits Resend's webhooks per client address, before their
+// signature is checked: a flood of forged ones costs an HMAC each, not
+// Redis writes, but still costs.
+func (q *quotas) resendHooks() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := q.l.Check(c.Request.Context(), q.resendHooksPerClient, clientKey(c)); err != nil {
 			httpx.WriteError(c, err)
 		}
 	}

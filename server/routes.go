@@ -48,6 +48,12 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 		Service: s.Invites, Previewer: s.Previewer, Orgs: s.Orgs, Quotas: s.quotas,
 	})
 	bulk.RegisterAPI(sessionAPI)
+	if s.resendHook != nil {
+		// Public: Resend must reach it, and the admin listener never is
+		// exposed. The signature authenticates it; the quota comes first.
+		hooks := public.Group("", s.quotas.resendHooks())
+		invites.NewDeliveryHook(s.resendHook, s.Deliveries).Register(hooks)
+	}
 
 	admin = newEngine(s.cfg.Serve.Admin.TrustedProxies, s.log)
 	admin.Use(httpx.Common("admin", s.log, maxBody, s.Metrics))
@@ -58,6 +64,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	orgs.NewAdminHandlers(s.Orgs).Register(adminAPI)
 	invites.NewAdminHandlers(s.Invites, s.Previewer).Register(adminAPI)
 	bulk.RegisterAdmin(adminAPI)
+	invites.NewSuppressionHandlers(s.Deliveries).Register(adminAPI)
 	s.Hooks.Register(admin)
 	return public, admin
 }

@@ -78,14 +78,18 @@ type Server struct {
 	Registrar *invites.Registrar
 	Addresses *invites.AddressIndex
 	Previewer *invites.Previewer // dry runs of invitations
-	Members   *orgs.IdentityIndex
-	Claims    *orgs.Claims
-	Hooks     *hooks.Handlers
-	Metrics   *metrics.Metrics
-	Worker    *outbox.Worker
-	Templates *templates.Renderer
-	Limiter   *ratelimit.Limiter
-	quotas    *quotas
+	// Deliveries keeps the provider's delivery reports and the
+	// suppression list; its Observer hears every outcome recorded.
+	Deliveries *invites.Deliveries
+	resendHook *mail.WebhookVerifier // nil: mail.resend.webhook_secrets is empty
+	Members    *orgs.IdentityIndex
+	Claims     *orgs.Claims
+	Hooks      *hooks.Handlers
+	Metrics    *metrics.Metrics
+	Worker     *outbox.Worker
+	Templates  *templates.Renderer
+	Limiter    *ratelimit.Limiter
+	quotas     *quotas
 	// Reconciler repairs what crashes left behind; nil when the identity
 	// adapter cannot list identities.
 	Reconciler *reconcile.Reconciler
@@ -154,6 +158,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Worker.SetObserver(s.Metrics)
 
 	orgStore, invStore := s.newStores()
+	s.Deliveries = invites.NewDeliveries(invites.DeliveriesOptions{Invitations: invStore, Redis: s.rdb, Keys: s.ks, Now: now})
+	if secrets := cfg.Mail.Resend.WebhookSecrets; len(secrets) > 0 {
+		if s.resendHook, err = mail.NewWebhookVerifier(secrets, now); err != nil {
+			return nil, err
+		}
+	}
 	s.Orgs = orgs.NewService(orgStore, s.ids, orgs.Roles(cfg.Roles), s.Worker.Wake)
 	s.Invites = invites.NewService(invites.ServiceOptions{
 		Store: invStore, Orgs: orgStore, Identities: s.ids, Sealer: sealer,
@@ -164,7 +174,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 			AllowedRedirectHosts: cfg.Invitations.AllowedRedirectHosts, Roles: orgs.Roles(cfg.Roles),
 			EmailTrait: cfg.Kratos.EmailTrait,
 		},
-		Log: log, Wake: s.Worker.Wake, Now: now,
+		Log: log, Wake: s.Worker.Wake, Now: now, Suppressions: s.Deliveries,
 	})
 	s.newAcceptance(orgStore)
 	s.Addresses = invites.NewAddressIndex(invites.AddressIndexOptions{
@@ -173,7 +183,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	mailer := invites.NewMailer(invites.MailerOptions{
 		Invitations: s.Invites.Store(), Tokens: s.Invites, Links: s.Invites, Identities: s.ids,
 		Sender: sender, Templates: render, FromAddress: cfg.Mail.FromAddress, FromName: cfg.Mail.FromName,
-		LoginURL: loginURL(cfg), Observer: s.Metrics, Now: now,
+		LoginURL: loginURL(cfg), Observer: s.Metrics, Now: now, Deliveries: s.Deliveries,
 		Budget: ratelimit.Budget{Limiter: s.Limiter, Global: s.quotas.mailGlobal, PerOrg: s.quotas.mailPerOrg},
 	})
 	mailer.Register(s.Worker, s.Addresses)

@@ -279,10 +279,11 @@ func (r *rendered) checkSecrets(t *testing.T) {
 		t.Errorf("secret.existingSecret is set but the chart renders a Secret")
 	}
 	envKeys := map[string]string{
-		"KRATOS_ORGS_ADMIN_API_KEYS":      "adminApiKeys",
-		"KRATOS_ORGS_HOOKS_SECRET":        "hooksSecret",
-		"KRATOS_ORGS_MAIL_RESEND_API_KEY": "mailResendApiKey",
-		"KRATOS_ORGS_SECRETS_CIPHER":      "secretsCipher",
+		"KRATOS_ORGS_ADMIN_API_KEYS":              "adminApiKeys",
+		"KRATOS_ORGS_HOOKS_SECRET":                "hooksSecret",
+		"KRATOS_ORGS_MAIL_RESEND_API_KEY":         "mailResendApiKey",
+		"KRATOS_ORGS_MAIL_RESEND_WEBHOOK_SECRETS": "mailResendWebhookSecrets",
+		"KRATOS_ORGS_SECRETS_CIPHER":              "secretsCipher",
 	}
 	for name, key := range envKeys {
 		e := findEnv(c.Env, name)
@@ -723,6 +724,7 @@ func TestSecretsAreRefusedInConfig(t *testing.T) {
 		{"config.admin.api_keys", []any{"an-admin-key-in-the-configmap"}, "secret.adminApiKeys"},
 		{"config.secrets.cipher", []any{"a-cipher-key-in-the-configmap-0000000000"}, "secret.secretsCipher"},
 		{"config.mail.resend.api_key", "re_in_the_configmap", "secret.mailResendApiKey"},
+		{"config.mail.resend.webhook_secrets", []any{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, "secret.mailResendWebhookSecrets"},
 		{"config.redis.password", "hunter2", "secret.redisPassword"},
 		{"config.hooks.secret", "a-hooks-secret-in-the-configmap", "secret.hooksSecret"},
 		{"config.redis.url", "redis://default:hunter2@redis:6379/0", "secret.redisUrl"},

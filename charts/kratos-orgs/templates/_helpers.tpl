@@ -132,6 +132,9 @@ place under .Values.secret and reaches the pod as an environment variable.
 {{- if and (kindIs "map" $resend) (hasKey $resend "api_key") }}
 {{- fail "config.mail.resend.api_key is a secret and must not be in the ConfigMap: set secret.mailResendApiKey (or secret.existingSecret) instead" }}
 {{- end }}
+{{- if and (kindIs "map" $resend) (hasKey $resend "webhook_secrets") }}
+{{- fail "config.mail.resend.webhook_secrets is a secret and must not be in the ConfigMap: set secret.mailResendWebhookSecrets (or secret.existingSecret) instead" }}
+{{- end }}
 {{- $url := dig "redis" "url" "" $cfg | toString }}
 {{- if regexMatch "^[a-z]+://[^/@]*:[^/@]+@" $url }}
 {{- fail "config.redis.url carries a password and must not be in the ConfigMap: set secret.redisUrl (or secret.redisPassword) instead" }}
