@@ -34,11 +34,15 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	kratos := origin(s.cfg.Kratos.PublicURL)
 	pages := public.Group("", httpx.PageHeaders([]string{kratos}, []string{kratos}),
 		s.quotas.pages(s.cfg.Invitations.AcceptPath, s.cfg.Register.ActivatePath, s.cfg.Register.Path))
-	invites.NewPages(s.Acceptor, s.Registrar, s.Templates, httpx.NewCSRF(s.cfg.Secrets.Cipher[0], s.cfg.Serve.Public.BaseURL), invites.PagesConfig{
+	csrf := httpx.NewCSRF(s.cfg.Secrets.Cipher[0], s.cfg.Serve.Public.BaseURL)
+	invites.NewPages(s.Acceptor, s.Registrar, s.Templates, csrf, invites.PagesConfig{
 		AcceptPath: s.cfg.Invitations.AcceptPath, ActivatePath: s.cfg.Register.ActivatePath, RegisterPath: s.cfg.Register.Path,
 		PublicBaseURL: s.cfg.Serve.Public.BaseURL, KratosPublicURL: s.cfg.Kratos.PublicURL,
 	}).Register(pages)
 	kratosui.New(s.cfg.Serve.Public.BaseURL, s.Templates, s.ids, memberships{s}).Register(pages)
+	// The org admins' page: the /api's session resolution and rules, as forms.
+	invites.NewOrgPages(invites.OrgPagesOptions{Invites: s.Invites, Orgs: s.Orgs, Render: s.Templates, CSRF: csrf, Session: s.caller,
+		PublicBaseURL: s.cfg.Serve.Public.BaseURL, KratosPublicURL: s.cfg.Kratos.PublicURL}).Register(pages, s.quotas.orgPage(serverAuth{s}))
 
 	// The API org admins call from their own product, with their session.
 	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()), s.quotas.api(serverAuth{s}))

@@ -167,6 +167,8 @@ func SamplePageData(name, locale string) any {
 		return FlowPage{Base: base, Title: "Sign in", Action: "https://auth.example.com/self-service/login?flow=1", Method: "POST",
 			Forms: []FlowForm{{Nodes: []FlowNode{{Kind: "input", ID: "1", Name: "identifier", InputType: "email", Label: "E-Mail"},
 				{Kind: "submit", Name: "method", Value: "password", Label: "Sign in"}}}}}
+	case "orgadmin.html":
+		return sampleOrgAdminPage(base)
 	case "welcome.html":
 		return WelcomePage{Base: base, Name: "Grace", Email: "grace@example.com", Organizations: []WelcomeOrg{{Name: "Acme & Co", Role: "admin"}}}
 	}
