@@ -91,6 +91,10 @@ func TestOrgAdminPageJourney(t *testing.T) {
 	owner.Shot("role-changed")
 	st.proveMember(org, annID, "admin")
 
+	// The welcome page links the page for the roles that may use it.
+	owner.Do(chromedp.Navigate(st.base+"/welcome"), chromedp.Click(chromedp.CSS(`a[href="/orgs/`+org.Slug+`"]`)))
+	owner.WaitURL(`/orgs/` + org.Slug + `$`)
+
 	// A plain member signs in and is refused, readably.
 	member := testenv.NewBrowser(as(t, "member"))
 	member.Do(chromedp.Navigate(page))

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -113,7 +114,11 @@ func (m memberships) OrganizationsOf(ctx context.Context, identityID string) ([]
 		if err != nil {
 			continue // deleted since
 		}
-		out = append(out, templates.WelcomeOrg{Name: o.Name, Role: role})
+		w := templates.WelcomeOrg{Name: o.Name, Role: role}
+		if m.s.Orgs.Roles().AtLeast(role, "admin") {
+			w.ManageURL = invites.OrgPagePath + cmp.Or(o.Slug, o.ID)
+		}
+		out = append(out, w)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
