@@ -213,7 +213,7 @@ func TestPageHeaders(t *testing.T) {
 	st := startStack(t, "kratos_settings")
 	org := st.org("Headers")
 	st.invite(org, "headers@example.com", "member")
-	for _, u := range []string{st.link(1), st.base + "/register", st.base + "/invitations/accept/0nope"} {
+	for _, u := range []string{st.link(1), st.base + "/register", st.base + "/invitations/accept/0nope", st.base + "/orgs/" + org.Slug} {
 		resp, body := get(t, client(t), u)
 		h := resp.Header
 		csp := h.Get("Content-Security-Policy")

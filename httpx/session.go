@@ -70,3 +70,8 @@ func CallerOf(c *gin.Context) *Caller {
 	who, _ := v.(*Caller)
 	return who
 }
+
+// SetCaller records the authenticated caller for handlers that resolve the
+// session themselves (the pages, which redirect to sign in instead of
+// answering 401).
+func SetCaller(c *gin.Context, who *Caller) { c.Set(callerKey, who) }

@@ -5,7 +5,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/httpx"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/textcheck"
@@ -35,7 +34,7 @@ func (h *APIHandlers) Register(r gin.IRouter) {
 }
 
 func (h *APIHandlers) admin(c *gin.Context) (orgs.Organization, orgs.Member, error) {
-	return h.orgs.Authorize(c.Request.Context(), c.Param("org"), httpx.CallerOf(c).IdentityID, "admin")
+	return orgAdmin{h.svc, h.orgs}.authorize(c.Request.Context(), c.Param("org"), httpx.CallerOf(c).IdentityID)
 }
 
 // APIInviteRequest is the body of POST /api/organizations/{org}/invitations;
@@ -66,7 +65,7 @@ func (h *APIHandlers) invite(c *gin.Context) error {
 		return err
 	}
 	who := httpx.CallerOf(c)
-	actor := Actor{IdentityID: who.IdentityID, Name: sessionName(who.Name), Role: me.Role}
+	actor := actor(who.IdentityID, who.Name, me)
 	ir := InviteRequest{Email: req.Email, Role: req.Role, Context: req.Context, TTL: req.TTL, RedirectTo: req.RedirectTo,
 		Locale: req.Locale, UniformKratosWork: true}
 	if dry {
@@ -108,21 +107,7 @@ func (h *APIHandlers) list(c *gin.Context) error {
 
 // own loads an invitation of the organization, within the caller's role.
 func (h *APIHandlers) own(c *gin.Context) (Invitation, error) {
-	o, me, err := h.admin(c)
-	if err != nil {
-		return Invitation{}, err
-	}
-	inv, err := h.svc.Get(c.Request.Context(), c.Param("id"))
-	if err != nil {
-		return inv, err
-	}
-	if inv.OrganizationID != o.ID {
-		return inv, errNotFound(c.Param("id"))
-	}
-	if err := h.orgs.CheckCeiling(me.Role, inv.Role); err != nil {
-		return inv, apperr.New(apperr.Forbidden, "role_ceiling", "this invitation grants a role above yours")
-	}
-	return inv, nil
+	return orgAdmin{h.svc, h.orgs}.own(c.Request.Context(), c.Param("org"), httpx.CallerOf(c).IdentityID, c.Param("id"))
 }
 
 func (h *APIHandlers) revoke(c *gin.Context) error {

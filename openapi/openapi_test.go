@@ -359,6 +359,11 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	call(public.URL, "GET", "/welcome", "")
 	call(public.URL, "GET", "/kratos/error", "")
 	call(public.URL, "GET", "/register/activate/"+strings.Repeat("a", 44), "")
+	// The org admins' page without a session: 303 to Kratos' login.
+	call(public.URL, "GET", "/orgs/acme", "")
+	for _, p := range []string{"/orgs/acme/invitations", "/orgs/acme/invitations/" + inv + "/revoke", "/orgs/acme/members/" + owner.ID + "/remove"} {
+		call(public.URL, "POST", p, "csrf_token=x&email=a%40example.com", "Content-Type", "application/x-www-form-urlencoded")
+	}
 	for _, p := range []string{"/register", "/invitations/accept/" + strings.Repeat("a", 44), "/register/activate/" + strings.Repeat("a", 44)} {
 		call(public.URL, "POST", p, "", "Content-Type", "application/x-www-form-urlencoded")
 	}

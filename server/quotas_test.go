@@ -35,9 +35,12 @@ type sessionFake struct {
 	sessions map[string]*identity.Identity
 }
 
-func (f *sessionFake) Whoami(_ context.Context, _, token string) (*identity.Session, error) {
+func (f *sessionFake) Whoami(_ context.Context, cookie, token string) (*identity.Session, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if token == "" { // a browser: the token is the session cookie's value
+		token = strings.TrimPrefix(cookie, identity.DefaultSessionCookie+"=")
+	}
 	if who, ok := f.sessions[token]; ok {
 		return &identity.Session{ID: "sess-" + token, Identity: who, Addresses: map[string]bool{who.Email: true}}, nil
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -34,11 +35,15 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	kratos := origin(s.cfg.Kratos.PublicURL)
 	pages := public.Group("", httpx.PageHeaders([]string{kratos}, []string{kratos}),
 		s.quotas.pages(s.cfg.Invitations.AcceptPath, s.cfg.Register.ActivatePath, s.cfg.Register.Path))
-	invites.NewPages(s.Acceptor, s.Registrar, s.Templates, httpx.NewCSRF(s.cfg.Secrets.Cipher[0], s.cfg.Serve.Public.BaseURL), invites.PagesConfig{
+	csrf := httpx.NewCSRF(s.cfg.Secrets.Cipher[0], s.cfg.Serve.Public.BaseURL)
+	invites.NewPages(s.Acceptor, s.Registrar, s.Templates, csrf, invites.PagesConfig{
 		AcceptPath: s.cfg.Invitations.AcceptPath, ActivatePath: s.cfg.Register.ActivatePath, RegisterPath: s.cfg.Register.Path,
 		PublicBaseURL: s.cfg.Serve.Public.BaseURL, KratosPublicURL: s.cfg.Kratos.PublicURL,
 	}).Register(pages)
 	kratosui.New(s.cfg.Serve.Public.BaseURL, s.Templates, s.ids, memberships{s}).Register(pages)
+	// The org admins' page: the /api's session resolution and rules, as forms.
+	invites.NewOrgPages(invites.OrgPagesOptions{Invites: s.Invites, Orgs: s.Orgs, Render: s.Templates, CSRF: csrf, Session: s.caller,
+		PublicBaseURL: s.cfg.Serve.Public.BaseURL, KratosPublicURL: s.cfg.Kratos.PublicURL}).Register(pages, s.quotas.orgPage(serverAuth{s}))
 
 	// The API org admins call from their own product, with their session.
 	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()), s.quotas.api(serverAuth{s}))
@@ -121,7 +126,11 @@ func (m memberships) OrganizationsOf(ctx context.Context, identityID string) ([]
 		if err != nil {
 			continue // deleted since
 		}
-		out = append(out, templates.WelcomeOrg{Name: o.Name, Role: role})
+		w := templates.WelcomeOrg{Name: o.Name, Role: role}
+		if m.s.Orgs.Roles().AtLeast(role, "admin") {
+			w.ManageURL = invites.OrgPagePath + cmp.Or(o.Slug, o.ID)
+		}
+		out = append(out, w)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

@@ -146,8 +146,9 @@ type WelcomePage struct {
 	LogoutURL     string
 }
 
-// WelcomeOrg is one membership on welcome.html.
-type WelcomeOrg struct{ Name, Role string }
+// WelcomeOrg is one membership on welcome.html; ManageURL links the org
+// admins' page when the role may use it.
+type WelcomeOrg struct{ Name, Role, ManageURL string }
 
 // SamplePageData returns preview data for a page.
 func SamplePageData(name, locale string) any {
@@ -167,8 +168,10 @@ func SamplePageData(name, locale string) any {
 		return FlowPage{Base: base, Title: "Sign in", Action: "https://auth.example.com/self-service/login?flow=1", Method: "POST",
 			Forms: []FlowForm{{Nodes: []FlowNode{{Kind: "input", ID: "1", Name: "identifier", InputType: "email", Label: "E-Mail"},
 				{Kind: "submit", Name: "method", Value: "password", Label: "Sign in"}}}}}
+	case "orgadmin.html":
+		return sampleOrgAdminPage(base)
 	case "welcome.html":
-		return WelcomePage{Base: base, Name: "Grace", Email: "grace@example.com", Organizations: []WelcomeOrg{{Name: "Acme & Co", Role: "admin"}}}
+		return WelcomePage{Base: base, Name: "Grace", Email: "grace@example.com", Organizations: []WelcomeOrg{{Name: "Acme & Co", Role: "admin", ManageURL: "/orgs/acme"}}}
 	}
 	return base
 }

@@ -55,7 +55,7 @@ func TestNewParsesEveryEmbeddedTemplate(t *testing.T) {
 		t.Errorf("Names() = %q, want %q", names, want)
 	}
 	// Three files per mail set, plus the layout and the pages.
-	pages := []string{"accept.html", "join.html", "kratos_flow.html", "message.html", "register.html", "welcome.html"}
+	pages := []string{"accept.html", "join.html", "kratos_flow.html", "message.html", "orgadmin.html", "register.html", "welcome.html"}
 	// English and German mail and message catalogues.
 	const hookMessages, locales = 8, 2
 	if want := locales*(3*len(MailSets)+1) + 1 + len(pages) + hookMessages; len(names) != want {
