@@ -61,6 +61,7 @@ var (
 	keyOutboxDead   = newShardKey("k_outbox_dead", "outbox:dead")
 	keyStats        = newShardKey("k_stats", "stats")
 	keyMoved        = newShardKey("k_moved", "moved:<identity>")
+	keyOrgDomains   = newShardKey("k_org_domains", "org:<org>:domains")
 
 	// The first layout's invitation keys: read and emptied by the prelude's
 	// upgrade step, never written (see fields.go).
@@ -77,7 +78,7 @@ var (
 var shardLayout = []*shardKey{
 	keyOrg, keyOrgMembers, keyOrgMemberIDs, keyOrgOwners, keyOrgInvStatus, keyOrgInvEmail, keyOrgInvEnded,
 	keyInvitation, keyTokens, keyDue, keyPurge, keyClaims, keyOutbox, keyOutboxDelay, keyOutboxDead, keyStats,
-	keyMoved, keyOrgInvIDs, keyOrgInvPend, keyOrgInvAddr, keyToken, keyTokenInfo,
+	keyMoved, keyOrgDomains, keyOrgInvIDs, keyOrgInvPend, keyOrgInvAddr, keyToken, keyTokenInfo,
 }
 
 // build is the Go side: the key of this family in shard prefix p.

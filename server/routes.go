@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kratos-orgs/kratos-orgs/config"
+	"github.com/kratos-orgs/kratos-orgs/domains"
 	"github.com/kratos-orgs/kratos-orgs/httpx"
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/invites"
@@ -38,7 +39,12 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 		AcceptPath: s.cfg.Invitations.AcceptPath, ActivatePath: s.cfg.Register.ActivatePath, RegisterPath: s.cfg.Register.Path,
 		PublicBaseURL: s.cfg.Serve.Public.BaseURL, KratosPublicURL: s.cfg.Kratos.PublicURL,
 	}).Register(pages)
-	kratosui.New(s.cfg.Serve.Public.BaseURL, s.Templates, s.ids, memberships{s}).Register(pages)
+	domainPages := domains.NewPages(domains.PagesOptions{
+		Service: s.Domains, Sessions: s.ids, Render: s.Templates, Limit: s.domainQuotas.joinPerIdentity,
+		CSRF: httpx.NewCSRF(s.cfg.Secrets.Cipher[0], s.cfg.Serve.Public.BaseURL), PublicBaseURL: s.cfg.Serve.Public.BaseURL,
+	})
+	domainPages.Register(pages.Group("", s.domainQuotas.join()))
+	kratosui.New(s.cfg.Serve.Public.BaseURL, s.Templates, s.ids, memberships{s}).WithSuggestions(domainPages).Register(pages)
 
 	// The API org admins call from their own product, with their session.
 	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()), s.quotas.api(serverAuth{s}))
@@ -53,6 +59,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	adminAPI := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys), s.quotas.admin())
 	orgs.NewAdminHandlers(s.Orgs).Register(adminAPI)
 	invites.NewAdminHandlers(s.Invites, s.Previewer).Register(adminAPI)
+	domains.NewAdminHandlers(s.Domains).Register(adminAPI.Group("", s.domainQuotas.verify()))
 	s.Hooks.Register(admin)
 	return public, admin
 }

@@ -143,8 +143,15 @@ type WelcomePage struct {
 	Base
 	Name, Email   string
 	Organizations []WelcomeOrg
-	LogoutURL     string
+	// Suggestions are organizations the person may join with one click
+	// (a verified address in their suggest domain; package domains).
+	Suggestions []WelcomeSuggestion
+	LogoutURL   string
 }
+
+// WelcomeSuggestion is one organization offered on welcome.html: its
+// form posts Domain with CSRF to Action.
+type WelcomeSuggestion struct{ Name, Domain, Role, Action, CSRF string }
 
 // WelcomeOrg is one membership on welcome.html.
 type WelcomeOrg struct{ Name, Role string }
@@ -168,7 +175,8 @@ func SamplePageData(name, locale string) any {
 			Forms: []FlowForm{{Nodes: []FlowNode{{Kind: "input", ID: "1", Name: "identifier", InputType: "email", Label: "E-Mail"},
 				{Kind: "submit", Name: "method", Value: "password", Label: "Sign in"}}}}}
 	case "welcome.html":
-		return WelcomePage{Base: base, Name: "Grace", Email: "grace@example.com", Organizations: []WelcomeOrg{{Name: "Acme & Co", Role: "admin"}}}
+		return WelcomePage{Base: base, Name: "Grace", Email: "grace@example.com", Organizations: []WelcomeOrg{{Name: "Acme & Co", Role: "admin"}},
+			Suggestions: []WelcomeSuggestion{{Name: "Globex", Domain: "globex.example", Role: "member", Action: "/domains/join", CSRF: "sample"}}}
 	}
 	return base
 }
