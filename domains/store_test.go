@@ -400,4 +400,3 @@ func TestSuggestAndJoin(t *testing.T) {
 		}
 	})
 }
-
