@@ -44,6 +44,12 @@ func (s *txtServer) set(name string, values ...string) {
 	s.records[dns.Fqdn(name)] = values
 }
 
+func (s *txtServer) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queries
+}
+
 func (s *txtServer) serve(w dns.ResponseWriter, r *dns.Msg) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -106,8 +112,8 @@ func TestVerifyByDNS(t *testing.T) {
 			}
 		}
 	}
-	if srv.queries < 3 {
-		t.Fatalf("the local resolver answered %d queries: the check did not use it", srv.queries)
+	if n := srv.count(); n < 3 {
+		t.Fatalf("the local resolver answered %d queries: the check did not use it", n)
 	}
 	// A resolver that does not answer: 503, not "unverified".
 	dead := NewService(Options{Store: h.store, Orgs: h.orgs, Identities: h.ids, Resolver: NewResolver("127.0.0.1:1", 300*time.Millisecond), Roles: h.svc.roles})

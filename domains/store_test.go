@@ -3,6 +3,8 @@ package domains
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"testing"
@@ -81,7 +83,7 @@ func newHarness(t *testing.T, backend string, resolver TXTResolver) *harness {
 	h := &harness{rdb: rdb, ks: ks, store: NewStore(rdb, ks), orgs: orgs.NewStore(rdb, ks, time.Hour, nil),
 		ids: &fakeIdentities{byID: map[string]*identity.Identity{}}}
 	h.svc = NewService(Options{Store: h.store, Orgs: h.orgs, Identities: h.ids, Resolver: resolver,
-		Roles: orgs.Roles{"owner", "admin", "member"}})
+		Roles: orgs.Roles{"owner", "admin", "member"}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	h.org = func(name string) orgs.Organization {
 		t.Helper()
 		o, err := h.orgs.Create(context.Background(), orgs.Organization{Name: name, State: orgs.StateActive}, false, nil)
