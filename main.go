@@ -54,7 +54,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&c.cfgPath, "config", "c", "", "configuration file (YAML); KRATOS_ORGS_* environment variables override it")
 	root.AddCommand(c.serveCmd(), c.checkConfigCmd(), c.kratosConfigCmd(), c.templatesCmd(), c.orgsCmd(), c.inviteCmd())
-	root.AddCommand(c.reconcileCmd(), c.suppressionsCmd())
+	root.AddCommand(c.reconcileCmd(), c.suppressionsCmd(), c.domainsCmd())
 	root.AddCommand(c.configDocsCmd())
 	return root
 }

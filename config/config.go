@@ -34,6 +34,7 @@ type Config struct {
 	Log         Log         `yaml:"log"`
 	Limits      Limits      `yaml:"limits"`
 	Reconcile   Reconcile   `yaml:"reconcile"`
+	Domains     Domains     `yaml:"domains"`
 }
 
 // Serve configures the two listeners, as Kratos has them.
@@ -276,6 +277,19 @@ type Reconcile struct {
 	Batch int `yaml:"batch" doc:"items per phase in one round (1 to 1000); also the Kratos page size"`
 }
 
+// Domains configures verified-domain auto-join (package domains).
+type Domains struct {
+	// DNSServer answers the TXT check of claimed domains; empty: the
+	// system's resolver.
+	DNSServer  string        `yaml:"dns_server" doc:"resolver ({host:port}) the DNS TXT check of claimed domains asks; empty: the system's"`
+	DNSTimeout time.Duration `yaml:"dns_timeout" doc:"per DNS query of that check (100ms to 30s)"`
+	// VerifyPerDomain bounds DNS checks (POST .../domains/{domain}/verify).
+	VerifyPerDomain Rate `yaml:"verify_per_domain" doc:"DNS checks per claimed domain"`
+	// JoinPerIdentity bounds one-click joins of suggested organizations,
+	// each of which asks Kratos.
+	JoinPerIdentity Rate `yaml:"join_per_identity" doc:"one-click joins of suggested organizations per signed-in identity"`
+}
+
 // Log configures structured logging.
 type Log struct {
 	Level  string `yaml:"level" doc:"{debug}, {info}, {warn} or {error}"` // debug, info, warn, error
@@ -355,6 +369,8 @@ func Default() Config {
 			ResendWebhooksPerClient:   Rate{Requests: 100, Period: time.Second, Burst: 500},
 		},
 		Reconcile: Reconcile{Interval: 10 * time.Minute, Grace: time.Hour, Batch: 100},
+		Domains: Domains{DNSTimeout: 5 * time.Second, VerifyPerDomain: Rate{Requests: 10, Period: time.Hour},
+			JoinPerIdentity: Rate{Requests: 30, Period: time.Hour}},
 	}
 }
 

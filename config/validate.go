@@ -61,6 +61,7 @@ func (c *Config) Validate() error {
 		c.validateServe, c.validateRedis, c.validateKratos, c.validateAdmin, c.validateInvitations,
 		c.validateAccept, c.validateRegistration, c.validateHooks, c.validateRoles, c.validateMail,
 		c.validateSecrets, c.validateOutbox, c.validateReconcile, c.validateLog, c.validateLimits,
+		c.validateDomains,
 	} {
 		check(add)
 	}
@@ -464,6 +465,27 @@ func IsLoopback(hostport string) bool {
 func IsProblems(err error) bool {
 	var p Problems
 	return errors.As(err, &p)
+}
+
+func (c *Config) validateDomains(add addFunc) {
+	d := c.Domains
+	if d.DNSServer != "" {
+		if _, port, err := net.SplitHostPort(d.DNSServer); err != nil || port == "" {
+			add("domains.dns_server", "must be host:port (e.g. 10.0.0.2:53) or empty, got %q", d.DNSServer)
+		}
+	}
+	if d.DNSTimeout < 100*time.Millisecond || d.DNSTimeout > 30*time.Second {
+		add("domains.dns_timeout", "must be between 100ms and 30s, got %s", d.DNSTimeout)
+	}
+	for _, l := range []NamedRate{{"domains.verify_per_domain", d.VerifyPerDomain}, {"domains.join_per_identity", d.JoinPerIdentity}} {
+		key, r := l.Key, l.Rate
+		if r.Requests < 0 || r.Burst < 0 {
+			add(key, "requests and burst must not be negative")
+		}
+		if r.Requests > 0 && (r.Period < time.Second || r.Period > 31*24*time.Hour) {
+			add(key+".period", "must be between 1s and 744h, got %s", r.Period)
+		}
+	}
 }
 
 func (c *Config) validateReconcile(add addFunc) {

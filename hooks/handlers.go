@@ -101,6 +101,13 @@ type Addresses interface {
 	Invited(ctx context.Context, email string) (orgIDs []string, referenced bool, err error)
 }
 
+// Domains makes a person a member of the organizations whose verified
+// auto_join domains hold an address Kratos shows verified (package
+// domains). It is given the identity the hook re-read from Kratos.
+type Domains interface {
+	JoinVerified(ctx context.Context, who *identity.Identity) error
+}
+
 // Outbox queues work that failed for a retry.
 type Outbox interface {
 	Enqueue(ctx context.Context, shard int, job outbox.Job) error
@@ -122,6 +129,7 @@ type Options struct {
 	Outbox      Outbox
 	Messages    Messages
 	Replays     ReplayStore // the replay records (replay.go): RedisReplayStore
+	Domains     Domains     // may be nil: no verified-domain auto-join
 	Log         *slog.Logger
 }
 
@@ -136,6 +144,7 @@ type Handlers struct {
 	outbox   Outbox
 	render   Messages
 	replays  ReplayStore
+	domains  Domains
 	log      *slog.Logger
 	secret   [32]byte
 	nilIdent string
@@ -154,7 +163,7 @@ func New(o Options) *Handlers {
 		cfg.Now = time.Now
 	}
 	return &Handlers{cfg: cfg, invites: o.Invitations, index: o.Addresses, orgs: o.Orgs, signups: o.Signups, ids: o.Identities,
-		outbox: o.Outbox, render: o.Messages, replays: o.Replays, log: o.Log,
+		outbox: o.Outbox, render: o.Messages, replays: o.Replays, domains: o.Domains, log: o.Log,
 		secret: sha256.Sum256([]byte(cfg.Secret)), nilIdent: "00000000-0000-0000-0000-000000000000"}
 }
 
@@ -463,6 +472,7 @@ func (h *Handlers) afterRegistration(ctx context.Context, su signup) error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, h.joinDomains(ctx, who))
 	return errors.Join(errs...)
 }
 
@@ -503,7 +513,7 @@ func (h *Handlers) verificationAfter(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if !h.cfg.AcceptOnVerifiedAddress || b.IdentityID == "" || b.IdentityID == h.nilIdent {
+	if (!h.cfg.AcceptOnVerifiedAddress && h.domains == nil) || b.IdentityID == "" || b.IdentityID == h.nilIdent {
 		c.JSON(http.StatusOK, map[string]any{})
 		return
 	}
@@ -528,7 +538,10 @@ func (h *Handlers) acceptVerified(ctx context.Context, identityID string) error 
 		h.log.Warn("verification webhook names no active Kratos identity: nothing done")
 		return nil
 	}
-	var errs []error
+	errs := []error{h.joinDomains(ctx, who)}
+	if !h.cfg.AcceptOnVerifiedAddress {
+		return errors.Join(errs...)
+	}
 	for _, addr := range who.VerifiedAddresses {
 		email, err := invites.NormalizeEmail(addr)
 		if err != nil {
@@ -569,12 +582,27 @@ func (h *Handlers) refreshClaims(hook string) gin.HandlerFunc {
 			h.log.Warn("claims refresh names no Kratos identity: nothing done", "hook", hook)
 			h.finish(c, call)
 			return
+		default:
+			// An address verified, or a domain verified, since the last
+			// sign-in: its auto_join organizations.
+			if err := h.joinDomains(ctx, who); err != nil {
+				h.log.Warn("verified-domain join failed; the next sign-in tries again", "err", err)
+			}
 		}
 		if err := h.outbox.Enqueue(ctx, redisx.RandomShard(), outbox.Job{Kind: "claims.sync", Subject: b.IdentityID}); err != nil {
 			h.log.Warn("could not queue a claims refresh", "identity", b.IdentityID, "err", err)
 		}
 		h.finish(c, call)
 	}
+}
+
+// joinDomains applies the verified auto_join domains to an identity Kratos
+// returned (nil without package domains wired).
+func (h *Handlers) joinDomains(ctx context.Context, who *identity.Identity) error {
+	if h.domains == nil {
+		return nil
+	}
+	return h.domains.JoinVerified(ctx, who)
 }
 
 func (h *Handlers) queue(c *gin.Context, job outbox.Job, cause error) {

@@ -37,12 +37,25 @@ type Memberships interface {
 	OrganizationsOf(ctx context.Context, identityID string) ([]templates.WelcomeOrg, error)
 }
 
+// Suggestions lists the organizations a signed-in person may join with
+// one click (package domains); the welcome page shows them.
+type Suggestions interface {
+	SuggestionsFor(c *gin.Context, s *identity.Session) ([]templates.WelcomeSuggestion, error)
+}
+
 // UI serves the pages.
 type UI struct {
 	kratos  Kratos
 	base    string // kratos-orgs' public base URL
 	render  httpx.PageRenderer
 	members Memberships
+	suggest Suggestions // may be nil
+}
+
+// WithSuggestions makes the welcome page offer organizations to join.
+func (u *UI) WithSuggestions(s Suggestions) *UI {
+	u.suggest = s
+	return u
 }
 
 // New returns the UI.
@@ -280,6 +293,11 @@ func (u *UI) welcome(c *gin.Context) {
 	if page.Organizations, err = u.members.OrganizationsOf(c.Request.Context(), s.Identity.ID); err != nil {
 		u.unavailable(c, err)
 		return
+	}
+	if u.suggest != nil {
+		if page.Suggestions, err = u.suggest.SuggestionsFor(c, s); err != nil {
+			httpx.Logger(c).Warn("could not list suggested organizations", "err", err)
+		}
 	}
 	// After signing out, the browser lands on this UI's start page.
 	if logout, err := u.kratos.LogoutURL(c.Request.Context(), c.GetHeader("Cookie"), u.base+"/"); err == nil {

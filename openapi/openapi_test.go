@@ -47,7 +47,9 @@ func newServer(t *testing.T) (*server.Server, *identitytest.Fake) {
 	cfg.Secrets.Cipher = []string{"openapi-test-cipher-secret-0123456789"}
 	cfg.Hooks.Secret = hookSecret
 	cfg.Mail.Resend.WebhookSecrets = []string{resendSecret}
-	cfg.Register.Enabled = true // off by default; the document describes its routes
+	cfg.Register.Enabled = true           // off by default; the document describes its routes
+	cfg.Domains.DNSServer = "127.0.0.1:9" // nothing answers: the DNS check is 503, quickly
+	cfg.Domains.DNSTimeout = 200 * time.Millisecond
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -318,6 +320,20 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	call(admin.URL, "POST", "/admin/organizations/"+full+"/invitations/bulk", "email\n"+strings.Repeat("r@example.com\n", 1001), "Content-Type", "text/csv") // 413
 	call(admin.URL, "POST", "/admin/organizations/nope/invitations/bulk", bulk)                                                                              // 404
 	call(public.URL, "POST", "/api/organizations/acme/invitations/bulk", bulk)                                                                               // 401
+
+	// Domains.
+	call(admin.URL, "POST", "/admin/organizations/acme/domains", `{"domain":"Acme.Example","policy":"auto_join"}`) // 201
+	call(admin.URL, "POST", "/admin/organizations/acme/domains", `{"domain":"acme.example"}`)                      // 200
+	call(admin.URL, "POST", "/admin/organizations/"+full+"/domains", `{"domain":"acme.example"}`)                  // 409 domain_taken
+	call(admin.URL, "POST", "/admin/organizations/acme/domains", `{"domain":"co.uk"}`)                             // 400
+	call(admin.URL, "GET", "/admin/organizations/acme/domains", "")
+	call(admin.URL, "PATCH", "/admin/organizations/acme/domains/acme.example", `{"role":"admin"}`)
+	call(admin.URL, "POST", "/admin/organizations/acme/domains/acme.example/verify", "") // 503 dns_unavailable
+	call(admin.URL, "PATCH", "/admin/organizations/acme/domains/acme.example", `{"verified":true}`)
+	call(admin.URL, "POST", "/admin/organizations/acme/domains/acme.example/verify", "")                                  // 200, verified already
+	call(admin.URL, "DELETE", "/admin/organizations/acme/domains/other.example", "")                                      // 404
+	call(admin.URL, "DELETE", "/admin/organizations/acme/domains/acme.example", "")                                       // 204
+	call(public.URL, "POST", "/domains/join", "domain=acme.example", "Content-Type", "application/x-www-form-urlencoded") // 403 csrf
 
 	// Webhooks.
 	hook := func(email string) string {

@@ -511,7 +511,7 @@ for _, id in ipairs(redis.call('ZRANGE', k_org_inv_ids(org), 0, -1)) do
 end
 redis.call('DEL', KEYS[1], k_org_members(org), k_org_member_ids(org), k_org_owners(org), k_org_inv_ids(org),
   k_org_inv_status(org, 'pending'), k_org_inv_status(org, 'accepted'), k_org_inv_status(org, 'revoked'),
-  k_org_inv_status(org, 'expired'), k_org_inv_pending(org), k_org_inv_email(org), k_org_inv_ended(org))
+  k_org_inv_status(org, 'expired'), k_org_inv_pending(org), k_org_inv_email(org), k_org_inv_ended(org), k_org_domains(org))
 return {'ok', slug, revoked}
 `)
 

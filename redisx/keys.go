@@ -33,6 +33,9 @@
 //	key                               type   holds                                   owner / TTL
 //	P{g}:slugs                        HASH   slug → org id                           org delete
 //	P{g}:orgs                         ZSET   org ids (lexical = creation order)      org delete
+//	P{g}:domains                      HASH   e-mail domain → its claim (JSON: org,    release; an organization's
+//	                                         policy, role, verified, token hash)     deletion: the first look-up
+//	                                         (package domains)                       after it (org ids never return)
 //	P{g}:reconcile                    HASH   the reconciler's cursors, pass times    the reconciler (one field)
 //	P{g}:reconcile:lease              STRING the token of the replica reconciling    TTL 30s, renewed while held
 //
@@ -41,6 +44,9 @@
 //	P{s}:org:<org>:members            HASH   identity id → member JSON               member removal, org delete
 //	P{s}:org:<org>:member_ids         ZSET   identity ids (lexical)                  member removal, org delete
 //	P{s}:org:<org>:owners             SET    identity ids with role owner            member removal, org delete
+//	P{s}:org:<org>:domains            SET    domains the organization claimed or     release, a refused claim,
+//	                                         is claiming (a superset: P{g}:domains   org delete
+//	                                         says which are its own)
 //	P{s}:org:<org>:inv:st:<status>    ZSET   invitation ids by stored status         status change, purge, org delete
 //	P{s}:org:<org>:inv:email          HASH   address → its pending invitation id     invitation end, org delete
 //	P{s}:org:<org>:inv:ended          HASH   address → its ended invitation ids      purge, org delete
@@ -150,6 +156,17 @@ func (k Keyspace) Slugs() string { return k.Global() + "slugs" }
 
 // Orgs is the ordered set of all organization ids.
 func (k Keyspace) Orgs() string { return k.Global() + "orgs" }
+
+// Domains maps a claimed e-mail domain to its claim (package domains): one
+// hash in the global tag, so "a domain belongs to at most one
+// organization" is one atomic check.
+func (k Keyspace) Domains() string { return k.Global() + "domains" }
+
+// OrgDomains holds the domains an organization claimed or is claiming, in
+// its shard: deleted with the organization.
+func (k Keyspace) OrgDomains(org string) string {
+	return keyOrgDomains.build(k.Shard(ShardOf(org)), org)
+}
 
 // Reconcile holds the reconciler's cursors, so successive bounded runs,
 // on any replica, continue where the last one stopped.

@@ -64,7 +64,8 @@ var (
 	keyMoved        = newShardKey("k_moved", "moved:<identity>")
 	// keyOrgBulk is read and written by Go alone (SET NX, GET): not in
 	// shardLayout, so the prelude does not grow for it.
-	keyOrgBulk = newShardKey("k_org_bulk", "org:<org>:bulk:<key>")
+	keyOrgBulk    = newShardKey("k_org_bulk", "org:<org>:bulk:<key>")
+	keyOrgDomains = newShardKey("k_org_domains", "org:<org>:domains")
 
 	// The first layout's invitation keys: read and emptied by the prelude's
 	// upgrade step, never written (see fields.go).
@@ -81,7 +82,7 @@ var (
 var shardLayout = []*shardKey{
 	keyOrg, keyOrgMembers, keyOrgMemberIDs, keyOrgOwners, keyOrgInvStatus, keyOrgInvEmail, keyOrgInvEnded,
 	keyInvitation, keyTokens, keyDue, keyPurge, keyRemind, keyClaims, keyOutbox, keyOutboxDelay, keyOutboxDead, keyStats,
-	keyMoved, keyOrgInvIDs, keyOrgInvPend, keyOrgInvAddr, keyToken, keyTokenInfo,
+	keyMoved, keyOrgDomains, keyOrgInvIDs, keyOrgInvPend, keyOrgInvAddr, keyToken, keyTokenInfo,
 }
 
 // build is the Go side: the key of this family in shard prefix p.

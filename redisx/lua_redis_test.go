@@ -32,6 +32,7 @@ var goKeys = map[string]func(k redisx.Keyspace, s int, a map[string]string) stri
 	"k_org_members":     func(k redisx.Keyspace, _ int, a map[string]string) string { return k.OrgMembers(a["org"]) },
 	"k_org_member_ids":  func(k redisx.Keyspace, _ int, a map[string]string) string { return k.OrgMemberIDs(a["org"]) },
 	"k_org_owners":      func(k redisx.Keyspace, _ int, a map[string]string) string { return k.OrgOwners(a["org"]) },
+	"k_org_domains":     func(k redisx.Keyspace, _ int, a map[string]string) string { return k.OrgDomains(a["org"]) },
 	"k_org_inv_ids":     func(k redisx.Keyspace, _ int, a map[string]string) string { return k.OrgInvitations(a["org"]) },
 	"k_org_inv_pending": func(k redisx.Keyspace, _ int, a map[string]string) string { return k.OrgPending(a["org"]) },
 	"k_org_inv_email":   func(k redisx.Keyspace, _ int, a map[string]string) string { return k.OrgPendingByEmail(a["org"]) },

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kratos-orgs/kratos-orgs/config"
+	"github.com/kratos-orgs/kratos-orgs/domains"
 	"github.com/kratos-orgs/kratos-orgs/httpx"
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/invites"
@@ -40,7 +41,12 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 		AcceptPath: s.cfg.Invitations.AcceptPath, ActivatePath: s.cfg.Register.ActivatePath, RegisterPath: s.cfg.Register.Path,
 		PublicBaseURL: s.cfg.Serve.Public.BaseURL, KratosPublicURL: s.cfg.Kratos.PublicURL,
 	}).Register(pages)
-	kratosui.New(s.cfg.Serve.Public.BaseURL, s.Templates, s.ids, memberships{s}).Register(pages)
+	domainPages := domains.NewPages(domains.PagesOptions{
+		Service: s.Domains, Sessions: s.ids, Render: s.Templates, Limit: s.domainQuotas.joinPerIdentity,
+		CSRF: csrf, PublicBaseURL: s.cfg.Serve.Public.BaseURL,
+	})
+	domainPages.Register(pages.Group("", s.domainQuotas.join()))
+	kratosui.New(s.cfg.Serve.Public.BaseURL, s.Templates, s.ids, memberships{s}).WithSuggestions(domainPages).Register(pages)
 	// The org admins' page: the /api's session resolution and rules, as forms.
 	invites.NewOrgPages(invites.OrgPagesOptions{Invites: s.Invites, Orgs: s.Orgs, Render: s.Templates, CSRF: csrf, Session: s.caller,
 		PublicBaseURL: s.cfg.Serve.Public.BaseURL, KratosPublicURL: s.cfg.Kratos.PublicURL}).Register(pages, s.quotas.orgPage(serverAuth{s}))
@@ -70,6 +76,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	invites.NewAdminHandlers(s.Invites, s.Previewer).Register(adminAPI)
 	bulk.RegisterAdmin(adminAPI)
 	invites.NewSuppressionHandlers(s.Deliveries).Register(adminAPI)
+	domains.NewAdminHandlers(s.Domains).Register(adminAPI.Group("", s.domainQuotas.verify()))
 	s.Hooks.Register(admin)
 	return public, admin
 }

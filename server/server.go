@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kratos-orgs/kratos-orgs/config"
+	"github.com/kratos-orgs/kratos-orgs/domains"
 	"github.com/kratos-orgs/kratos-orgs/hooks"
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/invites"
@@ -85,11 +86,14 @@ type Server struct {
 	Members    *orgs.IdentityIndex
 	Claims     *orgs.Claims
 	Hooks      *hooks.Handlers
+	Domains    *domains.Service
 	Metrics    *metrics.Metrics
 	Worker     *outbox.Worker
 	Templates  *templates.Renderer
 	Limiter    *ratelimit.Limiter
 	quotas     *quotas
+	// domainQuotas guard package domains' routes (domains.go).
+	domainQuotas *domainQuotas
 	// Reconciler repairs what crashes left behind; nil when the identity
 	// adapter cannot list identities.
 	Reconciler *reconcile.Reconciler
@@ -192,6 +196,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Members.Register(s.Worker)
 	s.Claims = orgs.NewClaims(s.Members, orgStore, s.ids)
 	s.Claims.Register(s.Worker)
+	s.Domains = s.newDomains(orgStore)
 	s.Hooks = hooks.New(hooks.Options{
 		Config: hooks.Config{
 			Secret: cfg.Hooks.Secret, Mode: cfg.Register.Mode, AllowedDomains: cfg.Register.AllowedDomains,
@@ -199,7 +204,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 			ReplayWindow: cfg.Hooks.ReplayWindow, Now: now,
 		},
 		Invitations: s.Invites, Addresses: s.Addresses, Orgs: s.Orgs, Signups: orgStore, Identities: s.ids, Outbox: s.Worker,
-		Messages: render, Replays: hooks.NewRedisReplayStore(s.rdb, s.ks), Log: log.With("component", "hooks"),
+		Messages: render, Replays: hooks.NewRedisReplayStore(s.rdb, s.ks), Domains: s.Domains, Log: log.With("component", "hooks"),
 	})
 	s.Hooks.RegisterJobs(s.Worker)
 	s.Reconciler = s.newReconciler(orgStore)

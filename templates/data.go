@@ -143,8 +143,15 @@ type WelcomePage struct {
 	Base
 	Name, Email   string
 	Organizations []WelcomeOrg
-	LogoutURL     string
+	// Suggestions are organizations the person may join with one click
+	// (a verified address in their suggest domain; package domains).
+	Suggestions []WelcomeSuggestion
+	LogoutURL   string
 }
+
+// WelcomeSuggestion is one organization offered on welcome.html: its
+// form posts Domain with CSRF to Action.
+type WelcomeSuggestion struct{ Name, Domain, Role, Action, CSRF string }
 
 // WelcomeOrg is one membership on welcome.html; ManageURL links the org
 // admins' page when the role may use it.
@@ -171,7 +178,8 @@ func SamplePageData(name, locale string) any {
 	case "orgadmin.html":
 		return sampleOrgAdminPage(base)
 	case "welcome.html":
-		return WelcomePage{Base: base, Name: "Grace", Email: "grace@example.com", Organizations: []WelcomeOrg{{Name: "Acme & Co", Role: "admin", ManageURL: "/orgs/acme"}}}
+		return WelcomePage{Base: base, Name: "Grace", Email: "grace@example.com", Organizations: []WelcomeOrg{{Name: "Acme & Co", Role: "admin", ManageURL: "/orgs/acme"}},
+			Suggestions: []WelcomeSuggestion{{Name: "Globex", Domain: "globex.example", Role: "member", Action: "/domains/join", CSRF: "sample"}}}
 	}
 	return base
 }

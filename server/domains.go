@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kratos-orgs/kratos-orgs/domains"
+	"github.com/kratos-orgs/kratos-orgs/httpx"
+	"github.com/kratos-orgs/kratos-orgs/orgs"
+	"github.com/kratos-orgs/kratos-orgs/ratelimit"
+)
+
+// newDomains wires verified-domain auto-join (package domains).
+func (s *Server) newDomains(orgStore *orgs.Store) *domains.Service {
+	c := s.cfg.Domains
+	s.domainQuotas = &domainQuotas{
+		l: s.Limiter, render: s.Templates,
+		perDomain:   limitOf("domains_verify_per_domain", c.VerifyPerDomain),
+		perIdentity: limitOf("domains_join_per_identity", c.JoinPerIdentity),
+		pages:       s.quotas,
+	}
+	return domains.NewService(domains.Options{
+		Store: domains.NewStore(s.rdb, s.ks), Orgs: orgStore, Identities: s.ids,
+		Resolver: domains.NewResolver(c.DNSServer, c.DNSTimeout), Roles: orgs.Roles(s.cfg.Roles),
+		Wake: s.Worker.Wake, Log: s.log.With("component", "domains"), Now: s.now,
+	})
+}
+
+// domainQuotas guard the routes of package domains: the DNS check per
+// domain (it costs a resolver round trip), the one-click join per client
+// address (before the session is known) and per signed-in identity (it
+// asks Kratos twice).
+type domainQuotas struct {
+	l                      *ratelimit.Limiter
+	render                 httpx.PageRenderer
+	perDomain, perIdentity ratelimit.Limit
+	pages                  *quotas
+}
+
+func (q *domainQuotas) verify() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.Method != http.MethodPost || c.FullPath() != "/admin/organizations/:org/domains/:domain/verify" {
+			return
+		}
+		name, err := domains.Normalize(c.Param("domain"))
+		if err != nil {
+			return // the handler answers not found
+		}
+		if err := q.l.Check(c.Request.Context(), q.perDomain, name); err != nil {
+			httpx.WriteError(c, err)
+		}
+	}
+}
+
+// join counts a join POST against the client address' form submits
+// (limits.link_submits_per_client), before anything else runs.
+func (q *domainQuotas) join() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := q.l.Check(c.Request.Context(), q.pages.linkSubmits, clientKey(c)); err != nil {
+			q.pages.page(c, err)
+		}
+	}
+}
+
+// joinPerIdentity is checked by the join page once the session is known.
+func (q *domainQuotas) joinPerIdentity(ctx context.Context, identityID string) error {
+	return q.l.Check(ctx, q.perIdentity, identityID)
+}
