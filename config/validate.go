@@ -59,7 +59,7 @@ func (c *Config) Validate() error {
 	for _, check := range []func(addFunc){
 		c.validateServe, c.validateRedis, c.validateKratos, c.validateAdmin, c.validateInvitations,
 		c.validateAccept, c.validateRegistration, c.validateHooks, c.validateRoles, c.validateMail,
-		c.validateSecrets, c.validateOutbox, c.validateReconcile, c.validateLog, c.validateLimits,
+		c.validateSecrets, c.validateOutbox, c.validateReconcile, c.validateLog, c.validateLimits, c.validateAudit, c.validateEvents,
 	} {
 		check(add)
 	}

@@ -73,6 +73,10 @@ end
 redis.call('ZADD', k_due(), exp, id)
 index_token(th, id, replaced)
 redis.call('HINCRBY', k_stats(), outcome, 1)
+local ev = 'invitation.created'
+if outcome == 'rotated' then ev = 'invitation.resent' end
+record(org, ev, {invitation_id = id, organization_id = org, email = email, role = redis.call('HGET', ik, 'r'),
+  kind = A.kind, expires_at = exp, identity_id = identity, invited_by = A.granted_by})
 if A.send_mail then
   enqueue({k = 'mail', r = id, v = tonumber(redis.call('HGET', ik, 'v')), t = A.template, s = A.sealed})
 end
@@ -148,6 +152,10 @@ if A.send_mail then delivery = 'queued' end
 put(ik, {'t', tok_field(th), 'v', ver, 'x', exp, 'u', NOW, 'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'da', NOW})
 index_token(th, id, f[1])
 redis.call('ZADD', k_due(), exp, id)
+local g = redis.call('HMGET', ik, 'o', 'e', 'r')
+local ev = 'invitation.resent'
+if A.mode == 'remind' then ev = 'invitation.reminded' end
+record(g[1], ev, {invitation_id = id, organization_id = g[1], email = g[2], role = g[3], expires_at = exp})
 if A.send_mail then enqueue({k = 'mail', r = id, v = ver, t = A.template, s = A.sealed}) end
 enqueue({k = 'invitation.sync', r = id})
 return {'ok', inv_flat(id)}

@@ -61,6 +61,12 @@ var (
 	keyOutboxDead   = newShardKey("k_outbox_dead", "outbox:dead")
 	keyStats        = newShardKey("k_stats", "stats")
 	keyMoved        = newShardKey("k_moved", "moved:<identity>")
+	keyOrgAudit     = newShardKey("k_org_audit", "org:<org>:audit")
+	keyEvents       = newShardKey("k_events", "events")
+	// The dispatcher's keys (package events); its scripts get them in KEYS.
+	keyEventEndpoint = newShardKey("k_event_ep", "events:ep:<endpoint>")
+	keyEventLease    = newShardKey("k_event_lease", "events:ep:<endpoint>:lease")
+	keyEventLog      = newShardKey("k_event_log", "events:log")
 
 	// The first layout's invitation keys: read and emptied by the prelude's
 	// upgrade step, never written (see fields.go).
@@ -77,7 +83,7 @@ var (
 var shardLayout = []*shardKey{
 	keyOrg, keyOrgMembers, keyOrgMemberIDs, keyOrgOwners, keyOrgInvStatus, keyOrgInvEmail, keyOrgInvEnded,
 	keyInvitation, keyTokens, keyDue, keyPurge, keyClaims, keyOutbox, keyOutboxDelay, keyOutboxDead, keyStats,
-	keyMoved, keyOrgInvIDs, keyOrgInvPend, keyOrgInvAddr, keyToken, keyTokenInfo,
+	keyMoved, keyOrgAudit, keyEvents, keyEventEndpoint, keyEventLease, keyEventLog, keyOrgInvIDs, keyOrgInvPend, keyOrgInvAddr, keyToken, keyTokenInfo,
 }
 
 // build is the Go side: the key of this family in shard prefix p.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -33,7 +34,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	s.health(public)
 	kratos := origin(s.cfg.Kratos.PublicURL)
 	pages := public.Group("", httpx.PageHeaders([]string{kratos}, []string{kratos}),
-		s.quotas.pages(s.cfg.Invitations.AcceptPath, s.cfg.Register.ActivatePath, s.cfg.Register.Path))
+		s.quotas.pages(s.cfg.Invitations.AcceptPath, s.cfg.Register.ActivatePath, s.cfg.Register.Path), actor("public"))
 	invites.NewPages(s.Acceptor, s.Registrar, s.Templates, httpx.NewCSRF(s.cfg.Secrets.Cipher[0], s.cfg.Serve.Public.BaseURL), invites.PagesConfig{
 		AcceptPath: s.cfg.Invitations.AcceptPath, ActivatePath: s.cfg.Register.ActivatePath, RegisterPath: s.cfg.Register.Path,
 		PublicBaseURL: s.cfg.Serve.Public.BaseURL, KratosPublicURL: s.cfg.Kratos.PublicURL,
@@ -41,8 +42,9 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	kratosui.New(s.cfg.Serve.Public.BaseURL, s.Templates, s.ids, memberships{s}).Register(pages)
 
 	// The API org admins call from their own product, with their session.
-	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()), s.quotas.api(serverAuth{s}))
+	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()), s.quotas.api(serverAuth{s}), actor("identity"))
 	orgs.NewAPIHandlers(s.Orgs, s.Members).Register(sessionAPI)
+	orgs.NewAuditHandlers(s.Orgs).RegisterAPI(sessionAPI)
 	invites.NewAPIHandlers(s.Invites, s.Orgs, s.Previewer).Register(sessionAPI)
 
 	admin = newEngine(s.cfg.Serve.Admin.TrustedProxies, s.log)
@@ -50,11 +52,33 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	admin.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
 	s.health(admin)
 	admin.GET("/openapi.yaml", openapi.Serve)
-	adminAPI := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys), s.quotas.admin())
+	adminAPI := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys), s.quotas.admin(), actor("admin"))
 	orgs.NewAdminHandlers(s.Orgs).Register(adminAPI)
+	orgs.NewAuditHandlers(s.Orgs).RegisterAdmin(adminAPI)
 	invites.NewAdminHandlers(s.Invites, s.Previewer).Register(adminAPI)
-	s.Hooks.Register(admin)
+	s.Hooks.Register(admin.Group("", actor("webhook")))
 	return public, admin
+}
+
+// actor puts who is calling into the request's context, for the audit
+// trail every script writes (redisx.Actor): the admin key's fingerprint,
+// the session's identity, the webhook's name; and the client address.
+func actor(typ string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		a := redisx.Actor{Type: typ, Addr: c.ClientIP()}
+		switch typ {
+		case "admin":
+			a.ID = httpx.AdminKeyOf(c)
+		case "identity":
+			if who := httpx.CallerOf(c); who != nil {
+				a.ID = who.IdentityID
+			}
+		case "webhook":
+			a.ID = strings.TrimPrefix(c.FullPath(), "/hooks/")
+		}
+		c.Request = c.Request.WithContext(redisx.WithActor(c.Request.Context(), a))
+		c.Next()
+	}
 }
 
 func origin(raw string) string {

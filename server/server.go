@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kratos-orgs/kratos-orgs/config"
+	"github.com/kratos-orgs/kratos-orgs/events"
 	"github.com/kratos-orgs/kratos-orgs/hooks"
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/invites"
@@ -86,6 +87,12 @@ type Server struct {
 	Templates *templates.Renderer
 	Limiter   *ratelimit.Limiter
 	quotas    *quotas
+	// Events delivers the lifecycle events as signed webhooks; nil when no
+	// endpoint is configured.
+	Events *events.Dispatcher
+	// Recorder records changes Go code makes without a script (audit
+	// trail and events).
+	Recorder *events.Recorder
 	// Reconciler repairs what crashes left behind; nil when the identity
 	// adapter cannot list identities.
 	Reconciler *reconcile.Reconciler
@@ -109,7 +116,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Server{cfg: cfg, log: log, now: now, ks: redisx.Keyspace{Prefix: cfg.Redis.KeyPrefix}, addrs: map[string]string{}, listening: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, now: now, ks: Keyspace(cfg), addrs: map[string]string{}, listening: make(chan struct{})}
 
 	render, err := templates.Load(TemplateOptions(cfg.Templates))
 	if err != nil {
@@ -193,6 +200,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	})
 	s.Hooks.RegisterJobs(s.Worker)
 	s.Reconciler = s.newReconciler(orgStore)
+	s.Recorder = events.NewRecorder(s.rdb, s.ks, now)
+	if s.Events, err = NewDispatcher(cfg, s.rdb, s.Metrics, log.With("component", "events"), now); err != nil {
+		return nil, err
+	}
 
 	s.public, s.admin = s.routes()
 	return s, nil
@@ -340,6 +351,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.Reconciler != nil && s.cfg.Reconcile.Interval > 0 {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.Reconciler.Run(workCtx, s.cfg.Reconcile.Interval) }()
+	}
+	if s.Events != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Events.Run(workCtx) }()
 	}
 
 	var runErr error
