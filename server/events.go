@@ -20,6 +20,14 @@ func Keyspace(cfg config.Config) redisx.Keyspace {
 	}}
 }
 
+// newEvents builds the recorder and, with endpoints, the dispatcher.
+func (s *Server) newEvents(log *slog.Logger, now func() time.Time) error {
+	s.Recorder = events.NewRecorder(s.rdb, s.ks, now)
+	var err error
+	s.Events, err = NewDispatcher(s.cfg, s.rdb, s.Metrics, log.With("component", "events"), now)
+	return err
+}
+
 // NewDispatcher builds the event dispatcher from the configuration; nil
 // when no endpoint is configured.
 func NewDispatcher(cfg config.Config, rdb redis.UniversalClient, obs events.Observer, log *slog.Logger, now func() time.Time) (*events.Dispatcher, error) {

@@ -200,13 +200,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	})
 	s.Hooks.RegisterJobs(s.Worker)
 	s.Reconciler = s.newReconciler(orgStore)
-	s.Recorder = events.NewRecorder(s.rdb, s.ks, now)
-	if s.Events, err = NewDispatcher(cfg, s.rdb, s.Metrics, log.With("component", "events"), now); err != nil {
-		return nil, err
-	}
 
 	s.public, s.admin = s.routes()
-	return s, nil
+	return s, s.newEvents(log, now) // last: only endpoints with bad secrets fail it
 }
 
 // newStores builds the organization and invitation stores. Their writes
