@@ -48,3 +48,6 @@ func NewDispatcher(cfg config.Config, rdb redis.UniversalClient, obs events.Obse
 		PollInterval: c.PollInterval, Timeout: c.Timeout, Lease: c.Lease, Observer: obs, Logger: log, Now: now,
 	}), nil
 }
+
+// Config is the configuration the server was built with.
+func (s *Server) Config() config.Config { return s.cfg }
