@@ -126,6 +126,11 @@ local function record(org, typ, data, who)
     local min = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - REC.audit_age
     if min > 0 then redis.call('XTRIM', ak, 'MINID', '~', min) end
   end
+  -- A change recorded after its organization was deleted (an acceptance
+  -- racing the deletion) must not leave a trail without an owner.
+  if redis.call('EXISTS', k_org(org)) == 0 and redis.call('PTTL', ak) == -1 then
+    redis.call('PEXPIRE', ak, REC.audit_age or 7776000000)
+  end
   if REC.events then
     redis.call('XADD', k_events(), 'MAXLEN', '~', REC.events_max or 100000, '*', 'type', typ, 'org', org,
       'at', NOW, 'actor', who.type or 'system', 'actor_id', who.id or '', 'data', d)
