@@ -56,6 +56,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 	root.AddCommand(c.serveCmd(), c.checkConfigCmd(), c.kratosConfigCmd(), c.templatesCmd(), c.orgsCmd(), c.inviteCmd())
 	root.AddCommand(c.reconcileCmd(), c.suppressionsCmd(), c.domainsCmd())
 	root.AddCommand(c.configDocsCmd())
+	root.AddCommand(c.auditCmd(), c.eventsCmd())
 	return root
 }
 

@@ -35,6 +35,8 @@ type Config struct {
 	Limits      Limits      `yaml:"limits"`
 	Reconcile   Reconcile   `yaml:"reconcile"`
 	Domains     Domains     `yaml:"domains"`
+	Audit       Audit       `yaml:"audit"`
+	Events      Events      `yaml:"events"`
 }
 
 // Serve configures the two listeners, as Kratos has them.
@@ -264,6 +266,35 @@ type Outbox struct {
 	SweepInterval time.Duration `yaml:"sweep_interval" doc:"expiry sweeper period"`
 }
 
+// Audit configures the per-organization audit trail (README "Audit trail").
+type Audit struct {
+	MaxEntries int64         `yaml:"max_entries" doc:"entries kept per organization (trimmed approximately: up to ~100 more)"`
+	MaxAge     time.Duration `yaml:"max_age" doc:"entries older are trimmed; a deleted organization's trail is kept this long"`
+}
+
+// Events configures signed lifecycle webhooks (README "Events").
+type Events struct {
+	// Endpoints receive the events; none: no event stream is written.
+	Endpoints    []EventEndpoint `yaml:"endpoints" doc:"webhook receivers: {name}, {url}, {secrets} ({whsec_}…, several for rotation), {events} (types or {prefix.*}; empty: all); secrets are masked when printed"`
+	MaxEntries   int64           `yaml:"max_entries" doc:"events kept per shard for delivery (trimmed approximately)"`
+	RetryFor     time.Duration   `yaml:"retry_for" doc:"an event not delivered this long after it happened is given up"`
+	BaseBackoff  time.Duration   `yaml:"base_backoff" doc:"first retry delay, doubled per attempt"`
+	MaxBackoff   time.Duration   `yaml:"max_backoff" doc:"longest retry delay"`
+	PollInterval time.Duration   `yaml:"poll_interval" doc:"how often a dispatcher looks for new events"`
+	Timeout      time.Duration   `yaml:"timeout" doc:"one delivery's HTTP timeout (2xx within it is success)"`
+	Lease        time.Duration   `yaml:"lease" doc:"a replica's hold on an (endpoint, shard); more than twice {timeout}"`
+}
+
+// EventEndpoint is one webhook receiver.
+type EventEndpoint struct {
+	// Name identifies the endpoint in Redis (its cursor), metrics and the
+	// CLI; empty: derived from the URL.
+	Name    string   `yaml:"name"`
+	URL     string   `yaml:"url"`
+	Secrets []string `yaml:"secrets"`
+	Events  []string `yaml:"events"`
+}
+
 // Reconcile tunes the reconciler that repairs what crashes left behind
 // (package reconcile): `kratos-orgs reconcile` and, every Interval, one
 // replica of serve.
@@ -344,6 +375,11 @@ func Default() Config {
 			FromName:   "kratos-orgs",
 			Resend:     Resend{BaseURL: "https://api.resend.com/", Timeout: 30 * time.Second},
 			RatePerSec: 2,
+		},
+		Audit: Audit{MaxEntries: 10000, MaxAge: 90 * 24 * time.Hour},
+		Events: Events{
+			MaxEntries: 100000, RetryFor: 24 * time.Hour, BaseBackoff: 5 * time.Second, MaxBackoff: time.Hour,
+			PollInterval: 500 * time.Millisecond, Timeout: 10 * time.Second, Lease: 30 * time.Second,
 		},
 		Outbox: Outbox{
 			Workers:       4,

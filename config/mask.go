@@ -23,6 +23,12 @@ func Masked(c Config) Config {
 	c.Mail.Resend.WebhookSecrets = maskAll(c.Mail.Resend.WebhookSecrets)
 	c.Hooks.Secret = mask(c.Hooks.Secret)
 	c.Redis.Password = mask(c.Redis.Password)
+	eps := make([]EventEndpoint, len(c.Events.Endpoints))
+	for i, e := range c.Events.Endpoints {
+		e.Secrets = maskAll(e.Secrets)
+		eps[i] = e
+	}
+	c.Events.Endpoints = eps
 	if c.Redis.URL != "" {
 		c.Redis.URL = maskURLPassword(c.Redis.URL)
 	}

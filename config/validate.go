@@ -61,7 +61,7 @@ func (c *Config) Validate() error {
 		c.validateServe, c.validateRedis, c.validateKratos, c.validateAdmin, c.validateInvitations,
 		c.validateAccept, c.validateRegistration, c.validateHooks, c.validateRoles, c.validateMail,
 		c.validateSecrets, c.validateOutbox, c.validateReconcile, c.validateLog, c.validateLimits,
-		c.validateDomains,
+		c.validateDomains, c.validateAudit, c.validateEvents,
 	} {
 		check(add)
 	}

@@ -166,9 +166,17 @@ func AdminAuth(keys []string) gin.HandlerFunc {
 			WriteError(c, apperr.New(apperr.Unauthorized, "unauthorized", "invalid API key"))
 			return
 		}
+		c.Set(adminKeyKey, "key:"+hex.EncodeToString(got[:6]))
 		c.Next()
 	}
 }
+
+const adminKeyKey = "kratos-orgs.admin_key"
+
+// AdminKeyOf names the admin API key a request authenticated with, without
+// revealing it: "key:" and the first 12 hex digits of its SHA-256 (what
+// the audit trail records; `printf %s KEY | sha256sum` finds it).
+func AdminKeyOf(c *gin.Context) string { return c.GetString(adminKeyKey) }
 
 // NotFound answers unmatched routes in the API's error format.
 func NotFound(c *gin.Context) {

@@ -87,7 +87,7 @@ if already == 0 then
 end
 end_invitation(id, 'accepted', identity)
 if already == 0 then put_member(org, identity, f[3], A.email, NOW) end
-if f[4] == 'registration' then redis.call('HSET', k_org(org), 'state', 'active', 'updated_at', NOW) end
+if f[4] == 'registration' then activate(org) end
 return {'ok', inv_flat(id), already, flat(k_org(org))}
 `)
 
@@ -128,7 +128,7 @@ local already = redis.call('HEXISTS', k_org_members(org), A.identity)
 if already == 0 and members_full(org) then return {'seat_limit', id} end
 end_invitation(id, 'accepted', A.identity)
 if already == 0 then put_member(f[1], A.identity, f[2], A.email, NOW) end
-if f[3] == 'registration' then redis.call('HSET', KEYS[1], 'state', 'active', 'updated_at', NOW) end
+if f[3] == 'registration' then activate(org) end
 return {'ok', id, already}
 `)
 

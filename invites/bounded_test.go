@@ -37,13 +37,16 @@ func (h *harness) usage() usage {
 
 // Every key kratos-orgs writes has an owner or a TTL: a thousand
 // lifecycles of sign-ups and invitations (register, invite, resend twice,
-// revoke, an automatic reminder, expire), with the sweeper and the outbox
-// doing their work, leave Redis where it started once the retention has
-// passed. Durations that Redis itself counts (TTLs) are shortened for the
-// test, as the clock is injected for the rest.
+// revoke, an automatic reminder, expire), each recorded in the audit
+// trail, with the sweeper and the outbox doing their work, leave Redis
+// where it started once the retention has passed. Durations that Redis
+// itself counts (TTLs) are shortened for the test, as the clock is
+// injected for the rest.
 func TestBoundedStateOverCycles(t *testing.T) {
 	r := testenv.StartRedis(t) // its own server: DBSIZE and used_memory are this test's alone
-	h := newHarnessOn(t, r.Client(t)).withReminders()
+	// A deleted organization's audit trail lives audit.max_age, a TTL;
+	// a live one's is capped by length.
+	h := newHarnessRecording(t, r.Client(t), redisx.RecordOptions{AuditMaxAge: 50 * time.Millisecond, AuditMaxEntries: 50}).withReminders()
 	h.index.stampsTTL = 50 * time.Millisecond
 	h.index.knownTTL = 50 * time.Millisecond
 	h.deliv.mailTTL = 50 * time.Millisecond

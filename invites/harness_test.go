@@ -83,7 +83,14 @@ func newHarness(t *testing.T) *harness {
 
 func newHarnessOn(t *testing.T, rdb redis.UniversalClient) *harness {
 	t.Helper()
-	h := &harness{t: t, ctx: context.Background(), rdb: rdb, ks: redisx.Keyspace{Prefix: testenv.UniquePrefix(t)},
+	return newHarnessRecording(t, rdb, redisx.RecordOptions{})
+}
+
+// newHarnessRecording is newHarnessOn with the audit and event streams
+// configured by rec.
+func newHarnessRecording(t *testing.T, rdb redis.UniversalClient, rec redisx.RecordOptions) *harness {
+	t.Helper()
+	h := &harness{t: t, ctx: context.Background(), rdb: rdb, ks: redisx.Keyspace{Prefix: testenv.UniquePrefix(t), Record: rec},
 		clock: &clock{now: time.Now().Truncate(time.Millisecond)}, ids: identitytest.New(), trips: &roundTrips{}}
 	h.rdb.AddHook(h.trips)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

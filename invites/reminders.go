@@ -133,6 +133,10 @@ local function rotate(id, th, sealed, mode, interval, template)
   put(ik, {'t', tok_field(th), 'v', ver, 'x', exp, 'u', NOW, 'd', delivery, 'dn', '', 'de', '', 'dm', '', 'dr', '', 'dt', '', 'da', NOW})
   index_token(th, id, f[1])
   redis.call('ZADD', k_due(), exp, id)
+  local g = redis.call('HMGET', ik, 'o', 'e', 'r')
+  local ev = 'invitation.resent'
+  if mode == 'remind' then ev = 'invitation.reminded' end
+  record(g[1], ev, {invitation_id = id, organization_id = g[1], email = g[2], role = g[3], expires_at = exp})
   if sealed ~= '' then enqueue({k = 'mail', r = id, v = ver, t = template, s = sealed}) end
   enqueue({k = 'invitation.sync', r = id})
   schedule_reminder(id)

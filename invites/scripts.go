@@ -76,6 +76,10 @@ end
 redis.call('ZADD', k_due(), exp, id)
 index_token(th, id, replaced)
 redis.call('HINCRBY', k_stats(), outcome, 1)
+local ev = 'invitation.created'
+if outcome == 'rotated' then ev = 'invitation.resent' end
+record(org, ev, {invitation_id = id, organization_id = org, email = email, role = redis.call('HGET', ik, 'r'),
+  kind = A.kind, expires_at = exp, identity_id = identity, invited_by = A.granted_by})
 if A.send_mail then
   enqueue({k = 'mail', r = id, v = tonumber(redis.call('HGET', ik, 'v')), t = A.template, s = A.sealed})
 end

@@ -33,6 +33,7 @@ type Metrics struct {
 	scrapeErrs prometheus.Counter
 	limited    *prometheus.CounterVec
 	reconciled *prometheus.CounterVec
+	webhooks   *prometheus.HistogramVec
 
 	// The request histogram's children by label values: looking one up in
 	// the vector hashes four strings and formats the status on every
@@ -83,6 +84,7 @@ func New(rdb redis.UniversalClient, ks redisx.Keyspace) *Metrics {
 		&redisCollector{rdb: rdb, ks: ks, errs: m.scrapeErrs})
 	rdb.AddHook(redisHook{m.redisErrs})
 	m.registerReconciler()
+	m.registerEvents()
 	return m
 }
 

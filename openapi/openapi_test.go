@@ -357,6 +357,7 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 		{"GET", "/api/organizations/acme/invitations"}, {"DELETE", "/api/organizations/acme/invitations/" + inv},
 		{"POST", "/api/organizations/acme/invitations/" + inv + "/resend"},
 		{"POST", "/api/organizations/acme/invitations/" + inv + "/remind"},
+		{"GET", "/api/organizations/acme/audit"},
 	} {
 		call(public.URL, r[0], r[1], "") // 401 no_session
 	}
@@ -384,6 +385,8 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 		call(public.URL, "POST", p, "", "Content-Type", "application/x-www-form-urlencoded")
 	}
 
+	call(admin.URL, "GET", "/admin/organizations/acme/audit?limit=2", "")
+	call(admin.URL, "GET", "/admin/organizations/acme/audit?cursor=nope", "") // 400 invalid_cursor
 	call(admin.URL, "DELETE", "/admin/organizations/acme", "")
 	call(admin.URL, "DELETE", "/admin/organizations/acme", "") // 404
 

@@ -42,6 +42,7 @@ if role == '' then
   redis.call('ZREM', k_org_member_ids(org), identity)
   redis.call('SREM', k_org_owners(org), identity)
   enqueue({k = 'member.sync', r = org, i = identity})
+  record(org, 'membership.deleted', {organization_id = org, identity_id = identity, email = m.email, role = m.role})
   return {'removed', cur}
 end
 if m.role == role then return {'unchanged', cur} end

@@ -131,6 +131,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
 redis.call('HSET', KEYS[1], 'id', A.id, 'slug', A.slug, 'name', A.name, 'metadata', A.metadata,
   'state', A.state, 'locale', A.locale, 'created_at', NOW, 'updated_at', NOW)
 if A.max_members ~= '' then redis.call('HSET', KEYS[1], 'max_members', A.max_members) end
+record(A.id, 'organization.created', {organization_id = A.id, slug = A.slug, name = A.name, state = A.state})
 if A.owner_id ~= '' then put_member(A.id, A.owner_id, 'owner', A.owner_email, NOW) end
 return {'ok', flat(KEYS[1])}
 `)
@@ -377,6 +378,7 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (Page[Organi
 var updateScript = redisx.NewScript("orgs.update", redisx.OnShard, `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
 local old = redis.call('HGET', KEYS[1], 'slug')
+local was = redis.call('HGET', KEYS[1], 'state')
 if A.name ~= '' then redis.call('HSET', KEYS[1], 'name', A.name) end
 if A.metadata ~= '' then redis.call('HSET', KEYS[1], 'metadata', A.metadata) end
 if A.slug ~= '' then redis.call('HSET', KEYS[1], 'slug', A.slug) end
@@ -393,6 +395,10 @@ elseif A.reminders ~= '' then
   redis.call('HSET', KEYS[1], 'reminders', A.reminders)
 end
 redis.call('HSET', KEYS[1], 'updated_at', NOW)
+local o = redis.call('HMGET', KEYS[1], 'id', 'slug', 'name', 'state')
+local data = {organization_id = o[1], slug = o[2], name = o[3], state = o[4]}
+record(o[1], 'organization.updated', data)
+if was == 'pending' and o[4] == 'active' then record(o[1], 'organization.activated', data) end
 return {'ok', old, flat(KEYS[1])}
 `)
 
@@ -503,7 +509,12 @@ for _, id in ipairs(pending) do
 end
 for _, identity in ipairs(redis.call('ZRANGE', k_org_member_ids(org), 0, -1)) do
   enqueue({k = 'member.sync', r = org, i = identity})
+  local m = cjson.decode(redis.call('HGET', k_org_members(org), identity) or '{}')
+  record(org, 'membership.deleted', {organization_id = org, identity_id = identity, email = m.email, role = m.role})
 end
+record(org, 'organization.deleted', {organization_id = org, slug = slug, name = redis.call('HGET', KEYS[1], 'name'),
+  invitations_revoked = revoked})
+close_audit(org)
 -- The first layout's address sets, of invitations not upgraded yet.
 for _, id in ipairs(redis.call('ZRANGE', k_org_inv_ids(org), 0, -1)) do
   local f = redis.call('HMGET', k_inv(id), 'email', 'e')

@@ -70,6 +70,15 @@
 //	P{s}:outbox:delayed               ZSET   job JSON → due time (ms)                moved back to the stream when due
 //	P{s}:outbox:dead                  STREAM jobs that ran out of attempts           capped at ~10,000 entries
 //	P{s}:stats                        HASH   invitation events → count               fixed fields: bounded
+//	P{s}:org:<org>:audit              STREAM the organization's changes: type, actor, trimmed to audit.max_entries
+//	                                         client address, time, data (record.go)  (~) and audit.max_age; TTL
+//	                                                                                 audit.max_age from org delete
+//	P{s}:events                       STREAM changes to deliver as webhooks          trimmed to events.max_entries (~)
+//	                                         (only with events.endpoints)            and by age by the dispatcher
+//	P{s}:events:ep:<endpoint>         HASH   an endpoint's cursor, attempts, next    TTL 7 days, renewed by the
+//	                                         try, last error (package events)        dispatcher
+//	P{s}:events:ep:<endpoint>:lease   STRING the replica delivering to it             TTL events.lease (30s), renewed
+//	P{s}:events:log                   STREAM recent delivery attempts                capped at ~1,000 entries
 //	P{s}:moved:<identity>             STRING a placeholder is being replaced by a     TTL (11 min): the takeover's lease
 //	                                         Kratos sign-up: an invitation written
 //	                                         here for it is written detached
@@ -141,6 +150,9 @@ const Shards = 16
 // Keyspace builds key names under a prefix.
 type Keyspace struct {
 	Prefix string
+	// Record configures the audit and event streams the scripts append to
+	// (record.go); the zero value has audits on, events off.
+	Record RecordOptions
 }
 
 // Shard is the key prefix of shard s, hash tag included: "P{7}:".
@@ -275,6 +287,29 @@ func (k Keyspace) OutboxDelayed(s int) string { return keyOutboxDelay.build(k.Sh
 
 // OutboxDead holds jobs that ran out of attempts in shard s.
 func (k Keyspace) OutboxDead(s int) string { return keyOutboxDead.build(k.Shard(s)) }
+
+// OrgAudit is an organization's audit stream (record.go).
+func (k Keyspace) OrgAudit(org string) string {
+	return keyOrgAudit.build(k.Shard(ShardOf(org)), org)
+}
+
+// Events is shard s's event stream: the changes package events delivers.
+func (k Keyspace) Events(s int) string { return keyEvents.build(k.Shard(s)) }
+
+// EventEndpoint is the delivery state of one event endpoint (by name) in
+// shard s: its cursor, attempts and next try.
+func (k Keyspace) EventEndpoint(s int, endpoint string) string {
+	return keyEventEndpoint.build(k.Shard(s), endpoint)
+}
+
+// EventLease is held by the one replica delivering shard s's events to
+// an endpoint.
+func (k Keyspace) EventLease(s int, endpoint string) string {
+	return keyEventLease.build(k.Shard(s), endpoint)
+}
+
+// EventLog records shard s's recent delivery attempts (kratos-orgs events).
+func (k Keyspace) EventLog(s int) string { return keyEventLog.build(k.Shard(s)) }
 
 // Stats counts invitation events in shard s (metrics).
 func (k Keyspace) Stats(s int) string { return keyStats.build(k.Shard(s)) }

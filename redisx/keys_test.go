@@ -159,7 +159,8 @@ func TestEnv(t *testing.T) {
 	k := Keyspace{Prefix: "P:"}
 	now := time.UnixMilli(1_700_000_000_123)
 	got := k.Env(5, now, 90*24*time.Hour)
-	want := Env{P: "P:{5}:", Now: 1_700_000_000_123, Retention: 90 * 24 * 3600 * 1000}
+	want := Env{P: "P:{5}:", Now: 1_700_000_000_123, Retention: 90 * 24 * 3600 * 1000,
+		Rec: recordEnv{AuditMax: DefaultAuditMaxEntries, AuditAge: DefaultAuditMaxAge.Milliseconds(), EventsMax: DefaultEventMaxEntries}}
 	if got != want {
 		t.Errorf("Env = %#v, want %#v", got, want)
 	}

@@ -66,6 +66,12 @@ var (
 	// shardLayout, so the prelude does not grow for it.
 	keyOrgBulk    = newShardKey("k_org_bulk", "org:<org>:bulk:<key>")
 	keyOrgDomains = newShardKey("k_org_domains", "org:<org>:domains")
+	keyOrgAudit   = newShardKey("k_org_audit", "org:<org>:audit")
+	keyEvents     = newShardKey("k_events", "events")
+	// The dispatcher's keys (package events); its scripts get them in KEYS.
+	keyEventEndpoint = newShardKey("k_event_ep", "events:ep:<endpoint>")
+	keyEventLease    = newShardKey("k_event_lease", "events:ep:<endpoint>:lease")
+	keyEventLog      = newShardKey("k_event_log", "events:log")
 
 	// The first layout's invitation keys: read and emptied by the prelude's
 	// upgrade step, never written (see fields.go).
@@ -82,7 +88,7 @@ var (
 var shardLayout = []*shardKey{
 	keyOrg, keyOrgMembers, keyOrgMemberIDs, keyOrgOwners, keyOrgInvStatus, keyOrgInvEmail, keyOrgInvEnded,
 	keyInvitation, keyTokens, keyDue, keyPurge, keyRemind, keyClaims, keyOutbox, keyOutboxDelay, keyOutboxDead, keyStats,
-	keyMoved, keyOrgDomains, keyOrgInvIDs, keyOrgInvPend, keyOrgInvAddr, keyToken, keyTokenInfo,
+	keyMoved, keyOrgDomains, keyOrgAudit, keyEvents, keyEventEndpoint, keyEventLease, keyEventLog, keyOrgInvIDs, keyOrgInvPend, keyOrgInvAddr, keyToken, keyTokenInfo,
 }
 
 // build is the Go side: the key of this family in shard prefix p.

@@ -132,8 +132,12 @@ end
 local function end_invitation(id, status, by)
   upgrade(id)
   local ik = k_inv(id)
-  local f = redis.call('HMGET', ik, 'o', 'e')
+  local f = redis.call('HMGET', ik, 'o', 'e', 'r', 'k')
   local org = f[1]
+  local who = nil
+  if status == 'expired' then who = {type = 'system'} end
+  record(org, 'invitation.' .. status, {invitation_id = id, organization_id = org, email = f[2], role = f[3],
+    kind = f[4] or 'invitation', identity_id = by}, who)
   redis.call('HSET', ik, 's', status, 'n', NOW, 'u', NOW)
   if by and by ~= '' then redis.call('HSET', ik, 'ab', by) end
   redis.call('ZREM', k_org_inv_status(org, 'pending'), id)
@@ -211,8 +215,26 @@ local function release_claim(id)
   return true
 end
 
--- put_member writes a membership; the caller checked it does not exist.
+-- activate makes a registration's pending organization active.
+local function activate(org)
+  local ok = k_org(org)
+  if redis.call('HGET', ok, 'state') == 'active' then return end
+  redis.call('HSET', ok, 'state', 'active', 'updated_at', NOW)
+  local o = redis.call('HMGET', ok, 'slug', 'name')
+  record(org, 'organization.activated', {organization_id = org, slug = o[1], name = o[2], state = 'active'})
+end
+
+-- put_member writes a membership, new or with a new role, and records
+-- which.
 local function put_member(org, identity, role, email, joined)
+  local prev = redis.call('HGET', k_org_members(org), identity)
+  local data = {organization_id = org, identity_id = identity, email = email, role = role}
+  if prev then
+    data.previous_role = cjson.decode(prev).role
+    record(org, 'membership.role_changed', data)
+  else
+    record(org, 'membership.created', data)
+  end
   redis.call('HSET', k_org_members(org), identity,
     cjson.encode({role = role, email = email, joined_at = joined, updated_at = NOW}))
   redis.call('ZADD', k_org_member_ids(org), 0, identity)
@@ -246,7 +268,7 @@ const argsPrelude = "local A = cjson.decode(ARGV[1])\n"
 // shardPrelude is built once, from the key templates.
 var shardPrelude = argsPrelude +
 	"local P, NOW, RETENTION = A.p, tonumber(A.now), tonumber(A.retention)\n" +
-	luaKeyFunctions() + luaLegacyFields() + shardSteps + seatSteps
+	luaKeyFunctions() + luaLegacyFields() + recordSteps + shardSteps + seatSteps
 
 func (p Prelude) source() string {
 	if p == OnShard {
@@ -256,17 +278,21 @@ func (p Prelude) source() string {
 }
 
 // Env is the part of an OnShard script's arguments the prelude reads.
-// Embed it in the script's argument struct; its JSON names (p, now,
-// retention) are reserved.
+// Embed it in the script's argument struct and pass that by pointer; its
+// JSON names (p, now, retention, rec, actor) are reserved.
 type Env struct {
-	P         string `json:"p"`
-	Now       int64  `json:"now"`
-	Retention int64  `json:"retention"`
+	P         string    `json:"p"`
+	Now       int64     `json:"now"`
+	Retention int64     `json:"retention"`
+	Rec       recordEnv `json:"rec"` // the keyspace's RecordOptions (record.go)
+	// Actor is who the change is by; nil: Eval sets the context's
+	// (ActorOf).
+	Actor *Actor `json:"actor,omitempty"`
 }
 
 // Env builds the prelude's arguments for a script on shard s.
 func (k Keyspace) Env(shard int, now time.Time, retention time.Duration) Env {
-	return Env{P: k.Shard(shard), Now: now.UnixMilli(), Retention: retention.Milliseconds()}
+	return Env{P: k.Shard(shard), Now: now.UnixMilli(), Retention: retention.Milliseconds(), Rec: k.Record.env()}
 }
 
 // Script is a Lua script built by NewScript: a name, a prelude and a body.
@@ -330,7 +356,7 @@ func (s *Script) Load(ctx context.Context, c redis.Scripter) error {
 // Eval runs the script with args (a struct or map, JSON-encoded as
 // ARGV[1]; nil is an empty table) and returns the raw reply.
 func (s *Script) Eval(ctx context.Context, c redis.Scripter, keys []string, args any) *redis.Cmd {
-	arg, err := s.args(args)
+	arg, err := s.args(ctx, args)
 	if err != nil {
 		cmd := redis.NewCmd(ctx)
 		cmd.SetErr(err)
@@ -339,10 +365,14 @@ func (s *Script) Eval(ctx context.Context, c redis.Scripter, keys []string, args
 	return s.lua.Run(ctx, c, keys, arg)
 }
 
-// args encodes a script's arguments (ARGV[1]).
-func (s *Script) args(args any) ([]byte, error) {
+// args encodes a script's arguments (ARGV[1]), with the context's actor
+// when they embed Env.
+func (s *Script) args(ctx context.Context, args any) ([]byte, error) {
 	if args == nil {
 		return []byte("{}"), nil
+	}
+	if b, ok := args.(actorBinder); ok {
+		b.bindActor(ActorOf(ctx))
 	}
 	arg, err := json.Marshal(args)
 	if err != nil {

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 func sampleKeyArgs(s int) map[string]string {
 	return map[string]string{
 		"org": redisx.NewID("org", s, redisx.TestNow), "inv": redisx.NewID("inv", s, redisx.TestNow), "hash": "0a1b2c",
-		"status": "pending", "email": "we{ird}@example.com", "identity": "8f1c-identity",
+		"status": "pending", "email": "we{ird}@example.com", "identity": "8f1c-identity", "endpoint": "crm",
 	}
 }
 
@@ -56,6 +56,13 @@ var goKeys = map[string]func(k redisx.Keyspace, s int, a map[string]string) stri
 	"k_outbox_dead":    func(k redisx.Keyspace, s int, _ map[string]string) string { return k.OutboxDead(s) },
 	"k_stats":          func(k redisx.Keyspace, s int, _ map[string]string) string { return k.Stats(s) },
 	"k_moved":          func(k redisx.Keyspace, s int, a map[string]string) string { return k.Moved(s, a["identity"]) },
+	"k_org_audit":      func(k redisx.Keyspace, _ int, a map[string]string) string { return k.OrgAudit(a["org"]) },
+	"k_events":         func(k redisx.Keyspace, s int, _ map[string]string) string { return k.Events(s) },
+	"k_event_ep": func(k redisx.Keyspace, s int, a map[string]string) string {
+		return k.EventEndpoint(s, a["endpoint"])
+	},
+	"k_event_lease": func(k redisx.Keyspace, s int, a map[string]string) string { return k.EventLease(s, a["endpoint"]) },
+	"k_event_log":   func(k redisx.Keyspace, s int, _ map[string]string) string { return k.EventLog(s) },
 }
 
 // Every key function the prelude offers Lua must build the key Go builds,

@@ -53,7 +53,7 @@ func (s *Script) RunWaiting(ctx context.Context, c redis.UniversalClient, w Wait
 	if w.Replicas <= 0 {
 		return s.Run(ctx, c, keys, args)
 	}
-	arg, err := s.args(args)
+	arg, err := s.args(ctx, args)
 	if err != nil {
 		return Reply{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -35,7 +36,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	s.health(public)
 	kratos := origin(s.cfg.Kratos.PublicURL)
 	pages := public.Group("", httpx.PageHeaders([]string{kratos}, []string{kratos}),
-		s.quotas.pages(s.cfg.Invitations.AcceptPath, s.cfg.Register.ActivatePath, s.cfg.Register.Path))
+		s.quotas.pages(s.cfg.Invitations.AcceptPath, s.cfg.Register.ActivatePath, s.cfg.Register.Path), actor("public"))
 	csrf := httpx.NewCSRF(s.cfg.Secrets.Cipher[0], s.cfg.Serve.Public.BaseURL)
 	invites.NewPages(s.Acceptor, s.Registrar, s.Templates, csrf, invites.PagesConfig{
 		AcceptPath: s.cfg.Invitations.AcceptPath, ActivatePath: s.cfg.Register.ActivatePath, RegisterPath: s.cfg.Register.Path,
@@ -52,8 +53,9 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 		PublicBaseURL: s.cfg.Serve.Public.BaseURL, KratosPublicURL: s.cfg.Kratos.PublicURL}).Register(pages, s.quotas.orgPage(serverAuth{s}))
 
 	// The API org admins call from their own product, with their session.
-	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()), s.quotas.api(serverAuth{s}))
+	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()), s.quotas.api(serverAuth{s}), actor("identity"))
 	orgs.NewAPIHandlers(s.Orgs, s.Members).Register(sessionAPI)
+	orgs.NewAuditHandlers(s.Orgs).RegisterAPI(sessionAPI)
 	invites.NewAPIHandlers(s.Invites, s.Orgs, s.Previewer).Register(sessionAPI)
 	bulk := invites.NewBulkHandlers(invites.BulkHandlersOptions{
 		Service: s.Invites, Previewer: s.Previewer, Orgs: s.Orgs, Quotas: s.quotas,
@@ -71,14 +73,36 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	admin.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
 	s.health(admin)
 	admin.GET("/openapi.yaml", openapi.Serve)
-	adminAPI := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys), s.quotas.admin())
+	adminAPI := admin.Group("/admin", httpx.AdminAuth(s.cfg.Admin.APIKeys), s.quotas.admin(), actor("admin"))
 	orgs.NewAdminHandlers(s.Orgs).Register(adminAPI)
+	orgs.NewAuditHandlers(s.Orgs).RegisterAdmin(adminAPI)
 	invites.NewAdminHandlers(s.Invites, s.Previewer).Register(adminAPI)
 	bulk.RegisterAdmin(adminAPI)
 	invites.NewSuppressionHandlers(s.Deliveries).Register(adminAPI)
 	domains.NewAdminHandlers(s.Domains).Register(adminAPI.Group("", s.domainQuotas.verify()))
-	s.Hooks.Register(admin)
+	s.Hooks.Register(admin.Group("", actor("webhook")))
 	return public, admin
+}
+
+// actor puts who is calling into the request's context, for the audit
+// trail every script writes (redisx.Actor): the admin key's fingerprint,
+// the session's identity, the webhook's name; and the client address.
+func actor(typ string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		a := redisx.Actor{Type: typ, Addr: c.ClientIP()}
+		switch typ {
+		case "admin":
+			a.ID = httpx.AdminKeyOf(c)
+		case "identity":
+			if who := httpx.CallerOf(c); who != nil {
+				a.ID = who.IdentityID
+			}
+		case "webhook":
+			a.ID = strings.TrimPrefix(c.FullPath(), "/hooks/")
+		}
+		c.Request = c.Request.WithContext(redisx.WithActor(c.Request.Context(), a))
+		c.Next()
+	}
 }
 
 func origin(raw string) string {

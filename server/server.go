@@ -22,6 +22,7 @@ import (
 
 	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/domains"
+	"github.com/kratos-orgs/kratos-orgs/events"
 	"github.com/kratos-orgs/kratos-orgs/hooks"
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/invites"
@@ -94,6 +95,12 @@ type Server struct {
 	quotas     *quotas
 	// domainQuotas guard package domains' routes (domains.go).
 	domainQuotas *domainQuotas
+	// Events delivers the lifecycle events as signed webhooks; nil when no
+	// endpoint is configured.
+	Events *events.Dispatcher
+	// Recorder records changes Go code makes without a script (audit
+	// trail and events).
+	Recorder *events.Recorder
 	// Reconciler repairs what crashes left behind; nil when the identity
 	// adapter cannot list identities.
 	Reconciler *reconcile.Reconciler
@@ -117,7 +124,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Server{cfg: cfg, log: log, now: now, ks: redisx.Keyspace{Prefix: cfg.Redis.KeyPrefix}, addrs: map[string]string{}, listening: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, now: now, ks: Keyspace(cfg), addrs: map[string]string{}, listening: make(chan struct{})}
 
 	render, err := templates.Load(TemplateOptions(cfg.Templates))
 	if err != nil {
@@ -210,7 +217,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Reconciler = s.newReconciler(orgStore)
 
 	s.public, s.admin = s.routes()
-	return s, nil
+	return s, s.newEvents(log, now) // last: only endpoints with bad secrets fail it
 }
 
 // newStores builds the organization and invitation stores. Their writes
@@ -358,6 +365,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.Reconciler != nil && s.cfg.Reconcile.Interval > 0 {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.Reconciler.Run(workCtx, s.cfg.Reconcile.Interval) }()
+	}
+	if s.Events != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Events.Run(workCtx) }()
 	}
 
 	var runErr error

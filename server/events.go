@@ -1,0 +1,53 @@
+package server
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kratos-orgs/kratos-orgs/config"
+	"github.com/kratos-orgs/kratos-orgs/events"
+	"github.com/kratos-orgs/kratos-orgs/redisx"
+)
+
+// Keyspace is the key layout of a configuration: its prefix, and the audit
+// and event streams every script appends to.
+func Keyspace(cfg config.Config) redisx.Keyspace {
+	return redisx.Keyspace{Prefix: cfg.Redis.KeyPrefix, Record: redisx.RecordOptions{
+		AuditMaxEntries: cfg.Audit.MaxEntries, AuditMaxAge: cfg.Audit.MaxAge,
+		Events: len(cfg.Events.Endpoints) > 0, EventMaxEntries: cfg.Events.MaxEntries,
+	}}
+}
+
+// newEvents builds the recorder and, with endpoints, the dispatcher.
+func (s *Server) newEvents(log *slog.Logger, now func() time.Time) error {
+	s.Recorder = events.NewRecorder(s.rdb, s.ks, now)
+	var err error
+	s.Events, err = NewDispatcher(s.cfg, s.rdb, s.Metrics, log.With("component", "events"), now)
+	return err
+}
+
+// NewDispatcher builds the event dispatcher from the configuration; nil
+// when no endpoint is configured.
+func NewDispatcher(cfg config.Config, rdb redis.UniversalClient, obs events.Observer, log *slog.Logger, now func() time.Time) (*events.Dispatcher, error) {
+	if len(cfg.Events.Endpoints) == 0 {
+		return nil, nil
+	}
+	var eps []events.Endpoint
+	for _, e := range cfg.Events.Endpoints {
+		ep, err := events.NewEndpoint(e.ID(), e.URL, e.Secrets, e.Events)
+		if err != nil {
+			return nil, err
+		}
+		eps = append(eps, ep)
+	}
+	c := cfg.Events
+	return events.NewDispatcher(rdb, Keyspace(cfg), events.Options{
+		Endpoints: eps, RetryFor: c.RetryFor, BaseBackoff: c.BaseBackoff, MaxBackoff: c.MaxBackoff,
+		PollInterval: c.PollInterval, Timeout: c.Timeout, Lease: c.Lease, Observer: obs, Logger: log, Now: now,
+	}), nil
+}
+
+// Config is the configuration the server was built with.
+func (s *Server) Config() config.Config { return s.cfg }
