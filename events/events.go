@@ -27,7 +27,7 @@ import (
 // tests.
 var Types = []string{
 	"invitation.created", "invitation.resent", "invitation.reminded", "invitation.accepted",
-	"invitation.revoked", "invitation.expired",
+	"invitation.revoked", "invitation.expired", "invitation.bounced", "invitation.complained",
 	"membership.created", "membership.role_changed", "membership.deleted",
 	"organization.created", "organization.updated", "organization.activated", "organization.deleted",
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/events"
+	"github.com/kratos-orgs/kratos-orgs/invites"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
 )
 
@@ -51,3 +53,33 @@ func NewDispatcher(cfg config.Config, rdb redis.UniversalClient, obs events.Obse
 
 // Config is the configuration the server was built with.
 func (s *Server) Config() config.Config { return s.cfg }
+
+// deliveryEvents turns the provider's reports that matter to the product
+// (a bounce, a complaint) into invitation.bounced and invitation.complained
+// events, recorded in the organization's audit trail like every change.
+type deliveryEvents struct {
+	s   *Server
+	log *slog.Logger
+}
+
+func (d deliveryEvents) DeliveryRecorded(ctx context.Context, inv invites.Invitation, o invites.Outcome) {
+	var typ string
+	switch o.Status {
+	case invites.DeliveryBounced:
+		typ = "invitation.bounced"
+	case invites.DeliveryComplained:
+		typ = "invitation.complained"
+	default:
+		return
+	}
+	if d.s.Recorder == nil {
+		return
+	}
+	err := d.s.Recorder.Record(redisx.WithActor(ctx, redisx.Actor{Type: "webhook", ID: "resend", Addr: redisx.ActorOf(ctx).Addr}), inv.OrganizationID, typ, map[string]any{
+		"invitation_id": inv.ID, "organization_id": inv.OrganizationID, "email": inv.Email, "role": inv.Role,
+		"reason": o.Reason, "at": o.At.UnixMilli(),
+	})
+	if err != nil {
+		d.log.Warn("delivery event not recorded", "invitation", inv.ID, "type", typ, "err", err)
+	}
+}

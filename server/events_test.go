@@ -124,9 +124,11 @@ func TestEveryEventSignedAndAudited(t *testing.T) {
 	}
 	revoked, _, err := st.srv.Invites.Invite(bg, org.ID, invites.InviteRequest{Email: "gone@example.com", Role: "member"})
 	mustNil(t, err)
+	report(t, st, revoked.ID, "em_bounced", invites.DeliveryBounced) // invitation.bounced, from Resend's webhook
 	mustNil(t, errOf(st.srv.Invites.Revoke(bg, revoked.ID)))
 	expiring, _, err := st.srv.Invites.Invite(bg, org.ID, invites.InviteRequest{Email: "late@example.com", Role: "member"})
 	mustNil(t, err)
+	report(t, st, expiring.ID, "em_complained", invites.DeliveryComplained) // invitation.complained
 	// Its expiry moved to the past: the sweeper ends it as the system.
 	ks := st.srv.ks
 	st.srv.rdb.HSet(bg, ks.Invitation(expiring.ID), "x", time.Now().Add(-time.Minute).UnixMilli())
@@ -146,6 +148,19 @@ func TestEveryEventSignedAndAudited(t *testing.T) {
 
 	checkAllEventTypes(t, sink)
 	checkAudit(t, st, org.ID, tokA, a.ID)
+}
+
+// report applies a delivery report about the first mail of invitation id,
+// as the Resend webhook does once its signature is checked.
+func report(t *testing.T, st *quotaStack, id, emailID, status string) {
+	t.Helper()
+	ctx := context.Background()
+	mustNil(t, st.srv.Deliveries.MailSent(ctx, emailID, id, 1))
+	res, err := st.srv.Deliveries.Record(ctx, invites.Outcome{EmailID: emailID, Status: status, At: time.Now(), Reason: "permanent"})
+	mustNil(t, err)
+	if res.Result != invites.RecordApplied {
+		t.Fatalf("%s report on %s: %+v", status, id, res)
+	}
 }
 
 // errOf is a call's error, to check calls whose result is not needed.

@@ -169,7 +169,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Worker.SetObserver(s.Metrics)
 
 	orgStore, invStore := s.newStores()
-	s.Deliveries = invites.NewDeliveries(invites.DeliveriesOptions{Invitations: invStore, Redis: s.rdb, Keys: s.ks, Now: now})
+	s.Deliveries = invites.NewDeliveries(invites.DeliveriesOptions{Invitations: invStore, Redis: s.rdb, Keys: s.ks, Now: now,
+		Observer: deliveryEvents{s: s, log: log}})
 	if secrets := cfg.Mail.Resend.WebhookSecrets; len(secrets) > 0 {
 		if s.resendHook, err = mail.NewWebhookVerifier(secrets, now); err != nil {
 			return nil, err
