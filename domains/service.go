@@ -47,8 +47,16 @@ type Options struct {
 	// Wake tells the outbox worker a membership was written (its claims
 	// sync job); may be nil.
 	Wake func()
-	Log  *slog.Logger
-	Now  func() time.Time
+	// Events records domain.verified in the organization's audit trail
+	// and event stream; may be nil.
+	Events Recorder
+	Log    *slog.Logger
+	Now    func() time.Time
+}
+
+// Recorder records a change made outside a script (events.Recorder).
+type Recorder interface {
+	Record(ctx context.Context, org, typ string, data map[string]any) error
 }
 
 // Service holds the rules of domain claims and joins.
@@ -59,6 +67,7 @@ type Service struct {
 	resolver TXTResolver
 	roles    orgs.Roles
 	wake     func()
+	events   Recorder
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -66,7 +75,7 @@ type Service struct {
 // NewService returns the service.
 func NewService(o Options) *Service {
 	s := &Service{store: o.Store, orgs: o.Orgs, ids: o.Identities, resolver: o.Resolver, roles: o.Roles,
-		wake: o.Wake, log: o.Log, now: o.Now}
+		wake: o.Wake, events: o.Events, log: o.Log, now: o.Now}
 	if s.wake == nil {
 		s.wake = func() {}
 	}
@@ -192,8 +201,32 @@ func (s *Service) Update(ctx context.Context, ref, domain string, r UpdateReques
 	if err != nil {
 		return Domain{}, err
 	}
-	return s.store.Update(ctx, org, name, Change{Policy: r.Policy, Role: r.Role, Verified: r.Verified,
+	var was Domain
+	if r.Verified != nil && *r.Verified {
+		if was, _, err = s.store.Get(ctx, name); err != nil {
+			return Domain{}, err
+		}
+	}
+	d, err := s.store.Update(ctx, org, name, Change{Policy: r.Policy, Role: r.Role, Verified: r.Verified,
 		VerifiedBy: VerifiedByOperator, At: s.now()})
+	if err == nil && d.Verified && !was.Verified && r.Verified != nil {
+		s.verified(ctx, d)
+	}
+	return d, err
+}
+
+// verified records the domain.verified event; the change is made, so a
+// failure to record it is logged, not returned.
+func (s *Service) verified(ctx context.Context, d Domain) {
+	if s.events == nil {
+		return
+	}
+	err := s.events.Record(ctx, d.OrganizationID, "domain.verified", map[string]any{
+		"organization_id": d.OrganizationID, "domain": d.Domain, "policy": d.Policy, "role": d.Role, "verified_by": d.VerifiedBy,
+	})
+	if err != nil {
+		s.log.Warn("domain.verified not recorded", "domain", d.Domain, "err", err)
+	}
 }
 
 // target resolves an organization and normalises a domain of a path.
@@ -241,7 +274,11 @@ func (s *Service) Verify(ctx context.Context, ref, domain string) (Domain, error
 	for _, txt := range records {
 		if hashToken(strings.TrimSpace(txt)) == d.tokenHash {
 			yes := true
-			return s.store.Update(ctx, org, name, Change{Verified: &yes, VerifiedBy: VerifiedByDNS, TokenHash: d.tokenHash, At: s.now()})
+			d, err := s.store.Update(ctx, org, name, Change{Verified: &yes, VerifiedBy: VerifiedByDNS, TokenHash: d.tokenHash, At: s.now()})
+			if err == nil {
+				s.verified(ctx, d)
+			}
+			return d, err
 		}
 	}
 	return Domain{}, apperr.Conflictf("domain_unverified", "no TXT record at %s%s holds the claim's token", RecordPrefix, name).

@@ -66,14 +66,13 @@ func (f *fakeIdentities) put(id, state string, verified ...string) *identity.Ide
 }
 
 type harness struct {
-	svc    *Service
-	store  *Store
-	orgs   *orgs.Store
-	ids    *fakeIdentities
-	rdb    redis.UniversalClient
-	ks     redisx.Keyspace
-	org    func(name string) orgs.Organization
-	closed func()
+	svc   *Service
+	store *Store
+	orgs  *orgs.Store
+	ids   *fakeIdentities
+	rdb   redis.UniversalClient
+	ks    redisx.Keyspace
+	org   func(name string) orgs.Organization
 }
 
 func newHarness(t *testing.T, backend string, resolver TXTResolver) *harness {

@@ -27,9 +27,10 @@ import (
 // tests.
 var Types = []string{
 	"invitation.created", "invitation.resent", "invitation.reminded", "invitation.accepted",
-	"invitation.revoked", "invitation.expired", "invitation.bounced", "invitation.complained",
+	"invitation.revoked", "invitation.expired", "invitation.delivery_failed", "invitation.bounced", "invitation.complained",
 	"membership.created", "membership.role_changed", "membership.deleted",
 	"organization.created", "organization.updated", "organization.activated", "organization.deleted",
+	"domain.verified",
 }
 
 // Endpoint is one receiver: its id (config's EventEndpoint.ID), URL,

@@ -172,18 +172,22 @@ type rotateArgs struct {
 // rotated since (a newer mail is under way and owns the status). When the
 // provider's webhook about this very mail came first (dm is its id and dt
 // is set: delivery.go), the webhook's status stays.
+// A mail that failed for good is an invitation.delivery_failed event, once.
 // KEYS: invitation hash. Arguments: deliveryArgs.
 var deliveryScript = redisx.NewScript("invites.delivery", redisx.OnShard, `
 upgrade(A.id)
 if redis.call('HGET', KEYS[1], 'v') ~= A.version then return {'stale'} end
 local attempts = ''
 if A.attempts > 0 then attempts = A.attempts end
-local cur = redis.call('HMGET', KEYS[1], 'dm', 'dt')
+local cur = redis.call('HMGET', KEYS[1], 'dm', 'dt', 'd', 'o', 'e', 'r')
 if A.message_id ~= '' and cur[1] == A.message_id and cur[2] then
   put(KEYS[1], {'dn', attempts})
   return {'ok'}
 end
 put(KEYS[1], {'d', A.status, 'dn', attempts, 'de', A.error, 'dm', A.message_id, 'dr', A.reason, 'da', NOW, 'dt', ''})
+if A.status == 'failed' and cur[3] ~= 'failed' then
+  record(cur[4], 'invitation.delivery_failed', {invitation_id = A.id, organization_id = cur[4], email = cur[5], role = cur[6], reason = A.reason})
+end
 return {'ok'}
 `)
 

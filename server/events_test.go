@@ -124,6 +124,12 @@ func TestEveryEventSignedAndAudited(t *testing.T) {
 	}
 	revoked, _, err := st.srv.Invites.Invite(bg, org.ID, invites.InviteRequest{Email: "gone@example.com", Role: "member"})
 	mustNil(t, err)
+	// invitation.delivery_failed: the mail job gave up (Resend refused the mail for good).
+	failing, _, err := st.srv.Invites.Invite(bg, org.ID, invites.InviteRequest{Email: "fails@example.com", Role: "member"})
+	mustNil(t, err)
+	if ok, err := st.srv.Invites.Store().SetDelivery(bg, failing.ID, 1, invites.Delivery{Status: invites.DeliveryFailed, Reason: "rejected"}); err != nil || !ok {
+		t.Fatalf("failed delivery not recorded: %v %v", ok, err)
+	}
 	report(t, st, revoked.ID, "em_bounced", invites.DeliveryBounced) // invitation.bounced, from Resend's webhook
 	mustNil(t, errOf(st.srv.Invites.Revoke(bg, revoked.ID)))
 	expiring, _, err := st.srv.Invites.Invite(bg, org.ID, invites.InviteRequest{Email: "late@example.com", Role: "member"})
@@ -144,6 +150,14 @@ func TestEveryEventSignedAndAudited(t *testing.T) {
 	mustNil(t, errOf(st.srv.Orgs.Store().Update(bg, p.ID, orgs.Update{State: &active})))
 	if r := st.do(http.MethodDelete, st.admin+"/admin/organizations/"+p.ID, "", admin); r.status != http.StatusOK && r.status != http.StatusNoContent {
 		t.Fatalf("admin delete: %d %s", r.status, r.body)
+	}
+
+	// domain.verified: the operator verifies a claimed domain.
+	if r := st.do(http.MethodPost, st.admin+"/admin/organizations/"+org.ID+"/domains", `{"domain":"events.example","policy":"suggest"}`, admin); r.status != http.StatusCreated {
+		t.Fatalf("claim domain: %d %s", r.status, r.body)
+	}
+	if r := st.do(http.MethodPatch, st.admin+"/admin/organizations/"+org.ID+"/domains/events.example", `{"verified":true}`, admin); r.status != http.StatusOK {
+		t.Fatalf("verify domain: %d %s", r.status, r.body)
 	}
 
 	checkAllEventTypes(t, sink)
