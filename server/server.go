@@ -152,11 +152,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.quotas = newQuotas(s.Limiter, render, cfg.Limits, cfg.Invitations.RemindInterval)
 	s.ids = o.Identities
 	if s.ids == nil {
-		s.ids = identity.New(identity.Config{
-			AdminURL: cfg.Kratos.AdminURL, PublicURL: cfg.Kratos.PublicURL, SchemaID: cfg.Kratos.SchemaID,
-			EmailTrait: cfg.Kratos.EmailTrait, NameTrait: cfg.Kratos.NameTrait, Timeout: cfg.Kratos.Timeout,
-			SessionCookie: cfg.Kratos.SessionCookie,
-		}, s.Metrics)
+		s.ids = s.newIdentities()
 	}
 
 	s.sessions = identity.NewSessionCache(s.ids.Whoami, cfg.Kratos.WhoamiCacheTTL, 10000, now)
@@ -169,12 +165,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Worker.SetObserver(s.Metrics)
 
 	orgStore, invStore := s.newStores()
-	s.Deliveries = invites.NewDeliveries(invites.DeliveriesOptions{Invitations: invStore, Redis: s.rdb, Keys: s.ks, Now: now,
-		Observer: deliveryEvents{s: s, log: log}})
-	if secrets := cfg.Mail.Resend.WebhookSecrets; len(secrets) > 0 {
-		if s.resendHook, err = mail.NewWebhookVerifier(secrets, now); err != nil {
-			return nil, err
-		}
+	if err := s.newDeliveries(invStore); err != nil {
+		return nil, err
 	}
 	s.Orgs = orgs.NewService(orgStore, s.ids, orgs.Roles(cfg.Roles), s.Worker.Wake)
 	s.Invites = invites.NewService(invites.ServiceOptions{
@@ -219,6 +211,31 @@ func New(ctx context.Context, o Options) (*Server, error) {
 
 	s.public, s.admin = s.routes()
 	return s, s.newEvents(log, now) // last: only endpoints with bad secrets fail it
+}
+
+// newIdentities is the Kratos adapter the configuration names.
+func (s *Server) newIdentities() *identity.Kratos {
+	k := s.cfg.Kratos
+	return identity.New(identity.Config{
+		AdminURL: k.AdminURL, PublicURL: k.PublicURL, SchemaID: k.SchemaID,
+		EmailTrait: k.EmailTrait, NameTrait: k.NameTrait, Timeout: k.Timeout,
+		SessionCookie: k.SessionCookie,
+	}, s.Metrics)
+}
+
+// newDeliveries builds the delivery tracker (its bounces and complaints
+// become events) and, with mail.resend.webhook_secrets, the verifier of
+// Resend's webhooks.
+func (s *Server) newDeliveries(invStore *invites.Store) error {
+	s.Deliveries = invites.NewDeliveries(invites.DeliveriesOptions{Invitations: invStore, Redis: s.rdb, Keys: s.ks, Now: s.now,
+		Observer: deliveryEvents{s: s, log: s.log}})
+	if secrets := s.cfg.Mail.Resend.WebhookSecrets; len(secrets) > 0 {
+		var err error
+		if s.resendHook, err = mail.NewWebhookVerifier(secrets, s.now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // newStores builds the organization and invitation stores. Their writes
