@@ -3,7 +3,6 @@ package invites
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -320,7 +319,7 @@ func checkNotSuppressed(ctx context.Context, c suppressionChecker, email string)
 	}
 	s, err := c.Suppressed(ctx, email)
 	if err != nil {
-		return fmt.Errorf("invites: suppression list: %w", err)
+		return redisx.StoreError(err, "suppression list") // 503 while Redis is down
 	}
 	if s != nil {
 		return errSuppressed(s)

@@ -18,15 +18,19 @@ import (
 // written, unless the address' placeholder is being deleted (then the
 // caller waits). During a takeover the reference is registered and the
 // caller is told not to use the placeholder. The third value is the
-// identity last seen for the address (known.go), read in the same step.
-// KEYS: refs, claim, known identity. Arguments: id (the invitation), ref
-// ("<org id> <ms>").
+// identity last seen for the address (known.go), read in the same step;
+// the fourth, with a fourth key, whether the address is on the suppression
+// list (1), so an invitation costs no round trip of its own to ask.
+// KEYS: refs, claim, known identity[, suppression]. Arguments: id (the
+// invitation), ref ("<org id> <ms>").
 var referenceScript = redisx.NewScript("invites.reference", redisx.Standalone, `
 local c = redis.call('GET', KEYS[2])
-if c and string.sub(c, 1, 7) == 'delete|' then return {'wait', redis.call('PTTL', KEYS[2]), ''} end
+if c and string.sub(c, 1, 7) == 'delete|' then return {'wait', redis.call('PTTL', KEYS[2]), '', 0} end
 redis.call('HSET', KEYS[1], A.id, A.ref)
-if c then return {'takeover', 0, ''} end
-return {'ok', 0, redis.call('GET', KEYS[3]) or ''}
+local sup = 0
+if KEYS[4] then sup = redis.call('EXISTS', KEYS[4]) end
+if c then return {'takeover', 0, '', sup} end
+return {'ok', 0, redis.call('GET', KEYS[3]) or '', sup}
 `)
 
 // claimDeleteScript takes the delete claim of an address if nothing
@@ -84,14 +88,14 @@ type detachArgs struct {
 // reference registers invitation id (of org) for an address: "ok" (with
 // the identity last seen for the address, or ""), "takeover", or "wait"
 // with the time left on a delete claim.
-func (s *Store) reference(ctx context.Context, email, id, org string, at time.Time) (outcome string, wait time.Duration, known string, err error) {
-	keys := []string{s.ks.AddressRefs(email), s.ks.AddressClaim(email), s.ks.AddressIdentity(email)}
+func (s *Store) reference(ctx context.Context, email, id, org string, at time.Time) (outcome string, wait time.Duration, known string, suppressed bool, err error) {
+	keys := []string{s.ks.AddressRefs(email), s.ks.AddressClaim(email), s.ks.AddressIdentity(email), s.ks.AddressSuppression(email)}
 	res, err := referenceScript.Eval(ctx, s.rdb, keys,
 		map[string]string{"id": id, "ref": org + " " + strconv.FormatInt(at.UnixMilli(), 10)}).Slice()
 	if err != nil {
-		return "", 0, "", storeErr(err)
+		return "", 0, "", false, storeErr(err)
 	}
-	return redisx.Str(res[0]), time.Duration(redisx.Int(res[1])) * time.Millisecond, redisx.Str(res[2]), nil
+	return redisx.Str(res[0]), time.Duration(redisx.Int(res[1])) * time.Millisecond, redisx.Str(res[2]), redisx.Int(res[3]) == 1, nil
 }
 
 // forget drops references.

@@ -86,6 +86,8 @@ type addressRef struct {
 	takeover bool      // a Kratos sign-up is replacing the placeholder
 	at       time.Time // when the reference was registered
 	known    string    // the identity last seen for the address (a hint, see known.go)
+	// suppressed: the address is on the suppression list (delivery.go).
+	suppressed bool
 }
 
 // referenceAddress is reference, also returning the identity last seen for
@@ -94,12 +96,12 @@ func (s *Service) referenceAddress(ctx context.Context, email, org, id string) (
 	giveUp := time.Now().Add(claimLease)
 	for {
 		at := s.now()
-		outcome, wait, known, err := s.store.reference(ctx, email, id, org, at)
+		outcome, wait, known, suppressed, err := s.store.reference(ctx, email, id, org, at)
 		if err != nil {
 			return addressRef{at: at}, err
 		}
 		if outcome != "wait" {
-			return addressRef{takeover: outcome == "takeover", at: at, known: known}, nil
+			return addressRef{takeover: outcome == "takeover", at: at, known: known, suppressed: suppressed}, nil
 		}
 		wait = min(max(wait, 5*time.Millisecond), 50*time.Millisecond)
 		if time.Now().Add(wait).After(giveUp) {

@@ -305,8 +305,10 @@ func (s *Service) CheckGrant(ctx context.Context, inv Invitation) error {
 
 // checkMailable refuses to mail an address on the suppression list; a
 // caller who delivers the link itself (send_email false) may invite it.
-func (s *Service) checkMailable(ctx context.Context, send *bool, email string) error {
-	if send != nil && !*send {
+// The address' reference step read whether it is suppressed (ref); only
+// then is the record read, for the refusal's details.
+func (s *Service) checkMailable(ctx context.Context, send *bool, email string, ref addressRef) error {
+	if (send != nil && !*send) || !ref.suppressed {
 		return nil
 	}
 	return checkNotSuppressed(ctx, s.suppressions, email)
@@ -317,12 +319,13 @@ func (s *Service) invite(ctx context.Context, orgRef string, r InviteRequest, em
 	if err != nil {
 		return inv, false, err
 	}
-	if err := s.checkMailable(ctx, r.SendEmail, email); err != nil {
-		return inv, false, err
-	}
 	id := redisx.NewID("inv", redisx.ShardOf(org), s.now())
 	ref, err := s.referenceAddress(ctx, email, org, id)
 	if err != nil {
+		return inv, false, err
+	}
+	if err := s.checkMailable(ctx, r.SendEmail, email, ref); err != nil {
+		s.forget(ctx, email, id)
 		return inv, false, err
 	}
 	referenced := ref.at

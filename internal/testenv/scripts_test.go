@@ -23,6 +23,8 @@ var scriptPackages = map[string]string{
 	"ratelimit": "ratelimit/cluster_test.go",
 	"reconcile": "reconcile/cluster_test.go",
 	"hooks":     "e2e/cluster_test.go",
+	"domains":   "domains/cluster_test.go",
+	"events":    "events/cluster_test.go",
 }
 
 // TestEveryScriptPackageRunsOnTheCluster fails when a package starts
