@@ -20,14 +20,9 @@ func (c *cli) domainsCmd() *cobra.Command {
 		Use:   "domains ORG [add DOMAIN [auto_join|suggest [ROLE]] | verify DOMAIN [--operator] | rm DOMAIN]",
 		Short: "List, claim, verify (DNS TXT check, or --operator) or release an organization's e-mail domains",
 		Args:  cobra.RangeArgs(1, 5),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: c.withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			return runDomains(cmd.Context(), s, c.stdout, args, operator)
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&operator, "operator", false, "verify: mark the domain verified without the DNS check")
 	return cmd

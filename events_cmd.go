@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kratos-orgs/kratos-orgs/events"
+	"github.com/kratos-orgs/kratos-orgs/server"
 )
 
 // auditCmd is `kratos-orgs audit ORG`: an organization's audit trail,
@@ -20,12 +21,7 @@ func (c *cli) auditCmd() *cobra.Command {
 		Use:   "audit ORG",
 		Short: "Print an organization's audit trail, newest first: time, change, actor, client address, data (an id also reads a deleted organization's)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: c.withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			id, err := s.Orgs.Store().ResolveID(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -43,7 +39,7 @@ func (c *cli) auditCmd() *cobra.Command {
 				fmt.Fprintf(w, "# more: --cursor %s\n", page.NextCursor)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	cmd.Flags().IntVar(&limit, "limit", 50, "entries to print (1 to 1000)")
 	cmd.Flags().StringVar(&cursor, "cursor", "", "continue after this entry id")
@@ -59,12 +55,7 @@ func (c *cli) eventsCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List the newest delivery attempts, all endpoints and shards: time, endpoint, webhook-id, type, outcome, HTTP status, attempt, error",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: c.withServer(func(cmd *cobra.Command, _ []string, s *server.Server) error {
 			ds, err := events.Recent(cmd.Context(), s.Redis(), s.Keyspace(), limit)
 			if err != nil {
 				return err
@@ -75,7 +66,7 @@ func (c *cli) eventsCmd() *cobra.Command {
 					d.WebhookID, d.Type, d.Outcome, d.Status, d.Attempt, d.Error)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	list.Flags().IntVar(&limit, "limit", 50, "attempts to print")
 	cmd.AddCommand(list, c.redeliverCmd())
@@ -88,12 +79,7 @@ func (c *cli) redeliverCmd() *cobra.Command {
 		Use:   "redeliver WEBHOOK-ID",
 		Short: "Send one event again now, with its webhook-id, to one endpoint (--endpoint; default: the only one)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: c.withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			if s.Events == nil {
 				return errors.New("no events.endpoints configured")
 			}
@@ -104,7 +90,7 @@ func (c *cli) redeliverCmd() *cobra.Command {
 			d, err := s.Events.Redeliver(cmd.Context(), args[0], endpoint)
 			fmt.Fprintf(c.stdout, "%s\t%s\t%s\t%d\t%s\n", d.Endpoint, d.WebhookID, d.Outcome, d.Status, d.Error)
 			return err
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&endpoint, "endpoint", "", "the endpoint's name (events.endpoints[].name, or ep-… derived from its URL)")
 	return cmd

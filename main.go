@@ -71,6 +71,19 @@ func (c *cli) open(ctx context.Context) (*server.Server, error) {
 	return server.New(ctx, server.Options{Config: cfg, Logger: newLogger(cfg.Log, c.stderr)})
 }
 
+// withServer runs a command with the server the configuration builds
+// (its Redis, Kratos and stores), closed when the command ends.
+func (c *cli) withServer(run func(cmd *cobra.Command, args []string, s *server.Server) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		s, err := c.open(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return run(cmd, args, s)
+	}
+}
+
 func (c *cli) serveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
@@ -132,12 +145,7 @@ func (c *cli) orgsCmd() *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create an organization",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: c.withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			req := orgs.CreateRequest{Name: args[0], Slug: slug, OwnerIdentityID: owner, Locale: locale}
 			if maxMembers != 0 {
 				req.MaxMembers = &maxMembers
@@ -148,7 +156,7 @@ func (c *cli) orgsCmd() *cobra.Command {
 			}
 			fmt.Fprintf(c.stdout, "%s\t%s\t%s\n", o.ID, o.Slug, o.Name)
 			return nil
-		},
+		}),
 	}
 	create.Flags().StringVar(&slug, "slug", "", "slug (default: derived from the name)")
 	create.Flags().StringVar(&owner, "owner", "", "Kratos identity id of the first owner")
@@ -158,14 +166,9 @@ func (c *cli) orgsCmd() *cobra.Command {
 	orgsCmd.AddCommand(create, c.orgsSetLocaleCmd(), c.seatsCmd(), c.remindersCmd(), &cobra.Command{
 		Use:   "list",
 		Short: "List organizations",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: c.withServer(func(cmd *cobra.Command, _ []string, s *server.Server) error {
 			return listOrgs(cmd.Context(), s, c.stdout)
-		},
+		}),
 	})
 	return orgsCmd
 }
@@ -176,19 +179,14 @@ func (c *cli) orgsSetLocaleCmd() *cobra.Command {
 		Use:   "set-locale ORG LOCALE",
 		Short: "Set an organization's default mail locale (BCP 47; \"\" removes it)",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: c.withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			o, err := s.Orgs.Update(cmd.Context(), args[0], orgs.UpdateRequest{Locale: &args[1]})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "%s\t%s\t%s\n", o.ID, o.Slug, o.Locale)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -198,12 +196,8 @@ func (c *cli) seatsCmd() *cobra.Command {
 		Use:   "seats ORG [LIMIT|unlimited]",
 		Short: "Show an organization's seats (limit, members, pending invitations), or set its max_members",
 		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: c.withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			var err error
 			var o orgs.Organization
 			if len(args) == 1 {
 				o, err = s.Orgs.Store().Resolve(cmd.Context(), args[0])
@@ -223,7 +217,7 @@ func (c *cli) seatsCmd() *cobra.Command {
 			}
 			fmt.Fprintf(c.stdout, "%s\tlimit %s\tmembers %d\tpending %d\n", o.ID, limit, o.Seats.Members, o.Seats.Pending)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -237,12 +231,8 @@ func (c *cli) remindersCmd() *cobra.Command {
 		Use:   "reminders ORG [--after-sent 48h,96h] [--before-expiry 24h] [--default]",
 		Short: "Show an organization's automatic reminder offsets, set its own, or go back to the configured ones",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: c.withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			var err error
 			var o orgs.Organization
 			set := cmd.Flags().Changed("after-sent") || cmd.Flags().Changed("before-expiry")
 			switch {
@@ -260,7 +250,7 @@ func (c *cli) remindersCmd() *cobra.Command {
 				return err
 			}
 			return c.printReminders(o)
-		},
+		}),
 	}
 	cmd.Flags().DurationSliceVar(&after, "after-sent", nil, "reminders this long after the invitation was created (comma-separated; \"\" for none)")
 	cmd.Flags().DurationSliceVar(&before, "before-expiry", nil, "reminders this long before the invitation expires (comma-separated; \"\" for none)")

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kratos-orgs/kratos-orgs/reconcile"
+	"github.com/kratos-orgs/kratos-orgs/server"
 )
 
 // reconcileCmd is `kratos-orgs reconcile`: one full pass of the
@@ -24,12 +25,8 @@ func (c *cli) reconcileCmd() *cobra.Command {
 		Long: "Runs one full pass of the reconciler that serve runs periodically. Without --apply it changes nothing\n" +
 			"and prints what it would fix, one line per record (kind, then an id or slug; never an address).",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: c.withServer(func(cmd *cobra.Command, _ []string, s *server.Server) error {
+			var err error
 			if s.Reconciler == nil {
 				return errors.New("the reconciler needs the Kratos admin API")
 			}
@@ -48,7 +45,7 @@ func (c *cli) reconcileCmd() *cobra.Command {
 			}
 			printReport(c.stdout, rep, apply)
 			return err
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&apply, "apply", false, "repair what is found (default: dry run, change nothing)")
 	return cmd

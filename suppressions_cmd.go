@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kratos-orgs/kratos-orgs/server"
 )
 
 // suppressionsCmd is `kratos-orgs suppressions list|clear EMAIL`: the
@@ -17,12 +19,7 @@ func (c *cli) suppressionsCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List the suppressed addresses (address, reason, since)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: c.withServer(func(cmd *cobra.Command, _ []string, s *server.Server) error {
 			cursor, n := "", 0
 			for {
 				page, err := s.Deliveries.ListSuppressions(cmd.Context(), cursor, 100)
@@ -39,18 +36,13 @@ func (c *cli) suppressionsCmd() *cobra.Command {
 			}
 			fmt.Fprintf(c.stdout, "# %d suppressed\n", n)
 			return nil
-		},
+		}),
 	}
 	clear := &cobra.Command{
 		Use:   "clear EMAIL",
 		Short: "Mail an address again",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: c.withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			cleared, err := s.Deliveries.ClearSuppression(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -60,7 +52,7 @@ func (c *cli) suppressionsCmd() *cobra.Command {
 			}
 			fmt.Fprintln(c.stdout, "cleared")
 			return nil
-		},
+		}),
 	}
 	cmd.AddCommand(list, clear)
 	return cmd
