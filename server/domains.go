@@ -24,7 +24,7 @@ func (s *Server) newDomains(orgStore *orgs.Store) *domains.Service {
 	return domains.NewService(domains.Options{
 		Store: domains.NewStore(s.rdb, s.ks), Orgs: orgStore, Identities: s.ids,
 		Resolver: domains.NewResolver(c.DNSServer, c.DNSTimeout), Roles: orgs.Roles(s.cfg.Roles),
-		Wake: s.Worker.Wake, Events: lateRecorder{s}, Log: s.log.With("component", "domains"), Now: s.now,
+		Wake: s.Worker.Wake, Events: s.Recorder, Log: s.log.With("component", "domains"), Now: s.now,
 	})
 }
 
@@ -67,15 +67,4 @@ func (q *domainQuotas) join() gin.HandlerFunc {
 // joinPerIdentity is checked by the join page once the session is known.
 func (q *domainQuotas) joinPerIdentity(ctx context.Context, identityID string) error {
 	return q.l.Check(ctx, q.perIdentity, identityID)
-}
-
-// lateRecorder is the server's Recorder, which is built after the
-// services that record through it.
-type lateRecorder struct{ s *Server }
-
-func (l lateRecorder) Record(ctx context.Context, org, typ string, data map[string]any) error {
-	if l.s.Recorder == nil {
-		return nil
-	}
-	return l.s.Recorder.Record(ctx, org, typ, data)
 }

@@ -22,9 +22,8 @@ func Keyspace(cfg config.Config) redisx.Keyspace {
 	}}
 }
 
-// newEvents builds the recorder and, with endpoints, the dispatcher.
+// newEvents builds the dispatcher when endpoints are configured.
 func (s *Server) newEvents(log *slog.Logger, now func() time.Time) error {
-	s.Recorder = events.NewRecorder(s.rdb, s.ks, now)
 	var err error
 	s.Events, err = NewDispatcher(s.cfg, s.rdb, s.Metrics, log.With("component", "events"), now)
 	return err
@@ -70,9 +69,6 @@ func (d deliveryEvents) DeliveryRecorded(ctx context.Context, inv invites.Invita
 	case invites.DeliveryComplained:
 		typ = "invitation.complained"
 	default:
-		return
-	}
-	if d.s.Recorder == nil {
 		return
 	}
 	err := d.s.Recorder.Record(redisx.WithActor(ctx, redisx.Actor{Type: "webhook", ID: "resend", Addr: redisx.ActorOf(ctx).Addr}), inv.OrganizationID, typ, map[string]any{

@@ -148,6 +148,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		}
 	}
 	s.Metrics = metrics.New(s.rdb, s.ks)
+	s.Recorder = events.NewRecorder(s.rdb, s.ks, now)
 	s.Limiter = ratelimit.New(s.rdb, s.ks, ratelimit.Options{Observer: s.Metrics, Logger: log.With("component", "ratelimit"), Now: now})
 	s.quotas = newQuotas(s.Limiter, render, cfg.Limits, cfg.Invitations.RemindInterval)
 	s.ids = o.Identities
