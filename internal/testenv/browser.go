@@ -136,14 +136,29 @@ func (b *Browser) WaitURL(pattern string) string {
 	re := regexp.MustCompile(pattern)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if loc := b.Location(); re.MatchString(loc) {
+		if loc := b.Location(); re.MatchString(loc) && b.settled() {
 			return loc
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	b.Shot("failure")
-	b.t.Fatalf("browser: location %s never matched %s", b.Location(), pattern)
+	b.t.Fatalf("browser: location %s never matched %s (or its page never finished loading)", b.Location(), pattern)
 	return ""
+}
+
+// settled reports whether the current document has finished loading and
+// its body can be queried. A URL can match while Chromium is still swapping
+// the document in after a navigation; a query sent in that moment fails
+// with "Not attached to an active page", so WaitURL waits for this too.
+func (b *Browser) settled() bool {
+	ctx, cancel := context.WithTimeout(b.Ctx, 2*time.Second)
+	defer cancel()
+	state, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.readyState"))
+	if err != nil || state != "complete" {
+		return false
+	}
+	_, err = chromedp.Run(ctx, chromedp.WaitReady(chromedp.CSS("body")))
+	return err == nil
 }
 
 // DisableScripts turns JavaScript off for the page (no-JS fallbacks).
