@@ -275,7 +275,7 @@ type Audit struct {
 // Events configures signed lifecycle webhooks (README "Events").
 type Events struct {
 	// Endpoints receive the events; none: no event stream is written.
-	Endpoints    []EventEndpoint `yaml:"endpoints" doc:"webhook receivers: {name}, {url}, {secrets} ({whsec_}…, several for rotation), {events} (types or {prefix.*}; empty: all); secrets are masked when printed"`
+	Endpoints    []EventEndpoint `yaml:"endpoints" doc:"webhook receivers: {name}, {url}, {secrets} ({whsec_}…, several for rotation), {events} (types or {prefix.*}; empty: all); secrets are masked when printed and may come from {KRATOS_ORGS_EVENTS_ENDPOINTS_<NAME>_SECRETS} instead"`
 	MaxEntries   int64           `yaml:"max_entries" doc:"events kept per shard for delivery (trimmed approximately)"`
 	RetryFor     time.Duration   `yaml:"retry_for" doc:"an event not delivered this long after it happened is given up"`
 	BaseBackoff  time.Duration   `yaml:"base_backoff" doc:"first retry delay, doubled per attempt"`

@@ -730,3 +730,67 @@ func TestValidateReminderOffsets(t *testing.T) {
 		}
 	}
 }
+
+// An event endpoint's secrets may come from its own variable, so a
+// deployment keeps them in a Secret and the endpoints in the file.
+func TestEndpointSecretsFromEnv(t *testing.T) {
+	t.Parallel()
+	const s1, s2 = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+	path := writeFile(t, `
+events:
+  endpoints:
+    - name: crm-prod
+      url: https://crm.example.com/hooks
+    - url: https://billing.example.com/hooks
+      secrets: [`+s1+`]
+`)
+	unnamed := EventEndpoint{URL: "https://billing.example.com/hooks"}
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		crm     []string
+		billing []string
+		wantErr string
+	}{
+		{"from the variables", map[string]string{
+			"KRATOS_ORGS_EVENTS_ENDPOINTS_CRM_PROD_SECRETS": s2 + ", " + s1,
+			EndpointSecretsEnv(unnamed):                     s2,
+		}, []string{s2, s1}, []string{s2}, ""},
+		{"the file's when unset", map[string]string{
+			"KRATOS_ORGS_EVENTS_ENDPOINTS_CRM_PROD_SECRETS": s1,
+		}, []string{s1}, []string{s1}, ""},
+		{"missing everywhere names the variable", nil, nil, nil, "KRATOS_ORGS_EVENTS_ENDPOINTS_CRM_PROD_SECRETS"},
+		{"a bad secret from the variable", map[string]string{
+			"KRATOS_ORGS_EVENTS_ENDPOINTS_CRM_PROD_SECRETS": "not-a-secret",
+		}, nil, nil, "events.endpoints[0].secrets[0]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := requiredEnv()
+			for k, v := range tc.env {
+				e[k] = v
+			}
+			c, err := Load(path, env(e))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Events.Endpoints; !slices.Equal(got[0].Secrets, tc.crm) || !slices.Equal(got[1].Secrets, tc.billing) {
+				t.Errorf("secrets = %q and %q, want %q and %q", got[0].Secrets, got[1].Secrets, tc.crm, tc.billing)
+			}
+		})
+	}
+	clash := writeFile(t, `
+events:
+  endpoints:
+    - {name: a-b, url: "https://a.example.com/", secrets: [`+s1+`]}
+    - {name: a_b, url: "https://b.example.com/", secrets: [`+s1+`]}
+`)
+	if _, err := Load(clash, env(requiredEnv())); err == nil || !strings.Contains(err.Error(), "KRATOS_ORGS_EVENTS_ENDPOINTS_A_B_SECRETS") {
+		t.Errorf("two endpoints sharing a variable: err = %v", err)
+	}
+}

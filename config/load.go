@@ -38,6 +38,9 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	if err := applyEnv(&cfg, getenv); err != nil {
 		return cfg, err
 	}
+	if err := applyEndpointSecretsEnv(&cfg, getenv); err != nil {
+		return cfg, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}
@@ -189,5 +192,38 @@ func setDurations(v reflect.Value, raw string) error {
 		items = append(items, d)
 	}
 	v.Set(reflect.ValueOf(items))
+	return nil
+}
+
+// EndpointSecretsEnv names the environment variable that holds an event
+// endpoint's signing secrets (comma-separated, newest first):
+// KRATOS_ORGS_EVENTS_ENDPOINTS_<ID>_SECRETS, the endpoint's ID upper-cased
+// with "-" as "_". The endpoints are a list of objects, which no single
+// variable can carry, so their secrets get one variable each: a deployment
+// keeps them in a Secret and the endpoints themselves in the config file.
+func EndpointSecretsEnv(e EventEndpoint) string {
+	return EnvPrefix + "EVENTS_ENDPOINTS_" + strings.ToUpper(strings.ReplaceAll(e.ID(), "-", "_")) + "_SECRETS"
+}
+
+// applyEndpointSecretsEnv sets each event endpoint's secrets from its
+// variable when that is set (it replaces the file's).
+func applyEndpointSecretsEnv(cfg *Config, getenv func(string) string) error {
+	if getenv == nil {
+		return nil
+	}
+	byVar := map[string]string{}
+	for i := range cfg.Events.Endpoints {
+		ep := &cfg.Events.Endpoints[i]
+		name := EndpointSecretsEnv(*ep)
+		if other, ok := byVar[name]; ok {
+			return fmt.Errorf("config: events.endpoints %q and %q share the variable %s; rename one", other, ep.ID(), name)
+		}
+		byVar[name] = ep.ID()
+		if raw := getenv(name); raw != "" {
+			if err := setFromString(reflect.ValueOf(&ep.Secrets).Elem(), raw); err != nil {
+				return fmt.Errorf("config: events.endpoints[%d].secrets (from %s): %w", i, name, err)
+			}
+		}
+	}
 	return nil
 }

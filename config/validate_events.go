@@ -53,7 +53,7 @@ func (c *Config) validateEvents(add addFunc) {
 		}
 		seen[ep.ID()] = true
 		if len(ep.Secrets) == 0 {
-			add(key+".secrets", "at least one whsec_ secret is required")
+			add(key+".secrets", "at least one whsec_ secret is required (in the file or in %s)", EndpointSecretsEnv(ep))
 		}
 		for j, sec := range ep.Secrets {
 			raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sec, "whsec_"))

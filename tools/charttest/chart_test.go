@@ -285,6 +285,12 @@ func (r *rendered) checkSecrets(t *testing.T) {
 		"KRATOS_ORGS_MAIL_RESEND_WEBHOOK_SECRETS": "mailResendWebhookSecrets",
 		"KRATOS_ORGS_SECRETS_CIPHER":              "secretsCipher",
 	}
+	// Each event endpoint's secrets: config.EndpointSecretsEnv's variable.
+	endpoints, _ := dig(eff, "config", "events", "endpoints").([]any)
+	for _, ep := range endpoints {
+		name := fmt.Sprint(ep.(map[string]any)["name"])
+		envKeys["KRATOS_ORGS_EVENTS_ENDPOINTS_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))+"_SECRETS"] = "eventsEndpointSecrets-" + name
+	}
 	for name, key := range envKeys {
 		e := findEnv(c.Env, name)
 		if e == nil || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
@@ -728,6 +734,9 @@ func TestSecretsAreRefusedInConfig(t *testing.T) {
 		{"config.redis.password", "hunter2", "secret.redisPassword"},
 		{"config.hooks.secret", "a-hooks-secret-in-the-configmap", "secret.hooksSecret"},
 		{"config.redis.url", "redis://default:hunter2@redis:6379/0", "secret.redisUrl"},
+		{"config.events.endpoints", []any{map[string]any{"name": "crm", "url": "https://crm.example.com/", "secrets": []any{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}}, "secret.eventsEndpointSecrets.crm"},
+		{"config.events.endpoints", []any{map[string]any{"url": "https://crm.example.com/"}}, "needs a name"},
+		{"secret.eventsEndpointSecrets", map[string]any{"crm": []any{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, "names no endpoint"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			_, err := render(merge(base, set(tc.path, tc.value)), renderOpts{})

@@ -135,6 +135,7 @@ place under .Values.secret and reaches the pod as an environment variable.
 {{- if and (kindIs "map" $resend) (hasKey $resend "webhook_secrets") }}
 {{- fail "config.mail.resend.webhook_secrets is a secret and must not be in the ConfigMap: set secret.mailResendWebhookSecrets (or secret.existingSecret) instead" }}
 {{- end }}
+{{- include "kratos-orgs.validateEventEndpoints" . }}
 {{- $url := dig "redis" "url" "" $cfg | toString }}
 {{- if regexMatch "^[a-z]+://[^/@]*:[^/@]+@" $url }}
 {{- fail "config.redis.url carries a password and must not be in the ConfigMap: set secret.redisUrl (or secret.redisPassword) instead" }}
@@ -226,4 +227,45 @@ An IntOrString from a string: "1" → 1, "50%" → "50%".
 */}}
 {{- define "kratos-orgs.intOrString" -}}
 {{- if regexMatch "^[0-9]+$" . }}{{ . }}{{ else }}{{ . | quote }}{{ end }}
+{{- end }}
+
+{{/*
+The event endpoints of .Values.config: each needs a name (its secrets come
+from secret.eventsEndpointSecrets.<name>) and carries no secrets itself;
+every name under secret.eventsEndpointSecrets is a configured endpoint's.
+*/}}
+{{- define "kratos-orgs.validateEventEndpoints" -}}
+{{- $names := dict }}
+{{- range $i, $ep := include "kratos-orgs.eventEndpoints" . | fromYamlArray }}
+{{- if not (and (kindIs "map" $ep) $ep.name) }}
+{{- fail (printf "config.events.endpoints[%d] needs a name: its secrets come from secret.eventsEndpointSecrets.<name>" $i) }}
+{{- end }}
+{{- if hasKey $ep "secrets" }}
+{{- fail (printf "config.events.endpoints[%d].secrets is a secret and must not be in the ConfigMap: set secret.eventsEndpointSecrets.%s (or secret.existingSecret) instead" $i $ep.name) }}
+{{- end }}
+{{- $_ := set $names (toString $ep.name) true }}
+{{- end }}
+{{- range $name, $_ := .Values.secret.eventsEndpointSecrets | default dict }}
+{{- if not (hasKey $names $name) }}
+{{- fail (printf "secret.eventsEndpointSecrets.%s names no endpoint in config.events.endpoints" $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+config.events.endpoints as a YAML list (empty when none).
+*/}}
+{{- define "kratos-orgs.eventEndpoints" -}}
+{{- toYaml (dig "events" "endpoints" list (.Values.config | default dict)) }}
+{{- end }}
+
+{{/*
+The Secret key and the environment variable of an event endpoint's secrets
+(config.EndpointSecretsEnv: the name upper-cased, "-" as "_").
+*/}}
+{{- define "kratos-orgs.eventSecretKey" -}}
+eventsEndpointSecrets-{{ . }}
+{{- end }}
+{{- define "kratos-orgs.eventSecretEnv" -}}
+KRATOS_ORGS_EVENTS_ENDPOINTS_{{ . | upper | replace "-" "_" }}_SECRETS
 {{- end }}
