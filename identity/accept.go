@@ -21,6 +21,11 @@ type Activation struct {
 	// read of the placeholder); nil: Activate reads it. Without a password
 	// it saves Kratos a read: activating is then one PATCH.
 	Read *Identity
+	// MetadataPublic, when not nil, replaces metadata_public in the same
+	// PATCH: the acceptance folds the organizations claims in (the claims
+	// mirror then has nothing left to write). Only with Read and without a
+	// password: see invites.Acceptor.AcceptNew for why.
+	MetadataPublic map[string]any
 }
 
 // Activate writes the submitted traits, marks the invited address verified
@@ -63,7 +68,13 @@ func (k *Kratos) Activate(ctx context.Context, id string, a Activation) (*Identi
 }
 
 // activationPatch is the JSON Patch that activates an identity: the merged
-// traits, state active, and the invited address verified.
+// traits, state active, the invited address verified and, when given, the
+// new metadata_public.
+//
+// Kratos v1.3's PATCH takes only add, remove and replace (ory/x jsonx
+// ApplyJSONPatch refuses "test" with 400 "unsupported operation: test"), so
+// a PATCH cannot be guarded against a concurrent change: the read that
+// precedes it (the form's submit) is the guard, as it always was.
 func activationPatch(traits map[string]any, addrs []Address, a Activation) []ory.JsonPatch {
 	for path, v := range a.Traits {
 		SetTrait(traits, path, v)
@@ -71,6 +82,9 @@ func activationPatch(traits map[string]any, addrs []Address, a Activation) []ory
 	ops := []ory.JsonPatch{
 		{Op: "replace", Path: "/traits", Value: traits},
 		{Op: "replace", Path: "/state", Value: "active"},
+	}
+	if a.MetadataPublic != nil {
+		ops = append(ops, ory.JsonPatch{Op: "add", Path: "/metadata_public", Value: a.MetadataPublic})
 	}
 	for i, addr := range addrs {
 		if strings.EqualFold(addr.Value, a.Email) && !addr.Verified {
