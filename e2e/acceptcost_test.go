@@ -53,6 +53,38 @@ func TestAcceptanceKratosCalls(t *testing.T) {
 	st.proveMember(org, inv.IdentityID, "admin")
 }
 
+// In password mode the password is set before the membership exists, so
+// the claims are not folded in: the submit's read, the full update with the
+// password, the PATCH that marks the address verified, then the claims
+// mirror's read and PATCH. Five calls, where the page's read made six.
+func TestAcceptanceKratosCallsPasswordMode(t *testing.T) {
+	st := startStack(t, "password")
+	org := st.org("Counted Passwords")
+	inv := st.invite(org, "counted.password@example.com", "member")
+	link := st.link(1)
+	before := st.settledKratosCalls()
+
+	c := client(t)
+	_, page := get(t, c, link)
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no accept form:\n%s", page)
+	}
+	pw := "correct horse battery staple"
+	resp, page := post(t, c, link, url.Values{"csrf_token": {m[1]}, "name.first": {"Counted"}, "password": {pw}, "password2": {pw}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST %d:\n%s", resp.StatusCode, page)
+	}
+	st.waitJobDone("member.sync")
+	got := diffCalls(before, st.settledKratosCalls())
+	want := map[string]int{"GET /admin/identities/{id}": 2, "PUT /admin/identities/{id}": 1, "PATCH /admin/identities/{id}": 2}
+	if !equalCalls(got, want) {
+		t.Fatalf("Kratos calls for one acceptance: %v, want %v", got, want)
+	}
+	st.proveVerifiedActive("counted.password@example.com")
+	st.proveMember(org, inv.IdentityID, "member")
+}
+
 var kratosCallRE = regexp.MustCompile(`^kratos_orgs_kratos_request_duration_seconds_count\{operation="([^"]+)",outcome="([^"]+)"\} (\d+)`)
 
 // kratosCalls reads kratos-orgs' Kratos calls by operation from /metrics,
