@@ -21,49 +21,74 @@ type Activation struct {
 	// read of the placeholder); nil: Activate reads it. Without a password
 	// it saves Kratos a read: activating is then one PATCH.
 	Read *Identity
+	// MetadataPublic, when not nil, replaces metadata_public in the same
+	// PATCH: the acceptance folds the organizations claims in (the claims
+	// mirror then has nothing left to write). Only with Read and without a
+	// password: see invites.Acceptor.AcceptNew for why.
+	MetadataPublic map[string]any
 }
 
 // Activate writes the submitted traits, marks the invited address verified
 // (the link proved the mailbox), sets the password when given and makes the
 // identity active. It is idempotent, so a retried acceptance is safe.
+//
+// With a.Read it does not read the identity again: without a password,
+// activating is one PATCH; with one, the full update that sets the
+// password and then the PATCH (the update cannot mark an address
+// verified).
 func (k *Kratos) Activate(ctx context.Context, id string, a Activation) (*Identity, error) {
-	if a.Read != nil && a.Read.ID == id && a.Password == "" {
-		return k.Patch(ctx, id, activationPatch(cloneTraits(a.Read.Traits), a.Read.Addresses, a))
+	cur := a.Read
+	if cur == nil || cur.ID != id || (a.Password != "" && cur.SchemaID == "") {
+		var err error
+		if cur, err = k.Get(ctx, id); err != nil {
+			return nil, err
+		}
+		if cur == nil {
+			return nil, apperr.NotFoundf("identity_not_found", "identity %s does not exist", id)
+		}
 	}
-	cur, resp, err := k.api.IdentityAPI.GetIdentity(ctx, id).Execute()
-	if resp != nil && resp.StatusCode == http.StatusNotFound {
-		return nil, apperr.NotFoundf("identity_not_found", "identity %s does not exist", id)
-	}
-	if err != nil {
-		return nil, kratosErr("read identity", resp, err)
-	}
-	traits, _ := cur.Traits.(map[string]any)
-	traits = cloneTraits(traits)
+	traits := cloneTraits(cur.Traits)
 	if a.Password != "" {
 		for path, v := range a.Traits {
 			SetTrait(traits, path, v)
 		}
-		// The password is a credential: only a full update can set it.
-		body := ory.UpdateIdentityBody{
-			SchemaId: cur.SchemaId, State: "active", Traits: traits,
-			MetadataPublic: cur.MetadataPublic, MetadataAdmin: cur.MetadataAdmin,
-			Credentials: &ory.IdentityWithCredentials{Password: &ory.IdentityWithCredentialsPassword{
-				Config: &ory.IdentityWithCredentialsPasswordConfig{Password: &a.Password},
-			}},
-		}
-		if _, resp, err := k.api.IdentityAPI.UpdateIdentity(ctx, id).UpdateIdentityBody(body).Execute(); err != nil {
-			return nil, kratosErr("set password", resp, err)
+		if err := k.setPassword(ctx, cur, traits, a.Password); err != nil {
+			return nil, err
 		}
 	}
-	addrs := make([]Address, len(cur.VerifiableAddresses))
-	for i, v := range cur.VerifiableAddresses {
-		addrs[i] = Address{Value: v.Value, Verified: v.Verified}
+	return k.Patch(ctx, id, activationPatch(traits, cur.Addresses, a))
+}
+
+// setPassword makes the identity active with traits and a password: the
+// password is a credential, and only a full update can set it, so it
+// carries the identity's schema and metadata as read.
+func (k *Kratos) setPassword(ctx context.Context, cur *Identity, traits map[string]any, password string) error {
+	body := ory.UpdateIdentityBody{
+		SchemaId: cur.SchemaID, State: "active", Traits: traits,
+		Credentials: &ory.IdentityWithCredentials{Password: &ory.IdentityWithCredentialsPassword{
+			Config: &ory.IdentityWithCredentialsPasswordConfig{Password: &password},
+		}},
 	}
-	return k.Patch(ctx, id, activationPatch(traits, addrs, a))
+	if cur.MetadataPublic != nil {
+		body.MetadataPublic = cur.MetadataPublic
+	}
+	if cur.MetadataAdmin != nil {
+		body.MetadataAdmin = cur.MetadataAdmin
+	}
+	if _, resp, err := k.api.IdentityAPI.UpdateIdentity(ctx, cur.ID).UpdateIdentityBody(body).Execute(); err != nil {
+		return kratosErr("set password", resp, err)
+	}
+	return nil
 }
 
 // activationPatch is the JSON Patch that activates an identity: the merged
-// traits, state active, and the invited address verified.
+// traits, state active, the invited address verified and, when given, the
+// new metadata_public.
+//
+// Kratos v1.3's PATCH takes only add, remove and replace (ory/x jsonx
+// ApplyJSONPatch refuses "test" with 400 "unsupported operation: test"), so
+// a PATCH cannot be guarded against a concurrent change: the read that
+// precedes it (the form's submit) is the guard, as it always was.
 func activationPatch(traits map[string]any, addrs []Address, a Activation) []ory.JsonPatch {
 	for path, v := range a.Traits {
 		SetTrait(traits, path, v)
@@ -71,6 +96,9 @@ func activationPatch(traits map[string]any, addrs []Address, a Activation) []ory
 	ops := []ory.JsonPatch{
 		{Op: "replace", Path: "/traits", Value: traits},
 		{Op: "replace", Path: "/state", Value: "active"},
+	}
+	if a.MetadataPublic != nil {
+		ops = append(ops, ory.JsonPatch{Op: "add", Path: "/metadata_public", Value: a.MetadataPublic})
 	}
 	for i, addr := range addrs {
 		if strings.EqualFold(addr.Value, a.Email) && !addr.Verified {

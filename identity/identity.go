@@ -35,7 +35,11 @@ type Identity struct {
 	// invitation (its metadata_admin marker).
 	CreatedByUs    bool
 	MetadataPublic map[string]any
-	Traits         map[string]any
+	// MetadataAdmin and SchemaID are what a full update must carry back
+	// (Activate with a password).
+	MetadataAdmin map[string]any
+	SchemaID      string
+	Traits        map[string]any
 	// VerifiedAddresses are the verifiable addresses Kratos shows verified,
 	// lower-cased: what the webhooks trust instead of their bodies.
 	VerifiedAddresses []string
@@ -258,7 +262,7 @@ func kratosMessage(body string) string {
 // convert is fromWire for client-go's Identity (the calls still made
 // through it).
 func (k *Kratos) convert(in *ory.Identity) *Identity {
-	w := wireIdentity{ID: in.Id, Traits: in.Traits, MetadataPublic: in.MetadataPublic,
+	w := wireIdentity{ID: in.Id, SchemaID: in.SchemaId, Traits: in.Traits, MetadataPublic: in.MetadataPublic,
 		MetadataAdmin: in.MetadataAdmin, CreatedAt: in.CreatedAt}
 	if in.State != nil {
 		w.State = *in.State

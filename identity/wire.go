@@ -21,6 +21,7 @@ import (
 // wireIdentity is the part of Kratos' identity JSON kratos-orgs reads.
 type wireIdentity struct {
 	ID                  string         `json:"id"`
+	SchemaID            string         `json:"schema_id"`
 	State               string         `json:"state"`
 	Traits              any            `json:"traits"`
 	MetadataPublic      map[string]any `json:"metadata_public"`
@@ -93,7 +94,7 @@ func identityPath(id string) string { return "/admin/identities/" + url.PathEsca
 
 // fromWire is what kratos-orgs keeps of an identity.
 func (k *Kratos) fromWire(in *wireIdentity) *Identity {
-	out := &Identity{ID: in.ID, State: in.State, MetadataPublic: in.MetadataPublic}
+	out := &Identity{ID: in.ID, SchemaID: in.SchemaID, State: in.State, MetadataPublic: in.MetadataPublic, MetadataAdmin: in.MetadataAdmin}
 	if t, ok := in.Traits.(map[string]any); ok {
 		out.Traits = t
 		if e, ok := Trait(t, k.cfg.EmailTrait).(string); ok {

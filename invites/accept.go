@@ -12,6 +12,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/apperr"
 	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/identity"
+	"github.com/kratos-orgs/kratos-orgs/orgs"
 	"github.com/kratos-orgs/kratos-orgs/textcheck"
 )
 
@@ -41,12 +42,23 @@ type AcceptConfig struct {
 	KratosPublicURL        string
 }
 
+// ClaimsMirror is what a new person's acceptance needs of the claims
+// mirror (orgs.Claims) to write the organizations claims with the
+// activation instead of after it.
+type ClaimsMirror interface {
+	// Joining is what the identity's claims become once it joins org.
+	Joining(ctx context.Context, identityID string, org orgs.Claim) ([]orgs.Claim, error)
+	// Index puts a membership in the identity index at once.
+	Index(ctx context.Context, org, identityID string) error
+}
+
 // Acceptor turns a link into a membership and a Kratos session.
 type Acceptor struct {
 	svc      *Service
 	accounts Accounts
 	traits   TraitChecker
 	cfg      AcceptConfig
+	claims   ClaimsMirror // nil: the mirror writes claims after the membership
 }
 
 // NewAcceptor wires acceptance.
@@ -56,6 +68,11 @@ func NewAcceptor(svc *Service, accounts Accounts, traits TraitChecker, cfg Accep
 
 // Config returns the acceptance policy.
 func (a *Acceptor) Config() AcceptConfig { return a.cfg }
+
+// SetClaims lets a new person's activation write their claims
+// (AcceptNew); without it the claims mirror writes them once the
+// membership exists, at the cost of a Kratos read and a PATCH more.
+func (a *Acceptor) SetClaims(c ClaimsMirror) { a.claims = c }
 
 // Form is what a person new to Kratos submits.
 type Form struct {
@@ -116,6 +133,30 @@ func (a *Acceptor) NewPerson(ctx context.Context, inv Invitation) (bool, error) 
 func (a *Acceptor) newPersonRead(ctx context.Context, inv Invitation) (*identity.Identity, bool, error) {
 	who, err := a.placeholder(ctx, inv)
 	return who, who != nil && who.State == "inactive", err
+}
+
+// newPersonKnown is NewPerson from what Redis holds, without asking
+// Kratos: what the page's GET uses to choose between the new person's form
+// and signing in. The invitation names a placeholder, the visitor is not
+// signed in as it (only an active identity has a session), and the
+// address' hint (known.go) does not say it became an account (an
+// acceptance of another invitation for the same address activated it).
+// It can only be wrong towards showing the form: to a placeholder deleted
+// or changed in Kratos directly, or activated by an acceptance whose
+// invitation.sync job has not run yet. The form's submit reads the
+// placeholder (newPersonRead) and decides; nothing is written on a GET.
+func (a *Acceptor) newPersonKnown(ctx context.Context, inv Invitation, s *identity.Session) (bool, error) {
+	if !inv.identityCreated || inv.IdentityID == "" {
+		return false, nil
+	}
+	if s != nil && s.Identity != nil && s.Identity.ID == inv.IdentityID {
+		return false, nil
+	}
+	id, kind, err := a.svc.store.knownOf(ctx, inv.Email)
+	if err != nil {
+		return false, err
+	}
+	return id != inv.IdentityID || kind != knownAccount, nil
 }
 
 // placeholder reads the invitation's placeholder from Kratos: nil when the
@@ -227,20 +268,39 @@ func checkPassword(p, p2, email string, min int) string {
 // s is the visitor's Kratos session, nil when there is none: a session of
 // anyone else refuses the acceptance (CheckVisitor), since handing the
 // browser to the invitee would silently replace it.
+//
+// Kratos calls, in kratos_settings mode: the placeholder's read (the
+// form's submit, which is the guard: Kratos' PATCH takes no "test"
+// operation), one PATCH that activates it and writes its organizations
+// claims (foldClaims), and the recovery link. The order and the commit
+// point:
+//
+//  1. Claim (Redis): of concurrent submits of one token exactly one gets
+//     here; the invitation waits in 'accepting'.
+//  2. The activation PATCH: state active, traits, address verified, and
+//     metadata_public.organizations as it will be once the membership
+//     exists. The identity still has no credential, and nobody has a link
+//     into it, so nobody can hold a session that shows those claims yet.
+//  3. The recovery link (Kratos), not yet handed out.
+//  4. Finalize (Redis) is the commit point: the membership is written
+//     with the digest of the claims written in 2, and the browser gets the
+//     link in 3 only after it.
+//
+// A failure after 2 (Kratos down for 3, Redis or the seat limit refusing
+// 4, the organization deleted) releases the claim; the process dying
+// leaves it to the sweeper after accept.claim_timeout. Every release, and
+// the organization-gone outcome, queues a claims.sync job in the same
+// Redis step (redisx release_claim), which writes the identity's claims
+// back to the memberships it has: claims of a membership that was never
+// written do not outlive the failure by more than that job. A retry
+// activates again (idempotent) and writes the claims again.
+//
+// In password mode the password is set (a full update) before Finalize:
+// the person could sign in before the membership exists, so the claims
+// are not folded in and the mirror writes them after the membership, as
+// before.
 func (a *Acceptor) AcceptNew(ctx context.Context, token string, link Link, s *identity.Session, f Form) (Handoff, error) {
-	if !link.Live {
-		return Handoff{}, errLinkUsed()
-	}
-	if err := CheckVisitor(link.Invitation, true, s); err != nil {
-		return Handoff{}, err
-	}
-	if !link.Invitation.identityCreated {
-		return Handoff{}, apperr.New(apperr.Forbidden, "existing_account", "this invitation is for an existing account: log in to accept it")
-	}
-	if err := a.svc.CheckGrant(ctx, link.Invitation); err != nil {
-		return Handoff{}, err
-	}
-	traits, err := a.CheckForm(ctx, link.Invitation, f)
+	traits, err := a.checkNew(ctx, link, s, f)
 	if err != nil {
 		return Handoff{}, err
 	}
@@ -268,31 +328,93 @@ func (a *Acceptor) AcceptNew(ctx context.Context, token string, link Link, s *id
 	if a.cfg.LoginMode == "password" {
 		act.Password = f.Password
 	}
+	digest := a.foldClaims(kctx, inv, link, &act)
 	if _, err := a.accounts.Activate(kctx, inv.IdentityID, act); err != nil {
 		return release(err)
 	}
-	success := a.successURL(inv)
-	h := Handoff{ReturnTo: success}
-	if a.cfg.LoginMode == "password" {
-		h.Login, h.Username = true, inv.Email
-		h.RedirectTo = strings.TrimRight(a.cfg.KratosPublicURL, "/") + "/self-service/login/browser?return_to=" + url.QueryEscape(success)
-	} else {
-		link, err := a.accounts.RecoveryLink(kctx, inv.IdentityID, success, 15*time.Minute)
-		if err != nil {
-			return release(err)
-		}
-		h.RedirectTo = link
+	h, err := a.handoff(kctx, inv)
+	if err != nil {
+		return release(err)
 	}
-	fin, err := a.svc.store.Finalize(kctx, inv.ID, inv.IdentityID, inv.Email)
+	fin, err := a.svc.store.Finalize(kctx, inv.ID, inv.IdentityID, inv.Email, digest)
 	if err != nil {
 		if apperr.CodeOf(err) == "organization_deleted" {
 			return Handoff{}, err
 		}
 		return release(err)
 	}
+	if digest != "" && !fin.AlreadyMember {
+		// Before the browser gets its link: the person's first sign-in
+		// refreshes the claims from the index (orgs.Claims.syncAfter).
+		if err := a.claims.Index(kctx, inv.OrganizationID, inv.IdentityID); err != nil {
+			a.svc.log.Warn("could not index a membership at once; its member.sync job will", "invitation", inv.ID, "err", err)
+		}
+	}
 	a.svc.wake()
 	h.AlreadyMember, h.Organization = fin.AlreadyMember, fin.Organization
 	return h, nil
+}
+
+// checkNew runs AcceptNew's checks that come before the claim: the link is
+// live, the visitor may accept it, it is a new person's, the grant holds
+// and the form is valid (its traits).
+func (a *Acceptor) checkNew(ctx context.Context, link Link, s *identity.Session, f Form) (map[string]any, error) {
+	if !link.Live {
+		return nil, errLinkUsed()
+	}
+	if err := CheckVisitor(link.Invitation, true, s); err != nil {
+		return nil, err
+	}
+	if !link.Invitation.identityCreated {
+		return nil, apperr.New(apperr.Forbidden, "existing_account", "this invitation is for an existing account: log in to accept it")
+	}
+	if err := a.svc.CheckGrant(ctx, link.Invitation); err != nil {
+		return nil, err
+	}
+	return a.CheckForm(ctx, link.Invitation, f)
+}
+
+// handoff says where the browser goes once the acceptance is written: a
+// recovery link (kratos_settings) or the page's own login (password).
+func (a *Acceptor) handoff(ctx context.Context, inv Invitation) (Handoff, error) {
+	success := a.successURL(inv)
+	h := Handoff{ReturnTo: success}
+	if a.cfg.LoginMode == "password" {
+		h.Login, h.Username = true, inv.Email
+		h.RedirectTo = strings.TrimRight(a.cfg.KratosPublicURL, "/") + "/self-service/login/browser?return_to=" + url.QueryEscape(success)
+		return h, nil
+	}
+	link, err := a.accounts.RecoveryLink(ctx, inv.IdentityID, success, 15*time.Minute)
+	if err != nil {
+		return Handoff{}, err
+	}
+	h.RedirectTo = link
+	return h, nil
+}
+
+// foldClaims puts the identity's organizations claims, as they will be
+// once it joins the invitation's organization, into the activation PATCH
+// (act.MetadataPublic) and returns their digest for Finalize; "" when it
+// does not (no mirror, no placeholder read to keep metadata_public's other
+// keys from, a password to set, the organization gone, Redis failing):
+// then the mirror writes them after the membership, as it always could.
+func (a *Acceptor) foldClaims(ctx context.Context, inv Invitation, link Link, act *identity.Activation) string {
+	slug := link.Organization["slug"]
+	if a.claims == nil || act.Read == nil || act.Password != "" || slug == "" {
+		return ""
+	}
+	claims, err := a.claims.Joining(ctx, inv.IdentityID, orgs.Claim{ID: inv.OrganizationID, Slug: slug, Role: inv.Role})
+	if err != nil {
+		a.svc.log.Warn("could not compute the claims of an acceptance; the mirror writes them", "invitation", inv.ID, "err", err)
+		return ""
+	}
+	meta := make(map[string]any, len(act.Read.MetadataPublic)+1)
+	for k, v := range act.Read.MetadataPublic {
+		meta[k] = v
+	}
+	meta[orgs.ClaimsKey] = claims
+	act.MetadataPublic = meta
+	return orgs.ClaimsDigest(claims)
 }
 
 // ErrWrongAccount means the session belongs to someone the invitation was
@@ -359,7 +481,7 @@ func (a *Acceptor) Join(ctx context.Context, token string, link Link, s *identit
 	if err != nil {
 		return Handoff{}, err
 	}
-	fin, err := a.svc.store.Finalize(context.WithoutCancel(ctx), inv.ID, s.Identity.ID, inv.Email)
+	fin, err := a.svc.store.Finalize(context.WithoutCancel(ctx), inv.ID, s.Identity.ID, inv.Email, "")
 	if err != nil {
 		if !errors.Is(err, context.Canceled) && apperr.CodeOf(err) != "organization_deleted" {
 			_ = a.svc.store.Release(context.WithoutCancel(ctx), inv.ID)

@@ -65,6 +65,11 @@ return {'noop'}
 // finalizeScript completes an acceptance: the invitation is accepted, the
 // identity becomes a member with the invited role (unless it already is
 // one), and a registration's organization becomes active — atomically.
+// This is the acceptance's commit point. A new person's claims may have
+// been written to Kratos before it (Acceptor.AcceptNew): every way out
+// that does not make the member (the claim released here or by Release or
+// the sweeper, the organization gone) queues a claims.sync job that
+// writes them back to the memberships.
 // KEYS: invitation hash. Arguments: finalizeArgs.
 var finalizeScript = redisx.NewScript("invites.finalize", redisx.OnShard, `
 local id, identity = A.id, A.identity
@@ -75,6 +80,7 @@ redis.call('ZREM', k_claims(), id)
 local org = f[2]
 if redis.call('EXISTS', k_org(org)) == 0 then
   end_invitation(id, 'revoked')
+  if A.claims then enqueue({k = 'claims.sync', r = id, i = identity}) end
   return {'org_gone'}
 end
 local already = redis.call('HEXISTS', k_org_members(org), identity)
@@ -86,7 +92,7 @@ if already == 0 then
   end
 end
 end_invitation(id, 'accepted', identity)
-if already == 0 then put_member(org, identity, f[3], A.email, NOW) end
+if already == 0 then put_member(org, identity, f[3], A.email, NOW, A.claims) end
 if f[4] == 'registration' then activate(org) end
 return {'ok', inv_flat(id), already, flat(k_org(org))}
 `)
@@ -97,6 +103,9 @@ type finalizeArgs struct {
 	ID       string `json:"id"`
 	Identity string `json:"identity"`
 	Email    string `json:"email"`
+	// Claims is the digest of the claims written with the activation
+	// (orgs.ClaimsDigest); empty when the claims mirror writes them.
+	Claims string `json:"claims,omitempty"`
 }
 
 // acceptAddressScript turns the pending invitation of an organization for

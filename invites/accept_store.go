@@ -100,10 +100,12 @@ type Finalized struct {
 	Organization  map[string]string
 }
 
-// Finalize completes a claimed acceptance for an identity.
-func (s *Store) Finalize(ctx context.Context, id, identityID, email string) (Finalized, error) {
+// Finalize completes a claimed acceptance for an identity. claims is the
+// digest of the claims the acceptance wrote to Kratos with the activation
+// ("" when it wrote none): the member.sync job carries it.
+func (s *Store) Finalize(ctx context.Context, id, identityID, email, claims string) (Finalized, error) {
 	rep, err := finalizeScript.RunWaiting(ctx, s.rdb, s.wait, []string{s.ks.Invitation(id)},
-		finalizeArgs{Env: s.env(redisx.ShardOf(id), s.now()), ID: id, Identity: identityID, Email: email})
+		finalizeArgs{Env: s.env(redisx.ShardOf(id), s.now()), ID: id, Identity: identityID, Email: email, Claims: claims})
 	if err != nil {
 		return Finalized{}, storeErr(err)
 	}

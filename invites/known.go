@@ -19,8 +19,8 @@ package invites
 //     keeps the placeholder alive. So a placeholder hint read by the
 //     reference script names a live placeholder, unless someone deleted it
 //     in Kratos directly.
-//   - Such staleness is caught where it matters, at acceptance: the page
-//     reads the placeholder anyway (Acceptor.NewPerson), and one that is
+//   - Such staleness is caught where it matters, at acceptance: the form's
+//     submit reads the placeholder anyway (Acceptor.NewPerson), and one that is
 //     gone or has another address detaches the invitation from it (the
 //     takeover's step): it becomes an invitation for whoever holds the
 //     address, accepted signed in or on verification. Nothing is ever
@@ -35,8 +35,11 @@ package invites
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/redisx"
@@ -90,13 +93,33 @@ func (x *AddressIndex) known(inv Invitation) string {
 		return ""
 	}
 	id, placeholder := inv.IdentityID, inv.identityCreated
-	if inv.Status == Accepted && inv.AcceptedBy != "" && inv.AcceptedBy != id {
-		id, placeholder = inv.AcceptedBy, false
+	if inv.Status == Accepted {
+		// Whoever accepted is an active account now: a placeholder that
+		// accepted was activated. The accept page's GET reads this
+		// (Acceptor.newPersonKnown).
+		placeholder = false
+		if inv.AcceptedBy != "" {
+			id = inv.AcceptedBy
+		}
 	}
 	if id == "" {
 		return ""
 	}
 	return knownValue(id, placeholder)
+}
+
+// knownOf is the identity an address' hint names and its kind; "" for
+// none.
+func (s *Store) knownOf(ctx context.Context, email string) (id, kind string, err error) {
+	v, err := s.rdb.Get(ctx, s.ks.AddressIdentity(email)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", storeErr(err)
+	}
+	id, kind = parseKnown(v)
+	return id, kind, nil
 }
 
 // RememberAccount records the account Kratos shows for an address (a

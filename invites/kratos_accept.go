@@ -86,7 +86,7 @@ func (s *Service) AcceptToken(ctx context.Context, token, identityID, email stri
 	if err != nil {
 		return inv, err
 	}
-	fin, err := s.store.Finalize(context.WithoutCancel(ctx), claimed.ID, identityID, claimed.Email)
+	fin, err := s.store.Finalize(context.WithoutCancel(ctx), claimed.ID, identityID, claimed.Email, "")
 	if err != nil {
 		_ = s.store.Release(context.WithoutCancel(ctx), claimed.ID)
 		return inv, err

@@ -93,7 +93,7 @@ func TestFirstLayoutInvitationIsUpgraded(t *testing.T) {
 	if err != nil || inv.ID != id {
 		t.Fatalf("Claim = %+v, %v", inv, err)
 	}
-	done, err := h.svc.store.Finalize(h.ctx, id, "1d5c0e6e-0c1f-4f0e-9b55-0b9d7a1c2e3f", "old@example.com")
+	done, err := h.svc.store.Finalize(h.ctx, id, "1d5c0e6e-0c1f-4f0e-9b55-0b9d7a1c2e3f", "old@example.com", "")
 	if err != nil || done.Invitation.Status != Accepted {
 		t.Fatalf("Finalize = %+v, %v", done, err)
 	}

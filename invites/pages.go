@@ -216,7 +216,7 @@ func (p *Pages) show(c *gin.Context) {
 	if !ok {
 		return
 	}
-	newPerson, s, _, ok := p.visitor(c, link)
+	newPerson, s, _, ok := p.visitor(c, link, false)
 	if !ok {
 		return
 	}
@@ -236,15 +236,20 @@ func (p *Pages) show(c *gin.Context) {
 // to Kratos and the visitor's session; false for ok means a page (the
 // wrong-session notice, Kratos' login, a failure) was written instead.
 //
-// placeholder is the invitation's placeholder as read from Kratos (nil when
-// it names none): the form's submit activates it without reading it again.
-func (p *Pages) visitor(c *gin.Context, link Link) (newPerson bool, s *identity.Session, placeholder *identity.Identity, ok bool) {
-	placeholder, newPerson, err := p.acc.newPersonRead(c.Request.Context(), link.Invitation)
-	if err != nil {
-		p.failure(c, err)
-		return false, nil, nil, false
+// read is false for the page's GET, which decides from Redis alone
+// (Acceptor.newPersonKnown: no Kratos call but the session's, and that
+// only with a cookie), and true for the POST, which reads the placeholder
+// from Kratos: placeholder is that read (nil when it names none), which
+// the acceptance activates without reading it again.
+func (p *Pages) visitor(c *gin.Context, link Link, read bool) (newPerson bool, s *identity.Session, placeholder *identity.Identity, ok bool) {
+	ctx := c.Request.Context()
+	s, err := p.acc.Whoami(ctx, c.GetHeader("Cookie"), "")
+	if err == nil && read {
+		placeholder, newPerson, err = p.acc.newPersonRead(ctx, link.Invitation)
+	} else if err == nil {
+		newPerson, err = p.acc.newPersonKnown(ctx, link.Invitation, s)
 	}
-	if s, err = p.acc.Whoami(c.Request.Context(), c.GetHeader("Cookie"), ""); err != nil {
+	if err != nil {
 		p.failure(c, err)
 		return false, nil, nil, false
 	}
@@ -370,7 +375,7 @@ func (p *Pages) submit(c *gin.Context) {
 	}
 	// The rule runs again on POST: a form posted from a page opened before
 	// another person signed in is refused too.
-	newPerson, s, placeholder, ok := p.visitor(c, link)
+	newPerson, s, placeholder, ok := p.visitor(c, link, true)
 	if !ok {
 		return
 	}

@@ -231,7 +231,7 @@ func TestSeatLimitLoweredDuringAcceptance(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.setLimit(1)
-	_, err = h.svc.store.Finalize(h.ctx, claimed.ID, who.ID, claimed.Email)
+	_, err = h.svc.store.Finalize(h.ctx, claimed.ID, who.ID, claimed.Email, "")
 	mustSeatLimit(t, err, 1, 2)
 	h.mustStillPending(acc, token, who.ID)
 	_, err = h.svc.store.ClaimFor(h.ctx, token, time.Minute, who.ID)
@@ -252,7 +252,7 @@ func TestSeatLimitMemberAcceptingTakesNoSeat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fin, err := h.svc.store.Finalize(h.ctx, claimed.ID, who.ID, claimed.Email)
+	fin, err := h.svc.store.Finalize(h.ctx, claimed.ID, who.ID, claimed.Email, "")
 	if err != nil || !fin.AlreadyMember {
 		t.Fatalf("finalize = %+v %v, want accepted by a member", fin, err)
 	}

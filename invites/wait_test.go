@@ -38,7 +38,7 @@ func TestWritesWaitForReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.svc.Store().Finalize(h.ctx, claimed.ID, claimed.IdentityID, claimed.Email); err != nil {
+	if _, err := h.svc.Store().Finalize(h.ctx, claimed.ID, claimed.IdentityID, claimed.Email, ""); err != nil {
 		t.Fatalf("accept with the replica: %v", err)
 	}
 	if st := replicated(a.ID); st != Accepted {
@@ -67,7 +67,7 @@ func TestWritesWaitForReplicas(t *testing.T) {
 	if err != nil || len(page.Items) != 1 {
 		t.Errorf("the unconfirmed invitation is not pending on the master: %+v %v", page.Items, err)
 	}
-	_, err = h.svc.Store().Finalize(h.ctx, claimedB.ID, claimedB.IdentityID, claimedB.Email)
+	_, err = h.svc.Store().Finalize(h.ctx, claimedB.ID, claimedB.IdentityID, claimedB.Email, "")
 	unconfirmed("accept", err)
 	if got, err := h.svc.Get(h.ctx, b.ID); err != nil || got.Status != Accepted {
 		t.Errorf("the unconfirmed acceptance on the master: %q %v, want accepted", got.Status, err)

@@ -22,8 +22,10 @@ type IdentityIndex struct {
 	// default is a day.
 	StampsTTL time.Duration
 	// OnChange, when set, is called after an identity's memberships changed
-	// (the Kratos claims mirror hooks in here).
-	OnChange func(ctx context.Context, identityID string) error
+	// (the Kratos claims mirror hooks in here). written is the job's Claims:
+	// the digest of the claims an acceptance already wrote to Kratos, ""
+	// for none.
+	OnChange func(ctx context.Context, identityID, written string) error
 }
 
 // NewIdentityIndex returns the member.sync job handler; now is the clock
@@ -59,31 +61,39 @@ type identityIndexArgs struct {
 	StampsTTL int64  `json:"stamps_ttl"`
 }
 
-// Handle reads the membership as it is now and mirrors it.
+// Handle reads the membership as it is now and mirrors it, then runs
+// OnChange.
 func (x *IdentityIndex) Handle(ctx context.Context, job outbox.Job) error {
+	if err := x.Apply(ctx, job.Ref, job.Subject); err != nil {
+		return err
+	}
+	if x.OnChange != nil {
+		return x.OnChange(ctx, job.Subject, job.Claims)
+	}
+	return nil
+}
+
+// Apply mirrors an identity's membership of an organization as it is now
+// into the index; repeating it, or running it before or after the
+// member.sync job, changes nothing more (the stamps order observations).
+func (x *IdentityIndex) Apply(ctx context.Context, org, identityID string) error {
 	observed := x.now()
-	raw, err := x.rdb.HGet(ctx, x.ks.OrgMembers(job.Ref), job.Subject).Result()
+	raw, err := x.rdb.HGet(ctx, x.ks.OrgMembers(org), identityID).Result()
 	role := ""
 	switch {
 	case errors.Is(err, redis.Nil):
 	case err != nil:
 		return err
 	default:
-		m, err := parseMember(job.Ref, job.Subject, raw)
+		m, err := parseMember(org, identityID, raw)
 		if err != nil {
 			return outbox.Permanent(err)
 		}
 		role = m.Role
 	}
-	keys := []string{x.ks.IdentityOrgs(job.Subject), x.ks.IdentityOrgsStamps(job.Subject)}
-	args := &identityIndexArgs{Org: job.Ref, Role: role, Stamp: observed.UnixMilli(), StampsTTL: x.StampsTTL.Milliseconds()}
-	if err := identityIndexScript.Eval(ctx, x.rdb, keys, args).Err(); err != nil {
-		return err
-	}
-	if x.OnChange != nil {
-		return x.OnChange(ctx, job.Subject)
-	}
-	return nil
+	keys := []string{x.ks.IdentityOrgs(identityID), x.ks.IdentityOrgsStamps(identityID)}
+	args := &identityIndexArgs{Org: org, Role: role, Stamp: observed.UnixMilli(), StampsTTL: x.StampsTTL.Milliseconds()}
+	return identityIndexScript.Eval(ctx, x.rdb, keys, args).Err()
 }
 
 // Organizations returns an identity's organization ids and roles.

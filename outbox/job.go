@@ -23,13 +23,18 @@ import (
 // streams small).
 type Job struct {
 	Kind     string `json:"k"`
-	Ref      string `json:"r"`            // the invitation or organization id
-	Subject  string `json:"i,omitempty"`  // an identity id, when the job is about one
-	Version  int    `json:"v,omitempty"`  // token version of a mail job
-	Template string `json:"t,omitempty"`  // mail template set: invitation, reminder, activation
-	Name     string `json:"n,omitempty"`  // an organization name, for notices
-	Email    string `json:"m,omitempty"`  // an address, for jobs about one
-	Sealed   string `json:"s,omitempty"`  // the sealed token of a mail job
+	Ref      string `json:"r"`           // the invitation or organization id
+	Subject  string `json:"i,omitempty"` // an identity id, when the job is about one
+	Version  int    `json:"v,omitempty"` // token version of a mail job
+	Template string `json:"t,omitempty"` // mail template set: invitation, reminder, activation
+	Name     string `json:"n,omitempty"` // an organization name, for notices
+	Email    string `json:"m,omitempty"` // an address, for jobs about one
+	Sealed   string `json:"s,omitempty"` // the sealed token of a mail job
+	// Claims is, on a member.sync job of an acceptance, the digest of the
+	// organizations claims that acceptance wrote to Kratos with the
+	// activation (orgs.ClaimsDigest): the claims mirror skips Kratos when
+	// the claims it computes are these.
+	Claims   string `json:"c,omitempty"`
 	Attempt  int    `json:"a,omitempty"`  // attempts made so far
 	LastErr  string `json:"e,omitempty"`  // the last attempt's error
 	Enqueued int64  `json:"at,omitempty"` // enqueue time, unix ms

@@ -204,7 +204,10 @@ local function forget_tokens(ik)
 end
 
 -- release_claim puts an invitation that was being accepted back to
--- pending: its link works again (unless it expired meanwhile).
+-- pending: its link works again (unless it expired meanwhile). For an
+-- invitation to a placeholder, the acceptance may have written the
+-- organization's claim with the activation before it failed: a claims.sync
+-- job puts the identity's claims back to its memberships.
 local function release_claim(id)
   upgrade(id)
   local ik = k_inv(id)
@@ -212,6 +215,8 @@ local function release_claim(id)
   if redis.call('HGET', ik, 's') ~= 'accepting' then return false end
   redis.call('HSET', ik, 's', 'pending', 'u', NOW)
   redis.call('HDEL', ik, 'cu')
+  local f = redis.call('HMGET', ik, 'kc', 'ki')
+  if f[1] == '1' and f[2] then enqueue({k = 'claims.sync', r = id, i = f[2]}) end
   return true
 end
 
@@ -225,8 +230,9 @@ local function activate(org)
 end
 
 -- put_member writes a membership, new or with a new role, and records
--- which.
-local function put_member(org, identity, role, email, joined)
+-- which. claims (may be nil) is the digest of the claims an acceptance
+-- wrote to Kratos already: its member.sync job carries it (outbox.Job).
+local function put_member(org, identity, role, email, joined, claims)
   local prev = redis.call('HGET', k_org_members(org), identity)
   local data = {organization_id = org, identity_id = identity, email = email, role = role}
   if prev then
@@ -243,7 +249,7 @@ local function put_member(org, identity, role, email, joined)
   else
     redis.call('SREM', k_org_owners(org), identity)
   end
-  enqueue({k = 'member.sync', r = org, i = identity})
+  enqueue({k = 'member.sync', r = org, i = identity, c = claims})
 end
 `
 

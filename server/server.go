@@ -197,6 +197,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Members.Register(s.Worker)
 	s.Claims = orgs.NewClaims(s.Members, orgStore, s.ids)
 	s.Claims.Register(s.Worker)
+	s.Acceptor.SetClaims(s.Claims) // a new person's claims go with the activation
 	s.Domains = s.newDomains(orgStore)
 	s.Hooks = hooks.New(hooks.Options{
 		Config: hooks.Config{
