@@ -104,18 +104,22 @@ func TestOrgPageUpload(t *testing.T) {
 	if _, _, err := st.srv.Invites.Invite(ctx, org.ID, invites.InviteRequest{Email: "again@example.com"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.srv.Deliveries.Suppress(ctx, invites.Suppression{Email: "bounced@example.com", Reason: "bounced"}); err != nil {
+		t.Fatal(err)
+	}
 	csv := []byte("\uFEFFemail,role,first_name\r\nann@example.com,,Ann\r\nnot an address,,\r\nadmin@example.com,,\r\n" +
-		"ann@example.com,member,\r\nemperor@example.com,emperor,\r\nagain@example.com,member,\r\nowner2@example.com,owner,\r\n")
+		"ann@example.com,member,\r\nemperor@example.com,emperor,\r\nagain@example.com,member,\r\nowner2@example.com,owner,\r\n" +
+		"bounced@example.com,,\r\n")
 	r := owner.upload(page, uploadForm{role: "admin", file: csv})
 	loc := r.header.Get("Location")
 	got, res := owner.results(t, r)
 	want := map[string]string{"ann@example.com#1": "created", "not an address#2": "invalid_email", "admin@example.com#3": "already_member",
 		"ann@example.com#4": "duplicate_in_request", "emperor@example.com#5": "invalid_role", "again@example.com#6": "reinvited",
-		"owner2@example.com#7": "created"}
+		"owner2@example.com#7": "created", "bounced@example.com#8": "address_suppressed"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("results %v, want %v\n%s", got, want, res.body)
 	}
-	for _, s := range []string{"<caption>Each of the file&#39;s 7 rows", "Invited: 2", "Not invited: 1", "Repeated in the file",
+	for _, s := range []string{"<caption>Each of the file&#39;s 8 rows", "Invited: 2", "Not invited: 2", "Repeated in the file",
 		`<th scope="col">Row</th>`, "The same address is in row 1.", "admin@example.com is already a member"} {
 		if !strings.Contains(res.body, s) {
 			t.Errorf("the results page lacks %q", s)
