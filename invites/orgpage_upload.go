@@ -212,9 +212,9 @@ func (p *OrgPages) uploadResults(c *gin.Context, org, key string, pv *templates.
 
 // uploadOutcomes are the bulk results the page has words for, in the
 // order its summary lists them; any other (invalid_role, invalid_ttl,
-// address_suppressed, ...) is "not invited", with the reason.
+// invalid_locale, ...) is "not invited", with the reason.
 var uploadOutcomes = []string{BulkCreated, BulkReinvited, BulkAlreadyMember, BulkInvalidEmail, BulkRoleTooHigh,
-	BulkSeatLimit, BulkDuplicate, BulkRateLimited, BulkError}
+	BulkSeatLimit, BulkDuplicate, "address_suppressed", BulkRateLimited, BulkError}
 
 // rowReason says why a row was not invited: the domain's message, except
 // for a repeated address, whose row is named as the page numbers rows.

@@ -119,7 +119,7 @@ func TestOrgPageUpload(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("results %v, want %v\n%s", got, want, res.body)
 	}
-	for _, s := range []string{"<caption>Each of the file&#39;s 8 rows", "Invited: 2", "Not invited: 2", "Repeated in the file",
+	for _, s := range []string{"<caption>Each of the file&#39;s 8 rows", "Invited: 2", "Not invited: 1", "Not mailed: the address bounced or reported spam before: 1", "Repeated in the file",
 		`<th scope="col">Row</th>`, "The same address is in row 1.", "admin@example.com is already a member"} {
 		if !strings.Contains(res.body, s) {
 			t.Errorf("the results page lacks %q", s)
