@@ -203,7 +203,9 @@ func live(items []*bulkItem) []*bulkItem {
 
 // bulkReference registers every row's address reference (pipelined), each
 // before its row's Kratos call, as a single invitation does. A row whose
-// address is being cleaned up waits for it alone.
+// address is being cleaned up waits for it alone; a row whose address is
+// on the suppression list is refused (address_suppressed) unless it sends
+// no mail.
 func (s *Service) bulkReference(ctx context.Context, org string, items []*bulkItem) {
 	items = live(items)
 	emails, ids := make([]string, len(items)), make([]string, len(items))
@@ -220,7 +222,13 @@ func (s *Service) bulkReference(ctx context.Context, org string, items []*bulkIt
 		case r.outcome == "wait":
 			it.ref, it.err = s.referenceAddress(ctx, it.email, org, it.id)
 		default:
-			it.ref = addressRef{takeover: r.outcome == "takeover", at: at, known: r.known}
+			it.ref = addressRef{takeover: r.outcome == "takeover", at: at, known: r.known, suppressed: r.suppressed}
+		}
+		// As a single invitation: a suppressed address is not mailed.
+		if it.err == nil {
+			if it.err = s.checkMailable(ctx, it.req.SendEmail, it.email, it.ref); it.err != nil {
+				s.forget(ctx, it.email, it.id)
+			}
 		}
 	}
 }

@@ -98,7 +98,8 @@ func (h *BulkHandlers) api(c *gin.Context) error {
 		return err
 	}
 	who := httpx.CallerOf(c)
-	opts := BulkOptions{Actor: &Actor{IdentityID: who.IdentityID, Name: sessionName(who.Name), Role: me.Role}}
+	inviter := actor(who.IdentityID, who.Name, me)
+	opts := BulkOptions{Actor: &inviter}
 	if h.o.Quotas != nil {
 		opts.Quota = h.o.Quotas.APIRows(c, o.ID)
 	}

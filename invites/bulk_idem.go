@@ -151,3 +151,31 @@ func (s *Service) RunBulk(ctx context.Context, orgRef string, idem Idempotent, r
 	}
 	return resp, false, nil
 }
+
+// keptBulk reads the answer kept under a bulk request's key: nil with
+// running true while that request runs, nil with false when there is none
+// (never sent, or expired).
+func (s *Store) keptBulk(ctx context.Context, org, scope, key string) (answer *BulkResponse, running bool, err error) {
+	raw, err := s.rdb.Get(ctx, s.ks.OrgBulk(org, scope+"\x00"+key)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, storeErr(err)
+	}
+	var rec idemRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, false, storeErr(err)
+	}
+	if rec.State != "done" || rec.Answer == nil {
+		return nil, true, nil
+	}
+	return rec.Answer, false, nil
+}
+
+// KeptBulk is the answer of an earlier bulk request of the organization
+// (its id) under the caller's key: nil when there is none, with running
+// true while that request has not finished.
+func (s *Service) KeptBulk(ctx context.Context, org, scope, key string) (*BulkResponse, bool, error) {
+	return s.store.keptBulk(ctx, org, scope, key)
+}

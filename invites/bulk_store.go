@@ -17,9 +17,10 @@ import (
 
 // refReply is one row's reference outcome (see Store.reference).
 type refReply struct {
-	outcome string
-	known   string
-	err     error
+	outcome    string
+	known      string
+	suppressed bool // the address is on the suppression list
+	err        error
 }
 
 // referenceMany registers the references of ids[i] for emails[i] in one
@@ -37,7 +38,7 @@ func (s *Store) referenceMany(ctx context.Context, org string, emails, ids []str
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(emails))
 	for i, email := range emails {
-		keys := []string{s.ks.AddressRefs(email), s.ks.AddressClaim(email), s.ks.AddressIdentity(email)}
+		keys := []string{s.ks.AddressRefs(email), s.ks.AddressClaim(email), s.ks.AddressIdentity(email), s.ks.AddressSuppression(email)}
 		cmds[i] = referenceScript.Eval(ctx, pipe, keys, map[string]string{"id": ids[i], "ref": ref})
 	}
 	_, _ = pipe.Exec(ctx)
@@ -47,7 +48,7 @@ func (s *Store) referenceMany(ctx context.Context, org string, emails, ids []str
 			out[i].err = storeErr(err)
 			continue
 		}
-		out[i] = refReply{outcome: redisx.Str(res[0]), known: redisx.Str(res[2])}
+		out[i] = refReply{outcome: redisx.Str(res[0]), known: redisx.Str(res[2]), suppressed: redisx.Int(res[3]) == 1}
 	}
 	return out
 }

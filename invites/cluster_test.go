@@ -75,6 +75,7 @@ func TestCluster(t *testing.T) {
 		// delivery status and suppression
 		testenv.ClusterCase{Name: "DeliveryWebhooks", Test: TestDeliveryWebhooksUpdateTheInvitation},
 		testenv.ClusterCase{Name: "ComplaintSuppresses", Test: TestComplaintSuppressesUntilCleared},
+		testenv.ClusterCase{Name: "BulkRefusesSuppressed", Test: TestBulkRefusesSuppressedAddresses},
 		// seat limits
 		testenv.ClusterCase{Name: "SeatLimitRules", Test: TestSeatLimitRules},
 		testenv.ClusterCase{Name: "SeatLimitConcurrentInvites", Test: TestSeatLimitConcurrentInvitesNoOvershoot},

@@ -2,6 +2,7 @@ package invites
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -279,5 +280,36 @@ func TestWebhookAboutAReplacedLink(t *testing.T) {
 	a := answerOf(t, h.emit(hs, resendtest.Event{Type: mail.EventBounced, EmailID: oldID}))
 	if a.Result != RecordStale || !a.Suppressed || h.delivery(inv.ID).Status != DeliverySent {
 		t.Fatalf("bounce of the old mail: %+v, delivery %+v", a, h.delivery(inv.ID))
+	}
+}
+
+// A bulk row to a suppressed address is refused as a single invitation
+// is (address_suppressed, no reference left behind, no mail), unless the
+// row sends no mail; the other rows go on.
+func TestBulkRefusesSuppressedAddresses(t *testing.T) {
+	h := newHarness(t)
+	if err := h.deliv.Suppress(h.ctx, Suppression{Email: "bounced@example.com", Reason: "bounced"}); err != nil {
+		t.Fatal(err)
+	}
+	noMail := false
+	rows := []BulkRow{{Email: "Bounced@Example.com"}, {Email: "fine@example.com"}, {Email: "bounced@example.com", SendEmail: &noMail}}
+	resp, err := h.svc.BulkInvite(h.ctx, h.org.ID, rows[:2], BulkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(resultsOf(resp)); got != "[address_suppressed created]" {
+		t.Fatalf("results %s", got)
+	}
+	if refs, _ := h.rdb.HLen(h.ctx, h.ks.AddressRefs("bounced@example.com")).Result(); refs != 0 {
+		t.Fatalf("a refused row left %d address references", refs)
+	}
+	h.drain()
+	if n := len(h.resend.Emails()); n != 1 {
+		t.Fatalf("%d mails, want only fine@example.com's", n)
+	}
+	// The caller who delivers the link itself may still invite it.
+	resp, err = h.svc.BulkInvite(h.ctx, h.org.ID, rows[2:], BulkOptions{})
+	if err != nil || resp.Results[0].Result != BulkCreated {
+		t.Fatalf("a row without mail: %+v %v", resp.Results, err)
 	}
 }

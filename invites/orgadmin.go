@@ -54,3 +54,14 @@ func (a orgAdmin) invite(ctx context.Context, o orgs.Organization, me orgs.Membe
 	r.UniformKratosWork = true
 	return a.svc.InviteAs(ctx, o.ID, actor(callerID, callerName, me), r)
 }
+
+// bulk invites many rows on behalf of the member me, as the org admins'
+// bulk API does: each row within their role ceiling, counted against
+// quota, run once under idem.
+func (a orgAdmin) bulk(ctx context.Context, o orgs.Organization, me orgs.Member, callerID, callerName string,
+	rows []BulkRow, quota RowQuota, idem Idempotent) (BulkResponse, bool, error) {
+	who := actor(callerID, callerName, me)
+	return a.svc.RunBulk(ctx, o.ID, idem, func(ctx context.Context) (BulkResponse, error) {
+		return a.svc.BulkInvite(ctx, o.ID, rows, BulkOptions{Actor: &who, Quota: quota})
+	})
+}

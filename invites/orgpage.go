@@ -31,7 +31,10 @@ type OrgPagesOptions struct {
 	Render  httpx.PageRenderer
 	CSRF    *httpx.CSRF
 	// Session resolves the browser's Kratos session, as the /api does.
-	Session         httpx.CallerLookup
+	Session httpx.CallerLookup
+	// Quotas count a CSV upload's rows as the /api counts a bulk
+	// request's (nil: no per-row quota).
+	Quotas          RowQuotas
 	PublicBaseURL   string
 	KratosPublicURL string
 }
@@ -57,6 +60,7 @@ func (p *OrgPages) Register(r gin.IRouter, quota gin.HandlerFunc) {
 	base := OrgPagePath + ":org"
 	r.GET(base, p.session, quota, p.show)
 	r.POST(base+"/invitations", p.session, quota, p.invite)
+	r.POST(base+"/invitations/upload", p.session, quota, p.upload)
 	r.POST(base+"/invitations/:id/:action", p.session, quota, p.invitationAction)
 	r.POST(base+"/members/:identity/:action", p.session, quota, p.memberAction)
 }
@@ -108,6 +112,7 @@ func (p *OrgPages) message(c *gin.Context, status int, title, text string) {
 type pageState struct {
 	Notice, Error           string
 	InviteEmail, InviteRole string
+	Upload                  string // the key of an upload whose results to show
 }
 
 var notices = []string{"invited", "resent", "reminded", "revoked", "role_changed", "removed"}
@@ -116,6 +121,9 @@ func (p *OrgPages) show(c *gin.Context) {
 	var st pageState
 	if n := c.Query("notice"); slices.Contains(notices, n) {
 		st.Notice = p.t(c, "orgadmin.notice."+n)
+	}
+	if k := c.Query("upload"); uploadKeyPattern.MatchString(k) {
+		st.Upload = k
 	}
 	p.page(c, http.StatusOK, st)
 }
@@ -147,6 +155,13 @@ func (p *OrgPages) page(c *gin.Context, status int, st pageState) {
 		Base: httpx.PageBase(c, p.o.Render), Organization: o.Name, YourRole: me.Role, Path: p.pagePath(c),
 		CSRF: p.o.CSRF.Token(c, p.binding(c)), Notice: st.Notice, Error: st.Error, Roles: roles.Within(me.Role),
 		InvitationActions: invitationActions, InviteEmail: st.InviteEmail, InviteRole: st.InviteRole,
+		UploadKey: newUploadKey(), MaxRows: MaxBulkRows, CSVColumns: strings.Join(CSVColumns, ", "),
+	}
+	if st.Upload != "" {
+		if view.Upload, err = p.uploadResults(c, o.ID, st.Upload, &view); err != nil {
+			p.refuse(c, o, me, err)
+			return
+		}
 	}
 	for _, m := range members.Items {
 		you := m.IdentityID == who.IdentityID
@@ -213,8 +228,20 @@ func (p *OrgPages) refuse(c *gin.Context, o orgs.Organization, me orgs.Member, e
 // messages are English).
 func sentence(err error) string {
 	e, ok := apperr.As(err)
-	if !ok || e.Message == "" {
+	if !ok {
 		return ""
 	}
-	return strings.ToUpper(e.Message[:1]) + e.Message[1:] + "."
+	return asSentence(e.Message)
+}
+
+// asSentence capitalizes a domain message and ends it with a full stop;
+// a message that starts with an address keeps it as it is.
+func asSentence(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	if first, _, _ := strings.Cut(msg, " "); strings.Contains(first, "@") {
+		return msg + "."
+	}
+	return strings.ToUpper(msg[:1]) + msg[1:] + "."
 }

@@ -381,6 +381,9 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	for _, p := range []string{"/orgs/acme/invitations", "/orgs/acme/invitations/" + inv + "/revoke", "/orgs/acme/members/" + owner.ID + "/remove"} {
 		call(public.URL, "POST", p, "csrf_token=x&email=a%40example.com", "Content-Type", "application/x-www-form-urlencoded")
 	}
+	upload := "--b\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\nx\r\n--b\r\nContent-Disposition: form-data; name=\"upload_key\"\r\n\r\n" +
+		strings.Repeat("k", 24) + "\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\nContent-Type: text/csv\r\n\r\nemail\r\n--b--\r\n"
+	call(public.URL, "POST", "/orgs/acme/invitations/upload", upload, "Content-Type", "multipart/form-data; boundary=b")
 	for _, p := range []string{"/register", "/invitations/accept/" + strings.Repeat("a", 44), "/register/activate/" + strings.Repeat("a", 44)} {
 		call(public.URL, "POST", p, "", "Content-Type", "application/x-www-form-urlencoded")
 	}

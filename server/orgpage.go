@@ -16,7 +16,10 @@ import (
 // the signed-in identity's quota (limits.api_invites_per_identity); the
 // actions that mail someone (invite, resend, remind) also against the
 // organization's, once the caller is known to be its admin, and a resend
-// has the reminder's cooldown per invitation, as on /api.
+// has the reminder's cooldown per invitation, as on /api. A CSV upload
+// counts here once, as every action; its rows count in the handler, each
+// against both quotas, as the rows of an /api bulk request
+// (quotas.APIRows).
 func (q *quotas) orgPage(auth apiAuthorizer) gin.HandlerFunc {
 	const (
 		view       = invites.OrgPagePath + ":org"

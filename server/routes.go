@@ -50,7 +50,8 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	kratosui.New(s.cfg.Serve.Public.BaseURL, s.Templates, s.ids, memberships{s}).WithSuggestions(domainPages).Register(pages)
 	// The org admins' page: the /api's session resolution and rules, as forms.
 	invites.NewOrgPages(invites.OrgPagesOptions{Invites: s.Invites, Orgs: s.Orgs, Render: s.Templates, CSRF: csrf, Session: s.caller,
-		PublicBaseURL: s.cfg.Serve.Public.BaseURL, KratosPublicURL: s.cfg.Kratos.PublicURL}).Register(pages, s.quotas.orgPage(serverAuth{s}))
+		Quotas: s.quotas, PublicBaseURL: s.cfg.Serve.Public.BaseURL, KratosPublicURL: s.cfg.Kratos.PublicURL,
+	}).Register(pages, s.quotas.orgPage(serverAuth{s}))
 
 	// The API org admins call from their own product, with their session.
 	sessionAPI := public.Group("/api", httpx.SessionAuth(s.caller, s.apiOrigins()), s.quotas.api(serverAuth{s}), actor("identity"))

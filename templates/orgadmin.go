@@ -22,8 +22,40 @@ type OrgAdminPage struct {
 	InvitationActions []string
 	// MoreMembers and MoreInvitations link to the next page ("" for none).
 	MoreMembers, MoreInvitations string
-	// InviteEmail and InviteRole refill the invite form after an error.
+	// InviteEmail and InviteRole refill the invite form after an error;
+	// InviteRole is also the upload's preselected role.
 	InviteEmail, InviteRole string
+	// UploadKey names this rendering's CSV upload form: its results are
+	// kept under it, and a second submission of the same form (a reload,
+	// a double click) shows them instead of inviting again.
+	UploadKey string
+	// CSVColumns lists the columns an upload may have; MaxRows is the
+	// most rows it may have.
+	CSVColumns string
+	MaxRows    int
+	// Upload is the outcome of the upload the page was redirected from.
+	Upload *OrgUploadView
+}
+
+// OrgUploadView is the outcome of a CSV upload, row by row.
+type OrgUploadView struct {
+	Summary []OrgUploadCount // one line per outcome, in a fixed order
+	Rows    []OrgUploadRow
+}
+
+// OrgUploadCount is how many rows had one outcome.
+type OrgUploadCount struct {
+	Result, Label string
+	Count         int
+}
+
+// OrgUploadRow is one row's outcome: Number counts the file's rows after
+// the header from 1; Label is the outcome in the page's language and
+// Reason why a row was not invited.
+type OrgUploadRow struct {
+	Number                       int
+	Email, Result, Label, Reason string
+	Invited                      bool
 }
 
 // OrgMemberView is one member row.
@@ -68,5 +100,13 @@ func sampleOrgAdminPage(base Base) OrgAdminPage {
 		},
 		InvitationActions: []string{"resend", "remind", "revoke"},
 		MoreMembers:       "/orgs/acme?members=7f1b8f0e-0000-4000-8000-000000000002",
+		UploadKey:         "sample-upload-key-0000", MaxRows: 1000, CSVColumns: "email, role, first_name, last_name",
+		Upload: &OrgUploadView{
+			Summary: []OrgUploadCount{{Result: "created", Label: "Invited", Count: 1}, {Result: "invalid_email", Label: "Not an email address", Count: 1}},
+			Rows: []OrgUploadRow{
+				{Number: 1, Email: "alan@example.com", Result: "created", Label: "Invited", Invited: true},
+				{Number: 2, Email: "alan at example", Result: "invalid_email", Label: "Not an email address", Reason: "Email is not a valid address."},
+			},
+		},
 	}
 }

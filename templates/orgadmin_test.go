@@ -10,7 +10,8 @@ import (
 // The org admins' page in both shipped locales: every text comes from the
 // catalogue (no bare key is shown), the tables have headers with scope,
 // every control has a label, and an invitation's delivery state shows its
-// label, reason and time, or a dash when there is none.
+// label, reason and time, or a dash when there is none; the CSV upload
+// form and its results table are as accessible.
 func TestOrgAdminPage(t *testing.T) {
 	t.Parallel()
 	r := mustNew(t, "")
@@ -28,7 +29,12 @@ func TestOrgAdminPage(t *testing.T) {
 		out := b.String()
 		for _, want := range []string{"<title>" + tc.title + "</title>", `<th scope="col">`, `<th scope="row">`, "<legend>",
 			`<span class="delivery-bounced">` + tc.bounced + `</span> <span class="muted">(mailbox does not exist)</span>`,
-			`<span class="muted">–</span>`, `<style nonce="n">`, `/orgs/acme/invitations/inv_sample/revoke`} {
+			`<span class="muted">–</span>`, `<style nonce="n">`, `/orgs/acme/invitations/inv_sample/revoke`,
+			// The CSV upload: a labelled file input with its hint, and the
+			// results as a table with a caption and row headers.
+			`enctype="multipart/form-data"`, `name="upload_key" value="sample-upload-key-0000"`,
+			`type="file" accept=".csv,text/csv" required aria-describedby="upload-hint"`, `<caption>`,
+			`<tr data-result="invalid_email"><td>2</td><th scope="row">alan at example</th>`} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%s: the page lacks %q", tc.locale, want)
 			}
