@@ -477,7 +477,8 @@ func (c *Config) validateDomains(add addFunc) {
 	if d.DNSTimeout < 100*time.Millisecond || d.DNSTimeout > 30*time.Second {
 		add("domains.dns_timeout", "must be between 100ms and 30s, got %s", d.DNSTimeout)
 	}
-	for _, l := range []NamedRate{{"domains.verify_per_domain", d.VerifyPerDomain}, {"domains.join_per_identity", d.JoinPerIdentity}} {
+	for _, l := range []NamedRate{{"domains.verify_per_domain", d.VerifyPerDomain}, {"domains.claims_per_organization", d.ClaimsPerOrganization},
+		{"domains.api_per_identity", d.APIPerIdentity}, {"domains.join_per_identity", d.JoinPerIdentity}} {
 		key, r := l.Key, l.Rate
 		if r.Requests < 0 || r.Burst < 0 {
 			add(key, "requests and burst must not be negative")

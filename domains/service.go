@@ -50,8 +50,15 @@ type Options struct {
 	// Events records domain.verified in the organization's audit trail
 	// and event stream; may be nil.
 	Events Recorder
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Access authorizes org admins on /api (orgs.Service); needed by the
+	// *As methods only.
+	Access Access
+	// VerifyQuota is spent per domain by every DNS check, whoever asks
+	// (domains.verify_per_domain); ClaimQuota per organization by every
+	// claim on /api (domains.claims_per_organization). nil: unlimited.
+	VerifyQuota, ClaimQuota Quota
+	Log                     *slog.Logger
+	Now                     func() time.Time
 }
 
 // Recorder records a change made outside a script (events.Recorder).
@@ -68,14 +75,24 @@ type Service struct {
 	roles    orgs.Roles
 	wake     func()
 	events   Recorder
-	log      *slog.Logger
-	now      func() time.Time
+	access   Access
+
+	verifyQuota, claimQuota Quota
+
+	log *slog.Logger
+	now func() time.Time
 }
 
 // NewService returns the service.
 func NewService(o Options) *Service {
 	s := &Service{store: o.Store, orgs: o.Orgs, ids: o.Identities, resolver: o.Resolver, roles: o.Roles,
-		wake: o.Wake, events: o.Events, log: o.Log, now: o.Now}
+		wake: o.Wake, events: o.Events, access: o.Access, verifyQuota: o.VerifyQuota, claimQuota: o.ClaimQuota, log: o.Log, now: o.Now}
+	if s.verifyQuota == nil {
+		s.verifyQuota = noQuota
+	}
+	if s.claimQuota == nil {
+		s.claimQuota = noQuota
+	}
 	if s.wake == nil {
 		s.wake = func() {}
 	}
@@ -252,6 +269,7 @@ func (s *Service) Release(ctx context.Context, ref, domain string) error {
 
 // Verify runs the DNS check: a TXT record at _kratos-orgs.<domain> must
 // hold the token the claim returned. A domain verified already stays so.
+// Each check of a claimed, unverified domain spends its VerifyQuota.
 func (s *Service) Verify(ctx context.Context, ref, domain string) (Domain, error) {
 	org, name, err := s.target(ctx, ref, domain)
 	if err != nil {
@@ -267,7 +285,11 @@ func (s *Service) Verify(ctx context.Context, ref, domain string) (Domain, error
 	if d.Verified {
 		return d, nil
 	}
-	records, err := s.resolver.LookupTXT(ctx, RecordPrefix+name)
+	if err := s.verifyQuota(ctx, name); err != nil {
+		return Domain{}, err
+	}
+	// Rooted (trailing dot): one query, never the resolver's search list.
+	records, err := s.resolver.LookupTXT(ctx, RecordPrefix+name+".")
 	if err != nil && !isNotFound(err) {
 		return Domain{}, apperr.Unavailablef(err, "dns_unavailable", "the DNS look-up of %s%s failed; try again", RecordPrefix, name)
 	}
