@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kratos-orgs/kratos-orgs/config"
+	"github.com/kratos-orgs/kratos-orgs/domains"
+	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 )
@@ -279,4 +282,109 @@ func (st *quotaStack) domainState(org string) string {
 		st.t.Fatal(err)
 	}
 	return fmt.Sprint(claims, set)
+}
+
+// signInVerified creates an identity whose address Kratos shows verified,
+// with a session.
+func (f *sessionFake) signInVerified(email string) (*identity.Identity, string) {
+	who := f.AddWith(email, "Member "+email, true)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	token := "token-" + who.ID
+	f.sessions[token] = who
+	return who, token
+}
+
+// seatedOrg is an organization of owner with a seat limit and a verified
+// domain of the given policy.
+func (st *quotaStack) seatedOrg(name string, owner *identity.Identity, seats int64, domain, policy string) orgs.Organization {
+	st.t.Helper()
+	o := organization(name)
+	o.Seats.Limit = &seats
+	org, err := st.srv.Orgs.Store().Create(context.Background(), o, false, &orgs.Member{IdentityID: owner.ID, Email: owner.Email, Role: "owner"})
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, _, err := st.srv.Domains.Claim(ctx, org.ID, domains.ClaimRequest{Domain: domain, Policy: policy}); err != nil {
+		st.t.Fatal(err)
+	}
+	yes := true
+	if _, err := st.srv.Domains.Update(ctx, org.ID, domain, domains.UpdateRequest{Verified: &yes}); err != nil {
+		st.t.Fatal(err)
+	}
+	return org
+}
+
+func (st *quotaStack) members(org orgs.Organization) int {
+	st.t.Helper()
+	page, err := st.srv.Orgs.Members(context.Background(), org.ID, "", 100)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	return len(page.Items)
+}
+
+// Auto-join through Kratos' verification webhook: of 6 people with a
+// verified address in the domain, exactly the free seats (3 of 4, the
+// owner holds one) become members; the others are left out, and the
+// webhook still answers Kratos 200.
+func TestDomainAutoJoinsStopAtTheSeatLimit(t *testing.T) {
+	const secret = "domain-hook-secret-0123456789"
+	st, _ := domainStack(t, func(c *config.Config) { c.Hooks.Secret = secret })
+	owner, _ := st.ids.signIn("owner@seats.example")
+	org := st.seatedOrg("Seats Co", owner, 4, "seats.example", domains.AutoJoin)
+	for i := range 6 {
+		who, _ := st.ids.signInVerified(fmt.Sprintf("p%d@seats.example", i))
+		r := st.do(http.MethodPost, st.admin+"/hooks/verification/after", fmt.Sprintf(`{"flow_id":"f%d","identity_id":"%s","verifiable_addresses":[]}`, i, who.ID),
+			map[string]string{"Content-Type": "application/json", "X-Kratos-Orgs-Secret": secret})
+		if r.status != http.StatusOK {
+			t.Fatalf("webhook %d: %d %s", i, r.status, r.body)
+		}
+	}
+	n := st.members(org)
+	t.Logf("6 verified addresses in an auto_join domain, 4 seats: %d members (owner included)", n)
+	if n != 4 {
+		t.Fatalf("%d members, want the seat limit (4)", n)
+	}
+}
+
+// The one-click join of a suggest domain: per identity at most
+// domains.join_per_identity attempts pass (429 page after), and of 5
+// people clicking, exactly the free seats join.
+func TestDomainSuggestJoinsAreBounded(t *testing.T) {
+	st, _ := domainStack(t, func(c *config.Config) { c.Domains.JoinPerIdentity = config.Rate{Requests: 2, Period: time.Hour} })
+	owner, _ := st.ids.signIn("owner@suggest.example")
+	org := st.seatedOrg("Suggest Co", owner, 3, "suggest.example", domains.Suggest)
+	joined, full := 0, 0
+	var last *browser
+	for i := range 5 {
+		_, tok := st.ids.signInVerified(fmt.Sprintf("p%d@suggest.example", i))
+		last = st.browserOf(tok)
+		r := last.post(domains.JoinPath, "/welcome", "", url.Values{"domain": {"suggest.example"}})
+		switch {
+		case r.status == http.StatusSeeOther:
+			joined++
+		case r.status == http.StatusConflict:
+			full++
+		default:
+			t.Fatalf("join %d: %d %s", i, r.status, r.body)
+		}
+	}
+	t.Logf("5 one-click joins, 3 seats: %d joined, %d refused for want of a seat; %d members", joined, full, st.members(org))
+	if joined != 2 || st.members(org) != 3 {
+		t.Fatalf("%d joined, %d members; want 2 and 3", joined, st.members(org))
+	}
+	// The last person has spent one attempt of 2: one more passes the
+	// quota (and finds no seat), the next is the 429 page.
+	if r := last.post(domains.JoinPath, "/welcome", "", url.Values{"domain": {"suggest.example"}}); r.status != http.StatusConflict {
+		t.Fatalf("second attempt: %d, want 409 (no seat)", r.status)
+	}
+	r := last.post(domains.JoinPath, "/welcome", "", url.Values{"domain": {"suggest.example"}})
+	if assertRetryAfter(t, r); st.refusals("domains_join_per_identity") != 1 {
+		t.Fatalf("refusals of domains_join_per_identity: %d", st.refusals("domains_join_per_identity"))
+	}
+	if full != 3 || st.members(org) != 3 {
+		t.Fatalf("%d refused for want of a seat, %d members", full, st.members(org))
+	}
 }
