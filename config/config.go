@@ -317,6 +317,9 @@ type Domains struct {
 	// VerifyPerDomain bounds DNS checks (POST .../domains/{domain}/verify),
 	// whoever asks: the operator or the organization's owners.
 	VerifyPerDomain Rate `yaml:"verify_per_domain" doc:"DNS checks per claimed domain (admin API, {/api}, CLI together)"`
+	// UnverifiedTTL is how long a claim nobody verified holds its domain
+	// from other organizations; 0 for ever.
+	UnverifiedTTL time.Duration `yaml:"unverified_ttl" doc:"how long a claim nobody verified holds its domain from other organizations (then another claim takes it over); {0s}: for ever, else 1h to 8760h"`
 	// ClaimsPerOrganization bounds the claims an organization's owners make
 	// on /api (each holds a domain from everyone else until released).
 	ClaimsPerOrganization Rate `yaml:"claims_per_organization" doc:"domain claims per organization on the org admins' {/api}"`
@@ -411,7 +414,7 @@ func Default() Config {
 			ResendWebhooksPerClient:   Rate{Requests: 100, Period: time.Second, Burst: 500},
 		},
 		Reconcile: Reconcile{Interval: 10 * time.Minute, Grace: time.Hour, Batch: 100},
-		Domains: Domains{DNSTimeout: 5 * time.Second, VerifyPerDomain: Rate{Requests: 10, Period: time.Hour},
+		Domains: Domains{DNSTimeout: 5 * time.Second, UnverifiedTTL: 7 * 24 * time.Hour, VerifyPerDomain: Rate{Requests: 10, Period: time.Hour},
 			ClaimsPerOrganization: Rate{Requests: 10, Period: 24 * time.Hour},
 			APIPerIdentity:        Rate{Requests: 120, Period: time.Hour},
 			JoinPerIdentity:       Rate{Requests: 30, Period: time.Hour}},

@@ -57,8 +57,12 @@ type Options struct {
 	// (domains.verify_per_domain); ClaimQuota per organization by every
 	// claim on /api (domains.claims_per_organization). nil: unlimited.
 	VerifyQuota, ClaimQuota Quota
-	Log                     *slog.Logger
-	Now                     func() time.Time
+	// UnverifiedTTL is how long a claim nobody verified holds its domain
+	// from other organizations (0: for ever); older, another claim takes
+	// it over.
+	UnverifiedTTL time.Duration
+	Log           *slog.Logger
+	Now           func() time.Time
 }
 
 // Recorder records a change made outside a script (events.Recorder).
@@ -78,6 +82,7 @@ type Service struct {
 	access   Access
 
 	verifyQuota, claimQuota Quota
+	unverifiedTTL           time.Duration
 
 	log *slog.Logger
 	now func() time.Time
@@ -86,7 +91,7 @@ type Service struct {
 // NewService returns the service.
 func NewService(o Options) *Service {
 	s := &Service{store: o.Store, orgs: o.Orgs, ids: o.Identities, resolver: o.Resolver, roles: o.Roles,
-		wake: o.Wake, events: o.Events, access: o.Access, verifyQuota: o.VerifyQuota, claimQuota: o.ClaimQuota, log: o.Log, now: o.Now}
+		wake: o.Wake, events: o.Events, access: o.Access, verifyQuota: o.VerifyQuota, claimQuota: o.ClaimQuota, unverifiedTTL: o.UnverifiedTTL, log: o.Log, now: o.Now}
 	if s.verifyQuota == nil {
 		s.verifyQuota = noQuota
 	}
@@ -126,7 +131,10 @@ func (s *Service) checkRole(role string) error {
 
 // Claim makes org claim a domain. The answer carries the token of the DNS
 // TXT check once; claiming a domain the organization holds already
-// returns its claim without a token and created false.
+// returns its claim without a token and created false. Another
+// organization's claim is taken over when that organization is gone, or
+// when nobody verified it within UnverifiedTTL of its making (a squatter
+// cannot hold a domain for ever).
 func (s *Service) Claim(ctx context.Context, ref string, r ClaimRequest) (Domain, bool, error) {
 	name, err := Normalize(r.Domain)
 	if err != nil {
@@ -150,10 +158,14 @@ func (s *Service) Claim(ctx context.Context, ref string, r ClaimRequest) (Domain
 	}
 	token := newToken()
 	d := Domain{Domain: name, Policy: r.Policy, Role: r.Role, CreatedAt: s.now(), tokenHash: hashToken(token)}
-	out, created, err := s.store.Claim(ctx, o.ID, d, "")
+	var stale time.Time
+	if s.unverifiedTTL > 0 {
+		stale = d.CreatedAt.Add(-s.unverifiedTTL)
+	}
+	out, created, err := s.store.Claim(ctx, o.ID, d, "", stale)
 	var taken *TakenError
 	if errors.As(err, &taken) && s.gone(ctx, taken.Org) {
-		out, created, err = s.store.Claim(ctx, o.ID, d, taken.Org)
+		out, created, err = s.store.Claim(ctx, o.ID, d, taken.Org, stale)
 	}
 	if errors.As(err, &taken) {
 		return Domain{}, false, apperr.Conflictf("domain_taken", "%s is claimed by another organization", name).WithDetails("domain", name)

@@ -25,7 +25,7 @@ func (s *Server) newDomains(orgStore *orgs.Store) *domains.Service {
 	return domains.NewService(domains.Options{
 		Store: domains.NewStore(s.rdb, s.ks), Orgs: orgStore, Identities: s.ids,
 		Resolver: domains.NewResolver(c.DNSServer, c.DNSTimeout), Roles: orgs.Roles(s.cfg.Roles),
-		Wake: s.Worker.Wake, Events: s.Recorder, Access: s.Orgs,
+		Wake: s.Worker.Wake, Events: s.Recorder, Access: s.Orgs, UnverifiedTTL: c.UnverifiedTTL,
 		VerifyQuota: s.domainQuotas.check(s.domainQuotas.perDomain),
 		ClaimQuota:  s.domainQuotas.check(s.domainQuotas.perOrg),
 		Log:         s.log.With("component", "domains"), Now: s.now,
