@@ -314,8 +314,17 @@ type Domains struct {
 	// system's resolver.
 	DNSServer  string        `yaml:"dns_server" doc:"resolver ({host:port}) the DNS TXT check of claimed domains asks; empty: the system's"`
 	DNSTimeout time.Duration `yaml:"dns_timeout" doc:"per DNS query of that check (100ms to 30s)"`
-	// VerifyPerDomain bounds DNS checks (POST .../domains/{domain}/verify).
-	VerifyPerDomain Rate `yaml:"verify_per_domain" doc:"DNS checks per claimed domain"`
+	// VerifyPerDomain bounds DNS checks (POST .../domains/{domain}/verify),
+	// whoever asks: the operator or the organization's owners.
+	VerifyPerDomain Rate `yaml:"verify_per_domain" doc:"DNS checks per claimed domain (admin API, {/api}, CLI together)"`
+	// UnverifiedTTL is how long a claim nobody verified holds its domain
+	// from other organizations; 0 for ever.
+	UnverifiedTTL time.Duration `yaml:"unverified_ttl" doc:"how long a claim nobody verified holds its domain from other organizations (then another claim takes it over); {0s}: for ever, else 1h to 8760h"`
+	// ClaimsPerOrganization bounds the claims an organization's owners make
+	// on /api (each holds a domain from everyone else until released).
+	ClaimsPerOrganization Rate `yaml:"claims_per_organization" doc:"domain claims per organization on the org admins' {/api}"`
+	// APIPerIdentity bounds every /api domain request per signed-in identity.
+	APIPerIdentity Rate `yaml:"api_per_identity" doc:"requests to the org admins' {/api} domain routes per signed-in identity"`
 	// JoinPerIdentity bounds one-click joins of suggested organizations,
 	// each of which asks Kratos.
 	JoinPerIdentity Rate `yaml:"join_per_identity" doc:"one-click joins of suggested organizations per signed-in identity"`
@@ -405,8 +414,10 @@ func Default() Config {
 			ResendWebhooksPerClient:   Rate{Requests: 100, Period: time.Second, Burst: 500},
 		},
 		Reconcile: Reconcile{Interval: 10 * time.Minute, Grace: time.Hour, Batch: 100},
-		Domains: Domains{DNSTimeout: 5 * time.Second, VerifyPerDomain: Rate{Requests: 10, Period: time.Hour},
-			JoinPerIdentity: Rate{Requests: 30, Period: time.Hour}},
+		Domains: Domains{DNSTimeout: 5 * time.Second, UnverifiedTTL: 7 * 24 * time.Hour, VerifyPerDomain: Rate{Requests: 10, Period: time.Hour},
+			ClaimsPerOrganization: Rate{Requests: 10, Period: 24 * time.Hour},
+			APIPerIdentity:        Rate{Requests: 120, Period: time.Hour},
+			JoinPerIdentity:       Rate{Requests: 30, Period: time.Hour}},
 	}
 }
 

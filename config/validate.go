@@ -477,7 +477,11 @@ func (c *Config) validateDomains(add addFunc) {
 	if d.DNSTimeout < 100*time.Millisecond || d.DNSTimeout > 30*time.Second {
 		add("domains.dns_timeout", "must be between 100ms and 30s, got %s", d.DNSTimeout)
 	}
-	for _, l := range []NamedRate{{"domains.verify_per_domain", d.VerifyPerDomain}, {"domains.join_per_identity", d.JoinPerIdentity}} {
+	if d.UnverifiedTTL != 0 && (d.UnverifiedTTL < time.Hour || d.UnverifiedTTL > 8760*time.Hour) {
+		add("domains.unverified_ttl", "must be 0 (for ever) or between 1h and 8760h, got %s", d.UnverifiedTTL)
+	}
+	for _, l := range []NamedRate{{"domains.verify_per_domain", d.VerifyPerDomain}, {"domains.claims_per_organization", d.ClaimsPerOrganization},
+		{"domains.api_per_identity", d.APIPerIdentity}, {"domains.join_per_identity", d.JoinPerIdentity}} {
 		key, r := l.Key, l.Rate
 		if r.Requests < 0 || r.Burst < 0 {
 			add(key, "requests and burst must not be negative")

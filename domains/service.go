@@ -50,8 +50,19 @@ type Options struct {
 	// Events records domain.verified in the organization's audit trail
 	// and event stream; may be nil.
 	Events Recorder
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Access authorizes org admins on /api (orgs.Service); needed by the
+	// *As methods only.
+	Access Access
+	// VerifyQuota is spent per domain by every DNS check, whoever asks
+	// (domains.verify_per_domain); ClaimQuota per organization by every
+	// claim on /api (domains.claims_per_organization). nil: unlimited.
+	VerifyQuota, ClaimQuota Quota
+	// UnverifiedTTL is how long a claim nobody verified holds its domain
+	// from other organizations (0: for ever); older, another claim takes
+	// it over.
+	UnverifiedTTL time.Duration
+	Log           *slog.Logger
+	Now           func() time.Time
 }
 
 // Recorder records a change made outside a script (events.Recorder).
@@ -68,14 +79,25 @@ type Service struct {
 	roles    orgs.Roles
 	wake     func()
 	events   Recorder
-	log      *slog.Logger
-	now      func() time.Time
+	access   Access
+
+	verifyQuota, claimQuota Quota
+	unverifiedTTL           time.Duration
+
+	log *slog.Logger
+	now func() time.Time
 }
 
 // NewService returns the service.
 func NewService(o Options) *Service {
 	s := &Service{store: o.Store, orgs: o.Orgs, ids: o.Identities, resolver: o.Resolver, roles: o.Roles,
-		wake: o.Wake, events: o.Events, log: o.Log, now: o.Now}
+		wake: o.Wake, events: o.Events, access: o.Access, verifyQuota: o.VerifyQuota, claimQuota: o.ClaimQuota, unverifiedTTL: o.UnverifiedTTL, log: o.Log, now: o.Now}
+	if s.verifyQuota == nil {
+		s.verifyQuota = noQuota
+	}
+	if s.claimQuota == nil {
+		s.claimQuota = noQuota
+	}
 	if s.wake == nil {
 		s.wake = func() {}
 	}
@@ -109,7 +131,10 @@ func (s *Service) checkRole(role string) error {
 
 // Claim makes org claim a domain. The answer carries the token of the DNS
 // TXT check once; claiming a domain the organization holds already
-// returns its claim without a token and created false.
+// returns its claim without a token and created false. Another
+// organization's claim is taken over when that organization is gone, or
+// when nobody verified it within UnverifiedTTL of its making (a squatter
+// cannot hold a domain for ever).
 func (s *Service) Claim(ctx context.Context, ref string, r ClaimRequest) (Domain, bool, error) {
 	name, err := Normalize(r.Domain)
 	if err != nil {
@@ -133,10 +158,14 @@ func (s *Service) Claim(ctx context.Context, ref string, r ClaimRequest) (Domain
 	}
 	token := newToken()
 	d := Domain{Domain: name, Policy: r.Policy, Role: r.Role, CreatedAt: s.now(), tokenHash: hashToken(token)}
-	out, created, err := s.store.Claim(ctx, o.ID, d, "")
+	var stale time.Time
+	if s.unverifiedTTL > 0 {
+		stale = d.CreatedAt.Add(-s.unverifiedTTL)
+	}
+	out, created, err := s.store.Claim(ctx, o.ID, d, "", stale)
 	var taken *TakenError
 	if errors.As(err, &taken) && s.gone(ctx, taken.Org) {
-		out, created, err = s.store.Claim(ctx, o.ID, d, taken.Org)
+		out, created, err = s.store.Claim(ctx, o.ID, d, taken.Org, stale)
 	}
 	if errors.As(err, &taken) {
 		return Domain{}, false, apperr.Conflictf("domain_taken", "%s is claimed by another organization", name).WithDetails("domain", name)
@@ -252,6 +281,7 @@ func (s *Service) Release(ctx context.Context, ref, domain string) error {
 
 // Verify runs the DNS check: a TXT record at _kratos-orgs.<domain> must
 // hold the token the claim returned. A domain verified already stays so.
+// Each check of a claimed, unverified domain spends its VerifyQuota.
 func (s *Service) Verify(ctx context.Context, ref, domain string) (Domain, error) {
 	org, name, err := s.target(ctx, ref, domain)
 	if err != nil {
@@ -267,7 +297,11 @@ func (s *Service) Verify(ctx context.Context, ref, domain string) (Domain, error
 	if d.Verified {
 		return d, nil
 	}
-	records, err := s.resolver.LookupTXT(ctx, RecordPrefix+name)
+	if err := s.verifyQuota(ctx, name); err != nil {
+		return Domain{}, err
+	}
+	// Rooted (trailing dot): one query, never the resolver's search list.
+	records, err := s.resolver.LookupTXT(ctx, RecordPrefix+name+".")
 	if err != nil && !isNotFound(err) {
 		return Domain{}, apperr.Unavailablef(err, "dns_unavailable", "the DNS look-up of %s%s failed; try again", RecordPrefix, name)
 	}

@@ -33,6 +33,11 @@ import (
 // set entry that no listing shows and the next claim or release of the
 // domain, or the organization's deletion, removes.
 //
+// A claim nobody verified within the configured time may be overwritten
+// by another organization's claim, decided inside the claim script (so a
+// verification that lands first always wins); the old organization's set
+// entry then points at a field it no longer owns, which a listing skips.
+//
 // The global field of a deleted organization stays until a reader sees it:
 // every look-up checks the organization exists and, when it does not,
 // drops the field (compare-and-delete on the organization id). Organization
@@ -47,14 +52,16 @@ return {'ok'}
 `)
 
 // claimScript takes a domain for an organization unless another one holds
-// it (replace: the id of a deleted organization whose claim may go).
-// KEYS: the global domains hash.
+// it (replace: the id of a deleted organization whose claim may go;
+// stale: a unix-ms time, when set, before which a claim still unverified
+// may go). KEYS: the global domains hash.
 var claimScript = redisx.NewScript("domains.claim", redisx.Standalone, `
 local cur = redis.call('HGET', KEYS[1], A.domain)
 if cur then
   local c = cjson.decode(cur)
   if c.o == A.org then return {'exists', cur} end
-  if A.replace == '' or c.o ~= A.replace then return {'taken', c.o} end
+  local stale = A.stale ~= '' and (c.va == nil or c.va == '') and tonumber(c.c) < tonumber(A.stale)
+  if not stale and (A.replace == '' or c.o ~= A.replace) then return {'taken', c.o} end
 end
 redis.call('HSET', KEYS[1], A.domain, A.rec)
 return {'ok', A.rec}
@@ -98,6 +105,13 @@ type record struct {
 
 func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
+func staleArg(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return ms(t)
+}
+
 func (r record) domain(name string) Domain {
 	d := Domain{
 		Domain: name, OrganizationID: r.Org, Policy: r.Policy, Role: r.Role, VerifiedBy: r.VerifiedBy,
@@ -137,10 +151,11 @@ type TakenError struct{ Org string }
 func (e *TakenError) Error() string { return "domains: held by " + e.Org }
 
 // Claim records org's claim (d's policy, role, token hash, creation time).
-// replace names a deleted organization whose claim may be overwritten. It
-// returns the stored claim and whether this call created it; another
-// organization's claim is a *TakenError.
-func (s *Store) Claim(ctx context.Context, org string, d Domain, replace string) (Domain, bool, error) {
+// replace names a deleted organization whose claim may be overwritten; a
+// claim still unverified that was made before staleBefore (unless zero)
+// may be overwritten too. It returns the stored claim and whether this
+// call created it; another organization's claim is a *TakenError.
+func (s *Store) Claim(ctx context.Context, org string, d Domain, replace string, staleBefore time.Time) (Domain, bool, error) {
 	rep, err := refScript.Run(ctx, s.rdb, []string{s.ks.Org(org), s.ks.OrgDomains(org)}, map[string]string{"domain": d.Domain})
 	if err != nil {
 		return Domain{}, false, storeErr(err)
@@ -151,7 +166,7 @@ func (s *Store) Claim(ctx context.Context, org string, d Domain, replace string)
 	rec, _ := json.Marshal(record{Org: org, Policy: d.Policy, Role: d.Role, TokenHash: d.tokenHash,
 		Created: ms(d.CreatedAt), Updated: ms(d.CreatedAt)})
 	rep, err = claimScript.Run(ctx, s.rdb, []string{s.ks.Domains()}, map[string]string{
-		"domain": d.Domain, "org": org, "rec": string(rec), "replace": replace,
+		"domain": d.Domain, "org": org, "rec": string(rec), "replace": replace, "stale": staleArg(staleBefore),
 	})
 	if err != nil {
 		return Domain{}, false, storeErr(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
 	"github.com/kratos-orgs/kratos-orgs/orgs"
 )
@@ -121,5 +122,55 @@ func TestDomainSuggestJoinInBrowser(t *testing.T) {
 	}
 	if st.whoami(b.CookieHeader(st.kratos.PublicURL)) == nil {
 		t.Fatal("the session was lost")
+	}
+}
+
+// An owner signed in to a real Kratos claims a domain on /api, proves it
+// with the DNS TXT record (a local DNS server), turns on auto_join, and a
+// person who then signs up with an address in it becomes a member once
+// Kratos shows the address verified. An admin cannot touch the domains;
+// verified:true without DNS is refused.
+func TestDomainOwnerAPIWithKratos(t *testing.T) {
+	dns := testenv.StartTXTServer(t)
+	st := startStack(t, "kratos_settings", func(c *config.Config) { c.Domains.DNSServer = dns.Addr })
+	ctx := context.Background()
+	ownerID := st.createPerson("owner@owned.example", "owner has a long password", true)
+	adminID := st.createPerson("admin@owned.example", "admin has a long password", true)
+	o, err := st.srv.Orgs.Create(ctx, orgs.CreateRequest{Name: "Owned Domain Co", OwnerIdentityID: ownerID}, orgs.StateActive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.srv.Orgs.AddMember(ctx, o.ID, orgs.AddMemberRequest{IdentityID: adminID, Role: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	owner := st.sessionToken("owner@owned.example", "owner has a long password")
+	admin := st.sessionToken("admin@owned.example", "admin has a long password")
+	base := "/organizations/" + o.Slug + "/domains"
+	if r := st.api(admin, "POST", base, map[string]any{"domain": "owned.example"}); r.status != http.StatusForbidden || r.code() != "role_too_low" {
+		t.Fatalf("admin claims: %d %v", r.status, r.body)
+	}
+	r := st.api(owner, "POST", base, map[string]any{"domain": "owned.example", "policy": "suggest"})
+	if r.status != http.StatusCreated {
+		t.Fatalf("owner claims: %d %v", r.status, r.body)
+	}
+	if r := st.api(owner, "PATCH", base+"/owned.example", map[string]any{"verified": true}); r.status != http.StatusForbidden || r.code() != "operator_only" {
+		t.Fatalf("owner verifies without DNS: %d %v", r.status, r.body)
+	}
+	dns.Set("_kratos-orgs.owned.example", r.body["dns_record"].(map[string]any)["value"].(string))
+	if r := st.api(owner, "POST", base+"/owned.example/verify", nil); r.status != http.StatusOK || r.body["verified_by"] != "dns" {
+		t.Fatalf("owner's DNS check: %d %v", r.status, r.body)
+	}
+	if r := st.api(owner, "PATCH", base+"/owned.example", map[string]any{"policy": "auto_join"}); r.status != http.StatusOK || r.body["policy"] != "auto_join" {
+		t.Fatalf("owner turns on auto_join: %d %v", r.status, r.body)
+	}
+	status, out := st.signUp("dee@owned.example", nil)
+	if status != http.StatusOK {
+		t.Fatalf("sign-up: %d %v", status, out)
+	}
+	dee := out["identity"].(map[string]any)["id"].(string)
+	st.verifyAddress("dee@owned.example")
+	eventuallyTrue(t, "the verified address joins through the owner's domain", func() bool { return st.isMember(o, dee) })
+	if r := st.api(owner, "DELETE", base+"/owned.example", nil); r.status != http.StatusNoContent || !st.isMember(o, dee) {
+		t.Fatalf("release: %d %v; the membership must stay", r.status, r.body)
 	}
 }

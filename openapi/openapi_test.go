@@ -358,6 +358,9 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 		{"POST", "/api/organizations/acme/invitations/" + inv + "/resend"},
 		{"POST", "/api/organizations/acme/invitations/" + inv + "/remind"},
 		{"GET", "/api/organizations/acme/audit"},
+		{"GET", "/api/organizations/acme/domains"}, {"POST", "/api/organizations/acme/domains"},
+		{"PATCH", "/api/organizations/acme/domains/acme.example"}, {"DELETE", "/api/organizations/acme/domains/acme.example"},
+		{"POST", "/api/organizations/acme/domains/acme.example/verify"},
 	} {
 		call(public.URL, r[0], r[1], "") // 401 no_session
 	}

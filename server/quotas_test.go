@@ -39,7 +39,7 @@ func (f *sessionFake) Whoami(_ context.Context, cookie, token string) (*identity
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if token == "" { // a browser: the token is the session cookie's value
-		token = strings.TrimPrefix(cookie, identity.DefaultSessionCookie+"=")
+		token = strings.TrimPrefix(identity.SessionCookie(cookie, ""), identity.DefaultSessionCookie+"=")
 	}
 	if who, ok := f.sessions[token]; ok {
 		return &identity.Session{ID: "sess-" + token, Identity: who, Addresses: map[string]bool{who.Email: true}}, nil

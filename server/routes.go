@@ -62,6 +62,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 		Service: s.Invites, Previewer: s.Previewer, Orgs: s.Orgs, Quotas: s.quotas,
 	})
 	bulk.RegisterAPI(sessionAPI)
+	domains.NewAPIHandlers(s.Domains).Register(sessionAPI.Group("", s.domainQuotas.api()))
 	if s.resendHook != nil {
 		// Public: Resend must reach it, and the admin listener never is
 		// exposed. The signature authenticates it; the quota comes first.
@@ -80,7 +81,7 @@ func (s *Server) routes() (public, admin *gin.Engine) {
 	invites.NewAdminHandlers(s.Invites, s.Previewer).Register(adminAPI)
 	bulk.RegisterAdmin(adminAPI)
 	invites.NewSuppressionHandlers(s.Deliveries).Register(adminAPI)
-	domains.NewAdminHandlers(s.Domains).Register(adminAPI.Group("", s.domainQuotas.verify()))
+	domains.NewAdminHandlers(s.Domains).Register(adminAPI)
 	s.Hooks.Register(admin.Group("", actor("webhook")))
 	return public, admin
 }
