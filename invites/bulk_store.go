@@ -12,8 +12,30 @@ import (
 )
 
 // The bulk path's Redis writes: the same scripts as a single invitation's,
-// pipelined (one round trip per node for every row's address reference,
-// one for every row's invitation, all in the organization's slot).
+// pipelined (a round trip per node for every hundred rows' address
+// references, one for every hundred rows' invitations, all in the
+// organization's slot).
+
+// bulkPipeline is the most rows' scripts sent in one pipeline. go-redis
+// reads a pipeline's replies within one read timeout (2 s, see redisx)
+// and sends the whole pipeline again when that runs out, which would run
+// every script a second time: the rows written by the first would answer
+// reinvited, with a second mail each. A thousand invitation scripts in
+// one pipeline did run out on a loaded machine; a hundred take a tenth.
+const bulkPipeline = 100
+
+// pipelined queues n commands (add queues the i-th) in pipelines of at
+// most bulkPipeline and runs them one after the other; each command holds
+// its own result or error.
+func (s *Store) pipelined(ctx context.Context, n int, add func(pipe redis.Pipeliner, i int)) {
+	for from := 0; from < n; from += bulkPipeline {
+		pipe := s.rdb.Pipeline()
+		for i := from; i < min(n, from+bulkPipeline); i++ {
+			add(pipe, i)
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+}
 
 // refReply is one row's reference outcome (see Store.reference).
 type refReply struct {
@@ -35,13 +57,11 @@ func (s *Store) referenceMany(ctx context.Context, org string, emails, ids []str
 		return out
 	}
 	ref := org + " " + strconv.FormatInt(at.UnixMilli(), 10)
-	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(emails))
-	for i, email := range emails {
-		keys := []string{s.ks.AddressRefs(email), s.ks.AddressClaim(email), s.ks.AddressIdentity(email), s.ks.AddressSuppression(email)}
+	s.pipelined(ctx, len(emails), func(pipe redis.Pipeliner, i int) {
+		keys := []string{s.ks.AddressRefs(emails[i]), s.ks.AddressClaim(emails[i]), s.ks.AddressIdentity(emails[i]), s.ks.AddressSuppression(emails[i])}
 		cmds[i] = referenceScript.Eval(ctx, pipe, keys, map[string]string{"id": ids[i], "ref": ref})
-	}
-	_, _ = pipe.Exec(ctx)
+	})
 	for i, c := range cmds {
 		res, err := c.Slice()
 		if err != nil {
@@ -80,15 +100,13 @@ func (s *Store) createMany(ctx context.Context, ns []NewInvitation) []createRepl
 		return out
 	}
 	now := s.now()
-	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(ns))
 	args := make([]*createArgs, len(ns))
-	for i, n := range ns {
+	s.pipelined(ctx, len(ns), func(pipe redis.Pipeliner, i int) {
 		var keys []string
-		keys, args[i] = s.createCall(n, now)
+		keys, args[i] = s.createCall(ns[i], now)
 		cmds[i] = createScript.Eval(ctx, pipe, keys, args[i])
-	}
-	_, _ = pipe.Exec(ctx)
+	})
 	for i, c := range cmds {
 		res, err := c.Slice()
 		if err == nil && len(res) == 0 {

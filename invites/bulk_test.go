@@ -145,3 +145,32 @@ func TestBulkIdempotent(t *testing.T) {
 		t.Fatalf("retry after a failure: %v %v", err, replayed)
 	}
 }
+
+// A request longer than one pipeline (bulkPipeline rows) keeps its rows'
+// order across the pipelines: seats run out at the same row as in one.
+func TestBulkInviteSpansPipelines(t *testing.T) {
+	h := newHarness(t)
+	const rows, limit = 2*bulkPipeline + 50, 2*bulkPipeline + 30
+	h.setLimit(limit)
+	in := make([]BulkRow, rows)
+	no := false
+	for i := range in {
+		in[i] = BulkRow{Email: fmt.Sprintf("p%03d@example.com", i), SendEmail: &no}
+	}
+	resp, err := h.svc.BulkInvite(h.ctx, h.org.ID, in, BulkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range resp.Results {
+		want := BulkCreated
+		if i >= limit {
+			want = BulkSeatLimit
+		}
+		if r.Row != i || r.Result != want {
+			t.Fatalf("row %d: %+v, want %s", i, r, want)
+		}
+	}
+	if s := h.seats(); s.Pending != limit {
+		t.Fatalf("seats %+v, want %d pending", s, limit)
+	}
+}

@@ -8,8 +8,9 @@ import (
 
 // TestCluster runs the outbox's core tests again on a real Redis Cluster
 // (sharedEnv hands them the cluster client there): enqueue, retry, dead
-// letters, takeover of a dead consumer's jobs, two workers, and checks
-// that every script of the package ran on the cluster.
+// letters, takeover of a dead consumer's jobs, two workers, promotion of
+// delayed jobs only when due, and checks that every script of the package
+// ran on the cluster.
 func TestCluster(t *testing.T) {
 	testenv.RunOnCluster(t, map[string]string{
 		"ackScript":     ackScript.Hash(),
@@ -26,5 +27,6 @@ func TestCluster(t *testing.T) {
 		testenv.ClusterCase{Name: "ReclaimFromAbandonedWorker", Test: TestReclaimFromAbandonedWorker},
 		testenv.ClusterCase{Name: "TwoWorkersShareJobsExactlyOnce", Test: TestTwoWorkersShareJobsExactlyOnce},
 		testenv.ClusterCase{Name: "RunProcessesJobs", Test: TestRunProcessesJobs},
+		testenv.ClusterCase{Name: "PromotionRunsOnlyWhenDue", Test: TestPromotionRunsOnlyWhenDue},
 	)
 }

@@ -50,15 +50,24 @@ type entryArgs struct {
 	Due   int64  `json:"due,omitempty"` // unix ms
 }
 
-// promoteScript moves due retries back into the stream.
+// promoteScript moves due retries back into the stream (at most limit)
+// and answers {promoted, the next due time (unix ms) or -1 when none is
+// left}. When nothing is due it costs one command.
 // KEYS: delayed, stream. Arguments: now (unix ms), limit.
 var promoteScript = redisx.NewScript("outbox.promote", redisx.Standalone, `
-local due = redis.call('ZRANGE', KEYS[1], '-inf', A.now, 'BYSCORE', 'LIMIT', 0, A.limit)
-for _, job in ipairs(due) do
-  redis.call('XADD', KEYS[2], '*', 'job', job)
-  redis.call('ZREM', KEYS[1], job)
+local n = 0
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if first[2] and tonumber(first[2]) <= A.now then
+  local due = redis.call('ZRANGE', KEYS[1], '-inf', A.now, 'BYSCORE', 'LIMIT', 0, A.limit)
+  for _, job in ipairs(due) do
+    redis.call('XADD', KEYS[2], '*', 'job', job)
+    redis.call('ZREM', KEYS[1], job)
+  end
+  n = #due
+  first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 end
-return #due
+if first[2] then return {n, tonumber(first[2])} end
+return {n, -1}
 `)
 
 // promoteArgs are promoteScript's arguments.

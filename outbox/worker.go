@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -151,12 +150,16 @@ type Worker struct {
 	groupsOnce sync.Mutex
 	groupsOK   bool
 	lastClaim  time.Time
-	// nextPromote is when the delayed sets are due to be looked at again:
-	// every PollInterval, not on every wake (each invitation wakes the
-	// worker, and promoting touches every shard).
-	promoteMu   sync.Mutex
-	nextPromote time.Time
-	ownDue      []time.Time // when jobs this worker delayed fall due
+	// Promotion of delayed jobs runs a script on a shard only when a job
+	// there is known to be due: dueAt[s] is the earliest due time of shard
+	// s's delayed set as the last script on it answered, lowered when this
+	// worker delays a job there (zero: none known). Every scanEvery, all
+	// shards are looked at, which finds what other workers delayed and
+	// did not promote themselves (they crashed). An idle worker runs no
+	// promotion script in between.
+	promoteMu sync.Mutex
+	dueAt     [redisx.Shards]time.Time
+	nextScan  time.Time
 	// claimFrom is XAUTOCLAIM's cursor per shard, so that idle entries far
 	// behind many in-flight ones are reached in later rounds.
 	claimFrom [redisx.Shards]string
@@ -259,9 +262,10 @@ func (w *Worker) Enqueue(ctx context.Context, shard int, job Job) error {
 // Run processes jobs until ctx ends, then waits for jobs in flight. On
 // one Redis (or Sentinel's master) it waits for new entries in a blocking
 // read of every shard's stream, up to the next promotion of delayed jobs
-// (at most PollInterval), so an idle worker costs a few commands per
-// PollInterval and a busy one one read per batch; on a Cluster it polls
-// every PollInterval and when woken.
+// (at most PollInterval), so an idle worker costs one read per
+// PollInterval (and one promotion script per shard every ClaimAfter/2)
+// and a busy one one read per batch; on a Cluster it polls every
+// PollInterval and when woken.
 func (w *Worker) Run(ctx context.Context) error {
 	ticker := time.NewTicker(w.cfg.PollInterval)
 	defer ticker.Stop()
@@ -295,14 +299,15 @@ func (w *Worker) Run(ctx context.Context) error {
 // shutdown finishes them instead of abandoning a half-sent mail.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) { return w.round(ctx, -1) }
 
-// untilDue is how long Run's read may block: until delayed jobs are due to
-// be promoted or abandoned ones reclaimed, within [1ms, PollInterval].
+// untilDue is how long Run's read may block: until a delayed job is due
+// to be promoted, all shards are to be scanned, or abandoned jobs are to
+// be reclaimed, within [1ms, PollInterval].
 func (w *Worker) untilDue() time.Duration {
 	now := w.now()
 	w.promoteMu.Lock()
-	due := w.nextPromote
-	for _, t := range w.ownDue {
-		if t.Before(due) {
+	due := w.nextScan
+	for _, t := range w.dueAt {
+		if !t.IsZero() && t.Before(due) {
 			due = t
 		}
 	}
@@ -372,66 +377,93 @@ func (w *Worker) ensureGroups(ctx context.Context) error {
 	return nil
 }
 
-// promoteIfDue promotes due retries at most once per PollInterval. A retry
-// or deferral is seconds away (BaseBackoff, a mail budget's wait), so it
-// runs at most one PollInterval late; a round woken by a new job no longer
-// pays a script on every shard for it.
+// promoteIfDue promotes the delayed jobs that are due, on the shards
+// where one is known to be (see dueAt), or on every shard when a scan is
+// due. Idle, it costs nothing between scans.
 func (w *Worker) promoteIfDue(ctx context.Context) error {
 	w.promoteMu.Lock()
 	defer w.promoteMu.Unlock()
 	now := w.now()
-	if now.Before(w.nextPromote) && !w.ownDueBy(now) {
+	scan := !now.Before(w.nextScan)
+	var shards []int
+	for s, t := range w.dueAt {
+		if scan || (!t.IsZero() && !t.After(now)) {
+			shards = append(shards, s)
+		}
+	}
+	if len(shards) == 0 {
 		return nil
 	}
-	if err := w.promote(ctx); err != nil {
+	next, err := w.promote(ctx, shards, now)
+	if err != nil {
 		return err
 	}
-	w.nextPromote = now.Add(w.cfg.PollInterval)
-	w.ownDue = slices.DeleteFunc(w.ownDue, func(t time.Time) bool { return !t.After(now) })
+	for i, s := range shards {
+		w.dueAt[s] = next[i]
+	}
+	if scan {
+		w.nextScan = now.Add(w.scanEvery())
+	}
 	return nil
 }
 
-// ownDueBy reports whether a job this worker delayed is due by now.
-func (w *Worker) ownDueBy(now time.Time) bool {
-	for _, t := range w.ownDue {
-		if !t.After(now) {
-			return true
-		}
-	}
-	return false
+// scanEvery is how often every shard's delayed set is looked at: the
+// cadence at which abandoned jobs are reclaimed (ClaimAfter/2), as a job
+// delayed by a worker that then died is left as its running jobs are.
+func (w *Worker) scanEvery() time.Duration {
+	return max(w.cfg.ClaimAfter/2, w.cfg.PollInterval)
 }
 
-// promoteBy makes a round promote once t has come: a job this worker
-// delayed is not held back by the PollInterval cadence.
-func (w *Worker) promoteBy(t time.Time) {
+// promoteBy notes that this worker delayed a job on shard s until t, so
+// that a round promotes it then. Call it after the job is in the delayed
+// set: a promotion running meanwhile answers the set's state before it.
+func (w *Worker) promoteBy(s int, t time.Time) {
 	t = time.UnixMilli(t.UnixMilli()) // what the delayed set holds
 	w.promoteMu.Lock()
 	defer w.promoteMu.Unlock()
-	if len(w.ownDue) < 1024 { // beyond, the cadence alone (PollInterval) will do
-		w.ownDue = append(w.ownDue, t)
+	if w.dueAt[s].IsZero() || t.Before(w.dueAt[s]) {
+		w.dueAt[s] = t
 	}
 }
 
-func (w *Worker) promote(ctx context.Context) error {
-	now := w.now().UnixMilli()
-	pipe := w.rdb.Pipeline()
-	for s := 0; s < redisx.Shards; s++ {
-		promoteScript.Eval(ctx, pipe, []string{w.ks.OutboxDelayed(s), w.ks.Outbox(s)}, promoteArgs{now, 100})
+// promote runs promoteScript on the shards, in one pipeline (on a
+// Cluster, one per node), and answers each shard's next due time (zero:
+// its delayed set is empty).
+func (w *Worker) promote(ctx context.Context, shards []int, now time.Time) ([]time.Time, error) {
+	args := promoteArgs{Now: now.UnixMilli(), Limit: 100}
+	run := func(c redis.Scripter, s int) *redis.Cmd {
+		return promoteScript.Eval(ctx, c, []string{w.ks.OutboxDelayed(s), w.ks.Outbox(s)}, args)
 	}
-	_, err := pipe.Exec(ctx)
-	if err != nil && isNoScript(err) {
-		// Scripts are not cached on a fresh or restarted server; load and retry once.
-		for s := 0; s < redisx.Shards; s++ {
-			if err := promoteScript.Eval(ctx, w.rdb, []string{w.ks.OutboxDelayed(s), w.ks.Outbox(s)}, promoteArgs{now, 100}).Err(); err != nil {
-				return fmt.Errorf("outbox: promote retries: %w", err)
+	cmds := make([]*redis.Cmd, len(shards))
+	if len(shards) == 1 {
+		cmds[0] = run(w.rdb, shards[0]) // EVALSHA, loading the script if needed
+	} else {
+		pipe := w.rdb.Pipeline()
+		for i, s := range shards {
+			cmds[i] = run(pipe, s)
+		}
+		if _, err := pipe.Exec(ctx); isNoScript(err) {
+			// Scripts are not cached on a fresh or restarted server: one
+			// by one loads it.
+			for i, s := range shards {
+				cmds[i] = run(w.rdb, s)
 			}
 		}
-		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("outbox: promote retries: %w", err)
+	next := make([]time.Time, len(shards))
+	for i, c := range cmds {
+		reply, err := c.Int64Slice()
+		if err == nil && len(reply) != 2 {
+			err = fmt.Errorf("unexpected reply %v", reply)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("outbox: promote retries of shard %d: %w", shards[i], err)
+		}
+		if reply[1] >= 0 {
+			next[i] = time.UnixMilli(reply[1])
+		}
 	}
-	return nil
+	return next, nil
 }
 
 func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
@@ -665,7 +697,7 @@ func (w *Worker) runOne(ctx context.Context, m entry) (done bool) {
 			due := w.now().Add(delay)
 			err = delayScript.Eval(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
 				entryArgs{Group: w.cfg.Group, ID: m.id, Job: job.encode(), Due: due.UnixMilli()}).Err()
-			w.promoteBy(due)
+			w.promoteBy(m.shard, due)
 		}
 	}
 	w.observe(job.Kind, outcome, start)
@@ -689,9 +721,10 @@ func (w *Worker) postpone(ctx context.Context, m entry, job Job, herr error) err
 	}
 	w.log.Info("outbox: job deferred", "kind", job.Kind, "ref", job.Ref, "in", delay.Round(time.Second), "reason", herr)
 	due := w.now().Add(delay)
-	w.promoteBy(due)
-	return delayScript.Eval(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
+	err := delayScript.Eval(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
 		entryArgs{Group: w.cfg.Group, ID: m.id, Job: job.encode(), Due: due.UnixMilli()}).Err()
+	w.promoteBy(m.shard, due)
+	return err
 }
 
 func (w *Worker) observe(kind, outcome string, start time.Time) {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kratos-orgs/kratos-orgs/config"
 	"github.com/kratos-orgs/kratos-orgs/identity/identitytest"
 	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
 	"github.com/kratos-orgs/kratos-orgs/mail"
@@ -80,6 +81,33 @@ func BenchmarkInviteWithOutbox(b *testing.B) {
 	if failures > 0 {
 		b.Fatalf("%d invitations failed", failures)
 	}
+	cost.report(b)
+}
+
+// BenchmarkOutboxIdle runs the outbox worker with nothing to do, with
+// the default outbox settings, for one second per operation: redis-cmds/op
+// is what the idle worker costs Redis per second (a script's inner calls
+// counted).
+//
+//	go test -run=NONE -bench=OutboxIdle -benchtime=20x ./server/
+func BenchmarkOutboxIdle(b *testing.B) {
+	cfg := testConfig(testenv.SharedRedis(b).Addr, "http://127.0.0.1:1", "http://127.0.0.1:1", "http://127.0.0.1:1/")
+	cfg.Outbox = config.Default().Outbox // not the tests' short poll interval
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := New(context.Background(), Options{Config: cfg, Logger: log, Identities: identitytest.New()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Worker.Run(ctx) }()
+	defer func() { stop(); <-done }()
+	time.Sleep(time.Second) // the worker's first round (groups, scripts, every shard) is not idling
+	cost := newCostMeter(b, srv.Redis())
+	b.ResetTimer()
+	time.Sleep(time.Duration(b.N) * time.Second)
+	b.StopTimer()
 	cost.report(b)
 }
 

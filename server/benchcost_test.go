@@ -61,10 +61,13 @@ func (m *costMeter) report(b *testing.B) {
 	}
 	sort.Strings(names)
 	var sb strings.Builder
+	var total int64
 	for _, name := range names {
 		d := after[name].sub(m.cmds[name])
+		total += d.calls
 		fmt.Fprintf(&sb, " %s=%.2f(%.0fµs)", name, float64(d.calls)/n, float64(d.usec)/n)
 	}
+	b.ReportMetric(float64(total)/n, "redis-cmds/op")
 	b.Logf("N=%d per op: %.0f µs CPU here + %.0f µs in redis-server (a ceiling of %.0f/s for 2 cores doing only this); Redis commands (count and time in redis per op):%s",
 		b.N, goCPU, rCPU, 2e6/(goCPU+rCPU), sb.String())
 }

@@ -211,16 +211,21 @@ func label(line, name string) string {
 }
 
 // drain waits until the outbox has run every job the phase queued, so that
-// their cost is the phase's.
+// their cost is the phase's (giving up after 2 minutes without progress).
 func (s *stack) drain(ctx context.Context) error {
-	deadline := time.Now().Add(2 * time.Minute)
+	const patience = 2 * time.Minute
+	deadline := time.Now().Add(patience)
+	last := -1.0
 	for {
 		_, n, err := s.metrics(ctx)
 		if err != nil || n == 0 {
 			return err
 		}
+		if n != last { // progress: a bulk phase queues tens of thousands
+			last, deadline = n, time.Now().Add(patience)
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the outbox still holds %.0f jobs after 2 minutes", n)
+			return fmt.Errorf("the outbox still holds %.0f jobs after 2 minutes without progress", n)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -248,11 +253,19 @@ func (s *stack) snapshot(ctx context.Context) (snapshot, error) {
 // then the outbox jobs it queued. A cost it cannot read is nil (said on
 // stderr); the rate stands anyway.
 func (s *stack) measured(ctx context.Context, name string, c int, d time.Duration, op func(ctx context.Context, n int) error) (result, *cost) {
+	return s.costOf(ctx, name, func() result { return run(ctx, c, d, op) })
+}
+
+// costOf runs one phase and works out what it cost per operation (its
+// result's OK), the outbox jobs it queued included.
+func (s *stack) costOf(ctx context.Context, name string, phase func() result) (result, *cost) {
 	fmt.Fprintf(os.Stderr, "measuring %s...\n", name)
 	before, err := s.snapshot(ctx)
-	res := run(ctx, c, d, op)
+	res := phase()
 	if err == nil {
+		t0 := time.Now()
 		err = s.drain(ctx)
+		res.drained = time.Since(t0)
 	}
 	var after snapshot
 	if err == nil {

@@ -15,6 +15,7 @@ type result struct {
 	Elapsed    time.Duration
 	latencies  []time.Duration // of the successful requests
 	firstErr   error
+	drained    time.Duration // how long the outbox took after the phase to run the jobs it queued
 }
 
 // Rate is successful operations per second.

@@ -18,8 +18,10 @@ import (
 	"os"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/kratos-orgs/kratos-orgs/identity"
 	"github.com/kratos-orgs/kratos-orgs/internal/testenv"
 )
 
@@ -30,10 +32,14 @@ type options struct {
 	concurrency int
 	duration    time.Duration
 	cpuProfile  string // file for a CPU profile of the bench process (kratos-orgs and the load generator)
+	// The bulk phase: rows invited in bulk (0: no bulk phase), and the
+	// call sizes of Kratos' own batch create measured beside it.
+	bulkRows      int
+	kratosBatches []int
 }
 
 func parseOptions(args []string) (options, error) {
-	o := options{db: os.Getenv("KRATOS_DB"), pgURL: testenv.PostgresURL()}
+	o := options{db: os.Getenv("KRATOS_DB"), pgURL: testenv.PostgresURL(), bulkRows: 10000}
 	switch o.db {
 	case "", "postgres", "postgresql":
 		o.db = "postgres"
@@ -49,18 +55,29 @@ func parseOptions(args []string) (options, error) {
 		}
 		o.seed = n
 	}
+	if v := os.Getenv("BENCH_BULK_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return o, fmt.Errorf("BENCH_BULK_ROWS=%q: want a count", v)
+		}
+		o.bulkRows = n
+	}
 	fs := flag.NewFlagSet("benchkratos", flag.ContinueOnError)
 	fs.IntVar(&o.concurrency, "c", 8, "requests in flight")
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "duration of each measurement")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of kratos-orgs (and the load generator) over the measured phases to this file")
 	fs.IntVar(&o.seed, "identities", o.seed, "identities created in Kratos before measuring (BENCH_IDENTITIES)")
+	fs.IntVar(&o.bulkRows, "rows", o.bulkRows, "rows of the bulk phase, 0 to skip it (BENCH_BULK_ROWS)")
+	batches := fs.String("kratos-batches", "100,1000", "call sizes of Kratos' own batch create measured beside the bulk phase (comma-separated; empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if o.concurrency < 1 || o.duration <= 0 {
 		return o, fmt.Errorf("-c and -d must be positive")
 	}
-	return o, nil
+	var err error
+	o.kratosBatches, err = parseSizes(*batches)
+	return o, err
 }
 
 func main() {
@@ -89,14 +106,35 @@ func bench(ctx context.Context, o options) error {
 		}
 		defer stop()
 	}
-	rows, err := measure(ctx, env, o)
+	m, err := measure(ctx, env, o)
 	if err != nil {
 		return err
 	}
+	rows := m.rows()
 	writeTable(os.Stdout, rows)
 	fmt.Println()
 	writeCosts(os.Stdout, rows)
+	if len(m.bulk) > 0 {
+		fmt.Println()
+		writeBulk(os.Stdout, m.bulk, &m.create)
+	}
 	return nil
+}
+
+// parseSizes reads -kratos-batches: call sizes within what Kratos takes.
+func parseSizes(v string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > identity.MaxBatchCreate {
+			return nil, fmt.Errorf("-kratos-batches: %q is not a call size from 1 to %d", f, identity.MaxBatchCreate)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // startProfile writes a CPU profile of this process until stop is called.

@@ -25,7 +25,7 @@ func (c *collected) add(email, id string) {
 
 // measure runs the phases in order; each uses distinct addresses, so a
 // phase measures the path it names (new, unknown account, known account).
-func measure(ctx context.Context, s *stack, o options) ([]row, error) {
+func measure(ctx context.Context, s *stack, o options) (*measurements, error) {
 	if o.seed > 0 {
 		t0 := time.Now()
 		if err := s.seed(ctx, o.seed); err != nil {
@@ -33,7 +33,7 @@ func measure(ctx context.Context, s *stack, o options) ([]row, error) {
 		}
 		fmt.Fprintf(os.Stderr, "seeded %d identities in %s\n", o.seed, time.Since(t0).Round(time.Millisecond))
 	}
-	var orgIDs [3]string
+	var orgIDs [4]string
 	for i := range orgIDs {
 		id, err := s.createOrg(ctx, fmt.Sprintf("Bench %d", i))
 		if err != nil {
@@ -56,6 +56,9 @@ func measure(ctx context.Context, s *stack, o options) ([]row, error) {
 	m.createAsOrgs, m.createAsOrgsCost = s.measured(ctx, "Kratos: create with kratos-orgs' body", c, d, func(ctx context.Context, n int) error {
 		return s.kratosCreateAsOrgs(ctx, fmt.Sprintf("inactive-%d-%d@bench.example", stamp, n), orgIDs[0])
 	})
+	if o.bulkRows > 0 {
+		m.bulk = s.measureBulk(ctx, o, orgIDs[3], stamp)
+	}
 	m.inviteNew, m.inviteNewCost = s.measured(ctx, "kratos-orgs: invite new addresses", c, d, func(ctx context.Context, n int) error {
 		email := fmt.Sprintf("new-%d-%d@bench.example", stamp, n)
 		err := s.invite(ctx, orgIDs[0], email)
@@ -116,7 +119,7 @@ func measure(ctx context.Context, s *stack, o options) ([]row, error) {
 		}
 		return s.invite(ctx, orgIDs[1], rest[n])
 	})
-	return m.rows(), nil
+	return &m, nil
 }
 
 // learn runs one reconciler pass, as serve does every reconcile.interval.
@@ -136,6 +139,7 @@ type measurements struct {
 	createAsOrgs                                                                           result
 	createCost, inviteNewCost, inviteKnownCost, recoveryCost, acceptCost, lookUpCost       *cost
 	inviteUnknownCost, inviteLearnedCost, createAsOrgsCost                                 *cost
+	bulk                                                                                   []bulkRun // Kratos' batch creates, then kratos-orgs' bulk invitation
 }
 
 func (m *measurements) rows() []row {

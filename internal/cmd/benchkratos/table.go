@@ -101,3 +101,22 @@ func (c *cost) cpuText() string {
 	}
 	return fmt.Sprintf("%s / %s / %s / %s", ms(c.self), ms(c.kratos), ms(c.postgres), ms(c.redis))
 }
+
+// writeBulk prints the bulk phase: each run's rows per second and its
+// ratio to Kratos' own single-create rate of the same run (create), what
+// a row cost, and how long the outbox took afterwards to send the mails
+// and run the other jobs the rows queued (not in the rate).
+func writeBulk(w io.Writer, runs []bulkRun, create *result) {
+	fmt.Fprintf(w, "| bulk phase | rows/s | per request p50 / p99 | ratio to Kratos' single create (%s) | outbox after it | Kratos calls per row | Redis commands per row | CPU per row: bench process / Kratos / PostgreSQL / Redis | notes |\n", rate(create))
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	for _, r := range runs {
+		res := r.Res
+		calls, commands := r.Cost.callsText(), r.Cost.commandsText()
+		if r.PerCall > 0 { // the bench's own calls; Redis only idles meanwhile
+			calls, commands = fmt.Sprintf("%.3f (the bench's own)", 1/float64(r.PerCall)), "-"
+		}
+		fmt.Fprintf(w, "| %s (%d rows) | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			r.What, res.OK+res.Failed, rate(&res), latency(&res), ratio(&res, create),
+			res.drained.Round(100*time.Millisecond), calls, commands, r.Cost.cpuText(), failures(&res))
+	}
+}

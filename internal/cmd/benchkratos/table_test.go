@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +87,67 @@ func TestCostTable(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Fatalf("cost table lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+func TestBulkPhaseCountsRows(t *testing.T) {
+	if got := chunks(2500, 1000); len(got) != 3 || got[2] != [2]int{2000, 2500} {
+		t.Fatalf("chunks(2500, 1000) = %v", got)
+	}
+	var sent [][2]int
+	res := sequential(t.Context(), 2500, 1000, func(_ context.Context, from, to int) (int, error) {
+		sent = append(sent, [2]int{from, to})
+		if from == 1000 {
+			return to - from - 2, errors.New("2 rows refused")
+		}
+		return to - from, nil
+	})
+	if len(sent) != 3 || res.OK != 2498 || res.Failed != 2 || len(res.latencies) != 3 || res.firstErr == nil {
+		t.Fatalf("sent %v, result %+v", sent, res)
+	}
+	res.Elapsed = time.Second
+	create := &result{OK: 2000, Elapsed: 10 * time.Second}
+	c := diff(snapshot{redisCommands: 0, calls: map[string]float64{}},
+		snapshot{redisCommands: 49960, calls: map[string]float64{"PATCH /admin/identities": 25}}, res.OK)
+	var b bytes.Buffer
+	writeBulk(&b, []bulkRun{
+		{What: "Kratos: batch create, 100 per call", Res: res, Cost: c, PerCall: 100},
+		{What: "kratos-orgs: bulk invite", Res: res, Cost: c},
+	}, create)
+	for _, want := range []string{
+		"ratio to Kratos' single create (200/s)",
+		"| Kratos: batch create, 100 per call (2500 rows) | 2498/s |",
+		"| 12.49 | 0s | 0.010 (the bench's own) | - |",
+		"| 0s | 0.01 (0.01 PATCH /admin/identities) | 20.0 |",
+		"2 failed (2 rows refused)",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("bulk table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestBulkOptions(t *testing.T) {
+	t.Setenv("KRATOS_DB", "")
+	t.Setenv("BENCH_BULK_ROWS", "")
+	o, err := parseOptions(nil)
+	if err != nil || o.bulkRows != 10000 || !slices.Equal(o.kratosBatches, []int{100, 1000}) {
+		t.Fatalf("defaults %+v, %v", o, err)
+	}
+	t.Setenv("BENCH_BULK_ROWS", "2000")
+	if o, err = parseOptions([]string{"-kratos-batches", "500"}); err != nil || o.bulkRows != 2000 || !slices.Equal(o.kratosBatches, []int{500}) {
+		t.Fatalf("options %+v, %v", o, err)
+	}
+	if o, err = parseOptions([]string{"-rows", "0", "-kratos-batches", ""}); err != nil || o.bulkRows != 0 || len(o.kratosBatches) != 0 {
+		t.Fatalf("options %+v, %v", o, err)
+	}
+	for _, bad := range []string{"0", "2001", "ten"} {
+		if _, err := parseOptions([]string{"-kratos-batches", bad}); err == nil {
+			t.Errorf("-kratos-batches %s accepted", bad)
+		}
+	}
+	t.Setenv("BENCH_BULK_ROWS", "-1")
+	if _, err := parseOptions(nil); err == nil {
+		t.Fatal("BENCH_BULK_ROWS=-1 accepted")
 	}
 }
