@@ -26,5 +26,6 @@ func TestCluster(t *testing.T) {
 		testenv.ClusterCase{Name: "ReclaimFromAbandonedWorker", Test: TestReclaimFromAbandonedWorker},
 		testenv.ClusterCase{Name: "TwoWorkersShareJobsExactlyOnce", Test: TestTwoWorkersShareJobsExactlyOnce},
 		testenv.ClusterCase{Name: "RunProcessesJobs", Test: TestRunProcessesJobs},
+		testenv.ClusterCase{Name: "BatchHandler", Test: TestBatchHandlerKeepsEachJobsOutcome},
 	)
 }
