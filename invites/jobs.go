@@ -306,6 +306,16 @@ func (m *Mailer) admit(ctx context.Context, inv Invitation, job outbox.Job) (boo
 func (m *Mailer) sent(ctx context.Context, job outbox.Job, attempts int, id string, sendErr error) error {
 	if sendErr == nil {
 		m.observe("sent", nil)
+	} else {
+		m.observe(sendResult(sendErr), sendErr)
+	}
+	return m.record(ctx, job, attempts, id, sendErr)
+}
+
+// record is sent without the metrics: for the mails of a batch whose jobs
+// are not in hand (each is counted when its own job runs).
+func (m *Mailer) record(ctx context.Context, job outbox.Job, attempts int, id string, sendErr error) error {
+	if sendErr == nil {
 		if m.deliveries != nil {
 			// Before the status: a webhook about this mail finds its
 			// invitation from the moment the status names the id.
@@ -318,7 +328,6 @@ func (m *Mailer) sent(ctx context.Context, job outbox.Job, attempts int, id stri
 	}
 	// The error says whether the outbox retries it, and when; the
 	// delivery tells the inviter the same.
-	m.observe(sendResult(sendErr), sendErr)
 	d := Delivery{Status: DeliveryQueued, Attempts: attempts, LastError: sendErr.Error()}
 	if !outbox.Temporary(sendErr) {
 		d.Status, d.Reason = DeliveryFailed, failureReason(sendErr)

@@ -241,9 +241,10 @@ func (m *Mailer) recordAnswer(ctx context.Context, rec batchRecord, ans batchAns
 		if n < len(ans.IDs) {
 			id = ans.IDs[n]
 		}
-		err := m.sent(ctx, job, attempts, id, sendErr)
 		if i, ok := inHand[bm.Key]; ok {
-			errs[i] = err
+			errs[i] = m.sent(ctx, job, attempts, id, sendErr)
+		} else {
+			_ = m.record(ctx, job, attempts, id, sendErr) // its job records it again when it runs
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/kratos-orgs/kratos-orgs/mail"
 	"github.com/kratos-orgs/kratos-orgs/mail/resendtest"
 	"github.com/kratos-orgs/kratos-orgs/outbox"
+	"github.com/kratos-orgs/kratos-orgs/ratelimit"
 	"github.com/kratos-orgs/kratos-orgs/templates"
 )
 
@@ -287,4 +289,32 @@ func TestJobsTakenOverDuringABatchCallAreNotSentAgain(t *testing.T) {
 			h.resend.BatchRequests(), len(h.resend.Emails()), h.delayedJobs())
 	}
 	h.checkSentOnce(invs)
+}
+
+// TestMailBatchQuotaAndSuppressionPerMail: in a batch round a suppressed
+// address is skipped and the mail budget is spent per mail: the mails past
+// it wait in the outbox and go out when it refills.
+func TestMailBatchQuotaAndSuppressionPerMail(t *testing.T) {
+	h := newHarness(t)
+	h.withBudget(ratelimit.Limit{Name: "mail_global", Requests: 1000, Period: time.Hour},
+		ratelimit.Limit{Name: "mail_per_organization", Requests: 3, Period: time.Hour})
+	invs := h.inviteMany(6)
+	if err := h.deliv.Suppress(h.ctx, Suppression{Email: invs[0].Email, Reason: DeliveryBounced}); err != nil {
+		t.Fatal(err)
+	}
+	h.drain()
+	if h.resend.BatchRequests() != 1 || len(h.resend.Emails()) != 3 {
+		t.Fatalf("first hour: %d batch calls, %d emails; want 1 and 3 (budget of 3)", h.resend.BatchRequests(), len(h.resend.Emails()))
+	}
+	if d := h.delivery(invs[0].ID); d.Status != DeliverySuppressed {
+		t.Fatalf("suppressed address: delivery %+v", d)
+	}
+	if d := h.delivery(invs[5].ID); d.Status != DeliveryQueued || !strings.HasPrefix(d.LastError, MailBudgetExhausted) {
+		t.Fatalf("over budget: delivery %+v, want queued waiting for the budget", d)
+	}
+	h.waitAndDrain(time.Hour)
+	if len(h.resend.Emails()) != 5 {
+		t.Fatalf("after the hour: %d emails, want 5", len(h.resend.Emails()))
+	}
+	h.checkSentOnce(invs[1:])
 }
