@@ -318,3 +318,26 @@ func TestMailBatchQuotaAndSuppressionPerMail(t *testing.T) {
 	}
 	h.checkSentOnce(invs[1:])
 }
+
+// TestMailBoundElsewhereIsLeftOutOfANewBatch: a mail another worker bound
+// to a send of its own (it took the job over) is left out of the batch the
+// others go in, and later sent under its own key only.
+func TestMailBoundElsewhereIsLeftOutOfANewBatch(t *testing.T) {
+	h := newHarness(t)
+	invs := h.inviteMany(5)
+	taken := mailJobs(h, invs[2:3], 0)[0]
+	if pins, err := h.mailer.batches.pin(h.ctx, []string{mailKey(taken)}); err != nil || pins[0] != pinSingle {
+		t.Fatalf("pin: %v %v", pins, err)
+	}
+	h.drain()
+	if h.resend.BatchRequests() != 1 || len(h.resend.Emails()) != 4 {
+		t.Fatalf("%d batch calls, %d emails; want one batch of the 4 free mails", h.resend.BatchRequests(), len(h.resend.Emails()))
+	}
+	h.clock.Add(2 * time.Minute) // its retry
+	h.drain()
+	emails := h.resend.Emails()
+	if len(emails) != 5 || emails[4].To[0] != invs[2].Email || emails[4].IdempotencyKey != mailKey(taken) {
+		t.Fatalf("emails %+v: want the bound mail last, under its own key", emails)
+	}
+	h.checkSentOnce(invs)
+}
