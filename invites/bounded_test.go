@@ -50,6 +50,7 @@ func TestBoundedStateOverCycles(t *testing.T) {
 	h.index.stampsTTL = 50 * time.Millisecond
 	h.index.knownTTL = 50 * time.Millisecond
 	h.deliv.mailTTL = 50 * time.Millisecond
+	h.mailer.batches.ttl = 50 * time.Millisecond
 	members := orgs.NewIdentityIndex(h.rdb, h.ks, nil)
 	members.StampsTTL = 50 * time.Millisecond
 	members.Register(h.worker)

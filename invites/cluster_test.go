@@ -33,7 +33,12 @@ func TestCluster(t *testing.T) {
 		"indexScript":          indexScript.Hash(),
 		"invitedScript":        invitedScript.Hash(),
 		"forgetIdentityScript": forgetIdentityScript.Hash(),
+		"commitScript":         commitScript.Hash(),
+		"pinScript":            pinScript.Hash(),
 	},
+		// mail batches: pins and requests on the {mb} slot
+		testenv.ClusterCase{Name: "MailBatchRefusedRecipient", Test: TestMailBatchRefusedRecipientFailsAlone},
+		testenv.ClusterCase{Name: "MailBatchRetryAfter500", Test: TestMailBatchRetryAfter500SendsOnce},
 		// store and service
 		testenv.ClusterCase{Name: "InviteNewPerson", Test: TestInviteNewPersonCreatesInactiveIdentity},
 		// bulk: references pipelined across address slots, creates on the org's

@@ -107,6 +107,7 @@ func newHarnessRecording(t *testing.T, rdb redis.UniversalClient, rec redisx.Rec
 	h.worker = outbox.NewWorker(h.rdb, h.ks, outbox.Config{
 		Concurrency: 4, PollInterval: 10 * time.Millisecond, MaxAttempts: 4,
 		BaseBackoff: time.Second, MaxBackoff: time.Minute, ClaimAfter: time.Hour, Now: h.clock.Now,
+		Batch: 2 * mail.MaxBatch, // as the server reads
 	}, log)
 	h.svc = NewService(ServiceOptions{
 		Store: store, Orgs: h.orgs, Identities: h.ids, Sealer: sealer,
@@ -132,6 +133,7 @@ func newHarnessRecording(t *testing.T, rdb redis.UniversalClient, rec redisx.Rec
 	h.mailer = NewMailer(MailerOptions{
 		Invitations: store, Tokens: h.svc, Links: h.svc, Identities: h.ids, Sender: sender, Templates: render,
 		FromAddress: "invites@example.com", FromName: "Example", Now: h.clock.Now, Deliveries: h.deliv,
+		Batches: NewMailBatches(h.rdb, h.ks, sealer),
 	})
 	h.mailer.Register(h.worker, h.index)
 	h.org = h.newOrg("Acme & Co")

@@ -37,6 +37,8 @@ type Mailer struct {
 	observer    MailObserver
 	budget      MailBudget
 	deliveries  mailTracker
+	batches     *MailBatches     // nil: every mail is sent alone
+	batcher     mail.BatchSender // the sender, when it sends batches
 	now         func() time.Time
 }
 
@@ -84,7 +86,10 @@ type MailerOptions struct {
 	Observer    MailObserver // nil: none
 	Budget      MailBudget   // nil: unlimited
 	Deliveries  mailTracker  // nil: no email id index, no suppression list
-	Now         func() time.Time
+	// Batches, with a Sender that is a mail.BatchSender, sends the mail
+	// jobs read together in batches (HandleBatch); nil: each alone.
+	Batches *MailBatches
+	Now     func() time.Time
 }
 
 // NewMailer returns the mail job handler.
@@ -92,11 +97,15 @@ func NewMailer(o MailerOptions) *Mailer {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Mailer{
+	m := &Mailer{
 		invitations: o.Invitations, tokens: o.Tokens, links: o.Links, ids: o.Identities,
 		sender: o.Sender, render: o.Templates, from: o.FromAddress, fromName: o.FromName, loginURL: o.LoginURL,
 		observer: o.Observer, budget: o.Budget, deliveries: o.Deliveries, now: o.Now,
 	}
+	if b, ok := o.Sender.(mail.BatchSender); ok && o.Batches != nil {
+		m.batches, m.batcher = o.Batches, b
+	}
+	return m
 }
 
 // MailBudget is the outgoing-mail quota. Spend takes one mail from the
@@ -133,6 +142,9 @@ func (m *Mailer) observe(result string, err error) {
 // Register installs the invitation jobs on a worker.
 func (m *Mailer) Register(w *outbox.Worker, idx *AddressIndex) {
 	w.Handle("mail", m.Handle, m.GiveUp)
+	if m.batches != nil {
+		w.HandleBatch("mail", m.HandleBatch)
+	}
 	w.Handle("notice", m.Notice, nil)
 	w.Handle("invitation.sync", idx.Handle, nil)
 }
@@ -202,89 +214,125 @@ func sendResult(err error) string {
 // invitation ended or whose token was rotated since is dropped: a newer job
 // carries the link that works.
 func (m *Mailer) Handle(ctx context.Context, job outbox.Job) error {
-	inv, org, err := m.invitations.GetWithOrg(ctx, job.Ref)
-	if apperr.KindOf(err) == apperr.NotFound {
-		return nil
-	}
-	if err != nil {
+	inv, msg, ok, err := m.compose(ctx, job)
+	if err != nil || !ok {
 		return err
 	}
-	if inv.Status != Pending || inv.tokenVersion != job.Version {
-		return nil
+	return m.deliver(ctx, inv, job, msg)
+}
+
+// mailKey is a mail job's own idempotency key: one per link, so a retry
+// after a crash or timeout never mails twice.
+func mailKey(job outbox.Job) string {
+	return fmt.Sprintf("kratos-orgs/%s/v%d/%s", job.Ref, job.Version, job.Template)
+}
+
+// compose renders a mail job's message; false (and no error) means the job
+// is dropped: its invitation ended or its link was replaced.
+func (m *Mailer) compose(ctx context.Context, job outbox.Job) (Invitation, mail.Message, bool, error) {
+	inv, org, err := m.invitations.GetWithOrg(ctx, job.Ref)
+	if apperr.KindOf(err) == apperr.NotFound {
+		return inv, mail.Message{}, false, nil
+	}
+	if err != nil || inv.Status != Pending || inv.tokenVersion != job.Version {
+		return inv, mail.Message{}, false, err
 	}
 	if m.pastWindow(job) {
 		// Sending now could repeat a mail Resend already delivered under
 		// this key; GiveUp marks the delivery failed (expired_retry_window).
 		m.observe("failed", errRetryWindow)
-		return outbox.Permanent(errRetryWindow)
+		return inv, mail.Message{}, false, outbox.Permanent(errRetryWindow)
 	}
 	token, err := m.tokens.Open(job.Sealed)
 	if err != nil {
-		return outbox.Permanent(err)
+		return inv, mail.Message{}, false, outbox.Permanent(err)
 	}
 	if !inv.hasToken(tokens.Hash(token)) {
-		return nil
+		return inv, mail.Message{}, false, nil
 	}
 	data, err := m.mailData(ctx, inv, mailOrg{Slug: org["slug"], Name: org["name"], Locale: org["locale"]}, m.links.LinkURL(inv, token))
 	if err != nil {
-		return err // a Kratos error says itself whether to retry
+		return inv, mail.Message{}, false, err // a Kratos error says itself whether to retry
 	}
 	rendered, err := m.render.Mail(job.Template, data)
 	if err != nil {
-		return outbox.Permanent(err)
+		return inv, mail.Message{}, false, outbox.Permanent(err)
 	}
 	fromName := m.fromDisplayName(data.Inviter.Name)
-	msg := mail.Message{
+	return inv, mail.Message{
 		From:    mail.FormatAddress(fromName, m.from),
 		To:      []string{inv.Email},
 		ReplyTo: data.Inviter.Email, // only ever a verified address: see inviter
 		Subject: rendered.Subject, HTML: rendered.HTML, Text: rendered.Text,
-		Tags: map[string]string{"kind": job.Template, "invitation": inv.ID, "organization": inv.OrganizationID},
-		// One key per link: a retry after a crash or timeout never mails twice.
-		IdempotencyKey: fmt.Sprintf("kratos-orgs/%s/v%d/%s", inv.ID, job.Version, job.Template),
-	}
-	return m.deliver(ctx, inv, job, msg)
+		Tags:           map[string]string{"kind": job.Template, "invitation": inv.ID, "organization": inv.OrganizationID},
+		IdempotencyKey: mailKey(job),
+	}, true, nil
 }
 
 // deliver sends an invitation's mail, unless its address is suppressed or
 // the budget is spent, and records the outcome on the invitation.
 func (m *Mailer) deliver(ctx context.Context, inv Invitation, job outbox.Job, msg mail.Message) error {
+	if ok, err := m.admit(ctx, inv, job); !ok {
+		return err
+	}
+	id, sendErr := m.sender.Send(ctx, msg)
+	return m.sent(ctx, job, job.Attempt+1, id, sendErr)
+}
+
+// admit checks a mail against the suppression list and spends its budget;
+// false means it is not sent now, and the error says whether it waits
+// (outbox.Defer) or failed.
+func (m *Mailer) admit(ctx context.Context, inv Invitation, job outbox.Job) (bool, error) {
 	if s, err := m.suppressed(ctx, inv.Email); err != nil || s != nil {
 		if s != nil {
 			// Not sent: the address bounced or complained before.
 			_, err = m.invitations.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliverySuppressed, Attempts: job.Attempt, Reason: s.Reason})
 		}
-		return err
+		return false, err
 	}
 	if err := m.spend(ctx, inv.OrganizationID); err != nil {
 		if _, waiting := outbox.IsDefer(err); waiting {
 			// Queued, not failed: the invitation says why it waits.
 			_, _ = m.invitations.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliveryQueued, Attempts: job.Attempt, LastError: errors.Unwrap(err).Error()})
 		}
-		return err
+		return false, err
 	}
-	id, sendErr := m.sender.Send(ctx, msg)
-	attempts := job.Attempt + 1
+	return true, nil
+}
+
+// sent records what became of a mail job's send on its invitation: the
+// email id (and its index for the delivery webhooks), or the error, which
+// it returns for the outbox to read.
+func (m *Mailer) sent(ctx context.Context, job outbox.Job, attempts int, id string, sendErr error) error {
 	if sendErr == nil {
 		m.observe("sent", nil)
+	} else {
+		m.observe(sendResult(sendErr), sendErr)
+	}
+	return m.record(ctx, job, attempts, id, sendErr)
+}
+
+// record is sent without the metrics: for the mails of a batch whose jobs
+// are not in hand (each is counted when its own job runs).
+func (m *Mailer) record(ctx context.Context, job outbox.Job, attempts int, id string, sendErr error) error {
+	if sendErr == nil {
 		if m.deliveries != nil {
 			// Before the status: a webhook about this mail finds its
 			// invitation from the moment the status names the id.
-			if err := m.deliveries.MailSent(ctx, id, inv.ID, job.Version); err != nil {
+			if err := m.deliveries.MailSent(ctx, id, job.Ref, job.Version); err != nil {
 				return err // retried: the idempotency key returns the same id
 			}
 		}
-		_, err := m.invitations.SetDelivery(ctx, inv.ID, job.Version, Delivery{Status: DeliverySent, Attempts: attempts, MessageID: id})
+		_, err := m.invitations.SetDelivery(ctx, job.Ref, job.Version, Delivery{Status: DeliverySent, Attempts: attempts, MessageID: id})
 		return err // a failure here retries the send, which the idempotency key makes harmless
 	}
 	// The error says whether the outbox retries it, and when; the
 	// delivery tells the inviter the same.
-	m.observe(sendResult(sendErr), sendErr)
 	d := Delivery{Status: DeliveryQueued, Attempts: attempts, LastError: sendErr.Error()}
 	if !outbox.Temporary(sendErr) {
 		d.Status, d.Reason = DeliveryFailed, failureReason(sendErr)
 	}
-	_, _ = m.invitations.SetDelivery(ctx, inv.ID, job.Version, d)
+	_, _ = m.invitations.SetDelivery(ctx, job.Ref, job.Version, d)
 	return sendErr
 }
 

@@ -34,6 +34,24 @@ type Sender interface {
 	Send(ctx context.Context, m Message) (id string, err error)
 }
 
+// MaxBatch is the most messages one batch call carries (Resend's limit).
+const MaxBatch = 100
+
+// BatchSender sends several messages in one call under one idempotency
+// key (the messages' own keys are not used), as Resend's batch endpoint
+// does. The error is about the whole call (classified as Send's); a
+// message refused alone has its BatchResult.Err.
+type BatchSender interface {
+	SendBatch(ctx context.Context, msgs []Message, key string) ([]BatchResult, error)
+}
+
+// BatchResult is what became of one message of a batch: its id, or why
+// it alone was refused (a SendError, not temporary).
+type BatchResult struct {
+	ID  string
+	Err error
+}
+
 // SendError is a delivery failure, classified.
 type SendError struct {
 	Status  int    // HTTP status, 0 for network errors

@@ -17,7 +17,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// ResendSender sends through the Resend API with resend-go.
+// ResendSender sends through the Resend API with resend-go: one message
+// with POST /emails (Send), up to MaxBatch with POST /emails/batch
+// (SendBatch).
 //
 // The SDK reduces most failures to a string, losing the status code and the
 // error name (peers.md §4.2), which is what decides whether to retry. A
@@ -63,13 +65,7 @@ func (s *ResendSender) Send(ctx context.Context, m Message) (string, error) {
 	if err := s.limiter.Wait(ctx); err != nil {
 		return "", &SendError{Message: err.Error(), temporary: true}
 	}
-	req := &resend.SendEmailRequest{
-		From: m.From, To: m.To, ReplyTo: m.ReplyTo,
-		Subject: m.Subject, Html: m.HTML, Text: m.Text,
-	}
-	for _, k := range slices.Sorted(mapKeys(m.Tags)) {
-		req.Tags = append(req.Tags, resend.Tag{Name: k, Value: m.Tags[k]})
-	}
+	req := resendRequest(m)
 	capt := &capture{}
 	ctx = context.WithValue(ctx, captureKey{}, capt)
 	// Never pass nil options: the SDK panics on a typed nil (peers.md §4.2).
@@ -78,6 +74,76 @@ func (s *ResendSender) Send(ctx context.Context, m Message) (string, error) {
 		return "", classify(err, capt)
 	}
 	return resp.Id, nil
+}
+
+// resendRequest is m as the SDK posts it. Tags are sorted, so one message
+// always encodes to the same bytes (a batch re-sent under its key must).
+func resendRequest(m Message) *resend.SendEmailRequest {
+	req := &resend.SendEmailRequest{
+		From: m.From, To: m.To, ReplyTo: m.ReplyTo,
+		Subject: m.Subject, Html: m.HTML, Text: m.Text,
+	}
+	for _, k := range slices.Sorted(mapKeys(m.Tags)) {
+		req.Tags = append(req.Tags, resend.Tag{Name: k, Value: m.Tags[k]})
+	}
+	return req
+}
+
+// SendBatch sends up to MaxBatch messages in one POST /emails/batch under
+// key, in permissive validation mode: an invalid message is refused alone
+// (its BatchResult.Err, a 422 SendError) and the others go out. The
+// messages' own IdempotencyKey is not sent: Resend takes one key for the
+// whole batch, and replays the first answer only for the same key and the
+// same body (a different body under the key is 409 invalid_idempotent_request).
+// An error is about the whole batch and classified as Send's are.
+func (s *ResendSender) SendBatch(ctx context.Context, msgs []Message, key string) ([]BatchResult, error) {
+	if len(msgs) == 0 || len(msgs) > MaxBatch {
+		return nil, &SendError{Message: fmt.Sprintf("a batch holds 1 to %d messages, got %d", MaxBatch, len(msgs))}
+	}
+	if err := s.limiter.Wait(ctx); err != nil {
+		return nil, &SendError{Message: err.Error(), temporary: true}
+	}
+	reqs := make([]*resend.SendEmailRequest, len(msgs))
+	for i, m := range msgs {
+		reqs[i] = resendRequest(m)
+	}
+	capt := &capture{}
+	ctx = context.WithValue(ctx, captureKey{}, capt)
+	// Never nil options (peers.md §4.2), and permissive: one bad address
+	// must not hold back the 99 others.
+	resp, err := s.client.Batch.SendWithOptions(ctx, reqs, &resend.BatchSendEmailOptions{
+		IdempotencyKey: key, BatchValidation: resend.BatchValidationPermissive,
+	})
+	if err != nil {
+		return nil, classify(err, capt)
+	}
+	return batchResults(len(msgs), resp)
+}
+
+// batchResults pairs a permissive batch's answer with its messages: errors
+// name their message's index, and data lists the ids of the others in order.
+func batchResults(n int, resp *resend.BatchEmailResponse) ([]BatchResult, error) {
+	out := make([]BatchResult, n)
+	refused := 0
+	for _, e := range resp.Errors {
+		if e.Index < 0 || e.Index >= n || out[e.Index].Err != nil {
+			return nil, &SendError{Message: fmt.Sprintf("batch answer names message %d of %d", e.Index, n)}
+		}
+		out[e.Index].Err = &SendError{Status: http.StatusUnprocessableEntity, Name: "validation_error", Message: e.Message}
+		refused++
+	}
+	if len(resp.Data) != n-refused {
+		// Not temporary: a retry under the same key replays the same answer.
+		return nil, &SendError{Message: fmt.Sprintf("batch answer has %d ids and %d errors for %d messages", len(resp.Data), refused, n)}
+	}
+	next := 0
+	for i := range out {
+		if out[i].Err == nil {
+			out[i].ID = resp.Data[next].Id
+			next++
+		}
+	}
+	return out, nil
 }
 
 func mapKeys(m map[string]string) func(func(string) bool) {

@@ -290,3 +290,40 @@ func TestResendTruncatedSuccess(t *testing.T) {
 		t.Errorf("err = %#v, want a temporary error without status", err)
 	}
 }
+
+// TestResendSendBatch: one permissive call under the batch's key; a
+// refused message has its own error and the others their ids, in order; a
+// repeat replays the same ids; a 429 on the batch is temporary.
+func TestResendSendBatch(t *testing.T) {
+	fake := resendtest.New(t, apiKey)
+	fake.RefuseRecipient("bad@example.com", "This address is refused.")
+	s := newSender(t, fake.URL(), 5*time.Second)
+	msgs := []Message{invite("own/1"), invite("own/2"), invite("own/3")}
+	msgs[1].To = []string{"bad@example.com"}
+	ctx := context.Background()
+	res, err := s.SendBatch(ctx, msgs, "batch/1")
+	if err != nil || len(res) != 3 || res[0].ID == "" || res[2].ID == "" || res[1].ID != "" {
+		t.Fatalf("results %+v, err %v", res, err)
+	}
+	if se, ok := AsSendError(res[1].Err); !ok || se.Status != 422 || se.Temporary() || se.Message != "This address is refused." {
+		t.Fatalf("refused message: %#v", res[1].Err)
+	}
+	emails := fake.Emails()
+	if len(emails) != 2 || emails[0].ID != res[0].ID || emails[1].ID != res[2].ID || emails[0].IdempotencyKey != "batch/1" {
+		t.Fatalf("emails %+v", emails)
+	}
+	again, err := s.SendBatch(ctx, msgs, "batch/1")
+	if err != nil || again[0].ID != res[0].ID || again[2].ID != res[2].ID || len(fake.Emails()) != 2 {
+		t.Fatalf("repeat: %+v %v, %d emails; want the same ids, nothing sent", again, err, len(fake.Emails()))
+	}
+	fake.FailNext(1, resendtest.RateLimited("2"))
+	if _, err := s.SendBatch(ctx, msgs[:1], "batch/2"); !outbox.Temporary(err) {
+		t.Fatalf("429 on a batch: %v, want temporary", err)
+	}
+	if _, err := s.SendBatch(ctx, make([]Message, MaxBatch+1), "batch/3"); err == nil || outbox.Temporary(err) {
+		t.Fatalf("a batch over %d: %v, want a permanent error", MaxBatch, err)
+	}
+	if fake.BatchRequests() != 3 {
+		t.Fatalf("batch calls = %d, want 3 (an oversized batch is not sent)", fake.BatchRequests())
+	}
+}

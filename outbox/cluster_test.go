@@ -28,5 +28,6 @@ func TestCluster(t *testing.T) {
 		testenv.ClusterCase{Name: "TwoWorkersShareJobsExactlyOnce", Test: TestTwoWorkersShareJobsExactlyOnce},
 		testenv.ClusterCase{Name: "RunProcessesJobs", Test: TestRunProcessesJobs},
 		testenv.ClusterCase{Name: "PromotionRunsOnlyWhenDue", Test: TestPromotionRunsOnlyWhenDue},
+		testenv.ClusterCase{Name: "BatchHandler", Test: TestBatchHandlerKeepsEachJobsOutcome},
 	)
 }

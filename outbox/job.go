@@ -42,6 +42,9 @@ type Job struct {
 	// worker before the first run and kept across retries, so a handler can
 	// bound how long it keeps retrying (Resend's idempotency window).
 	First int64 `json:"f,omitempty"`
+	// Reclaimed is set by the worker (never stored) on a job taken over
+	// from a worker presumed dead: it may have run, in part, already.
+	Reclaimed bool `json:"-"`
 }
 
 // FirstAttempt is when the job was first tried: First, else its enqueue

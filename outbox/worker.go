@@ -37,6 +37,11 @@ type Config struct {
 // retried with backoff.
 type HandlerFunc func(ctx context.Context, job Job) error
 
+// BatchFunc carries out several jobs of one kind together (mail: one
+// call of the provider's batch endpoint) and returns one error per job, in
+// order, each read as a HandlerFunc's: every job keeps its own outcome.
+type BatchFunc func(ctx context.Context, jobs []Job) []error
+
 // DeadFunc is told when a job of its kind will not be retried any more;
 // Temporary(err) tells a refused job from one that ran out of attempts.
 type DeadFunc func(ctx context.Context, job Job, err error)
@@ -142,6 +147,7 @@ type Worker struct {
 	cfg      Config
 	log      *slog.Logger
 	handlers map[string]HandlerFunc
+	batches  map[string]BatchFunc
 	dead     map[string]DeadFunc
 	wake     chan struct{}
 	now      func() time.Time
@@ -208,6 +214,7 @@ func NewWorker(rdb redis.UniversalClient, ks redisx.Keyspace, cfg Config, log *s
 	w := &Worker{
 		rdb: rdb, ks: ks, cfg: cfg, log: log,
 		handlers: map[string]HandlerFunc{},
+		batches:  map[string]BatchFunc{},
 		dead:     map[string]DeadFunc{},
 		wake:     make(chan struct{}, 1),
 		now:      cfg.Now,
@@ -233,6 +240,12 @@ func (w *Worker) Handle(kind string, h HandlerFunc, onDead DeadFunc) {
 		w.dead[kind] = onDead
 	}
 }
+
+// HandleBatch lets the jobs of a kind that one round reads together run
+// in one call of h (two or more; a job alone runs its Handle handler,
+// which must be registered too). What each job's error says is applied to
+// that job alone: retried, deferred or dead-lettered (with its DeadFunc).
+func (w *Worker) HandleBatch(kind string, h BatchFunc) { w.batches[kind] = h }
 
 // SetObserver installs a metrics observer.
 func (w *Worker) SetObserver(o Observer) { w.observer = o }
@@ -351,9 +364,10 @@ func (w *Worker) round(ctx context.Context, block time.Duration) (int, error) {
 }
 
 type entry struct {
-	shard int
-	id    string
-	raw   string
+	shard     int
+	id        string
+	raw       string
+	reclaimed bool // taken over from a worker presumed dead
 }
 
 func (w *Worker) ensureGroups(ctx context.Context) error {
@@ -573,7 +587,7 @@ func (w *Worker) reclaim(ctx context.Context) ([]entry, error) {
 		}
 		for _, m := range msgs {
 			raw, _ := m.Values[Field].(string)
-			out = append(out, entry{shard: s, id: m.ID, raw: raw})
+			out = append(out, entry{shard: s, id: m.ID, raw: raw, reclaimed: true})
 			w.log.Info("outbox: reclaimed a job from a worker that stopped answering", "shard", s, "entry", m.ID)
 		}
 	}
@@ -584,21 +598,28 @@ func (w *Worker) reclaim(ctx context.Context) ([]entry, error) {
 // together: one script per shard rather than one per job. A crash before
 // that leaves them pending, to be run again after ClaimAfter like a job
 // whose worker died mid-way (handlers are idempotent for that reason).
+// Entries of a kind with a batch handler run together, in one call.
 func (w *Worker) runAll(ctx context.Context, msgs []entry) {
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var done []entry
-	for _, m := range msgs {
+	for _, group := range w.groups(msgs) {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if w.runOne(ctx, m) {
-				mu.Lock()
-				done = append(done, m)
-				mu.Unlock()
+			var finished []entry
+			if len(group) == 1 {
+				if w.runOne(ctx, group[0]) {
+					finished = group
+				}
+			} else {
+				finished = w.runBatch(ctx, group)
 			}
+			mu.Lock()
+			done = append(done, finished...)
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
@@ -606,6 +627,28 @@ func (w *Worker) runAll(ctx context.Context, msgs []entry) {
 		// The entries stay pending; ClaimAfter brings them back.
 		w.log.Warn("outbox: could not acknowledge finished jobs", "jobs", len(done), "err", err)
 	}
+}
+
+// groups splits a round's entries into what runs as one: every entry of a
+// kind with a batch handler together, any other entry alone.
+func (w *Worker) groups(msgs []entry) [][]entry {
+	var out [][]entry
+	byKind := map[string]int{} // kind → its group in out
+	for _, m := range msgs {
+		job, err := decodeJob(m.raw)
+		if _, batched := w.batches[job.Kind]; err != nil || !batched {
+			out = append(out, []entry{m})
+			continue
+		}
+		i, ok := byKind[job.Kind]
+		if !ok {
+			i = len(out)
+			byKind[job.Kind] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], m)
+	}
+	return out
 }
 
 // ack acknowledges and deletes finished entries, one script per shard, in
@@ -646,6 +689,40 @@ func (w *Worker) ack(ctx context.Context, done []entry) error {
 // done is only reported (true): runAll acknowledges those together.
 func (w *Worker) runOne(ctx context.Context, m entry) (done bool) {
 	start := w.now()
+	job, h, ok := w.jobOf(ctx, m, start)
+	if !ok {
+		return false
+	}
+	return w.settle(ctx, m, job, safeRun(ctx, h, job), start)
+}
+
+// runBatch runs entries of one kind in one call of its batch handler and
+// records each job's outcome; it returns the entries done.
+func (w *Worker) runBatch(ctx context.Context, ms []entry) []entry {
+	start := w.now()
+	var runs []entry
+	var jobs []Job
+	for _, m := range ms {
+		if job, _, ok := w.jobOf(ctx, m, start); ok {
+			runs, jobs = append(runs, m), append(jobs, job)
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	errs := safeRunBatch(ctx, w.batches[jobs[0].Kind], jobs)
+	var done []entry
+	for i, m := range runs {
+		if w.settle(ctx, m, jobs[i], errs[i], start) {
+			done = append(done, m)
+		}
+	}
+	return done
+}
+
+// jobOf decodes an entry's job and finds its handler; an entry that has
+// neither is dead-lettered (false).
+func (w *Worker) jobOf(ctx context.Context, m entry, start time.Time) (Job, HandlerFunc, bool) {
 	job, err := decodeJob(m.raw)
 	if err != nil {
 		// Not the raw entry: it may hold a sealed link.
@@ -653,7 +730,7 @@ func (w *Worker) runOne(ctx context.Context, m entry) (done bool) {
 		_, err = w.bury(ctx, m, job)
 		w.observe(job.Kind, "dead", start)
 		w.finish(ctx, m, job, "dead", err)
-		return false
+		return job, nil, false
 	}
 	h, ok := w.handlers[job.Kind]
 	if !ok {
@@ -661,7 +738,7 @@ func (w *Worker) runOne(ctx context.Context, m entry) (done bool) {
 		_, err = w.bury(ctx, m, job)
 		w.observe(job.Kind, "dead", start)
 		w.finish(ctx, m, job, "dead", err)
-		return false
+		return job, nil, false
 	}
 	if job.First == 0 {
 		// Kept in the job from now on: retries re-encode it. A job whose
@@ -669,7 +746,14 @@ func (w *Worker) runOne(ctx context.Context, m entry) (done bool) {
 		// reclaimed (ClaimAfter), which handlers' margins allow for.
 		job.First = start.UnixMilli()
 	}
-	herr := safeRun(ctx, h, job)
+	job.Reclaimed = m.reclaimed
+	return job, h, true
+}
+
+// settle records what a job's run came to: done (reported, true), deferred,
+// retried or dead-lettered.
+func (w *Worker) settle(ctx context.Context, m entry, job Job, herr error, start time.Time) (done bool) {
+	var err error
 	outcome := "done"
 	switch {
 	case herr == nil:
@@ -691,18 +775,25 @@ func (w *Worker) runOne(ctx context.Context, m entry) (done bool) {
 			}
 		} else {
 			outcome = "retry"
-			delay := max(after, w.backoff(job.Attempt))
-			// A notice job's ref is an address, and errors may quote one.
-			w.log.Info("outbox: job will be retried", "kind", job.Kind, "ref", redact.Text(job.Ref), "attempt", job.Attempt, "in", delay, "err", redact.Text(herr.Error()))
-			due := w.now().Add(delay)
-			err = delayScript.Eval(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
-				entryArgs{Group: w.cfg.Group, ID: m.id, Job: job.encode(), Due: due.UnixMilli()}).Err()
-			w.promoteBy(m.shard, due)
+			err = w.retry(ctx, m, job, herr, after)
 		}
 	}
 	w.observe(job.Kind, outcome, start)
 	w.finish(ctx, m, job, outcome, err)
 	return done
+}
+
+// retry puts a failed job in the delayed set, after its backoff or the
+// error's RetryAfter, whichever is longer.
+func (w *Worker) retry(ctx context.Context, m entry, job Job, herr error, after time.Duration) error {
+	delay := max(after, w.backoff(job.Attempt))
+	// A notice job's ref is an address, and errors may quote one.
+	w.log.Info("outbox: job will be retried", "kind", job.Kind, "ref", redact.Text(job.Ref), "attempt", job.Attempt, "in", delay, "err", redact.Text(herr.Error()))
+	due := w.now().Add(delay)
+	err := delayScript.Eval(ctx, w.rdb, []string{w.ks.Outbox(m.shard), w.ks.OutboxDelayed(m.shard)},
+		entryArgs{Group: w.cfg.Group, ID: m.id, Job: job.encode(), Due: due.UnixMilli()}).Err()
+	w.promoteBy(m.shard, due)
+	return err
 }
 
 func isDefer(err error) bool { _, ok := IsDefer(err); return ok }
@@ -765,6 +856,29 @@ func safeRun(ctx context.Context, h HandlerFunc, job Job) (err error) {
 		}
 	}()
 	return h(ctx, job)
+}
+
+// safeRunBatch runs a batch handler; a panic, or an answer of the wrong
+// length, is every job's permanent failure.
+func safeRunBatch(ctx context.Context, h BatchFunc, jobs []Job) (errs []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			errs = sameError(len(jobs), Permanent(fmt.Errorf("batch handler panicked: %v", r)))
+		}
+	}()
+	errs = h(ctx, jobs)
+	if len(errs) != len(jobs) {
+		return sameError(len(jobs), Permanent(fmt.Errorf("batch handler answered %d results for %d jobs", len(errs), len(jobs))))
+	}
+	return errs
+}
+
+func sameError(n int, err error) []error {
+	out := make([]error, n)
+	for i := range out {
+		out[i] = err
+	}
+	return out
 }
 
 func truncate(s string, n int) string {

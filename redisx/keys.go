@@ -101,6 +101,14 @@
 //	P{m:<sha256(email id)>}:mail      STRING "<invitation id> <token version>": the  TTL MailIndexTTL (30 days)
 //	                                         invitation a provider's email id (Resend)
 //	                                         was sent for (invites/delivery.go)
+//	P{mb}:pin:<sha256(mail key)>      STRING the send a mail is bound to: the key   TTL a day (the provider's
+//	                                         of the batch it went out in, or "1"    idempotency window)
+//	                                         for a send of its own (invites/
+//	                                         mail_batch_store.go)
+//	P{mb}:batch:<sha256(batch key)>   STRING a batch's mails: their keys and the    deleted when answered; TTL a day
+//	                                         sealed request, to re-send as it was
+//	P{mb}:batch:<…>:sent              STRING the batch's answer: id or error per    TTL a day
+//	                                         mail
 //	P{w:<sha256(webhook id)>}:seen    STRING a provider webhook (svix-id) applied     TTL WebhookSeenTTL (a day)
 //	                                         or being applied: a replay changes nothing
 //	P{g}:suppressed                   ZSET   suppressed addresses (score 0, lexical)  an operator; entries without
@@ -379,6 +387,30 @@ func (k Keyspace) MailMessage(emailID string) string {
 	sum := sha256.Sum256([]byte(emailID))
 	return k.Prefix + "{m:" + hex.EncodeToString(sum[:16]) + "}:mail"
 }
+
+// MailBatches is the hash tag of the mail batch bookkeeping (invites'
+// mail_batch_store.go): every mail's pin and every batch's record share
+// it, so that pinning a batch's mails and writing its record is one
+// script. A batch of up to 100 mails costs one script there, at the pace
+// the mail provider allows (a few calls a second): not a hot slot.
+func (k Keyspace) MailBatches() string { return k.Prefix + "{mb}:" }
+
+// MailPin names the send a mail (its own idempotency key) is bound to:
+// the batch it went out in, or a send of its own.
+func (k Keyspace) MailPin(mailKey string) string {
+	sum := sha256.Sum256([]byte(mailKey))
+	return k.MailBatches() + "pin:" + hex.EncodeToString(sum[:16])
+}
+
+// MailBatch holds a batch's request until it is answered; MailBatchSent
+// its answer.
+func (k Keyspace) MailBatch(batchKey string) string {
+	sum := sha256.Sum256([]byte(batchKey))
+	return k.MailBatches() + "batch:" + hex.EncodeToString(sum[:16])
+}
+
+// MailBatchSent holds a batch's answer: an email id or an error per mail.
+func (k Keyspace) MailBatchSent(batchKey string) string { return k.MailBatch(batchKey) + ":sent" }
 
 // WebhookSeen marks a provider webhook message (its svix-id) as applied,
 // so a replay of it changes nothing.

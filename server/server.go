@@ -161,7 +161,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Worker = outbox.NewWorker(s.rdb, s.ks, outbox.Config{
 		Concurrency: cfg.Outbox.Workers, PollInterval: cfg.Outbox.PollInterval, MaxAttempts: cfg.Outbox.MaxAttempts,
 		BaseBackoff: cfg.Outbox.BaseBackoff, MaxBackoff: cfg.Outbox.MaxBackoff, ClaimAfter: cfg.Outbox.ClaimAfter,
-		Now: now,
+		// A round reads a full mail batch (mail + invitation.sync per invitation): invites.HandleBatch.
+		Batch: 2 * mail.MaxBatch, Now: now,
 	}, log.With("component", "outbox"))
 	s.Worker.SetObserver(s.Metrics)
 
@@ -188,7 +189,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	mailer := invites.NewMailer(invites.MailerOptions{
 		Invitations: s.Invites.Store(), Tokens: s.Invites, Links: s.Invites, Identities: s.ids,
 		Sender: sender, Templates: render, FromAddress: cfg.Mail.FromAddress, FromName: cfg.Mail.FromName,
-		LoginURL: loginURL(cfg), Observer: s.Metrics, Now: now, Deliveries: s.Deliveries,
+		LoginURL: loginURL(cfg), Observer: s.Metrics, Now: now, Deliveries: s.Deliveries, Batches: invites.NewMailBatches(s.rdb, s.ks, sealer),
 		Budget: ratelimit.Budget{Limiter: s.Limiter, Global: s.quotas.mailGlobal, PerOrg: s.quotas.mailPerOrg},
 	})
 	mailer.Register(s.Worker, s.Addresses)

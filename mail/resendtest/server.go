@@ -83,8 +83,10 @@ type Server struct {
 	now      func() time.Time
 	emails   []Email
 	requests int
+	batches  int // of requests, those to /emails/batch
 	keys     map[string]*idempotent
 	failures []Failure
+	refused  map[string]string // recipient → why validation refuses it
 	// Fixed one-second window, which is what ratelimit-reset describes.
 	perSecond   int
 	windowStart time.Time
@@ -147,6 +149,19 @@ func (s *Server) FailNext(n int, f Failure) {
 	}
 }
 
+// RefuseRecipient makes validation refuse mail to addr with message, as
+// Resend does for an address it deems invalid: a single send answers 422
+// validation_error, a strict batch fails whole, a permissive batch lists
+// the email in its errors and sends the others.
+func (s *Server) RefuseRecipient(addr, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refused == nil {
+		s.refused = map[string]string{}
+	}
+	s.refused[strings.ToLower(addr)] = message
+}
+
 // Emails returns a copy of every accepted email, in order.
 func (s *Server) Emails() []Email {
 	s.mu.Lock()
@@ -165,6 +180,13 @@ func (s *Server) Requests() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.requests
+}
+
+// BatchRequests counts POSTs to /emails/batch, whatever their outcome.
+func (s *Server) BatchRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.batches
 }
 
 // WaitForEmails waits until at least n emails were accepted and returns
@@ -189,7 +211,7 @@ func (s *Server) WaitForEmails(t testing.TB, n int, timeout time.Duration) []Ema
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.emails, s.failures, s.requests = nil, nil, 0
+	s.emails, s.failures, s.requests, s.batches = nil, nil, 0, 0
 	s.keys = map[string]*idempotent{}
 }
 
@@ -207,6 +229,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e = &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "Method is not allowed for the requested path."}
 	default:
 		s.requests++
+		if batch {
+			s.batches++
+		}
 		e = s.authorize(r.Header.Get("Authorization"))
 	}
 	// Only authorized send requests spend the budget, but every answer
@@ -327,34 +352,9 @@ func (s *Server) send(r *http.Request, batch bool, delay time.Duration) (int, []
 		return errorBody(&apiError{http.StatusBadRequest, "validation_error", "Invalid JSON body: " + err.Error()})
 	}
 
-	// Validate every email; strict mode (and a single send) fails on the first.
-	permissive := false
-	var invalid []batchError
-	if batch {
-		switch mode := r.Header.Get("x-batch-validation"); mode {
-		case "", "strict":
-		case "permissive":
-			permissive = true
-		default:
-			return errorBody(&apiError{http.StatusBadRequest, "validation_error", "Invalid `x-batch-validation` header: " + mode})
-		}
-		if len(reqs) == 0 || len(reqs) > maxBatch {
-			return errorBody(&apiError{http.StatusUnprocessableEntity, "validation_error",
-				fmt.Sprintf("A batch must contain between 1 and %d emails, got %d.", maxBatch, len(reqs))})
-		}
-	}
-	for i, q := range reqs {
-		e := q.validate(batch)
-		switch {
-		case e == nil:
-		case !batch:
-			return errorBody(e)
-		case !permissive:
-			e.Message = fmt.Sprintf("emails[%d]: %s", i, e.Message)
-			return errorBody(e)
-		default:
-			invalid = append(invalid, batchError{Index: i, Message: e.Message})
-		}
+	permissive, invalid, e := s.validate(r, batch, reqs)
+	if e != nil {
+		return errorBody(e)
 	}
 
 	var entry *idempotent
@@ -400,6 +400,53 @@ func (s *Server) send(r *http.Request, batch bool, delay time.Duration) (int, []
 		entry.inFlight, entry.body = false, body
 	}
 	return http.StatusOK, body
+}
+
+// refusedRecipient is the validation error of a refused recipient, if any.
+func (s *Server) refusedRecipient(to []string) *apiError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range to {
+		if msg, ok := s.refused[strings.ToLower(a)]; ok {
+			return &apiError{http.StatusUnprocessableEntity, "validation_error", msg}
+		}
+	}
+	return nil
+}
+
+// validate checks every email; strict mode (and a single send) fails on
+// the first invalid one, permissive mode lists them.
+func (s *Server) validate(r *http.Request, batch bool, reqs []request) (permissive bool, invalid []batchError, _ *apiError) {
+	if batch {
+		switch mode := r.Header.Get("x-batch-validation"); mode {
+		case "", "strict":
+		case "permissive":
+			permissive = true
+		default:
+			return false, nil, &apiError{http.StatusBadRequest, "validation_error", "Invalid `x-batch-validation` header: " + mode}
+		}
+		if len(reqs) == 0 || len(reqs) > maxBatch {
+			return false, nil, &apiError{http.StatusUnprocessableEntity, "validation_error",
+				fmt.Sprintf("A batch must contain between 1 and %d emails, got %d.", maxBatch, len(reqs))}
+		}
+	}
+	for i, q := range reqs {
+		e := q.validate(batch)
+		if e == nil {
+			e = s.refusedRecipient(q.To)
+		}
+		switch {
+		case e == nil:
+		case !batch:
+			return false, nil, e
+		case !permissive:
+			e.Message = fmt.Sprintf("emails[%d]: %s", i, e.Message)
+			return false, nil, e
+		default:
+			invalid = append(invalid, batchError{Index: i, Message: e.Message})
+		}
+	}
+	return permissive, invalid, nil
 }
 
 // sleep waits d, or less if the server is shutting down.

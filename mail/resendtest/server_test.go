@@ -497,3 +497,31 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("emails = %d, want one per key", n)
 	}
 }
+
+// TestBatchIdempotencyAndFaults: one key covers a whole batch (the same
+// body replays the first answer, another body is 409), injected failures
+// and refused recipients apply to batches, and batch calls are counted.
+func TestBatchIdempotencyAndFaults(t *testing.T) {
+	s := New(t, key)
+	s.RefuseRecipient("bad@example.com", "This address is refused.")
+	h := map[string]string{"x-batch-validation": "permissive", "Idempotency-Key": "batch/1"}
+	body := batchOf(email(nil), email(map[string]any{"to": "bad@example.com"}), email(map[string]any{"to": "bob@example.com"}))
+	s.FailNext(1, ServerError())
+	call{path: "emails/batch", header: h, body: body}.do(t, s).wantError(t, 500, "internal_server_error")
+	first := call{path: "emails/batch", header: h, body: body}.do(t, s)
+	if first.status != 200 || !strings.Contains(string(first.body), `"errors":[{"index":1,"message":"This address is refused."}]`) {
+		t.Fatalf("after a 500: %d %s", first.status, first.body)
+	}
+	replay := call{path: "emails/batch", header: h, body: body}.do(t, s)
+	if replay.status != 200 || string(replay.body) != string(first.body) {
+		t.Errorf("replay = %d %s, want the first answer %s", replay.status, replay.body, first.body)
+	}
+	call{path: "emails/batch", header: h, body: batchOf(email(nil))}.do(t, s).wantError(t, 409, "invalid_idempotent_request")
+	if n := len(s.Emails()); n != 2 {
+		t.Errorf("emails = %d, want 2 (the refused one and the replay send nothing)", n)
+	}
+	call{body: email(map[string]any{"to": "bad@example.com"})}.do(t, s).wantError(t, 422, "validation_error")
+	if got := s.BatchRequests(); got != 4 || s.Requests() != 5 {
+		t.Errorf("batch requests = %d, requests = %d; want 4 and 5", got, s.Requests())
+	}
+}
