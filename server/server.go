@@ -158,13 +158,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 
 	s.sessions = identity.NewSessionCache(s.ids.Whoami, cfg.Kratos.WhoamiCacheTTL, 10000, now)
 
-	s.Worker = outbox.NewWorker(s.rdb, s.ks, outbox.Config{
-		Concurrency: cfg.Outbox.Workers, PollInterval: cfg.Outbox.PollInterval, MaxAttempts: cfg.Outbox.MaxAttempts,
-		BaseBackoff: cfg.Outbox.BaseBackoff, MaxBackoff: cfg.Outbox.MaxBackoff, ClaimAfter: cfg.Outbox.ClaimAfter,
-		// A round reads a full mail batch (mail + invitation.sync per invitation): invites.HandleBatch.
-		Batch: 2 * mail.MaxBatch, Now: now,
-	}, log.With("component", "outbox"))
-	s.Worker.SetObserver(s.Metrics)
+	s.Worker = s.newWorker()
 
 	orgStore, invStore := s.newStores()
 	if err := s.newDeliveries(invStore); err != nil {
@@ -214,6 +208,19 @@ func New(ctx context.Context, o Options) (*Server, error) {
 
 	s.public, s.admin = s.routes()
 	return s, s.newEvents(log, now) // last: only endpoints with bad secrets fail it
+}
+
+// newWorker is the outbox worker, observed by the metrics.
+func (s *Server) newWorker() *outbox.Worker {
+	o := s.cfg.Outbox
+	w := outbox.NewWorker(s.rdb, s.ks, outbox.Config{
+		Concurrency: o.Workers, PollInterval: o.PollInterval, MaxAttempts: o.MaxAttempts,
+		BaseBackoff: o.BaseBackoff, MaxBackoff: o.MaxBackoff, ClaimAfter: o.ClaimAfter,
+		// A round reads a full mail batch (mail + invitation.sync per invitation): invites.HandleBatch.
+		Batch: 2 * mail.MaxBatch, Now: s.now,
+	}, s.log.With("component", "outbox"))
+	w.SetObserver(s.Metrics)
+	return w
 }
 
 // newIdentities is the Kratos adapter the configuration names.
