@@ -735,7 +735,7 @@ func TestSecretsAreRefusedInConfig(t *testing.T) {
 		{"config.hooks.secret", "a-hooks-secret-in-the-configmap", "secret.hooksSecret"},
 		{"config.redis.url", "redis://default:hunter2@redis:6379/0", "secret.redisUrl"},
 		{"config.events.endpoints", []any{map[string]any{"name": "crm", "url": "https://crm.example.com/", "secrets": []any{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}}, "secret.eventsEndpointSecrets.crm"},
-		{"config.events.endpoints", []any{map[string]any{"url": "https://crm.example.com/"}}, "needs a name"},
+		{"config.events.endpoints", []any{map[string]any{"url": "https://crm.example.com/"}}, "missing property 'name'"}, // the schema's word; the template's "needs a name" backs it
 		{"secret.eventsEndpointSecrets", map[string]any{"crm": []any{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, "names no endpoint"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
