@@ -51,18 +51,8 @@ func (h *BulkHandlers) admin(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var rows []BulkRow
-	if body.csv {
-		rows, err = ParseCSV(body.raw, MaxBulkRows)
-	} else {
-		var req BulkRequest
-		err = decodeBulkJSON(c, body.raw, &req)
-		rows = req.Invitations
-	}
+	rows, err := bulkRows(c, body, func(r BulkRow) BulkRow { return r })
 	if err != nil {
-		return err
-	}
-	if err := checkRowCount(len(rows)); err != nil {
 		return err
 	}
 	var quota RowQuota
@@ -81,20 +71,8 @@ func (h *BulkHandlers) api(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var rows []BulkRow
-	if body.csv {
-		rows, err = ParseCSV(body.raw, MaxBulkRows)
-	} else {
-		var req APIBulkRequest
-		err = decodeBulkJSON(c, body.raw, &req)
-		for _, r := range req.Invitations {
-			rows = append(rows, r.Row())
-		}
-	}
+	rows, err := bulkRows(c, body, APIBulkRow.Row)
 	if err != nil {
-		return err
-	}
-	if err := checkRowCount(len(rows)); err != nil {
 		return err
 	}
 	who := httpx.CallerOf(c)
@@ -197,6 +175,29 @@ func readBulk(c *gin.Context) (bulkBody, error) {
 	}
 	b.raw = buf.Bytes()
 	return b, nil
+}
+
+// bulkRows reads a request's rows, 1 to MaxBulkRows: the CSV, or the JSON
+// body's invitations (rows of type R: BulkRow on the operator's API,
+// APIBulkRow on the org admins'), each made a BulkRow by row.
+func bulkRows[R any](c *gin.Context, body bulkBody, row func(R) BulkRow) ([]BulkRow, error) {
+	var rows []BulkRow
+	var err error
+	if body.csv {
+		rows, err = ParseCSV(body.raw, MaxBulkRows)
+	} else {
+		var req struct {
+			Invitations []R `json:"invitations"`
+		}
+		err = decodeBulkJSON(c, body.raw, &req)
+		for _, r := range req.Invitations {
+			rows = append(rows, row(r))
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rows, checkRowCount(len(rows))
 }
 
 // decodeBulkJSON decodes a JSON body strictly (httpx.DecodeJSON's rules).

@@ -84,16 +84,6 @@ func (r BulkRow) checkNames() (BulkRow, error) {
 	return r, err
 }
 
-// BulkRequest is the JSON body of a bulk invitation on the admin API.
-type BulkRequest struct {
-	Invitations []BulkRow `json:"invitations"`
-}
-
-// APIBulkRequest is the JSON body on the org admins' API.
-type APIBulkRequest struct {
-	Invitations []APIBulkRow `json:"invitations"`
-}
-
 // CSVColumns are the columns a CSV upload may have (in any order; email
 // is required). Both APIs take the same columns.
 var CSVColumns = []string{"email", "role", "first_name", "last_name", "locale", "ttl", "redirect_to"}
